@@ -1,0 +1,130 @@
+// Reading, validating and merging policies. Errors are one line that names the field.
+import { readFileSync, statSync } from 'node:fs';
+import YAML from 'yaml';
+import type { z } from 'zod';
+import { NanocellError } from '../util/errors.js';
+import {
+  DEFAULT_EXCLUDES,
+  DEFAULT_EXEC_ALLOW,
+  DEFAULT_LIMITS,
+  DEFAULT_PROTECTED,
+  type Policy,
+} from './defaults.js';
+import { policySchema, type PolicyFile } from './schema.js';
+
+const MAX_POLICY_BYTES = 1024 * 1024;
+
+export class PolicyError extends NanocellError {
+  constructor(message: string, fix = 'correct the policy; see schema/policy.schema.json') {
+    super(message, fix, 'POLICY');
+  }
+}
+
+function formatIssue(issue: z.core.$ZodIssue, source: string): string {
+  const path = issue.path.length ? issue.path.join('.') : '(top level)';
+  let msg = issue.message;
+  if (issue.code === 'unrecognized_keys') {
+    msg = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  }
+  return `${source}: ${path}: ${msg}`;
+}
+
+/** Validates an already-parsed policy document. */
+export function parsePolicy(doc: unknown, source = 'policy'): PolicyFile {
+  const res = policySchema.safeParse(doc ?? {});
+  if (!res.success) {
+    const first = res.error.issues[0]!;
+    const more = res.error.issues.length > 1 ? ` (and ${res.error.issues.length - 1} more)` : '';
+    throw new PolicyError(`invalid policy: ${formatIssue(first, source)}${more}`);
+  }
+  return res.data;
+}
+
+/** Reads a YAML or JSON policy file (JSON is YAML, so one parser serves both). */
+export function loadPolicyFile(path: string): PolicyFile {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw new PolicyError(`policy file ${path} does not exist`, 'pass an existing file to --policy');
+  }
+  if (!st.isFile()) {
+    throw new PolicyError(`policy file ${path} is not a regular file`, 'pass a file to --policy');
+  }
+  if (st.size > MAX_POLICY_BYTES) {
+    throw new PolicyError(`policy file ${path} is larger than 1 MiB`, 'a policy is a short file');
+  }
+  const text = readFileSync(path, 'utf8');
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text, { uniqueKeys: true, maxAliasCount: 100 });
+  } catch (e) {
+    const first = String((e as Error).message).split('\n')[0];
+    throw new PolicyError(`policy file ${path} is not valid YAML or JSON: ${first}`);
+  }
+  if (doc !== null && doc !== undefined && (typeof doc !== 'object' || Array.isArray(doc))) {
+    throw new PolicyError(`policy file ${path} must hold a mapping of settings at the top level`);
+  }
+  return parsePolicy(doc, path);
+}
+
+/** Fills in defaults. Later layers win key by key; lists from later layers replace earlier ones. */
+export function resolvePolicy(...layers: PolicyFile[]): Policy {
+  const m = mergeLayers(layers);
+  const ws = m.workspace ?? {};
+  return {
+    limits: { ...DEFAULT_LIMITS, ...stripUndefined(m.limits ?? {}) },
+    workspace: {
+      include: ws.include ?? ['**'],
+      exclude: [...(ws.defaultExcludes === false ? [] : DEFAULT_EXCLUDES), ...(ws.exclude ?? [])],
+      protected: [
+        ...(ws.defaultProtected === false ? [] : DEFAULT_PROTECTED),
+        ...(ws.protected ?? []),
+      ],
+    },
+    exec: { allow: m.exec?.allow ?? [...DEFAULT_EXEC_ALLOW] },
+    network: {
+      allow: m.network?.allow ?? [],
+      deny: m.network?.deny ?? [],
+      cidrs: m.network?.cidrs ?? [],
+      hosts: m.network?.hosts ?? {},
+    },
+    syscalls: {
+      allow: m.syscalls?.allow ?? [],
+      deny: m.syscalls?.deny ?? [],
+      unsafeAllowForbidden: m.syscalls?.unsafeAllowForbidden ?? false,
+    },
+    runtime: {
+      name: m.runtime?.name ?? 'runc',
+      ...(m.runtime?.path ? { path: m.runtime.path } : {}),
+    },
+    env: m.env ?? {},
+    allowDegraded: [...new Set(m.allowDegraded ?? [])],
+  };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function mergeLayers(layers: PolicyFile[]): PolicyFile {
+  const out: Record<string, unknown> = {};
+  for (const layer of layers) {
+    for (const [k, v] of Object.entries(layer)) {
+      if (v === undefined) continue;
+      const prev = out[k];
+      if (isPlainObject(v) && isPlainObject(prev) && k !== 'env' && k !== 'hosts') {
+        out[k] = { ...prev, ...stripUndefined(v) };
+      } else if (k === 'env' && isPlainObject(v) && isPlainObject(prev)) {
+        out[k] = { ...prev, ...v };
+      } else {
+        out[k] = v;
+      }
+    }
+  }
+  return out as PolicyFile;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
