@@ -1,0 +1,4 @@
+// `node --import <this file> child.ts` runs a TypeScript child (see tsHooks.mjs).
+import { register } from 'node:module';
+
+register('./tsHooks.mjs', import.meta.url);
