@@ -1,0 +1,345 @@
+// Reads what the agent changed from the overlay's upper dir and stores it as a bounded change
+// set. The upper dir names the touched paths; contents and deletions are judged against the
+// merged view (the kernel's own reading of whiteouts and opaque dirs) and the lower layer.
+import {
+  closeSync,
+  constants,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  fsyncSync,
+  type Stats,
+} from 'node:fs';
+import { BudgetExceededError, hashFile } from './fsSafe.js';
+import { compileScope, type ScopeMatcher } from './globs.js';
+import {
+  summarize,
+  type BaseState,
+  type ChangeEntry,
+  type ChangeSummary,
+  type Manifest,
+  type RefusedChange,
+} from './manifest.js';
+import { isMountPoint, mountReadOnlyView, unmountOverlay } from './overlay.js';
+import { isSameOrBelow, lstatNoSymlinkComponents, relPathProblem } from './paths.js';
+import type { ScopePlan } from './scope.js';
+
+export interface ChangeLimits {
+  /** Most paths the upper dir may hold (touched entries, whiteouts and expanded deletions). */
+  maxFiles: number;
+  /** Most bytes of file content stored (normally the disk cap). */
+  maxBytes: number;
+}
+
+export const DEFAULT_MAX_FILES = 100_000;
+
+export interface CollectOptions {
+  upperDir: string;
+  /** The overlay's lower layer as it was (normally the project dir itself). */
+  lowerDir: string;
+  projectDir: string;
+  /** `<stateRoot>/changes/<taskId>`; must not exist yet. */
+  outDir: string;
+  taskId: string;
+  startedAtMs: number;
+  limits: ChangeLimits;
+  scope: ScopePlan;
+  /**
+   * The still-mounted merged view of the cell's overlay. When absent a read-only overlay of
+   * upper over lower is mounted next to outDir for the time of the collection.
+   */
+  mergedDir?: string;
+}
+
+class Refusal extends Error {}
+
+type Kind = 'file' | 'dir' | 'symlink' | 'other';
+const kindOf = (st: Stats): Kind =>
+  st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
+
+export async function collectChangeSet(o: CollectOptions): Promise<ChangeSummary> {
+  const projectSt = lstatSync(o.projectDir, { bigint: true });
+  mkdirSync(o.outDir, { recursive: false, mode: 0o700 });
+  mkdirSync(`${o.outDir}/files`, { mode: 0o700 });
+  let viewDir = o.mergedDir;
+  let ownView: string | undefined;
+  if (!viewDir || !isMountPoint(viewDir)) {
+    ownView = `${o.outDir}.view`;
+    mkdirSync(ownView, { mode: 0o700 });
+    await mountReadOnlyView([o.upperDir, o.lowerDir], ownView);
+    viewDir = ownView;
+  }
+  const manifest: Manifest = {
+    version: 1,
+    taskId: o.taskId,
+    projectDir: o.projectDir,
+    projectId: { dev: String(projectSt.dev), ino: String(projectSt.ino) },
+    startedAtMs: o.startedAtMs,
+    collectedAtMs: Date.now(),
+    status: 'ok',
+    patterns: o.scope.patterns,
+    hidden: [...o.scope.hidden, ...o.scope.hardlinkHidden],
+    limits: o.limits,
+    entries: [],
+    refused: [],
+    totalBytes: 0,
+  };
+  try {
+    new Collector(o, viewDir, manifest).run();
+  } catch (e) {
+    if (!(e instanceof Refusal)) throw e;
+    // Never keep a partial copy: the change set is refused as a whole.
+    rmSync(`${o.outDir}/files`, { recursive: true, force: true });
+    mkdirSync(`${o.outDir}/files`, { mode: 0o700 });
+    manifest.status = 'refused';
+    manifest.reason = e.message;
+    manifest.entries = [];
+    manifest.refused = [];
+    manifest.totalBytes = 0;
+  } finally {
+    if (ownView) {
+      await unmountOverlay(ownView);
+      rmSync(ownView, { recursive: true, force: true });
+    }
+  }
+  writeManifest(o.outDir, manifest);
+  return summarize({ dir: o.outDir, manifest });
+}
+
+export function writeManifest(dir: string, manifest: Manifest): void {
+  const tmp = `${dir}/.manifest.json.tmp`;
+  writeFileSync(tmp, JSON.stringify(manifest), { mode: 0o600, flag: 'w' });
+  const fd = openSync(tmp, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, `${dir}/manifest.json`);
+}
+
+class Collector {
+  private readonly matcher: ScopeMatcher;
+  private readonly hidden: string[];
+  private seen = 0;
+  private readonly stored = new Set<string>();
+
+  constructor(
+    private readonly o: CollectOptions,
+    private readonly view: string,
+    private readonly m: Manifest,
+  ) {
+    this.matcher = compileScope(o.scope.patterns);
+    this.hidden = m.hidden;
+  }
+
+  run(): void {
+    this.walkUpperDir('');
+  }
+
+  private count(): void {
+    if (++this.seen > this.o.limits.maxFiles) {
+      throw new Refusal(
+        `the task touched more than ${this.o.limits.maxFiles} paths; nothing was kept`,
+      );
+    }
+  }
+
+  private isHidden(rel: string): boolean {
+    return this.hidden.some((h) => isSameOrBelow(rel, h));
+  }
+
+  private refuse(path: string, reason: string): void {
+    this.m.refused.push({ path, reason } satisfies RefusedChange);
+  }
+
+  /** Why a new or changed path may not come back, or undefined. */
+  private scopeProblem(rel: string, type: Kind): string | undefined {
+    const problem = relPathProblem(rel);
+    if (problem) return `path ${problem}`;
+    if (this.isHidden(rel) || this.matcher.isExcluded(rel)) return 'excluded from the workspace';
+    if (this.matcher.isProtected(rel)) return 'protected path';
+    if (!this.matcher.isIncluded(rel) && !(type === 'dir' && this.matcher.mayHoldIncluded(rel))) {
+      return 'outside the workspace include patterns';
+    }
+    return undefined;
+  }
+
+  private lower(rel: string): Stats | undefined {
+    try {
+      return lstatNoSymlinkComponents(this.o.lowerDir, rel);
+    } catch {
+      return undefined; // reached through a symlink or a file: not the same path in the lower
+    }
+  }
+
+  private walkUpperDir(dir: string): void {
+    const abs = dir ? `${this.o.upperDir}/${dir}` : this.o.upperDir;
+    for (const name of readdirSync(abs)) {
+      this.count();
+      const rel = dir ? `${dir}/${name}` : name;
+      const up = lstatSync(`${this.o.upperDir}/${rel}`);
+      if (up.isCharacterDevice() && up.rdev === 0) continue; // whiteout: seen from its parent
+      const view = lstatSync(`${this.view}/${rel}`, { throwIfNoEntry: false });
+      if (!view) throw new Refusal(`upper entry ${rel} is not in the merged view`);
+      this.visit(rel, view);
+    }
+    if (dir === '' || lstatSync(`${this.view}/${dir}`).isDirectory()) this.findDeletions(dir);
+  }
+
+  private visit(rel: string, view: Stats): void {
+    const type = kindOf(view);
+    const low = this.lower(rel);
+    if (type === 'other') {
+      this.refuse(rel, 'device file, fifo or socket');
+      return;
+    }
+    const problem = this.scopeProblem(rel, type);
+    if (problem) {
+      this.refuse(rel, problem);
+      return;
+    }
+    const lowType = low ? kindOf(low) : undefined;
+    const mode = view.mode & 0o777;
+    const extra = view.mode & 0o7000 ? { modeMasked: true } : {};
+    if (type === 'dir') {
+      if (lowType === 'dir') {
+        if ((low!.mode & 0o777) !== mode)
+          this.add({ path: rel, kind: 'mode', type, mode, ...extra });
+      } else {
+        if (lowType && !this.replaceable(rel, low!)) return;
+        this.add({ path: rel, kind: lowType ? 'modify' : 'add', type, mode, ...extra });
+      }
+      this.walkUpperDir(rel);
+      return;
+    }
+    if (lowType === 'dir' && !this.replaceable(rel, low!)) return;
+    if (type === 'symlink') {
+      const target = readlinkSync(`${this.view}/${rel}`);
+      if (lowType === 'symlink' && readlinkSync(`${this.o.lowerDir}/${rel}`) === target) return;
+      this.add({ path: rel, kind: lowType ? 'modify' : 'add', type, target });
+      return;
+    }
+    const content = this.store(rel);
+    if (lowType === 'file') {
+      const before = hashFile(`${this.o.lowerDir}/${rel}`);
+      if (before.sha256 === content.sha256) {
+        if ((low!.mode & 0o777) === mode) return; // copied up, unchanged
+        this.add({ path: rel, kind: 'mode', type, mode, ...extra });
+        return;
+      }
+    }
+    this.add({ path: rel, kind: lowType ? 'modify' : 'add', type, mode, ...content, ...extra });
+  }
+
+  /** A lower directory replaced by a non-directory: everything below it is deleted. */
+  private replaceable(rel: string, low: Stats): boolean {
+    if (!low.isDirectory()) return true;
+    const dels = this.expandDeletion(rel, false);
+    if (!dels) {
+      this.refuse(rel, 'replaces a directory that holds hidden or protected paths');
+      return false;
+    }
+    for (const d of dels) this.add(d);
+    return true;
+  }
+
+  /** Lower children that the merged view no longer shows were deleted (whiteout or opaque). */
+  private findDeletions(dir: string): void {
+    const low = dir ? this.lower(dir) : lstatSync(this.o.lowerDir);
+    if (!low?.isDirectory()) return;
+    const shown = new Set(readdirSync(dir ? `${this.view}/${dir}` : this.view));
+    for (const name of readdirSync(dir ? `${this.o.lowerDir}/${dir}` : this.o.lowerDir)) {
+      if (shown.has(name)) continue;
+      const rel = dir ? `${dir}/${name}` : name;
+      if (this.isHidden(rel)) continue; // the cell never saw it
+      const dels = this.expandDeletion(rel, true);
+      if (!dels) this.refuse(rel, 'deletes a directory that holds hidden or protected paths');
+      else for (const d of dels) this.add(d);
+    }
+  }
+
+  /**
+   * Deletion entries for `rel` and everything below it in the lower, children first.
+   * Undefined when something below may not be deleted (hidden or protected).
+   */
+  private expandDeletion(
+    rel: string,
+    includeSelf: boolean,
+  ): Omit<ChangeEntry, 'base'>[] | undefined {
+    const out: Omit<ChangeEntry, 'base'>[] = [];
+    const walk = (p: string, self: boolean): boolean => {
+      if (self) this.count();
+      if (this.isHidden(p) || this.matcher.isProtected(p)) return false;
+      const st = lstatSync(`${this.o.lowerDir}/${p}`);
+      const type = kindOf(st);
+      if (type === 'dir') {
+        for (const name of readdirSync(`${this.o.lowerDir}/${p}`)) {
+          if (!walk(`${p}/${name}`, true)) return false;
+        }
+      }
+      if (self) out.push({ path: p, kind: 'delete', type: type === 'other' ? 'file' : type });
+      return true;
+    };
+    return walk(rel, includeSelf) ? out : undefined;
+  }
+
+  private store(rel: string): { size: number; sha256: string } {
+    const tmp = `${this.o.outDir}/files/.incoming`;
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+    let r: { size: number; sha256: string };
+    try {
+      r = hashFile(`${this.view}/${rel}`, {
+        outFd: fd,
+        budget: this.o.limits.maxBytes - this.m.totalBytes,
+      });
+      fsyncSync(fd);
+    } catch (e) {
+      if (e instanceof BudgetExceededError) {
+        throw new Refusal(
+          `the task wrote more than ${this.o.limits.maxBytes} bytes of files (at ${rel}); nothing was kept`,
+        );
+      }
+      throw e;
+    } finally {
+      closeSync(fd);
+    }
+    this.m.totalBytes += r.size;
+    if (this.stored.has(r.sha256)) rmSync(tmp);
+    else renameSync(tmp, `${this.o.outDir}/files/${r.sha256}`);
+    this.stored.add(r.sha256);
+    return r;
+  }
+
+  private add(e: Omit<ChangeEntry, 'base'>): void {
+    this.m.entries.push({ ...e, base: baseState(this.o.projectDir, e.path) });
+  }
+}
+
+/** The project's state of `rel` now, for the conflict check at apply. */
+export function baseState(projectDir: string, rel: string): BaseState {
+  let st: Stats | undefined;
+  try {
+    st = lstatNoSymlinkComponents(projectDir, rel);
+  } catch {
+    return { exists: true, type: 'other' };
+  }
+  if (!st) return { exists: false };
+  const type = kindOf(st);
+  const base: BaseState = {
+    exists: true,
+    type,
+    size: st.size,
+    mode: st.mode & 0o7777,
+    mtimeMs: st.mtimeMs,
+    ctimeMs: st.ctimeMs,
+  };
+  if (type === 'file') base.sha256 = hashFile(`${projectDir}/${rel}`).sha256;
+  if (type === 'symlink') base.target = readlinkSync(`${projectDir}/${rel}`);
+  return base;
+}

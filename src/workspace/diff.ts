@@ -1,0 +1,112 @@
+// `nanocell diff`: each change against the project's current file, as a unified diff (jsdiff).
+import { closeSync, readSync } from 'node:fs';
+import { createTwoFilesPatch } from 'diff';
+import { openRegularNoFollow } from './fsSafe.js';
+import { loadChangeSet, type ChangeEntry } from './manifest.js';
+import { lstatNoSymlinkComponents, relPathProblem } from './paths.js';
+
+/** Text files larger than this are summarised like binary ones. */
+const MAX_TEXT_BYTES = 1024 * 1024;
+
+type Content = { bytes: Buffer; size: number } | { size: number; tooLarge: true } | undefined;
+
+function readCapped(abs: string): Content {
+  const fd = openRegularNoFollow(abs);
+  try {
+    const buf = Buffer.alloc(MAX_TEXT_BYTES + 1);
+    let n = 0;
+    for (;;) {
+      const r = readSync(fd, buf, n, buf.length - n, null);
+      if (r === 0) break;
+      n += r;
+      if (n > MAX_TEXT_BYTES) return { size: n, tooLarge: true };
+    }
+    return { bytes: buf.subarray(0, n), size: n };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function projectFile(projectDir: string, rel: string): Content | string {
+  if (relPathProblem(rel)) return 'invalid path';
+  try {
+    const st = lstatNoSymlinkComponents(projectDir, rel);
+    if (!st) return undefined;
+    if (!st.isFile()) return undefined;
+    return readCapped(`${projectDir}/${rel}`);
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+function asText(c: Content): string | undefined {
+  if (!c) return '';
+  if ('tooLarge' in c) return undefined;
+  if (c.bytes.includes(0)) return undefined;
+  const text = c.bytes.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(c.bytes) ? text : undefined;
+}
+
+const octal = (m: number | undefined) => (m ?? 0).toString(8).padStart(3, '0');
+
+function fileDiff(changeDir: string, projectDir: string, e: ChangeEntry): string {
+  const p = e.path;
+  const before = projectFile(projectDir, p);
+  if (typeof before === 'string') return `# ${p}: cannot read the project's file (${before})\n`;
+  const after: Content =
+    e.kind === 'delete' ? undefined : readCapped(`${changeDir}/files/${e.sha256}`);
+  const oldText = asText(before);
+  const newText = asText(after);
+  if (oldText === undefined || newText === undefined) {
+    return `Binary file ${p} changed (${before?.size ?? 0} bytes → ${after?.size ?? 0} bytes)\n`;
+  }
+  const patch = createTwoFilesPatch(
+    before ? `a/${p}` : '/dev/null',
+    after ? `b/${p}` : '/dev/null',
+    oldText,
+    newText,
+    undefined,
+    undefined,
+    { context: 3 },
+  );
+  // Drop jsdiff's "=====" banner line; keep the ---/+++ headers.
+  return patch.slice(patch.indexOf('---'));
+}
+
+function entryDiff(changeDir: string, projectDir: string, e: ChangeEntry): string {
+  const p = e.path;
+  const head = `diff --nanocell a/${p} b/${p}\n`;
+  if (e.type === 'dir') {
+    if (e.kind === 'delete') return `${head}deleted directory ${p}\n`;
+    if (e.kind === 'mode')
+      return `${head}old mode ${octal(e.base.mode)}\nnew mode ${octal(e.mode)}\n`;
+    return `${head}new directory ${p} (mode ${octal(e.mode)})\n`;
+  }
+  if (e.type === 'symlink') {
+    if (e.kind === 'delete') return `${head}deleted symlink ${p} -> ${e.base.target ?? '?'}\n`;
+    const was = e.base.type === 'symlink' ? ` (was -> ${e.base.target})` : '';
+    return `${head}symlink ${p} -> ${e.target}${was}\n`;
+  }
+  if (e.kind === 'mode') {
+    return `${head}old mode ${octal(e.base.mode)}\nnew mode ${octal(e.mode)}\n`;
+  }
+  let out = head;
+  if (e.kind === 'add') out += `new file mode ${octal(e.mode)}\n`;
+  else if (e.kind === 'delete') out += `deleted file mode ${octal(e.base.mode)}\n`;
+  else if (e.base.mode !== undefined && (e.base.mode & 0o777) !== e.mode) {
+    out += `old mode ${octal(e.base.mode)}\nnew mode ${octal(e.mode)}\n`;
+  }
+  if (e.modeMasked) out += '# setuid/setgid/sticky bits were dropped\n';
+  return out + fileDiff(changeDir, projectDir, e);
+}
+
+/** The whole change set as one unified diff, refused changes listed first. */
+export function renderDiff(changeDir: string, projectDir: string): string {
+  const { manifest: m } = loadChangeSet(changeDir);
+  if (m.status !== 'ok') return `# change set of task ${m.taskId} was refused: ${m.reason ?? ''}\n`;
+  let out = '';
+  for (const r of m.refused) out += `# refused (never applied): ${r.path}: ${r.reason}\n`;
+  const entries = [...m.entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  for (const e of entries) out += entryDiff(changeDir, projectDir, e);
+  return out;
+}

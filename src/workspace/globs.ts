@@ -1,0 +1,57 @@
+// Include / exclude / protected glob matching. Patterns are relative to the project root,
+// matched with picomatch (dot: true), and a pattern that names a directory covers everything
+// below it, so `.aws` also hides `.aws/credentials`.
+import picomatch from 'picomatch';
+import { selfAndAncestors } from './paths.js';
+
+export interface WorkspacePatterns {
+  include: string[];
+  exclude: string[];
+  protected: string[];
+}
+
+export interface ScopeMatcher {
+  /** The path or one of its ancestors matches an exclude pattern. */
+  isExcluded(rel: string): boolean;
+  /** The path or one of its ancestors matches a protected pattern. */
+  isProtected(rel: string): boolean;
+  /** The path or one of its ancestors matches an include pattern. */
+  isIncluded(rel: string): boolean;
+  /** A directory that is not included itself may still hold included paths. */
+  mayHoldIncluded(relDir: string): boolean;
+  /** Visible to the cell and writable back: included and not excluded. */
+  inScope(rel: string): boolean;
+}
+
+function compile(patterns: string[]): (rel: string) => boolean {
+  if (patterns.length === 0) return () => false;
+  const m = picomatch(patterns, { dot: true });
+  return (rel) => selfAndAncestors(rel).some((p) => m(p));
+}
+
+/** Static directory prefixes of include patterns ('' means the pattern can match anywhere). */
+function staticBases(patterns: string[]): string[] {
+  return patterns.map((p) => {
+    const s = picomatch.scan(p);
+    if (!s.isGlob) return p.replace(/\/+$/, '');
+    return s.base.replace(/\/+$/, '');
+  });
+}
+
+export function compileScope(patterns: WorkspacePatterns): ScopeMatcher {
+  const excluded = compile(patterns.exclude);
+  const protectedM = compile(patterns.protected);
+  const include = patterns.include.length ? patterns.include : ['**'];
+  const included = compile(include);
+  const bases = staticBases(include);
+  return {
+    isExcluded: excluded,
+    isProtected: protectedM,
+    isIncluded: included,
+    mayHoldIncluded: (dir) =>
+      bases.some(
+        (b) => b === '' || b === dir || b.startsWith(`${dir}/`) || dir.startsWith(`${b}/`),
+      ),
+    inScope: (rel) => included(rel) && !excluded(rel),
+  };
+}

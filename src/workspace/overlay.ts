@@ -1,0 +1,256 @@
+// The thin, side-effecting half of the workspace view: a size-capped tmpfs for the overlay's
+// upper and work dirs, a middle lower layer of whiteouts that hides out-of-scope paths, and
+// the overlay mount itself. Root mode only; the mount and umount binaries do the mounting.
+import {
+  chmodSync,
+  chownSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
+import { execa } from 'execa';
+import { NanocellError } from '../util/errors.js';
+import { parentOf, relPathProblem, selfAndAncestors } from './paths.js';
+import { allHidden, assertProjectDir, type ScopePlan } from './scope.js';
+
+export interface OverlayDirs {
+  /** Holds everything below; removed by teardownOverlay. */
+  baseDir: string;
+  /** Mount point of the per-cell tmpfs (size = disk cap). */
+  tmpfsDir: string;
+  upperDir: string;
+  workDir: string;
+  /** Middle lower layer of whiteouts; undefined when nothing is hidden. */
+  whiteoutDir: string | undefined;
+  /** Where mountOverlay mounts the merged view by default. */
+  mergedDir: string;
+}
+
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+/** Options that keep the upper dir self-describing: no redirects, no metadata-only copies. */
+const OVERLAY_OPTIONS = ['redirect_dir=off', 'metacopy=off', 'index=off', 'nosuid', 'nodev'];
+
+async function run(cmd: string, args: string[], what: string): Promise<void> {
+  const r = await execa(cmd, args, { reject: false, stdin: 'ignore' });
+  if (r.exitCode !== 0) {
+    const detail = String(r.stderr || r.stdout || r.message).split('\n')[0];
+    throw new NanocellError(
+      `${what} failed: ${detail}`,
+      'run as root on a kernel with overlayfs and tmpfs; see `dmesg` for the reason',
+      'HOST',
+    );
+  }
+}
+
+/** Overlay's option parser splits on ',' and ':', so such paths cannot be passed safely. */
+function assertMountablePath(p: string): void {
+  if (!p.startsWith('/') || /[,:\\\s]/.test(p)) {
+    throw new NanocellError(
+      `path ${JSON.stringify(p)} cannot be used in an overlay mount (it must be absolute and free of , : \\ and spaces)`,
+      'move the project or state root to a path without those characters',
+      'WORKSPACE',
+    );
+  }
+}
+
+function assertRealDir(p: string, what: string): void {
+  const st = lstatSync(p, { throwIfNoEntry: false });
+  if (!st || st.isSymbolicLink() || !st.isDirectory()) {
+    throw new NanocellError(
+      `${what} ${p} is ${!st ? 'missing' : st.isSymbolicLink() ? 'a symlink' : 'not a directory'}`,
+      'pass a real directory',
+      'WORKSPACE',
+    );
+  }
+}
+
+/**
+ * Creates `<baseDir>/{rw (tmpfs: upper, work, whiteouts), merged}`. The upper root takes the
+ * project root's mode and `owner` (the host uid the cell user maps to) because the merged
+ * root shows the upper root's attributes.
+ */
+export async function prepareOverlay(opts: {
+  baseDir: string;
+  plan: ScopePlan;
+  sizeBytes: number;
+  owner?: Owner;
+}): Promise<OverlayDirs> {
+  const { baseDir, plan } = opts;
+  assertProjectDir(plan.projectDir);
+  assertMountablePath(baseDir);
+  if (!Number.isSafeInteger(opts.sizeBytes) || opts.sizeBytes < 4096) {
+    throw new NanocellError(
+      `disk cap ${opts.sizeBytes} is too small`,
+      'set limits.disk to at least 4k',
+      'POLICY',
+    );
+  }
+  const rootSt = lstatSync(plan.projectDir);
+  const owner = opts.owner ?? { uid: rootSt.uid, gid: rootSt.gid };
+  mkdirSync(baseDir, { recursive: true, mode: 0o700 });
+  const tmpfsDir = `${baseDir}/rw`;
+  const mergedDir = `${baseDir}/merged`;
+  mkdirSync(tmpfsDir, { mode: 0o700 });
+  mkdirSync(mergedDir, { mode: 0o700 });
+  await run(
+    'mount',
+    ['-t', 'tmpfs', '-o', `size=${opts.sizeBytes},mode=0700,nosuid,nodev`, 'nanocell-ws', tmpfsDir],
+    'mounting the workspace tmpfs',
+  );
+  const upperDir = `${tmpfsDir}/upper`;
+  const workDir = `${tmpfsDir}/work`;
+  mkdirSync(upperDir);
+  mkdirSync(workDir, { mode: 0o700 });
+  chownSync(upperDir, owner.uid, owner.gid);
+  chmodSync(upperDir, rootSt.mode & 0o7777);
+  const hidden = allHidden(plan);
+  let whiteoutDir: string | undefined;
+  if (hidden.length) {
+    whiteoutDir = `${tmpfsDir}/whiteouts`;
+    await writeWhiteoutLayer(whiteoutDir, plan.projectDir, hidden, owner);
+  }
+  return { baseDir, tmpfsDir, upperDir, workDir, whiteoutDir, mergedDir };
+}
+
+/**
+ * Writes one whiteout (char device 0/0) per hidden path. Node cannot mknod, so one whiteout is
+ * made with the mknod binary and the rest are hardlinks to it: one process for any number.
+ * Directories mirror the project's modes because a merged directory shows the attributes of
+ * the topmost layer that holds it.
+ */
+export async function writeWhiteoutLayer(
+  layerDir: string,
+  projectDir: string,
+  hidden: string[],
+  owner: Owner,
+): Promise<void> {
+  mkdirSync(layerDir, { mode: 0o755 });
+  chownSync(layerDir, owner.uid, owner.gid);
+  chmodSync(layerDir, lstatSync(projectDir).mode & 0o7777);
+  const made = new Set<string>(['']);
+  let template: string | undefined;
+  for (const rel of [...hidden].sort()) {
+    const problem = relPathProblem(rel);
+    if (problem) {
+      throw new NanocellError(
+        `hidden path ${JSON.stringify(rel)} ${problem}`,
+        'fix the scope plan',
+        'INTERNAL',
+      );
+    }
+    for (const dir of selfAndAncestors(parentOf(rel) || '.').filter((d) => d !== '.')) {
+      if (made.has(dir)) continue;
+      const st = lstatSync(`${projectDir}/${dir}`);
+      if (!st.isDirectory()) {
+        throw new NanocellError(
+          `${projectDir}/${dir} changed during setup`,
+          'retry the task',
+          'WORKSPACE',
+        );
+      }
+      mkdirSync(`${layerDir}/${dir}`);
+      chownSync(`${layerDir}/${dir}`, owner.uid, owner.gid);
+      chmodSync(`${layerDir}/${dir}`, st.mode & 0o7777);
+      made.add(dir);
+    }
+    const dest = `${layerDir}/${rel}`;
+    if (template) {
+      try {
+        linkSync(template, dest);
+        continue;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EMLINK') throw e;
+      }
+    }
+    await run('mknod', ['-m', '000', dest, 'c', '0', '0'], 'creating a whiteout');
+    template = dest;
+  }
+}
+
+/** Mounts the overlay at `target` (default: dirs.mergedDir) over `lowerDir`. */
+export async function mountOverlay(opts: {
+  lowerDir: string;
+  dirs: OverlayDirs;
+  target?: string;
+}): Promise<string> {
+  const target = opts.target ?? opts.dirs.mergedDir;
+  const lowers = [opts.dirs.whiteoutDir, opts.lowerDir].filter((x): x is string => !!x);
+  for (const p of [...lowers, opts.dirs.upperDir, opts.dirs.workDir, target]) {
+    assertMountablePath(p);
+    assertRealDir(p, 'overlay directory');
+  }
+  const options = [
+    `lowerdir=${lowers.join(':')}`,
+    `upperdir=${opts.dirs.upperDir}`,
+    `workdir=${opts.dirs.workDir}`,
+    ...OVERLAY_OPTIONS,
+  ].join(',');
+  await run(
+    'mount',
+    ['-t', 'overlay', '-o', options, 'nanocell-overlay', target],
+    'mounting the workspace overlay',
+  );
+  return target;
+}
+
+/**
+ * A read-only overlay of `layers` (topmost first) at `target`: used after the task to see the
+ * merged view again from the upper dir when the cell's own mount is gone.
+ */
+export async function mountReadOnlyView(layers: string[], target: string): Promise<void> {
+  for (const p of [...layers, target]) {
+    assertMountablePath(p);
+    assertRealDir(p, 'overlay directory');
+  }
+  const options = [
+    `lowerdir=${layers.join(':')}`,
+    'redirect_dir=off',
+    'metacopy=off',
+    'ro',
+    'nosuid',
+    'nodev',
+  ];
+  await run(
+    'mount',
+    ['-t', 'overlay', '-o', options.join(','), 'nanocell-view', target],
+    'mounting the change-set view',
+  );
+}
+
+/** True when something is mounted exactly at `target`. */
+export function isMountPoint(target: string): boolean {
+  const want = target.replace(/\/+$/, '');
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const mp = line.split(' ')[4];
+    if (mp === undefined) continue;
+    const decoded = mp.replace(/\\([0-7]{3})/g, (_, o: string) =>
+      String.fromCharCode(parseInt(o, 8)),
+    );
+    if (decoded === want) return true;
+  }
+  return false;
+}
+
+/** Unmounts `target` (every mount stacked there); falls back to a lazy unmount when busy. */
+export async function unmountOverlay(target: string): Promise<void> {
+  for (let i = 0; i < 16 && isMountPoint(target); i++) {
+    const r = await execa('umount', [target], { reject: false, stdin: 'ignore' });
+    if (r.exitCode !== 0) await run('umount', ['-l', target], 'unmounting the workspace');
+  }
+  if (isMountPoint(target)) {
+    throw new NanocellError(`${target} is still mounted`, 'unmount it by hand (umount -l)', 'HOST');
+  }
+}
+
+/** Unmounts the merged view and the tmpfs and removes every directory prepareOverlay made. */
+export async function teardownOverlay(dirs: OverlayDirs): Promise<void> {
+  await unmountOverlay(dirs.mergedDir);
+  await unmountOverlay(dirs.tmpfsDir);
+  rmSync(dirs.baseDir, { recursive: true, force: true });
+}
