@@ -1,10 +1,11 @@
-// Task ids: 10 chars of time (ms, Crockford base32, so ids sort by creation time) and 6 random
-// chars (30 bits), lowercase. Short enough to type, unique across processes in practice.
+// Task ids: 10 chars of time (ms, Crockford base32, so ids sort by creation time) and 8 random
+// chars (40 bits), lowercase. Unique across processes in practice; the CLI takes any unique
+// prefix, so they are short enough to type.
 import { randomBytes } from 'node:crypto';
 
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
-export const TASK_ID_PATTERN = /^[0-9a-hjkmnp-tv-z]{16}$/;
-export const TASK_ID_PREFIX_PATTERN = /^[0-9a-hjkmnp-tv-z]{1,16}$/;
+export const TASK_ID_PATTERN = /^[0-9a-hjkmnp-tv-z]{18}$/;
+export const TASK_ID_PREFIX_PATTERN = /^[0-9a-hjkmnp-tv-z]{1,18}$/;
 
 export function newTaskId(now = Date.now()): string {
   let time = '';
@@ -13,8 +14,11 @@ export function newTaskId(now = Date.now()): string {
     time = ALPHABET[t % 32]! + time;
     t = Math.floor(t / 32);
   }
-  const rnd = randomBytes(4).readUInt32BE(0);
+  let rnd = randomBytes(5).readUIntBE(0, 5);
   let tail = '';
-  for (let i = 0; i < 6; i++) tail += ALPHABET[(rnd >>> (i * 5)) & 31]!;
+  for (let i = 0; i < 8; i++) {
+    tail += ALPHABET[rnd % 32]!;
+    rnd = Math.floor(rnd / 32);
+  }
   return time + tail;
 }

@@ -1,0 +1,254 @@
+// What a task did, derived from its events and stored report (pure): the material of
+// `nanocell report` and the one-line descriptions of `nanocell logs`.
+import { constants } from 'node:os';
+import { formatCommand } from '../cli/format.js';
+import { formatDuration, formatSize } from '../util/units.js';
+import type { AuditEvent, AuditEventOf, FsChangeKind } from './events.js';
+import type { TaskRow } from './store.js';
+
+const errnoNames = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+export function errnoName(errno: number): string {
+  return errnoNames.get(errno) ?? `errno ${errno}`;
+}
+
+/** Syscalls whose denial means the task tried to touch files it may not. */
+const FILE_SYSCALLS = new Set([
+  'open', 'openat', 'openat2', 'creat', 'open_by_handle_at', 'name_to_handle_at', 'mkdir',
+  'mkdirat', 'mknod', 'mknodat', 'rmdir', 'unlink', 'unlinkat', 'rename', 'renameat',
+  'renameat2', 'link', 'linkat', 'symlink', 'symlinkat', 'chmod', 'fchmod', 'fchmodat',
+  'fchmodat2', 'chown', 'fchown', 'lchown', 'fchownat', 'truncate', 'ftruncate', 'setxattr',
+  'lsetxattr', 'fsetxattr', 'removexattr', 'lremovexattr', 'fremovexattr',
+]); // prettier-ignore
+const EXEC_SYSCALLS = new Set(['execve', 'execveat']);
+
+export interface Counted<T> {
+  count: number;
+  item: T;
+}
+
+export interface TaskResources {
+  durationMs?: number;
+  peakMemoryBytes?: number;
+  peakPids?: number;
+  cpuTimeMs?: number;
+  limits?: Record<string, unknown>;
+  degradations?: { control: string; reason: string }[];
+}
+
+export interface TaskSummary {
+  task: TaskRow;
+  durationMs: number | null;
+  ran: { total: number; commands: Counted<{ path: string; argv: string[] }>[] };
+  denied: {
+    network: Counted<{ host: string; port: number; reason: string; rule?: string }>[];
+    syscalls: Counted<{ name: string; exe: string; errno: number }>[];
+    exec: Counted<{ name: string; exe: string; errno: number }>[];
+    files: Counted<{ name: string; exe: string; errno: number }>[];
+  };
+  network: Counted<{ host: string; port: number; bytesUp: number; bytesDown: number }>[];
+  changed: { counts: Record<FsChangeKind, number>; paths: AuditEventOf<'fs.change'>[] };
+  limits: { limit: string; detail: string }[];
+  degraded: { control: string; reason: string }[];
+  resources: TaskResources;
+  exit: AuditEventOf<'task.exited'> | undefined;
+  audit: { stored: number; dropped: number; droppedByType: Record<string, number> };
+}
+
+/** Collects counts keyed by a string; keeps the first item of each key. */
+class Tally<T> {
+  private readonly map = new Map<string, Counted<T>>();
+  add(key: string, item: T, n = 1): Counted<T> {
+    const hit = this.map.get(key);
+    if (hit) hit.count += n;
+    else this.map.set(key, { count: n, item });
+    return this.map.get(key)!;
+  }
+  sorted(): Counted<T>[] {
+    return [...this.map.values()].sort((a, b) => b.count - a.count);
+  }
+}
+
+export function summarizeTask(task: TaskRow, events: AuditEvent[], maxPaths = 50): TaskSummary {
+  const ran = new Tally<{ path: string; argv: string[] }>();
+  let ranTotal = 0;
+  const netDenied = new Tally<{ host: string; port: number; reason: string; rule?: string }>();
+  const sysDenied = new Tally<{ name: string; exe: string; errno: number }>();
+  const execDenied = new Tally<{ name: string; exe: string; errno: number }>();
+  const fileDenied = new Tally<{ name: string; exe: string; errno: number }>();
+  const net = new Tally<{ host: string; port: number; bytesUp: number; bytesDown: number }>();
+  const counts: Record<FsChangeKind, number> = {
+    added: 0,
+    modified: 0,
+    deleted: 0,
+    mode: 0,
+    symlink: 0,
+  };
+  const paths: AuditEventOf<'fs.change'>[] = [];
+  const limits: { limit: string; detail: string }[] = [];
+  const degraded: { control: string; reason: string }[] = [];
+  let exit: AuditEventOf<'task.exited'> | undefined;
+
+  for (const e of events) {
+    switch (e.type) {
+      case 'exec': {
+        const n = e.count ?? 1;
+        ranTotal += n;
+        ran.add(`${e.path}\0${e.argv.join('\0')}`, { path: e.path, argv: e.argv }, n);
+        break;
+      }
+      case 'syscall.denied': {
+        const tally = EXEC_SYSCALLS.has(e.name)
+          ? execDenied
+          : FILE_SYSCALLS.has(e.name)
+            ? fileDenied
+            : sysDenied;
+        tally.add(
+          `${e.name}\0${e.exe}\0${e.errno}`,
+          { name: e.name, exe: e.exe, errno: e.errno },
+          e.count ?? 1,
+        );
+        break;
+      }
+      case 'net.denied':
+        netDenied.add(`${e.host}\0${e.port}\0${e.reason}`, {
+          host: e.host,
+          port: e.port,
+          reason: e.reason,
+          ...(e.rule !== undefined ? { rule: e.rule } : {}),
+        });
+        break;
+      case 'net.allowed': {
+        const hit = net.add(`${e.host}\0${e.port}`, {
+          host: e.host,
+          port: e.port,
+          bytesUp: 0,
+          bytesDown: 0,
+        });
+        hit.item.bytesUp += e.bytesUp ?? 0;
+        hit.item.bytesDown += e.bytesDown ?? 0;
+        break;
+      }
+      case 'fs.change':
+        counts[e.kind]++;
+        if (paths.length < maxPaths) paths.push(e);
+        break;
+      case 'limit.hit':
+        limits.push({ limit: e.limit, detail: e.detail });
+        break;
+      case 'policy.degraded':
+        degraded.push({ control: e.control, reason: e.reason });
+        break;
+      case 'task.exited':
+        exit = e;
+        break;
+      default:
+        break;
+    }
+  }
+
+  const resources = readResources(task.report);
+  for (const d of resources.degradations ?? []) {
+    if (!degraded.some((x) => x.control === d.control)) degraded.push(d);
+  }
+  return {
+    task,
+    durationMs:
+      exit?.durationMs ??
+      resources.durationMs ??
+      (task.endedAt !== null ? task.endedAt - task.createdAt : null),
+    ran: { total: ranTotal, commands: ran.sorted() },
+    denied: {
+      network: netDenied.sorted(),
+      syscalls: sysDenied.sorted(),
+      exec: execDenied.sorted(),
+      files: fileDenied.sorted(),
+    },
+    network: net.sorted(),
+    changed: { counts, paths },
+    limits,
+    degraded,
+    resources,
+    exit,
+    audit: {
+      stored: task.eventCount,
+      dropped: task.droppedEvents,
+      droppedByType: task.droppedCounts,
+    },
+  };
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * Reads the resource figures from the stored task report. The report belongs to the cell
+ * lifecycle; this accepts its figures at the top level or under `resources`, under the names
+ * listed here, and ignores anything else.
+ */
+export function readResources(report: unknown): TaskResources {
+  if (!isRecord(report)) return {};
+  const scopes = [isRecord(report.resources) ? report.resources : {}, report];
+  const num = (...names: string[]): number | undefined => {
+    for (const scope of scopes) {
+      for (const n of names) {
+        const v = scope[n];
+        if (typeof v === 'number' && Number.isFinite(v)) return v;
+      }
+    }
+    return undefined;
+  };
+  const out: TaskResources = {};
+  const set = <K extends keyof TaskResources>(k: K, v: TaskResources[K] | undefined) => {
+    if (v !== undefined) out[k] = v;
+  };
+  set('durationMs', num('durationMs'));
+  set('peakMemoryBytes', num('peakMemoryBytes', 'memoryPeakBytes', 'peakMemory'));
+  set('peakPids', num('peakPids', 'pidsPeak'));
+  set('cpuTimeMs', num('cpuTimeMs', 'cpuMs'));
+  const limits = scopes.map((s) => s.limits).find(isRecord);
+  set('limits', limits);
+  const rawDegraded = scopes.map((s) => s.degradations ?? s.degraded).find(Array.isArray);
+  if (rawDegraded) {
+    set(
+      'degradations',
+      rawDegraded.map((d: unknown) =>
+        isRecord(d)
+          ? { control: String(d.control ?? d.name ?? '?'), reason: String(d.reason ?? '') }
+          : { control: String(d), reason: '' },
+      ),
+    );
+  }
+  return out;
+}
+
+/** One line describing an event, without its time and seq. */
+export function describeEvent(e: AuditEvent): string {
+  const times = (n: number | undefined) => (n && n > 1 ? ` (×${n})` : '');
+  switch (e.type) {
+    case 'task.created':
+      return `created: ${formatCommand(e.command)}${e.workspace ? ` in ${e.workspace}` : ''}`;
+    case 'task.started':
+      return `started${e.runtime ? ` (${e.runtime})` : ''}`;
+    case 'task.exited':
+      return `ended: ${e.endReason}${e.exitCode !== null ? `, exit ${e.exitCode}` : ''} after ${formatDuration(e.durationMs)}${e.detail ? ` (${e.detail})` : ''}`;
+    case 'exec':
+      return `${formatCommand(e.argv.length ? e.argv : [e.path])} [${e.path}] pid ${e.pid} ppid ${e.ppid} (unverified)${times(e.count)}`;
+    case 'syscall.denied':
+      return `${e.name} (nr ${e.nr}, ${e.arch}) by ${e.exe} pid ${e.pid} -> ${errnoName(e.errno)}${times(e.count)}`;
+    case 'net.allowed':
+    case 'net.denied': {
+      const traffic =
+        e.bytesUp !== undefined || e.bytesDown !== undefined
+          ? `, ${formatSize(e.bytesUp ?? 0)} up ${formatSize(e.bytesDown ?? 0)} down`
+          : '';
+      const took = e.durationMs !== undefined ? ` in ${formatDuration(e.durationMs)}` : '';
+      return `${e.protocol} ${e.host}:${e.port}${e.ip && e.ip !== e.host ? ` (${e.ip})` : ''}: ${e.reason}${e.rule ? ` [rule ${e.rule}]` : ''}${traffic}${took}`;
+    }
+    case 'fs.change':
+      return `${e.kind} ${e.path}${e.size !== undefined ? ` (${formatSize(e.size)})` : ''}`;
+    case 'limit.hit':
+      return `${e.limit}: ${e.detail}`;
+    case 'policy.degraded':
+      return `${e.control}: ${e.reason}`;
+  }
+}

@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import {
+  auditEventInputSchema,
+  auditEventSchema,
+  auditEventTypes,
+  boundEventSize,
+  type AuditEventInput,
+} from '../../../src/audit/events.js';
+
+/** One valid input per event type. */
+export const sampleInputs: AuditEventInput[] = [
+  { type: 'task.created', command: ['npm', 'test'], policy: { memory: 512 }, workspace: '/p' },
+  { type: 'task.started', runtime: 'runc 1.1.5' },
+  { type: 'task.exited', exitCode: 0, endReason: 'exited', durationMs: 1200 },
+  {
+    type: 'exec',
+    path: '/usr/bin/git',
+    argv: ['git', 'status'],
+    pid: 7,
+    ppid: 1,
+    unverified: true,
+  },
+  {
+    type: 'syscall.denied',
+    name: 'mount',
+    nr: 165,
+    arch: 'x86_64',
+    pid: 9,
+    exe: '/usr/bin/bash',
+    errno: 1,
+    count: 3,
+  },
+  {
+    type: 'net.allowed',
+    host: 'registry.npmjs.org',
+    port: 443,
+    ip: '104.16.0.1',
+    rule: 'registry.npmjs.org',
+    reason: 'allowed by rule',
+    protocol: 'http-connect',
+    bytesUp: 10,
+    bytesDown: 2000,
+    durationMs: 40,
+  },
+  {
+    type: 'net.denied',
+    host: 'evil.example',
+    port: 443,
+    reason: 'not in allowlist',
+    protocol: 'socks5',
+  },
+  { type: 'fs.change', path: 'src/a.ts', kind: 'modified', size: 120 },
+  { type: 'limit.hit', limit: 'oom', detail: 'memory 512 MiB' },
+  { type: 'policy.degraded', control: 'cgroups', reason: 'no delegation' },
+];
+
+describe('audit event schemas', () => {
+  it('has a sample for every type, and each sample is a valid input', () => {
+    expect(new Set(sampleInputs.map((e) => e.type))).toEqual(new Set(auditEventTypes));
+    for (const e of sampleInputs) expect(auditEventInputSchema.safeParse(e).success).toBe(true);
+  });
+
+  it('requires the envelope on stored events', () => {
+    for (const e of sampleInputs) {
+      const stored = { ...e, v: 1, taskId: 't', session: 's', time: 1, seq: 0 };
+      expect(auditEventSchema.safeParse(stored).success).toBe(true);
+      const { seq: _seq, ...noSeq } = stored;
+      expect(auditEventSchema.safeParse(noSeq).success).toBe(false);
+    }
+  });
+
+  it('rejects unknown fields, unknown types and wrong enums', () => {
+    expect(auditEventInputSchema.safeParse({ ...sampleInputs[8], extra: 1 }).success).toBe(false);
+    expect(auditEventInputSchema.safeParse({ type: 'fs.read', path: 'x' }).success).toBe(false);
+    expect(
+      auditEventInputSchema.safeParse({ type: 'limit.hit', limit: 'cpu', detail: '' }).success,
+    ).toBe(false);
+    expect(
+      auditEventInputSchema.safeParse({
+        type: 'task.exited',
+        exitCode: null,
+        endReason: 'crashed',
+        durationMs: 1,
+      }).success,
+    ).toBe(false);
+    // exec events are always marked unverified: the path comes from the task's own memory.
+    expect(auditEventInputSchema.safeParse({ ...sampleInputs[3], unverified: false }).success).toBe(
+      false,
+    );
+  });
+
+  it('does not let producers set seq, time or v', () => {
+    expect(auditEventInputSchema.safeParse({ ...sampleInputs[1], seq: 3 }).success).toBe(false);
+    expect(auditEventInputSchema.safeParse({ ...sampleInputs[1], time: 3 }).success).toBe(false);
+    expect(auditEventInputSchema.safeParse({ ...sampleInputs[1], v: 1 }).success).toBe(false);
+  });
+});
+
+describe('boundEventSize', () => {
+  it('cuts long strings and arrays with a visible marker', () => {
+    const e = boundEventSize(
+      { path: 'x'.repeat(5000), argv: Array.from({ length: 300 }, String) },
+      100,
+      10,
+    );
+    expect(e.path).toHaveLength(100 + '…[4900 more chars]'.length);
+    expect(e.path.endsWith('…[4900 more chars]')).toBe(true);
+    expect(e.argv).toHaveLength(11);
+    expect(e.argv[10]).toBe('…[290 more items]');
+  });
+
+  it('leaves small events unchanged', () => {
+    for (const e of sampleInputs) expect(boundEventSize(e)).toEqual(e);
+  });
+});
