@@ -1,0 +1,630 @@
+// The egress proxy of one cell: an HTTP/1.1 forward proxy (absolute-URI requests for http://
+// and CONNECT tunnels) and a SOCKS5 proxy on the same unix socket, told apart by the first
+// byte. Every attempt is decided by the cell's rules and reported through onEvent.
+import { chmodSync, chownSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { NanocellError } from '../util/errors.js';
+import { dial, systemResolver, type DialFailure, type DialResult, type Resolver } from './dial.js';
+import { parseTarget, type NetRules } from './rules.js';
+import { parseGreeting, parseRequest, reply, Reply, SOCKS_VERSION } from './socks5.js';
+
+export interface ProxyEvent {
+  /** When the attempt started (ISO 8601). */
+  time: string;
+  /** The destination as the client named it (normalized), '' if the request was unreadable. */
+  host: string;
+  port: number;
+  /** The address connected to, or the resolved address that was refused. */
+  ip?: string;
+  decision: 'allowed' | 'denied';
+  /** The rule that decided, e.g. `allow:*.npmjs.org`, `deny:evil.com`, `special:loopback`. */
+  rule: string;
+  /** For allowed names: what let the address through (`public-address` or `cidr:<entry>`). */
+  addressRule?: string;
+  reason?: string;
+  /** Allowed by the rules, but the connection failed (DNS, refused, timeout). */
+  error?: string;
+  protocol: 'http' | 'connect' | 'socks5';
+  bytesUp: number;
+  bytesDown: number;
+  durationMs: number;
+}
+
+export interface ProxyStats {
+  /** Client connections open now. */
+  active: number;
+  /** Destination attempts so far, by decision. */
+  allowed: number;
+  denied: number;
+  bytesUp: number;
+  bytesDown: number;
+}
+
+export interface EgressProxy {
+  readonly socketPath: string;
+  /** Also listen on a loopback TCP port (benchmarks, tests, tools that cannot use a socket). */
+  listen(opts: { host: string; port: number }): Promise<{ host: string; port: number }>;
+  close(): Promise<void>;
+  stats(): ProxyStats;
+}
+
+export interface EgressProxyOptions {
+  rules: NetRules;
+  socketPath: string;
+  onEvent: (e: ProxyEvent) => void;
+  resolver?: (host: string) => Promise<string[]>;
+  /** Owner of the socket file: the host uid/gid that the cell's init runs as. */
+  socketOwner?: { uid: number; gid: number };
+  /** Called if onEvent throws (default: print to stderr); the proxy keeps running. */
+  onError?: (err: unknown) => void;
+  /** Time a client has to finish a handshake or request head (default 10 s). */
+  handshakeTimeoutMs?: number;
+  /** Open client connections at most (default 1024); more are refused. */
+  maxConnections?: number;
+}
+
+/** Request heads and SOCKS handshakes larger than this are refused. */
+export const MAX_HEADER_BYTES = 64 * 1024;
+const MAX_SOCKS_HANDSHAKE = 1024;
+const DENY_HEADER = 'X-Nanocell-Deny-Reason';
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+export async function startEgressProxy(opts: EgressProxyOptions): Promise<EgressProxy> {
+  const { rules, socketPath } = opts;
+  const resolver: Resolver = opts.resolver ?? systemResolver;
+  const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 10_000;
+  const sockets = new Set<net.Socket>();
+  const servers: net.Server[] = [];
+  const stats: ProxyStats = { active: 0, allowed: 0, denied: 0, bytesUp: 0, bytesDown: 0 };
+  let closing = false;
+
+  const track = (s: net.Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+    if (closing) s.destroy();
+  };
+
+  const emit = (e: ProxyEvent) => {
+    if (e.decision === 'allowed') stats.allowed++;
+    else stats.denied++;
+    stats.bytesUp += e.bytesUp;
+    stats.bytesDown += e.bytesDown;
+    try {
+      opts.onEvent(e);
+    } catch (err) {
+      (opts.onError ?? ((x) => console.error('nanocell proxy: event handler failed:', x)))(err);
+    }
+  };
+
+  const dialOpts = { resolver, track };
+
+  /** An attempt's bookkeeping: emits one event, once. */
+  const attempt = (protocol: ProxyEvent['protocol'], host: string, port: number) => {
+    const started = Date.now();
+    let done = false;
+    return {
+      denied(rule: string, reason: string, ip?: string) {
+        if (done) return;
+        done = true;
+        emit({
+          time: new Date(started).toISOString(),
+          host,
+          port,
+          ...(ip ? { ip } : {}),
+          decision: 'denied',
+          rule,
+          reason,
+          protocol,
+          bytesUp: 0,
+          bytesDown: 0,
+          durationMs: Date.now() - started,
+        });
+      },
+      finished(res: DialResult, bytesUp: number, bytesDown: number) {
+        if (done) return;
+        done = true;
+        const base = {
+          time: new Date(started).toISOString(),
+          host,
+          port,
+          ...(res.ip ? { ip: res.ip } : {}),
+          decision: res.decision.decision,
+          rule: res.decision.rule,
+          ...(res.decision.reason ? { reason: res.decision.reason } : {}),
+          protocol,
+          bytesUp,
+          bytesDown,
+          durationMs: Date.now() - started,
+        };
+        if (res.ok) emit({ ...base, addressRule: res.addressRule });
+        else emit({ ...base, ...(res.error ? { error: res.error } : {}) });
+      },
+    };
+  };
+
+  // ---- HTTP ----------------------------------------------------------------------------
+  const httpServer = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES });
+
+  httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    attempt('http', '', 0).denied('bad-request', `unreadable request (${err.code ?? err.message})`);
+    if (socket.writable) {
+      socket.end(errorResponse(status, `bad request: ${err.code ?? 'parse error'}`));
+    }
+    socket.destroy();
+  });
+
+  httpServer.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+    clearHandshakeTimer(client);
+    const authority = parseAuthority(req.url ?? '');
+    if (!authority) {
+      attempt('connect', '', 0).denied(
+        'bad-request',
+        `bad CONNECT target ${JSON.stringify(req.url)}`,
+      );
+      client.end(errorResponse(400, 'CONNECT needs host:port'));
+      return;
+    }
+    // The tunnel goes where the request line says; a Host header naming anything else is
+    // ignored, so it cannot smuggle a different destination past the decision.
+    const a = attempt('connect', displayHost(authority.host), authority.port);
+    client.pause();
+    void dial(rules, authority.host, authority.port, dialOpts).then((res) => {
+      if (!res.ok) {
+        a.finished(res, 0, 0);
+        if (client.writable) client.end(failureResponse(res));
+        client.destroy();
+        return;
+      }
+      if (client.destroyed) {
+        res.socket.destroy();
+        a.finished(res, 0, 0);
+        return;
+      }
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length) res.socket.write(head);
+      tunnel(client, res.socket, () =>
+        a.finished(res, res.socket.bytesWritten, res.socket.bytesRead),
+      );
+    });
+  });
+
+  httpServer.on('upgrade', (req: http.IncomingMessage, client: net.Socket) => {
+    clearHandshakeTimer(client);
+    attempt('http', '', 0).denied('bad-request', 'protocol upgrade over a forward request');
+    client.end(errorResponse(400, 'use CONNECT for WebSocket and other upgrades'));
+  });
+
+  httpServer.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    clearHandshakeTimer(req.socket);
+    forward(req, res);
+  });
+
+  const forward = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    let url: URL | undefined;
+    try {
+      url = new URL(req.url ?? '');
+    } catch {
+      url = undefined;
+    }
+    if (!url || url.protocol !== 'http:' || !url.hostname) {
+      const why =
+        url?.protocol === 'https:'
+          ? 'https URLs go through CONNECT'
+          : 'a proxy request needs an absolute http:// URL';
+      attempt('http', url?.hostname ?? '', 0).denied('bad-request', why);
+      sendError(res, 400, why);
+      return;
+    }
+    const port = url.port ? Number(url.port) : 80;
+    const a = attempt('http', displayHost(url.hostname), port);
+    // The destination is the URL's authority. A Host header naming another host would make a
+    // virtual-hosting server (or CDN) serve that other host: refuse rather than rewrite.
+    const hostHeader = req.headers.host;
+    if (hostHeader !== undefined && !sameAuthority(hostHeader, url.hostname, port)) {
+      const why = `Host header ${JSON.stringify(hostHeader)} does not match the request target ${url.host}`;
+      a.denied('host-mismatch', why);
+      sendDenied(res, why);
+      return;
+    }
+    req.pause();
+    void dial(rules, url.hostname, port, dialOpts).then((d) => {
+      if (!d.ok) {
+        a.finished(d, 0, 0);
+        req.resume();
+        sendFailure(res, d);
+        return;
+      }
+      const upstreamSocket = d.socket;
+      const headers: Record<string, string | string[]> = {};
+      const connectionTokens = new Set(
+        String(req.headers.connection ?? '')
+          .split(',')
+          .map((t) => t.trim().toLowerCase()),
+      );
+      for (let i = 0; i < req.rawHeaders.length; i += 2) {
+        const key = req.rawHeaders[i]!;
+        const lower = key.toLowerCase();
+        if (HOP_BY_HOP.has(lower) || connectionTokens.has(lower)) continue;
+        const prev = headers[lower];
+        const value = req.rawHeaders[i + 1]!;
+        headers[lower] = prev === undefined ? value : ([] as string[]).concat(prev, value);
+      }
+      headers.host = url.host;
+      headers.connection = 'close';
+      const chunked = req.headers['transfer-encoding'] !== undefined;
+      const upstream = http.request({
+        createConnection: () => upstreamSocket,
+        method: req.method,
+        path: `${url.pathname}${url.search}`,
+        headers,
+        setHost: false,
+      });
+      if (chunked) upstream.setHeader('transfer-encoding', 'chunked');
+      let finished = false;
+      const finish = () => {
+        if (finished) return;
+        finished = true;
+        upstreamSocket.destroy();
+        a.finished(d, upstreamSocket.bytesWritten, upstreamSocket.bytesRead);
+      };
+      upstream.on('response', (up) => {
+        const out: Record<string, string | string[]> = {};
+        const upTokens = new Set(
+          String(up.headers.connection ?? '')
+            .split(',')
+            .map((t) => t.trim().toLowerCase()),
+        );
+        for (let i = 0; i < up.rawHeaders.length; i += 2) {
+          const lower = up.rawHeaders[i]!.toLowerCase();
+          if (HOP_BY_HOP.has(lower) || upTokens.has(lower)) continue;
+          const prev = out[lower];
+          const value = up.rawHeaders[i + 1]!;
+          out[lower] = prev === undefined ? value : ([] as string[]).concat(prev, value);
+        }
+        try {
+          res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
+        } catch {
+          // A status line or header node will not repeat: fail this request, not the proxy.
+          sendError(res, 502, 'upstream sent an invalid response head');
+          finish();
+          return;
+        }
+        up.pipe(res);
+        up.on('error', () => res.destroy());
+      });
+      upstream.on('error', (e) => {
+        if (!res.headersSent) sendError(res, 502, `upstream error: ${e.message}`);
+        else res.destroy();
+        finish();
+      });
+      res.on('close', finish);
+      req.pipe(upstream);
+      req.resume();
+    });
+  };
+
+  // ---- SOCKS5 ----------------------------------------------------------------------------
+  const socks = (client: net.Socket, first: Buffer) => {
+    let buf = first;
+    let stage: 'greeting' | 'request' | 'dialing' = 'greeting';
+    const onData = (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      step();
+    };
+    const reject = (replyBuf: Buffer, reason: string) => {
+      attempt('socks5', '', 0).denied('bad-request', reason);
+      client.end(replyBuf);
+      client.destroySoon();
+    };
+    const step = () => {
+      if (buf.length > MAX_SOCKS_HANDSHAKE)
+        return reject(reply(Reply.generalFailure), 'handshake too long');
+      if (stage === 'greeting') {
+        const g = parseGreeting(buf);
+        if (!g.ok) return g.more ? undefined : reject(g.reply, g.reason);
+        client.write(g.value);
+        buf = buf.subarray(g.used);
+        stage = 'request';
+      }
+      if (stage === 'request') {
+        const r = parseRequest(buf);
+        if (!r.ok) return r.more ? undefined : reject(r.reply, r.reason);
+        stage = 'dialing';
+        client.off('data', onData);
+        client.pause();
+        clearHandshakeTimer(client);
+        const early = buf.subarray(r.used);
+        const { host, port } = r.value;
+        const a = attempt('socks5', displayHost(host), port);
+        void dial(rules, host, port, dialOpts).then((res) => {
+          if (!res.ok) {
+            a.finished(res, 0, 0);
+            if (client.writable) client.end(reply(socksCode(res.failure)));
+            client.destroySoon();
+            return;
+          }
+          if (client.destroyed) {
+            res.socket.destroy();
+            a.finished(res, 0, 0);
+            return;
+          }
+          client.write(reply(Reply.succeeded));
+          if (early.length) res.socket.write(early);
+          tunnel(client, res.socket, () =>
+            a.finished(res, res.socket.bytesWritten, res.socket.bytesRead),
+          );
+        });
+      }
+    };
+    client.on('data', onData);
+    step();
+  };
+
+  // ---- accepting -------------------------------------------------------------------------
+  const handshakeTimers = new WeakMap<net.Socket, NodeJS.Timeout>();
+  function clearHandshakeTimer(s: net.Socket) {
+    const t = handshakeTimers.get(s);
+    if (t) clearTimeout(t);
+    handshakeTimers.delete(s);
+  }
+
+  const onConnection = (client: net.Socket) => {
+    track(client);
+    stats.active++;
+    client.once('close', () => {
+      stats.active--;
+      clearHandshakeTimer(client);
+    });
+    client.on('error', () => client.destroy());
+    client.setNoDelay(true);
+    handshakeTimers.set(
+      client,
+      setTimeout(() => {
+        attempt('http', '', 0).denied('bad-request', 'handshake timed out');
+        client.destroy();
+      }, handshakeTimeoutMs),
+    );
+    client.once('data', (first: Buffer) => {
+      if (first[0] === SOCKS_VERSION) {
+        socks(client, first);
+      } else if (first[0] === 0x04) {
+        // SOCKS4 has no remote DNS for IPv6 and no way to report why: refuse it plainly.
+        attempt('socks5', '', 0).denied('bad-request', 'SOCKS4 is not supported; use SOCKS5');
+        client.end(Buffer.from([0x00, 0x5b, 0, 0, 0, 0, 0, 0]));
+      } else {
+        client.pause();
+        client.unshift(first);
+        httpServer.emit('connection', client);
+        client.resume();
+      }
+    });
+  };
+
+  const newServer = () => {
+    const s = net.createServer({ allowHalfOpen: true }, onConnection);
+    s.maxConnections = opts.maxConnections ?? 1024;
+    servers.push(s);
+    return s;
+  };
+
+  await listenUnix(newServer(), socketPath, opts.socketOwner);
+
+  return {
+    socketPath,
+    async listen({ host, port }) {
+      const t = parseTarget(host);
+      const loopback = t?.kind === 'ip' && (t.text === '::1' || t.text.startsWith('127.'));
+      if (!loopback) {
+        throw new NanocellError(
+          `the egress proxy may listen only on loopback, not ${host}`,
+          'use 127.0.0.1 or ::1',
+          'USAGE',
+        );
+      }
+      const s = newServer();
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen({ host, port }, () => resolve());
+      });
+      const addr = s.address() as net.AddressInfo;
+      return { host: addr.address, port: addr.port };
+    },
+    async close() {
+      closing = true;
+      const closed = servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+      for (const s of sockets) s.destroy();
+      await Promise.all(closed);
+      removeSocketFile(socketPath);
+    },
+    stats: () => ({ ...stats }),
+  };
+}
+
+/** Pipes two sockets both ways; calls done once after both are closed. */
+function tunnel(a: net.Socket, b: net.Socket, done: () => void) {
+  let open = 2;
+  const closed = () => {
+    if (--open === 0) done();
+  };
+  a.once('close', () => {
+    b.destroy();
+    closed();
+  });
+  b.once('close', () => {
+    a.destroy();
+    closed();
+  });
+  a.on('error', () => a.destroy());
+  b.on('error', () => b.destroy());
+  a.pipe(b);
+  b.pipe(a);
+  a.resume();
+}
+
+async function listenUnix(
+  server: net.Server,
+  path: string,
+  owner?: { uid: number; gid: number },
+): Promise<void> {
+  if (existsSync(path)) {
+    throw new NanocellError(
+      `egress proxy socket ${path} already exists`,
+      'another proxy owns it, or a cell was not cleaned up: run nanocell gc',
+      'STATE',
+    );
+  }
+  // bind() creates the socket file with the process umask; a umask of 0177 makes it 0600
+  // from the first instant, so nobody can connect before the chmod below.
+  const old = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+  } finally {
+    process.umask(old);
+  }
+  chmodSync(path, 0o600);
+  if (owner) chownSync(path, owner.uid, owner.gid);
+  const st = lstatSync(path);
+  if (!st.isSocket() || (st.mode & 0o777) !== 0o600) {
+    server.close();
+    throw new NanocellError(
+      `egress proxy socket ${path} has unexpected mode`,
+      'report a bug',
+      'INTERNAL',
+    );
+  }
+}
+
+function removeSocketFile(path: string) {
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}
+
+/** `host:port` or `[v6]:port` of a CONNECT request line. */
+function parseAuthority(text: string): { host: string; port: number } | undefined {
+  const m = /^(\[[^\]]+\]|[^:[\]]+):(\d{1,5})$/.exec(text);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return undefined;
+  return { host: m[1]!, port };
+}
+
+function displayHost(host: string): string {
+  const t = parseTarget(host);
+  if (!t) return host.slice(0, 255);
+  return t.kind === 'name' ? t.name : t.text;
+}
+
+function sameAuthority(hostHeader: string, hostname: string, port: number): boolean {
+  let h: URL;
+  try {
+    h = new URL(`http://${hostHeader}`);
+  } catch {
+    return false;
+  }
+  if (h.pathname !== '/' || h.username || h.password || h.search || h.hash) return false;
+  const a = parseTarget(h.hostname);
+  const b = parseTarget(hostname);
+  const same =
+    a !== undefined &&
+    b !== undefined &&
+    (a.kind === 'name'
+      ? b.kind === 'name' && a.name === b.name
+      : b.kind === 'ip' && a.text === b.text);
+  return same && (h.port ? Number(h.port) : 80) === port;
+}
+
+function socksCode(f: DialFailure): number {
+  switch (f) {
+    case 'denied':
+      return Reply.notAllowed;
+    case 'unresolvable':
+      return Reply.hostUnreachable;
+    case 'refused':
+      return Reply.connectionRefused;
+    case 'timeout':
+      return Reply.ttlExpired;
+    case 'unreachable':
+      return Reply.networkUnreachable;
+  }
+}
+
+function httpStatus(f: DialFailure): number {
+  return f === 'denied' ? 403 : f === 'timeout' ? 504 : 502;
+}
+
+function failureText(res: Extract<DialResult, { ok: false }>): string {
+  return res.failure === 'denied'
+    ? `denied by nanocell (${res.decision.rule}): ${res.decision.reason ?? ''}`
+    : `nanocell could not reach the destination: ${res.error ?? res.failure}`;
+}
+
+function failureResponse(res: Extract<DialResult, { ok: false }>): string {
+  if (res.failure === 'denied') return deniedResponse(failureText(res));
+  return errorResponse(httpStatus(res.failure), failureText(res));
+}
+
+function headerSafe(s: string): string {
+  return s.replace(/[^\x20-\x7e]/g, '?').slice(0, 500);
+}
+
+function deniedResponse(reason: string): string {
+  const body = `${reason}\n`;
+  return (
+    `HTTP/1.1 403 Forbidden\r\n${DENY_HEADER}: ${headerSafe(reason)}\r\n` +
+    `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `Connection: close\r\n\r\n${body}`
+  );
+}
+
+function errorResponse(status: number, text: string): string {
+  const body = `${text}\n`;
+  return (
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Error'}\r\n` +
+    `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `Connection: close\r\n\r\n${body}`
+  );
+}
+
+function sendDenied(res: http.ServerResponse, reason: string) {
+  const body = `${reason}\n`;
+  res.writeHead(403, {
+    [DENY_HEADER]: headerSafe(reason),
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    connection: 'close',
+  });
+  res.end(body);
+}
+
+function sendError(res: http.ServerResponse, status: number, text: string) {
+  const body = `${text}\n`;
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    connection: 'close',
+  });
+  res.end(body);
+}
+
+function sendFailure(res: http.ServerResponse, d: Extract<DialResult, { ok: false }>) {
+  if (d.failure === 'denied') sendDenied(res, failureText(d));
+  else sendError(res, httpStatus(d.failure), failureText(d));
+}
