@@ -9,6 +9,7 @@
 // uses the generic table, which we expand with the C preprocessor and the same __ARCH_WANT_*
 // switches arch/arm64/include/uapi/asm/unistd.h sets, so the conditional entries come out the
 // way the arm64 kernel builds them.
+/* global process, console */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
