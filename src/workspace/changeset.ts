@@ -298,7 +298,7 @@ class Collector {
         outFd: fd,
         budget: this.o.limits.maxBytes - this.m.totalBytes,
       });
-      fsyncSync(fd);
+      // No fsync per file: apply re-hashes every stored file, so a torn copy is caught there.
     } catch (e) {
       if (e instanceof BudgetExceededError) {
         throw new Refusal(
