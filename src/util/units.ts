@@ -1,5 +1,5 @@
 // Human-friendly sizes and durations for policies and CLI flags.
-// Sizes are binary (k = 1024); a bare number is bytes. Durations take ms/s/m/h; a bare number is seconds.
+// Sizes are binary (k = 1024); a bare number is bytes. Durations take ms/s/m/h/d; a bare number is seconds.
 
 const SIZE_UNITS: Record<string, number> = {
   '': 1,
@@ -24,6 +24,7 @@ const DURATION_UNITS: Record<string, number> = {
   s: 1000,
   m: 60_000,
   h: 3_600_000,
+  d: 86_400_000,
 };
 
 export function parseSize(input: string | number): number | undefined {
@@ -42,7 +43,7 @@ export function parseDuration(input: string | number): number | undefined {
   if (typeof input === 'number') {
     return Number.isFinite(input) && input >= 0 ? Math.round(input * 1000) : undefined;
   }
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|)\s*$/.exec(input);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|)\s*$/.exec(input);
   if (!m) return undefined;
   const value = Math.round(Number(m[1]) * DURATION_UNITS[m[2]!]!);
   return Number.isSafeInteger(value) ? value : undefined;

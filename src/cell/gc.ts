@@ -1,0 +1,99 @@
+// Removes what dead supervisors left behind: runtime state, cgroups, mounts, cell dirs and uid
+// slots. Runs at every cell start and as `nanocell gc`.
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { ownerAlive, type OwnerRecord } from './owner.js';
+import { deleteContainer, listRuntimeContainers, type RuntimeInfo } from './runtime.js';
+import { releaseOrphanSlots } from './slots.js';
+import type { StateLayout } from './state.js';
+
+/** A cell dir younger than this without an owner file is still being created. */
+const CREATION_GRACE_MS = 60_000;
+
+export interface GcResult {
+  cells: string[];
+  containers: string[];
+  slots: number;
+  errors: string[];
+}
+
+function readOwner(dir: string): OwnerRecord | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, 'owner.json'), 'utf8')) as OwnerRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Mount points at or below `dir`, deepest first, from this process's mount table. */
+export function mountsUnder(dir: string): string[] {
+  const table = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  const out: string[] = [];
+  for (const line of table.split('\n')) {
+    const mp = line.split(' ')[4];
+    if (!mp) continue;
+    const decoded = mp.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (decoded === dir || decoded.startsWith(`${dir}/`)) out.push(decoded);
+  }
+  return out.sort((a, b) => b.length - a.length);
+}
+
+export async function unmountAllUnder(dir: string): Promise<void> {
+  for (const mp of mountsUnder(dir)) {
+    const r = await execa('umount', [mp], { reject: false });
+    if (r.exitCode !== 0) await execa('umount', ['-l', mp], { reject: false });
+  }
+  const left = mountsUnder(dir);
+  if (left.length) throw new Error(`still mounted: ${left.join(', ')}`);
+}
+
+function killPidFile(file: string): void {
+  try {
+    const pid = Number(fs.readFileSync(file, 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 1) process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone already, or never started
+  }
+}
+
+export async function gcStaleCells(layout: StateLayout, rt: RuntimeInfo): Promise<GcResult> {
+  const result: GcResult = { cells: [], containers: [], slots: 0, errors: [] };
+  let ids: string[] = [];
+  try {
+    ids = fs.readdirSync(layout.cells);
+  } catch {
+    return result;
+  }
+  for (const id of ids) {
+    const dir = path.join(layout.cells, id);
+    const owner = readOwner(dir);
+    if (owner && ownerAlive(owner)) continue;
+    if (!owner) {
+      const st = fs.statSync(dir, { throwIfNoEntry: false });
+      if (st && Date.now() - st.mtimeMs < CREATION_GRACE_MS) continue;
+    }
+    try {
+      // The runtime's delete kills what is left and removes cgroups; then the mounts go.
+      await deleteContainer(rt, layout.runtimeRoot, id).catch(() => killPidFile(path.join(dir, 'init.pid')));
+      await unmountAllUnder(dir);
+      fs.rmSync(dir, { recursive: true, force: true });
+      result.cells.push(id);
+    } catch (e) {
+      result.errors.push(`${id}: ${(e as Error).message}`);
+    }
+  }
+  // Runtime state without a cell dir: a crash between runtime start and bookkeeping.
+  const live = new Set(fs.readdirSync(layout.cells));
+  for (const id of listRuntimeContainers(layout.runtimeRoot)) {
+    if (live.has(id)) continue;
+    try {
+      await deleteContainer(rt, layout.runtimeRoot, id);
+      result.containers.push(id);
+    } catch (e) {
+      result.errors.push(`${id}: ${(e as Error).message}`);
+    }
+  }
+  result.slots = releaseOrphanSlots(layout.slots, layout.cells);
+  return result;
+}

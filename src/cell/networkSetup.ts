@@ -1,0 +1,67 @@
+// The cell's egress: nothing, or a proxy of its own on a unix socket that only this cell's
+// mount namespace can see. The proxy decides and records every connection.
+import fs from 'node:fs';
+import type { Policy } from '../policy/defaults.js';
+import { compileNetRules, type NetRules } from '../net/rules.js';
+import { startEgressProxy, type EgressProxy, type ProxyEvent } from '../net/proxy.js';
+import { proxyEnv } from '../net/env.js';
+import type { CellEvent } from './cell.js';
+
+export class CellNetwork {
+  private constructor(
+    private readonly proxy: EgressProxy | undefined,
+    readonly rules: NetRules | undefined,
+  ) {}
+
+  get enabled(): boolean {
+    return this.proxy !== undefined;
+  }
+
+  env(port: number): Record<string, string> {
+    return proxyEnv(port);
+  }
+
+  static async start(o: {
+    policy: Policy;
+    extraAllow: string[];
+    socketPath: string;
+    socketOwner?: { uid: number; gid: number };
+    onEvent: (e: CellEvent) => void;
+  }): Promise<CellNetwork> {
+    // Rules are compiled even when nothing is allowed, so a bad entry is always an error.
+    const rules = compileNetRules(o.policy.network, o.extraAllow);
+    if (o.policy.network.allow.length === 0 && o.extraAllow.length === 0) {
+      return new CellNetwork(undefined, rules);
+    }
+    const proxy = await startEgressProxy({
+      rules,
+      socketPath: o.socketPath,
+      ...(o.socketOwner ? { socketOwner: o.socketOwner } : {}),
+      onEvent: (e: ProxyEvent) => o.onEvent(toCellEvent(e)),
+    });
+    if (!fs.existsSync(o.socketPath)) {
+      await proxy.close();
+      throw new Error(`the proxy did not create ${o.socketPath}`);
+    }
+    return new CellNetwork(proxy, rules);
+  }
+
+  async close(): Promise<void> {
+    await this.proxy?.close();
+  }
+}
+
+function toCellEvent(e: ProxyEvent): CellEvent {
+  return {
+    type: e.decision === 'allowed' ? 'net.allowed' : 'net.denied',
+    host: e.host,
+    port: e.port,
+    ip: e.ip,
+    rule: e.rule,
+    reason: e.reason ?? e.error ?? e.decision,
+    protocol: e.protocol,
+    bytesUp: e.bytesUp,
+    bytesDown: e.bytesDown,
+    durationMs: e.durationMs,
+  };
+}

@@ -1,0 +1,101 @@
+// The on-disk layout under the state root (see docs/architecture.md, "State").
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { NanocellError } from '../util/errors.js';
+
+export function defaultStateRoot(): string {
+  if (process.env.NANOCELL_STATE_ROOT) return path.resolve(process.env.NANOCELL_STATE_ROOT);
+  if (process.geteuid!() === 0) return '/var/lib/nanocell';
+  const xdg = process.env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
+  return path.join(xdg, 'nanocell');
+}
+
+export interface StateLayout {
+  root: string;
+  db: string;
+  cells: string;
+  slots: string;
+  runtimeRoot: string;
+  etc: string;
+  changes: string;
+  reports: string;
+}
+
+export function stateLayout(root: string): StateLayout {
+  return {
+    root,
+    db: path.join(root, 'nanocell.db'),
+    cells: path.join(root, 'cells'),
+    slots: path.join(root, 'slots'),
+    runtimeRoot: path.join(root, 'runc'),
+    etc: path.join(root, 'etc'),
+    changes: path.join(root, 'changes'),
+    reports: path.join(root, 'reports'),
+  };
+}
+
+/** Creates the state root with private permissions; refuses one that is unusable. */
+export function ensureStateRoot(root: string): StateLayout {
+  const layout = stateLayout(root);
+  try {
+    fs.mkdirSync(root, { recursive: true, mode: 0o711 });
+    const st = fs.lstatSync(root);
+    if (!st.isDirectory()) throw new Error('not a directory');
+    if (st.uid !== process.geteuid!()) throw new Error(`owned by uid ${st.uid}, not by you`);
+    fs.accessSync(root, fs.constants.W_OK | fs.constants.R_OK | fs.constants.X_OK);
+    for (const d of [layout.cells, layout.slots, layout.runtimeRoot, layout.changes, layout.reports]) {
+      fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+    }
+    // The cells dir must be traversable by the cells' mapped uids (rootfs, etc under it).
+    fs.chmodSync(layout.cells, 0o711);
+    fs.mkdirSync(layout.etc, { recursive: true, mode: 0o755 });
+  } catch (e) {
+    throw new NanocellError(
+      `state root ${root} is unusable: ${(e as Error).message}`,
+      'pass a writable directory you own with --state-root or NANOCELL_STATE_ROOT',
+      'STATE',
+    );
+  }
+  return layout;
+}
+
+export interface CellDirs {
+  dir: string;
+  bundle: string;
+  config: string;
+  rootfs: string;
+  /** tmpfs holding the overlay's upper and work dirs (the disk cap). */
+  layer: string;
+  upper: string;
+  work: string;
+  /** Idmapped, read-only view of the project: the overlay's lower layer. */
+  lower: string;
+  merged: string;
+  seccompSocket: string;
+  proxySocket: string;
+  syscallTable: string;
+  initPid: string;
+  owner: string;
+}
+
+export function cellDirs(layout: StateLayout, id: string): CellDirs {
+  const dir = path.join(layout.cells, id);
+  const layer = path.join(dir, 'layer');
+  return {
+    dir,
+    bundle: path.join(dir, 'bundle'),
+    config: path.join(dir, 'bundle', 'config.json'),
+    rootfs: path.join(dir, 'bundle', 'rootfs'),
+    layer,
+    upper: path.join(layer, 'upper'),
+    work: path.join(layer, 'work'),
+    lower: path.join(dir, 'lower'),
+    merged: path.join(dir, 'merged'),
+    seccompSocket: path.join(dir, 'seccomp.sock'),
+    proxySocket: path.join(dir, 'proxy.sock'),
+    syscallTable: path.join(dir, 'syscalls.tbl'),
+    initPid: path.join(dir, 'init.pid'),
+    owner: path.join(dir, 'owner.json'),
+  };
+}

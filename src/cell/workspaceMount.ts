@@ -1,0 +1,225 @@
+// The cell's view of the project: a scoped copy-on-write overlay. Root mode mounts it on the
+// host (idmapped lower, tmpfs upper with the disk cap); rootless lets the runtime mount it
+// inside the cell's user namespace.
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import type { HostFacts } from '../host/facts.js';
+import { nativeBinary } from '../host/native.js';
+import type { Policy } from '../policy/defaults.js';
+import { NanocellError } from '../util/errors.js';
+import {
+  collectChangeSet,
+  DEFAULT_MAX_FILES,
+  mountOverlay,
+  planScope,
+  prepareOverlay,
+  scopeMounts,
+  teardownOverlay,
+  unmountOverlay,
+  allHidden,
+  type ChangeSummary,
+  type OverlayDirs,
+  type ScopePlan,
+} from '../workspace/index.js';
+import type { CellEvent } from './cell.js';
+import { CELL_UID, type WorkspaceMountPlan } from './plan.js';
+import type { CellDirs, StateLayout } from './state.js';
+import type { OciMount } from './oci.js';
+
+/** Resolves and checks the project dir; the one-line errors are the user's first contact. */
+export function resolveProjectDir(p: string): string {
+  const abs = path.resolve(p);
+  const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+  if (!st) {
+    throw new NanocellError(`workspace ${abs} does not exist`, 'pass an existing project directory with --workspace', 'WORKSPACE');
+  }
+  if (st.isSymbolicLink()) {
+    let target = '?';
+    try {
+      target = fs.realpathSync(abs);
+    } catch {
+      // dangling
+    }
+    throw new NanocellError(
+      `workspace ${abs} is a symlink (to ${target})`,
+      'pass the real directory path with --workspace, after checking it is the project you mean',
+      'WORKSPACE',
+    );
+  }
+  if (!st.isDirectory()) {
+    throw new NanocellError(`workspace ${abs} is not a directory`, 'pass the project directory with --workspace', 'WORKSPACE');
+  }
+  // Parent components may be symlinks (e.g. /var/run): use the real path everywhere.
+  return fs.realpathSync(abs);
+}
+
+export class CellWorkspace {
+  private constructor(
+    readonly cellPath: string,
+    readonly mountPlan: WorkspaceMountPlan,
+    private readonly scope: ScopePlan | undefined,
+    private readonly overlay: OverlayDirs | undefined,
+    private readonly idmapped: string | undefined,
+    private readonly diskBytes: number,
+    private readonly upperDir: string | undefined,
+  ) {}
+
+  static async prepare(o: {
+    project: string;
+    policy: Policy;
+    dirs: CellDirs;
+    host: HostFacts;
+    cellUidBase?: number;
+    disabled?: boolean;
+  }): Promise<CellWorkspace> {
+    const project = resolveProjectDir(o.project);
+    const disk = o.policy.limits.disk;
+    if (o.disabled) {
+      // Benchmarks only: the project bind-mounted read-only, no overlay, no change set.
+      return new CellWorkspace(
+        project,
+        {
+          path: project,
+          mode: 'host-overlay',
+          mergedDir: project,
+          extraMounts: [{ destination: project, type: 'bind', source: project, options: ['bind', 'ro', 'nosuid', 'nodev'] }],
+        },
+        undefined,
+        undefined,
+        undefined,
+        disk,
+        undefined,
+      );
+    }
+    const scope = await planScope(project, o.policy.workspace);
+
+    if (o.host.rootless) {
+      const base = path.join(o.dirs.dir, 'ws');
+      const upper = path.join(base, 'upper');
+      const work = path.join(base, 'work');
+      fs.mkdirSync(upper, { recursive: true, mode: 0o755 });
+      fs.mkdirSync(work, { recursive: true, mode: 0o700 });
+      fs.chmodSync(upper, fs.statSync(project).mode & 0o777);
+      return new CellWorkspace(
+        project,
+        {
+          path: project,
+          mode: 'cell-overlay',
+          lowerDir: project,
+          upperDir: upper,
+          workDir: work,
+          extraMounts: [...maskMounts(scope, project), ...protectMounts(scope, project)],
+        },
+        scope,
+        undefined,
+        undefined,
+        disk,
+        upper,
+      );
+    }
+
+    if (o.cellUidBase === undefined) throw new NanocellError('no uid range for the workspace', 'report a bug');
+    const cellHostUid = o.cellUidBase + CELL_UID;
+    const owner = fs.statSync(project);
+    const overlay = await prepareOverlay({
+      baseDir: path.join(o.dirs.dir, 'ws'),
+      plan: scope,
+      sizeBytes: disk,
+      owner: { uid: cellHostUid, gid: cellHostUid },
+    });
+    let idmapped: string | undefined;
+    try {
+      // Files owned by the project's owner appear owned by the cell user, so the task can
+      // edit them through the overlay; every other owner maps to nobody.
+      fs.mkdirSync(o.dirs.lower, { mode: 0o700 });
+      idmapped = o.dirs.lower;
+      const r = await execa(
+        nativeBinary('nanocell-idmap'),
+        ['--uid', `${owner.uid}:${cellHostUid}`, '--gid', `${owner.gid}:${cellHostUid}`, project, o.dirs.lower],
+        { reject: false },
+      );
+      if (r.exitCode !== 0) {
+        throw new NanocellError(
+          `cannot create the idmapped view of ${project}: ${String(r.stderr).trim()}`,
+          'the project must be on a file system that supports idmapped mounts (ext4, xfs, btrfs, tmpfs)',
+          'HOST',
+        );
+      }
+      await mountOverlay({ lowerDir: o.dirs.lower, dirs: overlay });
+    } catch (e) {
+      if (idmapped) await unmountOverlay(idmapped).catch(() => undefined);
+      await teardownOverlay(overlay).catch(() => undefined);
+      throw e;
+    }
+    return new CellWorkspace(
+      project,
+      {
+        path: project,
+        mode: 'host-overlay',
+        mergedDir: overlay.mergedDir,
+        extraMounts: scopeMounts(scope, project, overlay.mergedDir) as OciMount[],
+      },
+      scope,
+      overlay,
+      idmapped,
+      disk,
+      overlay.upperDir,
+    );
+  }
+
+  /** Reads the change set out of the upper layer; call while the overlay is still mounted. */
+  async collect(
+    layout: StateLayout,
+    taskId: string,
+    startedAtMs: number,
+    emit: (e: CellEvent) => void,
+  ): Promise<ChangeSummary | undefined> {
+    if (!this.scope || !this.upperDir) return undefined;
+    const summary = await collectChangeSet({
+      upperDir: this.upperDir,
+      lowerDir: this.cellPath,
+      projectDir: this.cellPath,
+      outDir: path.join(layout.changes, taskId),
+      taskId,
+      startedAtMs,
+      limits: { maxFiles: DEFAULT_MAX_FILES, maxBytes: this.diskBytes },
+      scope: this.scope,
+      ...(this.overlay ? { mergedDir: this.overlay.mergedDir } : {}),
+    });
+    const kinds = { add: 'added', modify: 'modified', delete: 'deleted', mode: 'mode' } as const;
+    for (const c of summary.changes) {
+      if (c.kind === 'refused') continue;
+      emit({ type: 'fs.change', path: c.path, kind: kinds[c.kind] });
+    }
+    return summary;
+  }
+
+  async unmount(): Promise<void> {
+    if (this.overlay) await teardownOverlay(this.overlay);
+    if (this.idmapped) {
+      await unmountOverlay(this.idmapped);
+      fs.rmSync(this.idmapped, { recursive: true, force: true });
+    }
+  }
+}
+
+/** Rootless cannot write overlay whiteouts, so hidden paths are masked with empty mounts. */
+function maskMounts(scope: ScopePlan, project: string): OciMount[] {
+  return allHidden(scope).map((rel) => {
+    const abs = path.join(project, rel);
+    const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+    return st?.isDirectory()
+      ? { destination: abs, type: 'tmpfs', source: 'tmpfs', options: ['ro', 'nosuid', 'nodev', 'noexec', 'size=4k', 'mode=000'] }
+      : { destination: abs, type: 'bind', source: '/dev/null', options: ['bind', 'ro', 'nosuid', 'nodev', 'noexec'] };
+  });
+}
+
+function protectMounts(scope: ScopePlan, project: string): OciMount[] {
+  return scope.protected.map((rel) => ({
+    destination: path.join(project, rel),
+    type: 'bind',
+    source: path.join(project, rel),
+    options: ['rbind', 'ro', 'nosuid', 'nodev'],
+  }));
+}

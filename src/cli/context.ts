@@ -1,0 +1,6 @@
+import type { AuditStore } from '../audit/store.js';
+
+export interface CliContext {
+  stateRoot(): string;
+  openStore(): AuditStore;
+}

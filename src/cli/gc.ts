@@ -1,0 +1,47 @@
+// `nanocell gc`: remove leftovers of dead supervisors, and old history with --older-than.
+import type { Command } from 'commander';
+import { gcStaleCells } from '../cell/gc.js';
+import { resolveRuntime } from '../cell/runtime.js';
+import { ensureStateRoot } from '../cell/state.js';
+import { parseDuration } from '../util/units.js';
+import { NanocellError } from '../util/errors.js';
+import type { CliContext } from './context.js';
+import { removeStaleChangeSets } from './staleChanges.js';
+
+export function registerGcCommand(program: Command, ctx: CliContext): void {
+  program
+    .command('gc')
+    .description('remove leftovers of crashed runs; with --older-than, also old tasks and change sets')
+    .option('--older-than <duration>', 'also delete ended tasks, events and change sets older than this, e.g. 12h or 7d')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { olderThan?: string; json?: boolean }) => {
+      const layout = ensureStateRoot(ctx.stateRoot());
+      const rt = resolveRuntime('runc');
+      const res = await gcStaleCells(layout, rt);
+      let history = { tasks: 0, events: 0, changeSets: 0 };
+      if (opts.olderThan !== undefined) {
+        const ms = parseDuration(opts.olderThan);
+        if (ms === undefined) {
+          throw new NanocellError(`--older-than ${JSON.stringify(opts.olderThan)} is not a duration`, 'write e.g. 12h or 7d', 'USAGE');
+        }
+        const store = ctx.openStore();
+        try {
+          const r = store.gc({ olderThanMs: ms });
+          history = { ...r, changeSets: removeStaleChangeSets(layout, ms) };
+        } finally {
+          store.close();
+        }
+      }
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ ...res, history })}\n`);
+      } else {
+        process.stdout.write(
+          `removed ${res.cells.length} stale cells, ${res.containers.length} runtime containers, ${res.slots} uid slots` +
+            (opts.olderThan ? `; ${history.tasks} tasks, ${history.events} events, ${history.changeSets} change sets` : '') +
+            '\n',
+        );
+        for (const e of res.errors) process.stderr.write(`nanocell: gc: ${e}\n`);
+      }
+      if (res.errors.length) process.exitCode = 125;
+    });
+}

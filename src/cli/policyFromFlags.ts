@@ -1,0 +1,56 @@
+// CLI flags become one more policy layer, validated by the same schema as files, so a bad
+// flag gets the same one-line error as a bad policy entry.
+import type { PolicyFile } from '../policy/schema.js';
+import { parsePolicy } from '../policy/load.js';
+import { NanocellError } from '../util/errors.js';
+
+export interface RunFlags {
+  memory?: string;
+  pids?: string;
+  cpus?: string;
+  timeout?: string;
+  outputLimit?: string;
+  disk?: string;
+  env?: string[];
+  runtime?: string;
+  runtimePath?: string;
+  allowDegraded?: string[];
+}
+
+export function parseEnvFlags(pairs: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const p of pairs) {
+    const eq = p.indexOf('=');
+    if (eq <= 0) {
+      throw new NanocellError(`--env ${JSON.stringify(p)} is not K=V`, 'write --env NAME=value', 'USAGE');
+    }
+    env[p.slice(0, eq)] = p.slice(eq + 1);
+  }
+  return env;
+}
+
+function num(flag: string, v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) {
+    throw new NanocellError(`${flag} ${JSON.stringify(v)} is not a number`, `pass a number to ${flag}`, 'USAGE');
+  }
+  return n;
+}
+
+export function policyFromFlags(f: RunFlags): PolicyFile {
+  const limits: Record<string, unknown> = {};
+  if (f.memory !== undefined) limits.memory = f.memory;
+  if (f.pids !== undefined) limits.pids = num('--pids', f.pids);
+  if (f.cpus !== undefined) limits.cpus = num('--cpus', f.cpus);
+  if (f.timeout !== undefined) limits.timeout = f.timeout;
+  if (f.outputLimit !== undefined) limits.output = f.outputLimit;
+  if (f.disk !== undefined) limits.disk = f.disk;
+  const doc: Record<string, unknown> = {};
+  if (Object.keys(limits).length) doc.limits = limits;
+  if (f.env?.length) doc.env = parseEnvFlags(f.env);
+  if (f.runtime || f.runtimePath) {
+    doc.runtime = { ...(f.runtime ? { name: f.runtime } : {}), ...(f.runtimePath ? { path: f.runtimePath } : {}) };
+  }
+  if (f.allowDegraded?.length) doc.allowDegraded = f.allowDegraded;
+  return parsePolicy(doc, 'command line');
+}

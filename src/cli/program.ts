@@ -1,0 +1,74 @@
+// The nanocell CLI: argument parsing and printing over the library. Exit codes follow
+// Docker's: the command's own status, 124 timeout, 125 nanocell error, 126 cannot execute,
+// 127 not found, 137 killed or out of memory.
+import { Command, CommanderError, Option } from 'commander';
+import { NanocellError } from '../util/errors.js';
+import { registerRunCommand } from './run.js';
+import { registerDoctorCommand } from './doctor.js';
+import { registerGcCommand } from './gc.js';
+import { registerPsCommand } from './ps.js';
+import { registerAuditCommands } from './auditCommands.js';
+import { registerWorkspaceCommands } from './workspaceCommands.js';
+import { registerDemoCommand } from './demo.js';
+import { AuditStore } from '../audit/store.js';
+import { defaultStateRoot, ensureStateRoot } from '../cell/state.js';
+
+export const EXIT_NANOCELL_ERROR = 125;
+
+export function buildProgram(): Command {
+  const program = new Command('nanocell')
+    .description('Run AI-agent tasks in disposable, locked-down cells')
+    .version('0.1.0')
+    .enablePositionalOptions()
+    .addOption(new Option('--state-root <dir>', 'state directory').env('NANOCELL_STATE_ROOT'))
+    .exitOverride()
+    .configureOutput({ outputError: () => undefined })
+    .showSuggestionAfterError(true);
+  const stateRoot = () => {
+    const o = program.opts<{ stateRoot?: string }>();
+    return o.stateRoot ?? defaultStateRoot();
+  };
+  const ctx = {
+    stateRoot,
+    openStore: () => AuditStore.open(ensureStateRoot(stateRoot()).db),
+  };
+  registerRunCommand(program, ctx);
+  registerDemoCommand(program, ctx);
+  registerDoctorCommand(program);
+  registerGcCommand(program, ctx);
+  registerPsCommand(program, ctx);
+  registerAuditCommands(program, ctx);
+  registerWorkspaceCommands(program, ctx);
+  for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => undefined });
+  return program;
+}
+
+export function reportError(e: unknown): number {
+  if (e instanceof CommanderError) {
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
+      return 0;
+    }
+    const msg = e.message.replace(/^error:\s*/i, '').split('\n')[0];
+    process.stderr.write(`nanocell: ${msg} (fix: see \`nanocell --help\`)\n`);
+    return EXIT_NANOCELL_ERROR;
+  }
+  if (e instanceof NanocellError) {
+    process.stderr.write(`nanocell: ${e.oneLine()}\n`);
+    return EXIT_NANOCELL_ERROR;
+  }
+  const err = e as Error;
+  process.stderr.write(`nanocell: internal error: ${err?.message ?? String(e)} (fix: please report this bug)\n`);
+  if (process.env.NANOCELL_DEBUG) process.stderr.write(`${err?.stack}\n`);
+  return EXIT_NANOCELL_ERROR;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  } catch (e) {
+    return reportError(e);
+  }
+}
+

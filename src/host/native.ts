@@ -1,0 +1,30 @@
+// Locates the native helpers built at install time (native/build), or an override dir.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NanocellError } from '../util/errors.js';
+
+export type NativeHelper = 'nanocell-init' | 'nanocell-monitor' | 'nanocell-idmap';
+
+function packageRoot(): string {
+  // dist/host/native.js and src/host/native.ts both sit two levels below the package root.
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+}
+
+export function nativeDir(): string {
+  return process.env.NANOCELL_NATIVE_DIR ?? path.join(packageRoot(), 'native', 'build');
+}
+
+export function nativeBinary(name: NativeHelper): string {
+  const p = path.join(nativeDir(), name);
+  try {
+    fs.accessSync(p, fs.constants.X_OK);
+  } catch {
+    throw new NanocellError(
+      `native helper ${p} is missing`,
+      'build it with `make -C native` (the setup script does this)',
+      'HOST',
+    );
+  }
+  return p;
+}
