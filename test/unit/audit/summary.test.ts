@@ -3,7 +3,7 @@ import type { AuditEvent, AuditEventInput } from '../../../src/audit/events.js';
 import { GENESIS_HASH } from '../../../src/audit/chain.js';
 import type { TaskRow } from '../../../src/audit/store.js';
 import { describeEvent, readResources, summarizeTask } from '../../../src/audit/summary.js';
-import { sampleInputs } from './events.test.js';
+import { sampleInputs } from './samples.js';
 
 const task: TaskRow = {
   id: 't1',

@@ -1,0 +1,48 @@
+import type { AuditEventInput } from '../../../src/audit/events.js';
+
+/** One valid input per event type. */
+export const sampleInputs: AuditEventInput[] = [
+  { type: 'task.created', command: ['npm', 'test'], policy: { memory: 512 }, workspace: '/p' },
+  { type: 'task.started', runtime: 'runc 1.1.5' },
+  { type: 'task.exited', exitCode: 0, endReason: 'exited', durationMs: 1200 },
+  {
+    type: 'exec',
+    path: '/usr/bin/git',
+    argv: ['git', 'status'],
+    pid: 7,
+    ppid: 1,
+    unverified: true,
+  },
+  {
+    type: 'syscall.denied',
+    name: 'mount',
+    nr: 165,
+    arch: 'x86_64',
+    pid: 9,
+    exe: '/usr/bin/bash',
+    errno: 1,
+    count: 3,
+  },
+  {
+    type: 'net.allowed',
+    host: 'registry.npmjs.org',
+    port: 443,
+    ip: '104.16.0.1',
+    rule: 'registry.npmjs.org',
+    reason: 'allowed by rule',
+    protocol: 'http-connect',
+    bytesUp: 10,
+    bytesDown: 2000,
+    durationMs: 40,
+  },
+  {
+    type: 'net.denied',
+    host: 'evil.example',
+    port: 443,
+    reason: 'not in allowlist',
+    protocol: 'socks5',
+  },
+  { type: 'fs.change', path: 'src/a.ts', kind: 'modified', size: 120 },
+  { type: 'limit.hit', limit: 'oom', detail: 'memory 512 MiB' },
+  { type: 'policy.degraded', control: 'cgroups', reason: 'no delegation' },
+];
