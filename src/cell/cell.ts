@@ -148,6 +148,11 @@ export class Cell extends EventEmitter {
     }
   }
 
+  /** First host uid of this cell's range (root mode), for tests and diagnostics. */
+  get hostUidBase(): number | undefined {
+    return this.plan?.spec.linux.uidMappings[0]?.hostID;
+  }
+
   get limits(): AppliedLimits {
     return this.plan.limits;
   }
