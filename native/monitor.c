@@ -451,16 +451,20 @@ static void handle_notification(void)
 	const struct sysent *ent = lookup(arch, nr);
 	const char *name = ent ? ent->name : "unknown";
 	int err = ent ? ent->err : EPERM;
+	int full = (long)denials_seen++ < max_events;
+	/* Read the executable while the task still waits on us; it may exit right after. */
+	char exe[PATH_MAX] = "", link[64];
+	if (full) {
+		snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+		ssize_t n = readlink(link, exe, sizeof(exe) - 1);
+		exe[n > 0 ? n : 0] = 0;
+	}
 	resp->error = -err;
 	ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_SEND, resp);
-	if ((long)denials_seen++ >= max_events) {
+	if (!full) {
 		count_denial(name, pid);
 		return;
 	}
-	char exe[PATH_MAX] = "", link[64];
-	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
-	ssize_t n = readlink(link, exe, sizeof(exe) - 1);
-	exe[n > 0 ? n : 0] = 0;
 	struct out o = {0};
 	out_fmt(&o, "{\"type\":\"syscall.denied\",\"time\":%lld,\"pid\":%d,\"arch\":\"%s\",\"nr\":%d,\"name\":",
 		now_ms(), (int)pid, arch_name(arch), nr);

@@ -1,6 +1,6 @@
 // One real runc cell: the monitor receives the seccomp listener fd, answers exec and denial
 // notifications, inherits the cell's init as subreaper and cleans up after shutdown.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
   chmodSync,
@@ -125,10 +125,17 @@ beforeAll(() => {
   chmodSync(dir, 0o755);
 });
 
-afterAll(() => {
-  for (const m of monitors) if (m.exitCode === null) m.kill('SIGKILL');
-  for (const c of runc('list', '-q').stdout.split('\n').filter(Boolean))
+function cleanupCells(): void {
+  for (const m of monitors.splice(0)) if (m.exitCode === null) m.kill('SIGKILL');
+  for (const c of runc('list', '-q').stdout.split('\n').filter(Boolean)) {
     runc('delete', '--force', c);
+  }
+}
+
+afterEach(cleanupCells);
+
+afterAll(() => {
+  cleanupCells();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -142,6 +149,9 @@ describe('nanocell-monitor with runc', () => {
       );
     });
     expect(ready.landlock).toBe('off');
+    // Monitor events and init frames travel on different pipes: wait, do not assume an order.
+    const has = (type: string) => m.events.some((e) => e.type === type);
+    expect(await waitFor(() => has('listener') && has('runtime.exited'), 3000)).toBe(true);
     const listener = m.events.find((e) => e.type === 'listener');
     expect(listener?.initPid).toBeGreaterThan(1);
     expect(m.events.find((e) => e.type === 'runtime.exited')).toEqual({
@@ -193,5 +203,70 @@ describe('nanocell-monitor with runc', () => {
     expect(last.counts.reduce((n, c) => n + c.count, 0)).toBe(301 - 3 + 0);
     expect(runc('delete', '--force', `${id}-main`).status).toBe(0);
     expect(cellProcesses()).toEqual([]);
+  });
+
+  it('kills the cell when the supervisor dies (PDEATHSIG), leaving nothing behind', async () => {
+    // A shell stands in for the supervisor: the monitor is its child, and fd 3 passes through.
+    const bundleName = 'orphan';
+    const m = startMonitor(bundleName, [], ['execve']);
+    monitors.push(m.child);
+    await m.client.ready();
+    m.client.exec({ argv: ['sleep', '1000'], env: ['PATH=/usr/bin'], cwd: '/' }).stdin.end();
+    expect(await waitFor(() => cellProcesses().length >= 2, 3000)).toBe(true);
+    m.child.kill('SIGTERM');
+    expect(await m.exited).toBe(0);
+    expect(m.events.map((e) => e.type)).toContain('init.exited');
+    await m.client.closed;
+    expect(await waitFor(() => cellProcesses().length === 0, 3000)).toBe(true);
+    expect(existsSync(m.listener)).toBe(false);
+    expect(runc('delete', '--force', `${id}-${bundleName}`).status).toBe(0);
+  });
+
+  it('arms PDEATHSIG: SIGKILL of its parent takes the cell down', async () => {
+    const bundleName = 'pdeath';
+    const bundle = writeBundle({
+      dir: path.join(dir, bundleName),
+      initBin: INIT_BIN,
+      listenerPath: path.join(dir, `${bundleName}.sock`),
+      hostIdBase: HOST_ID_BASE,
+      notify: ['execve'],
+    });
+    const pidFile = path.join(dir, `${bundleName}.pid`);
+    const argv = [
+      MONITOR_BIN,
+      '--listener',
+      path.join(dir, `${bundleName}.sock`),
+      '--pid-file',
+      pidFile,
+      '--',
+      'runc',
+      '--root',
+      runcRoot,
+      'run',
+      '--detach',
+      '--preserve-fds',
+      '1',
+      '--pid-file',
+      pidFile,
+      '--bundle',
+      bundle,
+      `${id}-${bundleName}`,
+    ];
+    const parent = spawn('sh', ['-c', `"$@" & echo $! >&2; wait`, 'sh', ...argv], {
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+    });
+    monitors.push(parent);
+    let err = '';
+    parent.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+    const client = new InitClient(parent.stdio[3] as Duplex);
+    await client.ready();
+    const monitorPid = Number(err.trim().split('\n')[0]);
+    expect(monitorPid).toBeGreaterThan(0);
+    expect(cellProcesses().length).toBeGreaterThanOrEqual(1);
+    parent.kill('SIGKILL');
+    await client.closed;
+    expect(await waitFor(() => !existsSync(`/proc/${monitorPid}`), 3000)).toBe(true);
+    expect(await waitFor(() => cellProcesses().length === 0, 3000)).toBe(true);
+    expect(runc('delete', '--force', `${id}-${bundleName}`).status).toBe(0);
   });
 });
