@@ -23,7 +23,7 @@ import {
   type ScopePlan,
 } from '../workspace/index.js';
 import type { CellEvent } from './cell.js';
-import { CELL_UID, type WorkspaceMountPlan } from './plan.js';
+import { CELL_UID, checkWorkspacePath, type WorkspaceMountPlan } from './plan.js';
 import type { CellDirs, StateLayout } from './state.js';
 import type { OciMount } from './oci.js';
 
@@ -51,7 +51,9 @@ export function resolveProjectDir(p: string): string {
     throw new NanocellError(`workspace ${abs} is not a directory`, 'pass the project directory with --workspace', 'WORKSPACE');
   }
   // Parent components may be symlinks (e.g. /var/run): use the real path everywhere.
-  return fs.realpathSync(abs);
+  const real = fs.realpathSync(abs);
+  checkWorkspacePath(real);
+  return real;
 }
 
 export class CellWorkspace {
