@@ -295,6 +295,13 @@ function renderReport(s: TaskSummary, p: Paint): string {
     if (n > MAX) lines.push(p.dim(`  ... and ${n - MAX} more`));
   };
 
+  const onlyCounted = (...types: string[]) => {
+    const parts = types
+      .filter((type) => (t.droppedCounts[type] ?? 0) > 0)
+      .map((type) => `${t.droppedCounts[type]} ${type}`);
+    if (parts.length) lines.push(p.yellow(`  plus ${parts.join(', ')} past the cap, only counted`));
+  };
+
   lines.push(`${p.bold('Task')} ${t.id}  ${p.dim(`session ${t.session}`)}`);
   item('command', formatCommand(t.command));
   if (t.workspace) item('workspace', t.workspace);
@@ -312,8 +319,10 @@ function renderReport(s: TaskSummary, p: Paint): string {
     );
   }
   more(s.ran.commands.length);
+  onlyCounted('exec');
 
   section('Denied');
+  onlyCounted('net.denied', 'syscall.denied');
   const denials = [
     ['network', s.denied.network.map((d) => `${times(d.count)}${d.item.host}:${d.item.port} (${d.item.reason}${d.item.rule ? `, rule ${d.item.rule}` : ''})`)],
     ['syscalls', s.denied.syscalls.map((d) => `${times(d.count)}${d.item.name} by ${d.item.exe} -> ${errnoName(d.item.errno)}`)],
@@ -340,6 +349,7 @@ function renderReport(s: TaskSummary, p: Paint): string {
   more(s.network.length);
 
   section('Changed');
+  onlyCounted('fs.change');
   const c = s.changed.counts;
   const changes = c.added + c.modified + c.deleted + c.mode + c.symlink;
   if (changes === 0) lines.push(p.dim('  no changes recorded'));
