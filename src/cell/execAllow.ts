@@ -11,7 +11,11 @@ const MAX_GLOB_SCAN = 200_000;
 /** The dynamic loader must be executable for any dynamically linked program to start. */
 function loaderPaths(): string[] {
   const out: string[] = [];
-  for (const p of ['/lib64/ld-linux-x86-64.so.2', '/lib/ld-linux-aarch64.so.1', '/lib/ld-linux.so.2']) {
+  for (const p of [
+    '/lib64/ld-linux-x86-64.so.2',
+    '/lib/ld-linux-aarch64.so.1',
+    '/lib/ld-linux.so.2',
+  ]) {
     try {
       out.push(fs.realpathSync(p));
     } catch {
@@ -24,14 +28,25 @@ function loaderPaths(): string[] {
 export function resolveExecAllow(patterns: string[], workspace: string): string[] {
   const out = new Set<string>(loaderPaths());
   for (const raw of patterns) {
+    // The whole workspace is one Landlock rule; taken literally, since a project path may
+    // contain characters that are glob syntax.
+    if (raw === WORKSPACE_TOKEN || raw === `${WORKSPACE_TOKEN}/**`) {
+      out.add(workspace);
+      continue;
+    }
     const pattern = raw.replaceAll(WORKSPACE_TOKEN, workspace);
     if (!path.isAbsolute(pattern)) {
-      throw new PolicyError(`invalid policy: exec.allow: "${raw}" must be an absolute path or glob`);
+      throw new PolicyError(
+        `invalid policy: exec.allow: "${raw}" must be an absolute path or glob`,
+      );
     }
     const scan = picomatch.scan(pattern);
     if (!scan.isGlob) {
       if (!fs.existsSync(pattern)) {
-        throw new PolicyError(`invalid policy: exec.allow: "${raw}" does not exist`, 'remove the entry or fix the path');
+        throw new PolicyError(
+          `invalid policy: exec.allow: "${raw}" does not exist`,
+          'remove the entry or fix the path',
+        );
       }
       out.add(path.normalize(pattern));
       continue;
@@ -40,14 +55,19 @@ export function resolveExecAllow(patterns: string[], workspace: string): string[
     if (/^[^*?[\]{}!]+\/\*\*$/.test(pattern)) {
       const dir = pattern.slice(0, -3);
       if (!fs.existsSync(dir)) {
-        throw new PolicyError(`invalid policy: exec.allow: "${raw}" matches nothing (${dir} does not exist)`);
+        throw new PolicyError(
+          `invalid policy: exec.allow: "${raw}" matches nothing (${dir} does not exist)`,
+        );
       }
       out.add(dir);
       continue;
     }
     const matches = expandGlob(scan.base || '/', pattern);
     if (matches.length === 0) {
-      throw new PolicyError(`invalid policy: exec.allow: "${raw}" matches no file`, 'remove the entry or fix the glob');
+      throw new PolicyError(
+        `invalid policy: exec.allow: "${raw}" matches no file`,
+        'remove the entry or fix the glob',
+      );
     }
     for (const m of matches) out.add(m);
   }
@@ -67,7 +87,10 @@ function expandGlob(base: string, pattern: string): string[] {
     }
     for (const e of entries) {
       if (++scanned > MAX_GLOB_SCAN) {
-        throw new PolicyError(`invalid policy: exec.allow: "${pattern}" scans too many files`, 'use a narrower glob');
+        throw new PolicyError(
+          `invalid policy: exec.allow: "${pattern}" scans too many files`,
+          'use a narrower glob',
+        );
       }
       const p = path.join(dir, e.name);
       if (e.isFile() || e.isSymbolicLink()) {

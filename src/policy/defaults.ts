@@ -67,7 +67,8 @@ export const DEFAULT_PROTECTED: readonly string[] = [
   '.mcp.json',
 ];
 
-export const DEFAULT_EXEC_ALLOW: readonly string[] = ['/usr/**'];
+/** System binaries, and what the task builds in its workspace (HOME and /tmp stay noexec). */
+export const DEFAULT_EXEC_ALLOW: readonly string[] = ['/usr/**', '$WORKSPACE/**'];
 
 export type RuntimeName = 'runc' | 'crun' | 'runsc';
 
@@ -85,7 +86,7 @@ export interface Policy {
     files: number;
   };
   workspace: { include: string[]; exclude: string[]; protected: string[] };
-  /** Landlock exec allowlist; the workspace is added at plan time. */
+  /** Landlock exec allowlist: paths or globs; `$WORKSPACE` stands for the workspace path. */
   exec: { allow: string[] };
   network: {
     allow: string[];

@@ -11,6 +11,7 @@ import {
   type Policy,
 } from './defaults.js';
 import { policySchema, type PolicyFile } from './schema.js';
+import { validateSyscallNames } from '../seccomp/index.js';
 
 const MAX_POLICY_BYTES = 1024 * 1024;
 
@@ -37,6 +38,9 @@ export function parsePolicy(doc: unknown, source = 'policy'): PolicyFile {
     const more = res.error.issues.length > 1 ? ` (and ${res.error.issues.length - 1} more)` : '';
     throw new PolicyError(`invalid policy: ${formatIssue(first, source)}${more}`);
   }
+  // Unknown syscall names fail here, with the policy's exit status, not at cell start.
+  validateSyscallNames(res.data.syscalls?.allow ?? [], `invalid policy: ${source}: syscalls.allow`);
+  validateSyscallNames(res.data.syscalls?.deny ?? [], `invalid policy: ${source}: syscalls.deny`);
   return res.data;
 }
 

@@ -98,6 +98,43 @@ export function low32NotIn(index: number, values: readonly number[]): OciSeccomp
   );
 }
 
+/**
+ * The low `bits` bits of an argument (a field such as the socket type, below its flag bits)
+ * are one of `values`.
+ */
+export function lowBitsIn(index: number, bits: number, values: readonly number[]): OciSeccompArg[] {
+  const mask = 2 ** bits - 1;
+  return sortedUnique(values).map((v) => {
+    if (v > mask) throw new RangeError(`value ${v} does not fit in ${bits} bits`);
+    return { index, op: 'SCMP_CMP_MASKED_EQ', value: mask, valueTwo: v };
+  });
+}
+
+/** The low `bits` bits of an argument are none of `values`: the complement of lowBitsIn. */
+export function lowBitsNotIn(
+  index: number,
+  bits: number,
+  values: readonly number[],
+): OciSeccompArg[] {
+  const mask = 2 ** bits - 1;
+  const inField = sortedUnique(values).filter((v) => v <= mask);
+  const gaps: [number, number][] = [];
+  let next = 0;
+  for (const v of inField) {
+    if (v > next) gaps.push([next, v - 1]);
+    next = v + 1;
+  }
+  if (next <= mask) gaps.push([next, mask]);
+  return gaps.flatMap(([lo, hi]) =>
+    alignedBlocks(lo, hi).map((b) => ({
+      index,
+      op: 'SCMP_CMP_MASKED_EQ' as const,
+      value: mask - (b.size - 1),
+      valueTwo: b.base,
+    })),
+  );
+}
+
 /** Some bit of `mask` is set in the argument: one alternative per bit. */
 export function anyBitSet(index: number, mask: number): OciSeccompArg[] {
   const conds: OciSeccompArg[] = [];

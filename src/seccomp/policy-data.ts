@@ -319,7 +319,7 @@ export const ARG_FILTERED: Readonly<Record<string, string>> = {
   clone3:
     'answers ENOSYS so libc falls back to clone, whose flags a filter can see (clone3 passes them in memory)',
   socket:
-    'only AF_UNIX, AF_INET and AF_INET6: raw, packet, netlink, vsock and key sockets reach kernel surface the cell does not need',
+    'only AF_UNIX, AF_INET and AF_INET6 (not raw or packet) and NETLINK_ROUTE (read-only without capabilities; getifaddrs needs it): raw, packet, other netlink, vsock and key sockets reach kernel surface the cell does not need',
   socketpair: 'only AF_UNIX, the one family socketpair is for',
   personality:
     'only the values Docker allows (PER_LINUX, PER_LINUX32, UNAME26 and the query 0xffffffff): other flags disable ASLR or change the ABI',

@@ -4,7 +4,16 @@
 // falls to the default action, ENOSYS, so newer syscalls look unimplemented and libc falls back.
 import { PolicyError } from '../policy/load.js';
 import { NanocellError } from '../util/errors.js';
-import { anyBitSet, argIn, argNotIn, low32In, low32NotIn, noBitSet } from './args.js';
+import {
+  anyBitSet,
+  argIn,
+  argNotIn,
+  low32In,
+  low32NotIn,
+  lowBitsIn,
+  lowBitsNotIn,
+  noBitSet,
+} from './args.js';
 import type { OciSeccomp, OciSeccompAction, OciSeccompArg, OciSeccompSyscall } from './oci.js';
 import {
   ALLOWED,
@@ -52,6 +61,12 @@ export type Decision =
 const AF_UNIX = 1;
 const AF_INET = 2;
 const AF_INET6 = 10;
+const AF_NETLINK = 16;
+const NETLINK_ROUTE = 0;
+/** The socket type sits in the low 4 bits of socket()'s second argument, under SOCK_* flags. */
+const SOCK_TYPE_BITS = 4;
+const SOCK_RAW = 3;
+const SOCK_PACKET = 10;
 const TIOCSTI = 0x5412;
 const TIOCLINUX = 0x541c;
 /** Docker's harmless personality values: PER_LINUX, PER_LINUX32, UNAME26, both, and the query. */
@@ -81,9 +96,30 @@ function argumentFilters(): Record<string, { allow: OciSeccompArg[][]; deny: Oci
       allow: [noBitSet(0, CLONE_NAMESPACE_FLAGS)],
       deny: [anyBitSet(0, CLONE_NAMESPACE_FLAGS)],
     },
+    // IP sockets of the raw and packet types would fail anyway without CAP_NET_RAW, but only
+    // the filter can record the attempt. NETLINK_ROUTE stays open because getifaddrs() (Node's
+    // os.networkInterfaces, npm, Python's if_nameindex) and getaddrinfo(AI_ADDRCONFIG) read the
+    // interface list through it; in the cell's own network namespace, without CAP_NET_ADMIN,
+    // it can only read the loopback device. Each rule pairs the family (arg 0) with one
+    // condition on another argument; conditions on different indexes must all hold.
     socket: {
-      allow: [argIn(0, [AF_UNIX, AF_INET, AF_INET6])],
-      deny: [argNotIn(0, [AF_UNIX, AF_INET, AF_INET6])],
+      allow: [
+        argIn(0, [AF_UNIX]),
+        ...[AF_INET, AF_INET6].flatMap((af) =>
+          lowBitsNotIn(1, SOCK_TYPE_BITS, [SOCK_RAW, SOCK_PACKET]).map((t) => [
+            ...argIn(0, [af]),
+            t,
+          ]),
+        ),
+        [...argIn(0, [AF_NETLINK]), { index: 2, op: 'SCMP_CMP_EQ', value: NETLINK_ROUTE }],
+      ],
+      deny: [
+        argNotIn(0, [AF_UNIX, AF_INET, AF_INET6, AF_NETLINK]),
+        ...[AF_INET, AF_INET6].flatMap((af) =>
+          lowBitsIn(1, SOCK_TYPE_BITS, [SOCK_RAW, SOCK_PACKET]).map((t) => [...argIn(0, [af]), t]),
+        ),
+        [...argIn(0, [AF_NETLINK]), { index: 2, op: 'SCMP_CMP_NE', value: NETLINK_ROUTE }],
+      ],
     },
     socketpair: { allow: [argIn(0, [AF_UNIX])], deny: [argNotIn(0, [AF_UNIX])] },
     personality: {

@@ -217,12 +217,31 @@ describe('buildSeccompProfile', () => {
   it('allows only unix and IP sockets, whatever the upper bits', () => {
     const p = build();
     for (const af of [1, 2, 10]) expect(call(p, 'socket', af, 1, 0)).toEqual(ALLOW);
-    for (const af of [0, 3, 4, 9, 11, 16, 17, 40, 0xffff, 2 ** 32 + 1, 2 ** 32 + 16]) {
+    for (const af of [0, 3, 4, 9, 11, 17, 40, 0xffff, 2 ** 32 + 1, 2 ** 32 + 16]) {
       expect(call(p, 'socket', af, 3, 0), af.toString(16)).toEqual(NOTIFY);
     }
     expect(call(p, 'socket', 0xffffffffffffffffn)).toEqual(NOTIFY);
     expect(call(p, 'socketpair', 1)).toEqual(ALLOW);
     expect(call(p, 'socketpair', 2)).toEqual(NOTIFY);
+  });
+
+  it('records raw and packet IP sockets, whatever the SOCK_* flags', () => {
+    const p = build();
+    const flags = 0x80000 | 0x800; // SOCK_CLOEXEC | SOCK_NONBLOCK
+    for (const af of [2, 10]) {
+      for (const type of [1, 2, 5, 6, 1 | flags]) {
+        expect(call(p, 'socket', af, type, 0), `${af}/${type}`).toEqual(ALLOW);
+      }
+      for (const type of [3, 10, 3 | flags, 10 | flags, 2 ** 32 + 3]) {
+        expect(call(p, 'socket', af, type, 0), `${af}/${type}`).toEqual(NOTIFY);
+      }
+    }
+    expect(call(p, 'socket', 1, 3, 0)).toEqual(ALLOW); // unix SOCK_RAW is just a datagram socket
+    // Netlink: only NETLINK_ROUTE, which getifaddrs() needs.
+    expect(call(p, 'socket', 16, 3 | 0x80000, 0)).toEqual(ALLOW);
+    for (const proto of [4, 9, 15, 2 ** 32]) {
+      expect(call(p, 'socket', 16, 3, proto), `netlink ${proto}`).toEqual(NOTIFY);
+    }
   });
 
   it('allows only the harmless personality values', () => {
@@ -249,7 +268,7 @@ describe('buildSeccompProfile', () => {
     const value = fc.oneof(
       fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
       fc.bigInt({ min: 0n, max: 0x30000n }),
-      fc.constantFrom(0n, 1n, 2n, 8n, 10n, 0x5412n, 0x541cn, 0xffffffffn, 2n ** 32n),
+      fc.constantFrom(0n, 1n, 2n, 3n, 8n, 10n, 0x5412n, 0x541cn, 0xffffffffn, 2n ** 32n),
     );
     fc.assert(
       fc.property(
