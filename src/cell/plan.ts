@@ -25,6 +25,11 @@ export const UID_RANGE_SIZE = 65536;
 const RESERVED_CELL_PATHS = ['/usr', '/etc', '/proc', '/dev', '/sys', '/tmp', CELL_HOME, CELL_RUNTIME_DIR];
 const RESERVED_TOP = ['/bin', '/lib', '/lib32', '/lib64', '/libx32', '/sbin', '/run', '/var/run'];
 
+/** The task's identity inside the cell (see planIdMappings for why rootless differs). */
+export function cellUser(host: HostFacts): { uid: number; gid: number } {
+  return host.rootless ? { uid: 0, gid: 0 } : { uid: CELL_UID, gid: CELL_GID };
+}
+
 export interface Degradation {
   control: DegradableControl;
   reason: string;
@@ -163,7 +168,7 @@ export function planCell(input: PlanInput): CellPlan {
     ociVersion: '1.0.2',
     process: {
       terminal: false,
-      user: { uid: CELL_UID, gid: CELL_GID },
+      user: cellUser(host),
       args,
       env: ['PATH=/usr/local/bin:/usr/bin:/bin', `HOME=${CELL_HOME}`],
       cwd: '/',
@@ -222,11 +227,13 @@ export function planCell(input: PlanInput): CellPlan {
 function planIdMappings(input: PlanInput): Pick<OciSpec['linux'], 'uidMappings' | 'gidMappings'> {
   const { host } = input;
   if (host.rootless) {
-    // Without newuidmap only the caller's own ids can be mapped. They become the cell user,
-    // so the caller's files are the task's to edit and container root maps to nothing.
+    // runc rootless must map container root to the caller (it chowns its exec fifo to it), and
+    // without newuidmap nothing else can be mapped. So the task runs as the caller, which is
+    // uid 0 in the cell but holds no capability (empty bounding set, no_new_privs): it can edit
+    // the caller's files and nothing more. See docs/threat-model.md.
     return {
-      uidMappings: [{ containerID: CELL_UID, hostID: host.uid, size: 1 }],
-      gidMappings: [{ containerID: CELL_GID, hostID: host.gid, size: 1 }],
+      uidMappings: [{ containerID: 0, hostID: host.uid, size: 1 }],
+      gidMappings: [{ containerID: 0, hostID: host.gid, size: 1 }],
     };
   }
   const base = input.hostUidBase;
@@ -315,7 +322,7 @@ function planMounts(input: PlanInput): OciMount[] {
       destination: CELL_HOME,
       type: 'tmpfs',
       source: 'tmpfs',
-      options: ['nosuid', 'nodev', 'noexec', `mode=700,uid=${CELL_UID},gid=${CELL_GID}`, `size=${policy.limits.home}`],
+      options: ['nosuid', 'nodev', 'noexec', `mode=700,uid=${cellUser(host).uid},gid=${cellUser(host).gid}`, `size=${policy.limits.home}`],
     },
     { destination: CELL_INIT, type: 'bind', source: input.initBinary, options: ['bind', 'ro', 'nosuid', 'nodev'] },
   );

@@ -46,7 +46,7 @@ export interface TaskReport {
   resources: {
     peakMemoryBytes: number | null;
     peakPids: number | null;
-    cpuMs: number | null;
+    cpuTimeMs: number | null;
   };
   limits: CellSummary['limits'] | null;
   degradations: { control: string; reason: string }[];
@@ -68,6 +68,8 @@ export interface TaskReport {
 export async function runTask(o: TaskOptions): Promise<TaskReport> {
   const layout = ensureStateRoot(o.stateRoot ?? defaultStateRoot());
   const store = AuditStore.open(layout.db);
+  // Tasks whose supervisor died (even by SIGKILL) are marked as ended abnormally.
+  store.recoverAbandoned();
   const taskId = newTaskId();
   const session = o.session ?? 'default';
   const tally = new TaskTally();
@@ -156,7 +158,7 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
     resources: {
       peakMemoryBytes: summary?.resources.peakMemoryBytes ?? null,
       peakPids: summary?.resources.peakPids ?? null,
-      cpuMs: summary?.resources.cpuMs ?? null,
+      cpuTimeMs: summary?.resources.cpuMs ?? null,
     },
     limits: summary?.limits ?? null,
     degradations: tally.degradations,

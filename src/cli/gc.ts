@@ -19,6 +19,14 @@ export function registerGcCommand(program: Command, ctx: CliContext): void {
       const rt = resolveRuntime('runc');
       const res = await gcStaleCells(layout, rt);
       let history = { tasks: 0, events: 0, changeSets: 0 };
+      const recovered = (() => {
+        const store = ctx.openStore();
+        try {
+          return store.recoverAbandoned();
+        } finally {
+          store.close();
+        }
+      })();
       if (opts.olderThan !== undefined) {
         const ms = parseDuration(opts.olderThan);
         if (ms === undefined) {
@@ -33,10 +41,10 @@ export function registerGcCommand(program: Command, ctx: CliContext): void {
         }
       }
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify({ ...res, history })}\n`);
+        process.stdout.write(`${JSON.stringify({ ...res, recovered, history })}\n`);
       } else {
         process.stdout.write(
-          `removed ${res.cells.length} stale cells, ${res.containers.length} runtime containers, ${res.slots} uid slots` +
+          `removed ${res.cells.length} stale cells (${recovered.length} tasks marked abnormal), ${res.containers.length} runtime containers, ${res.slots} uid slots` +
             (opts.olderThan ? `; ${history.tasks} tasks, ${history.events} events, ${history.changeSets} change sets` : '') +
             '\n',
         );

@@ -46,7 +46,7 @@ describe('nanocell run', () => {
     expect(rep.durationMs).toBeGreaterThan(0);
     expect(rep.resources.peakMemoryBytes).toBeGreaterThan(0);
     expect(rep.resources.peakPids).toBeGreaterThan(0);
-    expect(rep.resources.cpuMs).toBeGreaterThanOrEqual(0);
+    expect(rep.resources.cpuTimeMs).toBeGreaterThanOrEqual(0);
     // The report is also stored with the task.
     expect(fs.existsSync(path.join(sb.stateRoot, 'reports', `${rep.taskId}.json`))).toBe(true);
   });

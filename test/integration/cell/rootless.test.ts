@@ -1,0 +1,94 @@
+// Rootless: an unprivileged user runs cells through runc rootless. Limits that need cgroup
+// delegation are refused unless the user accepts the degradation, and then reported.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { REPO, TEST_ROOT } from '../../helpers/cells.js';
+
+const USER = 'nanocell-ci';
+let base: string;
+let project: string;
+let stateRoot: string;
+let cli: string;
+
+function asUser(args: string[], cwd: string) {
+  const r = spawnSync('runuser', ['-u', USER, '--', 'env', `NANOCELL_STATE_ROOT=${stateRoot}`, 'node', cli, ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+beforeAll(() => {
+  // CI creates the user (scripts/setup.sh); a machine without it fails here, loudly.
+  execFileSync('id', [USER]);
+  fs.mkdirSync(TEST_ROOT, { recursive: true, mode: 0o755 });
+  base = fs.mkdtempSync(path.join(TEST_ROOT, 'rootless-'));
+  fs.chmodSync(base, 0o755);
+  project = path.join(base, 'project');
+  stateRoot = path.join(base, 'state');
+  fs.mkdirSync(project);
+  fs.writeFileSync(path.join(project, 'a.txt'), 'original\n');
+  fs.writeFileSync(path.join(project, '.env'), 'TOKEN=rootless-secret\n');
+  execFileSync('chown', ['-R', `${USER}:${USER}`, base]);
+  // The user must be able to read the built CLI; copy it if the checkout is private.
+  cli = path.join(REPO, 'dist', 'cli', 'main.js');
+  if (spawnSync('runuser', ['-u', USER, '--', 'test', '-r', cli]).status !== 0) {
+    const copy = path.join(base, 'nanocell');
+    for (const d of ['dist', 'native/build', 'node_modules', 'package.json']) {
+      fs.cpSync(path.join(REPO, d), path.join(copy, d), { recursive: true });
+    }
+    execFileSync('chmod', ['-R', 'a+rX', copy]);
+    cli = path.join(copy, 'dist', 'cli', 'main.js');
+  }
+});
+
+afterAll(() => {
+  if (!base) return;
+  spawnSync('runuser', ['-u', USER, '--', 'env', `NANOCELL_STATE_ROOT=${stateRoot}`, 'node', cli, 'gc']);
+  fs.rmSync(base, { recursive: true, force: true });
+});
+
+describe('rootless cells', () => {
+  it('refuses to run without cgroup limits unless the degradation is accepted', () => {
+    const r = asUser(['run', '--quiet', '--', 'true'], project);
+    expect(r.status).toBe(125);
+    expect(r.stderr).toMatch(/cgroup controllers .* cannot be configured.*--allow-degraded cgroups/);
+  });
+
+  it('runs the task with no capabilities, edits through the overlay and reports the degradations', () => {
+    const report = path.join(base, 'report.json');
+    const r = asUser(
+      [
+        'run', '--quiet', '--allow-degraded', 'cgroups', '--allow-degraded', 'disk-cap', '--report', report, '--',
+        'sh', '-c', 'grep -E "^Cap(Eff|Bnd)|NoNewPrivs" /proc/self/status; echo edit >> a.txt; cat a.txt; cat .env; unshare -r true || echo no-userns',
+      ],
+      project,
+    );
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/CapEff:\s+0000000000000000/);
+    expect(r.stdout).toMatch(/CapBnd:\s+0000000000000000/);
+    expect(r.stdout).toMatch(/NoNewPrivs:\s+1/);
+    expect(r.stdout).toContain('original\nedit\n');
+    expect(r.stdout).not.toContain('rootless-secret');
+    expect(r.stdout).toContain('no-userns');
+    // The project is untouched: the edit is in the change set.
+    expect(fs.readFileSync(path.join(project, 'a.txt'), 'utf8')).toBe('original\n');
+    const rep = JSON.parse(fs.readFileSync(report, 'utf8'));
+    expect(rep.degradations.map((d: { control: string }) => d.control).sort()).toEqual(['cgroups', 'disk-cap']);
+    expect(rep.limits).toMatchObject({ memoryBytes: null, pids: null, cpus: null, diskBytes: null });
+    expect(rep.events.deniedBySyscall).toMatchObject({ unshare: 1 });
+    expect(fs.readdirSync(path.join(stateRoot, 'cells'))).toEqual([]);
+  });
+
+  it('doctor reports the degraded controls and the fix', () => {
+    const r = asUser(['doctor', '--json'], project);
+    const checks = JSON.parse(r.stdout) as { name: string; status: string; fix?: string }[];
+    const cg = checks.find((c) => c.name === 'cgroups')!;
+    expect(cg.status).toBe('degraded');
+    expect(cg.fix).toMatch(/delegate/);
+    expect(checks.find((c) => c.name === 'mode')!.status).toBe('ok');
+  });
+});
