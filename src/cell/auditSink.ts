@@ -69,7 +69,9 @@ export function toAuditEvents(e: CellEvent): AuditEventInput[] {
     case 'limit.hit':
       return [{ type: 'limit.hit', limit: e.limit as 'oom', detail: str(e.detail, 1024) }];
     case 'policy.degraded':
-      return [{ type: 'policy.degraded', control: str(e.control, 64), reason: str(e.reason, 1024) }];
+      return [
+        { type: 'policy.degraded', control: str(e.control, 64), reason: str(e.reason, 1024) },
+      ];
     case 'fs.change':
       return [
         {
@@ -120,7 +122,8 @@ export class TaskTally {
         if (this.firstNet.length < TaskTally.KEEP) this.firstNet.push(e);
         break;
       case 'limit.hit':
-        if (this.limitHits.length < TaskTally.KEEP) this.limitHits.push({ limit: e.limit, detail: e.detail });
+        if (this.limitHits.length < TaskTally.KEEP)
+          this.limitHits.push({ limit: e.limit, detail: e.detail });
         break;
       case 'policy.degraded':
         this.degradations.push({ control: e.control, reason: e.reason });

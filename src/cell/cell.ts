@@ -16,10 +16,24 @@ import { cellEnv } from './env.js';
 import { ensureEtcDir } from './etc.js';
 import { InitClient, type ExecHandle, type ExecResult } from './initClient.js';
 import { currentOwner } from './owner.js';
-import { CELL_GID, CELL_PROXY_PORT, CELL_UID, planCell, type AppliedLimits, type CellPlan, type Degradation } from './plan.js';
+import {
+  CELL_GID,
+  CELL_PROXY_PORT,
+  CELL_UID,
+  planCell,
+  type AppliedLimits,
+  type CellPlan,
+  type Degradation,
+} from './plan.js';
 import { deleteContainer, resolveRuntime, runtimeGlobalArgs, type RuntimeInfo } from './runtime.js';
 import { leaseSlot, releaseSlot, type SlotLease } from './slots.js';
-import { cellDirs, defaultStateRoot, ensureStateRoot, type CellDirs, type StateLayout } from './state.js';
+import {
+  cellDirs,
+  defaultStateRoot,
+  ensureStateRoot,
+  type CellDirs,
+  type StateLayout,
+} from './state.js';
 import { materializeBundle } from './bundle.js';
 import { resolveExecAllow } from './execAllow.js';
 import { CellWorkspace } from './workspaceMount.js';
@@ -170,7 +184,10 @@ export class Cell extends EventEmitter {
     this.dirs = cellDirs(this.layout, this.id);
 
     fs.mkdirSync(this.dirs.dir, { mode: 0o711 });
-    this.cleanups.push({ what: 'cell dir', run: () => fs.rmSync(this.dirs.dir, { recursive: true, force: true }) });
+    this.cleanups.push({
+      what: 'cell dir',
+      run: () => fs.rmSync(this.dirs.dir, { recursive: true, force: true }),
+    });
     fs.writeFileSync(this.dirs.owner, JSON.stringify(currentOwner(this.taskId)));
 
     let lease: SlotLease | undefined;
@@ -198,7 +215,9 @@ export class Cell extends EventEmitter {
       extraAllow: this.opts.extraAllowNet ?? [],
       socketPath: this.dirs.proxySocket,
       // The cell user must be able to connect; nobody else on the host should.
-      ...(lease ? { socketOwner: { uid: lease.uidBase + CELL_UID, gid: lease.uidBase + CELL_GID } } : {}),
+      ...(lease
+        ? { socketOwner: { uid: lease.uidBase + CELL_UID, gid: lease.uidBase + CELL_GID } }
+        : {}),
       onEvent: (e) => this.emitEvent(e),
     });
     const net = this.net;
@@ -261,15 +280,28 @@ export class Cell extends EventEmitter {
       this.id,
     ];
     const monitorArgs = ['--pid-file', this.dirs.initPid];
-    if (withListener) monitorArgs.push('--listener', this.dirs.seccompSocket, '--syscall-table', this.dirs.syscallTable);
-    const monitor = spawn(nativeBinary('nanocell-monitor'), [...monitorArgs, '--', ...runtimeArgs], {
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-      cwd: this.dirs.bundle,
-      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
-    });
+    if (withListener)
+      monitorArgs.push(
+        '--listener',
+        this.dirs.seccompSocket,
+        '--syscall-table',
+        this.dirs.syscallTable,
+      );
+    const monitor = spawn(
+      nativeBinary('nanocell-monitor'),
+      [...monitorArgs, '--', ...runtimeArgs],
+      {
+        stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+        cwd: this.dirs.bundle,
+        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+      },
+    );
     this.monitor = monitor;
     this.monitorExited = new Promise((resolve) => monitor.once('close', () => resolve()));
-    this.cleanups.push({ what: 'runtime state', run: () => deleteContainer(rt, this.layout.runtimeRoot, this.id) });
+    this.cleanups.push({
+      what: 'runtime state',
+      run: () => deleteContainer(rt, this.layout.runtimeRoot, this.id),
+    });
     this.cleanups.push({ what: 'monitor', run: () => this.stopMonitor() });
 
     let stderr = '';
@@ -299,7 +331,14 @@ export class Cell extends EventEmitter {
     let readyTimer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       readyTimer = setTimeout(
-        () => reject(new NanocellError('the cell did not start within 15 s', 'run `nanocell doctor`', 'RUNTIME')),
+        () =>
+          reject(
+            new NanocellError(
+              'the cell did not start within 15 s',
+              'run `nanocell doctor`',
+              'RUNTIME',
+            ),
+          ),
         INIT_READY_TIMEOUT_MS,
       );
     });
@@ -359,7 +398,8 @@ export class Cell extends EventEmitter {
     if (!this.client || this.endReason) {
       throw new NanocellError('the cell has ended', 'create a new cell', 'STATE');
     }
-    if (argv.length === 0) throw new NanocellError('no command given', 'pass a command after --', 'USAGE');
+    if (argv.length === 0)
+      throw new NanocellError('no command given', 'pass a command after --', 'USAGE');
     const env = cellEnv({
       hostEnv: process.env,
       policyEnv: this.opts.policy.env,
@@ -397,7 +437,11 @@ export class Cell extends EventEmitter {
         // Keep draining the source so the task is never blocked on a full pipe.
         src.resume();
         out.write(`\n[nanocell: output truncated after ${cap} bytes]\n`);
-        this.emitEvent({ type: 'limit.hit', limit: 'output', detail: `output cap of ${cap} bytes reached` });
+        this.emitEvent({
+          type: 'limit.hit',
+          limit: 'output',
+          detail: `output cap of ${cap} bytes reached`,
+        });
       });
       src.on('end', () => out.end());
       src.on('error', (e) => out.destroy(e));
@@ -449,19 +493,29 @@ export class Cell extends EventEmitter {
     x.stdin.end(opts.input ?? '');
     const outcome = await x.result;
     await Promise.all([onceEnded(x.stdout), onceEnded(x.stderr)]);
-    return { ...outcome, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+    return {
+      ...outcome,
+      stdout: Buffer.concat(out).toString('utf8'),
+      stderr: Buffer.concat(err).toString('utf8'),
+    };
   }
 
   private outcome(r: ExecResult, outputTruncated: boolean): ExecOutcome {
-    if (this.endReason === 'timeout') return { exitCode: 124, endReason: 'timeout', outputTruncated };
+    if (this.endReason === 'timeout')
+      return { exitCode: 124, endReason: 'timeout', outputTruncated };
     if (r.kind === 'exited') return { exitCode: r.code, endReason: 'exited', outputTruncated };
     if (r.kind === 'spawn-failed') return { exitCode: r.code, endReason: 'error', outputTruncated };
     const oom = r.signal === SIGKILL && (this.cgroup?.totals().oomKills ?? 0) > 0;
     if (oom) {
-      this.emitEvent({ type: 'limit.hit', limit: 'oom', detail: 'the memory limit was reached and the kernel killed the task' });
+      this.emitEvent({
+        type: 'limit.hit',
+        limit: 'oom',
+        detail: 'the memory limit was reached and the kernel killed the task',
+      });
       return { exitCode: 137, endReason: 'oom', signal: r.signal, outputTruncated };
     }
-    if (this.endReason === 'killed') return { exitCode: 137, endReason: 'killed', signal: r.signal, outputTruncated };
+    if (this.endReason === 'killed')
+      return { exitCode: 137, endReason: 'killed', signal: r.signal, outputTruncated };
     return { exitCode: 128 + r.signal, endReason: 'signaled', signal: r.signal, outputTruncated };
   }
 
@@ -470,7 +524,11 @@ export class Cell extends EventEmitter {
     if (this.endReason) return;
     this.endReason = reason;
     if (reason === 'timeout') {
-      this.emitEvent({ type: 'limit.hit', limit: 'timeout', detail: `wall-clock limit of ${this.opts.policy.limits.timeout} ms reached` });
+      this.emitEvent({
+        type: 'limit.hit',
+        limit: 'timeout',
+        detail: `wall-clock limit of ${this.opts.policy.limits.timeout} ms reached`,
+      });
     }
     this.killInit();
   }
@@ -493,11 +551,17 @@ export class Cell extends EventEmitter {
   private async stopMonitor(): Promise<void> {
     if (!this.monitor || this.monitor.exitCode !== null || this.monitor.signalCode !== null) return;
     this.client?.shutdown();
-    const gone = await Promise.race([this.monitorExited.then(() => true), delay(3000).then(() => false)]);
+    const gone = await Promise.race([
+      this.monitorExited.then(() => true),
+      delay(3000).then(() => false),
+    ]);
     if (!gone) {
       this.killInit();
       this.monitor.kill('SIGTERM');
-      const gone2 = await Promise.race([this.monitorExited.then(() => true), delay(3000).then(() => false)]);
+      const gone2 = await Promise.race([
+        this.monitorExited.then(() => true),
+        delay(3000).then(() => false),
+      ]);
       if (!gone2) this.monitor.kill('SIGKILL');
       await this.monitorExited;
     }
@@ -521,11 +585,17 @@ export class Cell extends EventEmitter {
       pidsLimitHits: 0,
     };
     if (resources.pidsLimitHits > 0) {
-      this.emitEvent({ type: 'limit.hit', limit: 'pids', detail: `the pids limit refused ${resources.pidsLimitHits} forks` });
+      this.emitEvent({
+        type: 'limit.hit',
+        limit: 'pids',
+        detail: `the pids limit refused ${resources.pidsLimitHits} forks`,
+      });
     }
     let changeSet: unknown;
     try {
-      changeSet = await this.ws?.collect(this.layout, this.taskId, this.startedAt, (e) => this.emitEvent(e));
+      changeSet = await this.ws?.collect(this.layout, this.taskId, this.startedAt, (e) =>
+        this.emitEvent(e),
+      );
     } catch (e) {
       changeSet = { error: (e as Error).message };
     }
@@ -579,7 +649,14 @@ function readPid(file: string): number | undefined {
 }
 
 function lastLine(s: string): string {
-  return s.trim().split('\n').filter(Boolean).pop()?.replace(/^time=".*?" level=\w+ msg=/, '') ?? '';
+  return (
+    s
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .pop()
+      ?.replace(/^time=".*?" level=\w+ msg=/, '') ?? ''
+  );
 }
 
 function delay(ms: number): Promise<void> {
@@ -593,4 +670,3 @@ function onceEnded(s: Readable): Promise<void> {
     s.once('close', () => resolve());
   });
 }
-

@@ -59,7 +59,9 @@ export class CgroupReader {
     const s: CgroupSample =
       this.facts.version === 1
         ? {
-            memoryBytes: this.facts.memory ? readNum(this.v1('memory', 'memory.usage_in_bytes')) : null,
+            memoryBytes: this.facts.memory
+              ? readNum(this.v1('memory', 'memory.usage_in_bytes'))
+              : null,
             pids: this.facts.pids ? readNum(this.v1('pids', 'pids.current')) : null,
             cpuNs: readNum(this.v1('cpuacct', 'cpuacct.usage')),
           }
@@ -79,7 +81,9 @@ export class CgroupReader {
   totals(): CgroupTotals {
     const last = this.sample();
     if (this.facts.version === 1) {
-      const maxUsage = this.facts.memory ? readNum(this.v1('memory', 'memory.max_usage_in_bytes')) : null;
+      const maxUsage = this.facts.memory
+        ? readNum(this.v1('memory', 'memory.max_usage_in_bytes'))
+        : null;
       return {
         peakMemoryBytes: maxUsage ?? (this.facts.memory ? this.peakMem : null),
         peakPids: this.facts.pids ? (readNum(this.v1('pids', 'pids.peak')) ?? this.peakPids) : null,
@@ -90,7 +94,9 @@ export class CgroupReader {
     }
     if (this.facts.version === 2) {
       return {
-        peakMemoryBytes: this.facts.memory ? (readNum(this.v2('memory.peak')) ?? this.peakMem) : null,
+        peakMemoryBytes: this.facts.memory
+          ? (readNum(this.v2('memory.peak')) ?? this.peakMem)
+          : null,
         peakPids: this.facts.pids ? (readNum(this.v2('pids.peak')) ?? this.peakPids) : null,
         cpuMs: last.cpuNs === null ? null : Math.round(last.cpuNs / 1e6),
         oomKills: readKeyed(this.v2('memory.events'), 'oom_kill') ?? 0,

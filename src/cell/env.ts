@@ -4,7 +4,16 @@
 import { CELL_HOME } from './plan.js';
 
 /** Host variables that describe the terminal and locale, never credentials. */
-export const HOST_ENV_ALLOWLIST = ['LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'TERM', 'TZ', 'COLORTERM', 'NO_COLOR'];
+export const HOST_ENV_ALLOWLIST = [
+  'LANG',
+  'LANGUAGE',
+  'LC_ALL',
+  'LC_CTYPE',
+  'TERM',
+  'TZ',
+  'COLORTERM',
+  'NO_COLOR',
+];
 
 export const CELL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 

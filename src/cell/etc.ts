@@ -19,7 +19,8 @@ export function generatedEtcFiles(): Record<string, string> {
     hostname: 'cell\n',
     // No nameserver: glibc then tries 127.0.0.1:53, where nothing listens, and fails at once.
     // Names are resolved by the proxy, and only for allowed hosts.
-    'resolv.conf': '# nanocell: the cell has no DNS; allowed egress goes through the proxy\noptions timeout:1 attempts:1\n',
+    'resolv.conf':
+      '# nanocell: the cell has no DNS; allowed egress goes through the proxy\noptions timeout:1 attempts:1\n',
     'nsswitch.conf': [
       'passwd: files',
       'group: files',
@@ -76,7 +77,9 @@ const MAX_COPY_BYTES = 16 * 1024 * 1024;
  * Concurrent builders race harmlessly: each builds in a private temp dir and renames it.
  */
 export function ensureEtcDir(etcRoot: string): string {
-  const sources = HOST_ETC_ALLOWLIST.map((rel) => path.join(HOST_ETC, rel)).filter((p) => lexists(p));
+  const sources = HOST_ETC_ALLOWLIST.map((rel) => path.join(HOST_ETC, rel)).filter((p) =>
+    lexists(p),
+  );
   const hash = createHash('sha256');
   for (const [name, body] of Object.entries(generatedEtcFiles())) hash.update(`${name}\0${body}\0`);
   for (const src of sources) {
@@ -125,7 +128,8 @@ function copyEntry(src: string, dst: string, budget: { bytes: number }): void {
     fs.symlinkSync(fs.readlinkSync(src), dst);
   } else if (st.isDirectory()) {
     fs.mkdirSync(dst, { mode: 0o755 });
-    for (const name of fs.readdirSync(src)) copyEntry(path.join(src, name), path.join(dst, name), budget);
+    for (const name of fs.readdirSync(src))
+      copyEntry(path.join(src, name), path.join(dst, name), budget);
   } else if (st.isFile() && (st.mode & 0o004) !== 0) {
     // Only world-readable files: anything the host restricts is not for a cell.
     budget.bytes -= st.size;

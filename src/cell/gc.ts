@@ -75,7 +75,9 @@ export async function gcStaleCells(layout: StateLayout, rt: RuntimeInfo): Promis
     }
     try {
       // The runtime's delete kills what is left and removes cgroups; then the mounts go.
-      await deleteContainer(rt, layout.runtimeRoot, id).catch(() => killPidFile(path.join(dir, 'init.pid')));
+      await deleteContainer(rt, layout.runtimeRoot, id).catch(() =>
+        killPidFile(path.join(dir, 'init.pid')),
+      );
       await unmountAllUnder(dir);
       fs.rmSync(dir, { recursive: true, force: true });
       result.cells.push(id);

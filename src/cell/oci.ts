@@ -58,7 +58,10 @@ export interface OciSpec {
     args: string[];
     env: string[];
     cwd: string;
-    capabilities: Record<'bounding' | 'effective' | 'inheritable' | 'permitted' | 'ambient', string[]>;
+    capabilities: Record<
+      'bounding' | 'effective' | 'inheritable' | 'permitted' | 'ambient',
+      string[]
+    >;
     rlimits: OciRlimit[];
     noNewPrivileges: boolean;
     oomScoreAdj?: number;

@@ -22,7 +22,16 @@ export const CELL_PROXY_PORT = 3128;
 export const UID_RANGE_SIZE = 65536;
 
 /** Paths that a workspace may not be, contain or sit under: the cell's own system layout. */
-const RESERVED_CELL_PATHS = ['/usr', '/etc', '/proc', '/dev', '/sys', '/tmp', CELL_HOME, CELL_RUNTIME_DIR];
+const RESERVED_CELL_PATHS = [
+  '/usr',
+  '/etc',
+  '/proc',
+  '/dev',
+  '/sys',
+  '/tmp',
+  CELL_HOME,
+  CELL_RUNTIME_DIR,
+];
 const RESERVED_TOP = ['/bin', '/lib', '/lib32', '/lib64', '/libx32', '/sbin', '/run', '/var/run'];
 
 /** The task's identity inside the cell (see planIdMappings for why rootless differs). */
@@ -184,7 +193,9 @@ export function planCell(input: PlanInput): CellPlan {
     linux: {
       uidMappings,
       gidMappings,
-      namespaces: ['pid', 'network', 'ipc', 'uts', 'mount', 'user', 'cgroup'].map((type) => ({ type })),
+      namespaces: ['pid', 'network', 'ipc', 'uts', 'mount', 'user', 'cgroup'].map((type) => ({
+        type,
+      })),
       ...(resources ? { resources } : {}),
       ...(resources ? { cgroupsPath: `${host.cgroup.parent}/${input.cellId}` } : {}),
       ...(input.seccomp ? { seccomp: input.seccomp } : {}),
@@ -238,7 +249,11 @@ function planIdMappings(input: PlanInput): Pick<OciSpec['linux'], 'uidMappings' 
   }
   const base = input.hostUidBase;
   if (base === undefined || base <= 0) {
-    throw new NanocellError('no host uid range was leased for this cell', 'report a bug', 'INTERNAL');
+    throw new NanocellError(
+      'no host uid range was leased for this cell',
+      'report a bug',
+      'INTERNAL',
+    );
   }
   return {
     uidMappings: [{ containerID: 0, hostID: base, size: UID_RANGE_SIZE }],
@@ -322,9 +337,20 @@ function planMounts(input: PlanInput): OciMount[] {
       destination: CELL_HOME,
       type: 'tmpfs',
       source: 'tmpfs',
-      options: ['nosuid', 'nodev', 'noexec', `mode=700,uid=${cellUser(host).uid},gid=${cellUser(host).gid}`, `size=${policy.limits.home}`],
+      options: [
+        'nosuid',
+        'nodev',
+        'noexec',
+        `mode=700,uid=${cellUser(host).uid},gid=${cellUser(host).gid}`,
+        `size=${policy.limits.home}`,
+      ],
     },
-    { destination: CELL_INIT, type: 'bind', source: input.initBinary, options: ['bind', 'ro', 'nosuid', 'nodev'] },
+    {
+      destination: CELL_INIT,
+      type: 'bind',
+      source: input.initBinary,
+      options: ['bind', 'ro', 'nosuid', 'nodev'],
+    },
   );
   if (input.proxySocket) {
     mounts.push({
@@ -335,7 +361,8 @@ function planMounts(input: PlanInput): OciMount[] {
     });
   }
   if (workspace.mode === 'host-overlay') {
-    if (!workspace.mergedDir) throw new NanocellError('workspace overlay has no merged dir', 'report a bug');
+    if (!workspace.mergedDir)
+      throw new NanocellError('workspace overlay has no merged dir', 'report a bug');
     mounts.push({
       destination: workspace.path,
       type: 'bind',
@@ -351,7 +378,14 @@ function planMounts(input: PlanInput): OciMount[] {
       destination: workspace.path,
       type: 'overlay',
       source: 'overlay',
-      options: [`lowerdir=${lowerDir}`, `upperdir=${upperDir}`, `workdir=${workDir}`, 'userxattr', 'nosuid', 'nodev'],
+      options: [
+        `lowerdir=${lowerDir}`,
+        `upperdir=${upperDir}`,
+        `workdir=${workDir}`,
+        'userxattr',
+        'nosuid',
+        'nodev',
+      ],
     });
   }
   mounts.push(...workspace.extraMounts);

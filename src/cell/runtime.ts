@@ -21,7 +21,9 @@ const MIN_VERSION: Record<RuntimeName, [number, number]> = {
 };
 
 function findOnPath(bin: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin').split(':')) {
+  for (const dir of (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin').split(
+    ':',
+  )) {
     const p = path.join(dir || '.', bin);
     try {
       fs.accessSync(p, fs.constants.X_OK);
@@ -83,11 +85,19 @@ export function runtimeGlobalArgs(rt: RuntimeInfo, runtimeRoot: string): string[
 }
 
 /** Removes the container's runtime state and cgroups. Idempotent. */
-export async function deleteContainer(rt: RuntimeInfo, runtimeRoot: string, id: string): Promise<void> {
-  const res = await execa(rt.path, [...runtimeGlobalArgs(rt, runtimeRoot), 'delete', '--force', id], {
-    reject: false,
-    timeout: 30_000,
-  });
+export async function deleteContainer(
+  rt: RuntimeInfo,
+  runtimeRoot: string,
+  id: string,
+): Promise<void> {
+  const res = await execa(
+    rt.path,
+    [...runtimeGlobalArgs(rt, runtimeRoot), 'delete', '--force', id],
+    {
+      reject: false,
+      timeout: 30_000,
+    },
+  );
   if (res.exitCode !== 0 && fs.existsSync(path.join(runtimeRoot, id))) {
     throw new NanocellError(
       `${rt.name} delete ${id} failed: ${String(res.stderr).trim().split('\n').pop()}`,
@@ -97,7 +107,11 @@ export async function deleteContainer(rt: RuntimeInfo, runtimeRoot: string, id: 
   }
 }
 
-export async function killContainer(rt: RuntimeInfo, runtimeRoot: string, id: string): Promise<void> {
+export async function killContainer(
+  rt: RuntimeInfo,
+  runtimeRoot: string,
+  id: string,
+): Promise<void> {
   await execa(rt.path, [...runtimeGlobalArgs(rt, runtimeRoot), 'kill', id, 'KILL'], {
     reject: false,
     timeout: 10_000,

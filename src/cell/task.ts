@@ -9,7 +9,13 @@ import { newTaskId } from '../audit/taskId.js';
 import type { Policy } from '../policy/defaults.js';
 import { NanocellError } from '../util/errors.js';
 import { toAuditEvents, TaskTally } from './auditSink.js';
-import { Cell, type CellEvent, type CellSummary, type EndReason, type ExecOutcome } from './cell.js';
+import {
+  Cell,
+  type CellEvent,
+  type CellSummary,
+  type EndReason,
+  type ExecOutcome,
+} from './cell.js';
 import { defaultStateRoot, ensureStateRoot } from './state.js';
 
 export interface TaskOptions {
@@ -125,6 +131,7 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
     else x.stdin.end();
     x.stdin.on('error', () => undefined);
     outcome = await x.result;
+    if (outcome.signal === SIGSYS) record(foreignAbiDenial(o.command));
     await Promise.all([ended(x.stdout), ended(x.stderr)]);
     o.stdin?.unpipe(x.stdin);
   } catch (e) {
@@ -140,7 +147,9 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
     }
   }
 
-  const endReason: EndReason = error ? 'error' : (outcome?.endReason ?? summary?.endReason ?? 'error');
+  const endReason: EndReason = error
+    ? 'error'
+    : (outcome?.endReason ?? summary?.endReason ?? 'error');
   const exitCode = error ? 125 : (outcome?.exitCode ?? 125);
   const endedAt = Date.now();
   const report: TaskReport = {
@@ -176,7 +185,13 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
     limitHits: tally.limitHits,
     ...(summary?.changeSet !== undefined ? { changes: summary.changeSet } : {}),
   };
-  record({ type: 'task.exited', exitCode, endReason: report.endReason, durationMs: report.durationMs, ...(report.error ? { detail: report.error.slice(0, 1000) } : {}) });
+  record({
+    type: 'task.exited',
+    exitCode,
+    endReason: report.endReason,
+    durationMs: report.durationMs,
+    ...(report.error ? { detail: report.error.slice(0, 1000) } : {}),
+  });
   store.endTask(taskId, {
     status: error ? 'failed' : 'exited',
     endReason: report.endReason,
@@ -184,13 +199,33 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
     report,
   });
   store.close();
-  fs.writeFileSync(path.join(layout.reports, `${taskId}.json`), JSON.stringify(report, null, 2), { mode: 0o600 });
+  fs.writeFileSync(path.join(layout.reports, `${taskId}.json`), JSON.stringify(report, null, 2), {
+    mode: 0o600,
+  });
   if (error && !(error instanceof NanocellError)) throw error;
   if (error) {
     (error as NanocellError & { report?: TaskReport }).report = report;
     throw error;
   }
   return report;
+}
+
+const SIGSYS = 31;
+
+/**
+ * The filter kills a process that makes an i386 (`int 0x80`) or x32 syscall instead of
+ * notifying the monitor, so its SIGSYS death is the only trace: record it as a denial.
+ */
+function foreignAbiDenial(command: string[]): AuditEventInput {
+  return {
+    type: 'syscall.denied',
+    name: 'foreign-abi',
+    nr: -1,
+    arch: 'i386/x32',
+    pid: 0,
+    exe: command[0] ?? '',
+    errno: 0,
+  };
 }
 
 function ended(s: Readable): Promise<void> {

@@ -32,7 +32,11 @@ export function resolveProjectDir(p: string): string {
   const abs = path.resolve(p);
   const st = fs.lstatSync(abs, { throwIfNoEntry: false });
   if (!st) {
-    throw new NanocellError(`workspace ${abs} does not exist`, 'pass an existing project directory with --workspace', 'WORKSPACE');
+    throw new NanocellError(
+      `workspace ${abs} does not exist`,
+      'pass an existing project directory with --workspace',
+      'WORKSPACE',
+    );
   }
   if (st.isSymbolicLink()) {
     let target = '?';
@@ -48,7 +52,11 @@ export function resolveProjectDir(p: string): string {
     );
   }
   if (!st.isDirectory()) {
-    throw new NanocellError(`workspace ${abs} is not a directory`, 'pass the project directory with --workspace', 'WORKSPACE');
+    throw new NanocellError(
+      `workspace ${abs} is not a directory`,
+      'pass the project directory with --workspace',
+      'WORKSPACE',
+    );
   }
   // Parent components may be symlinks (e.g. /var/run): use the real path everywhere.
   const real = fs.realpathSync(abs);
@@ -85,7 +93,14 @@ export class CellWorkspace {
           path: project,
           mode: 'host-overlay',
           mergedDir: project,
-          extraMounts: [{ destination: project, type: 'bind', source: project, options: ['bind', 'ro', 'nosuid', 'nodev'] }],
+          extraMounts: [
+            {
+              destination: project,
+              type: 'bind',
+              source: project,
+              options: ['bind', 'ro', 'nosuid', 'nodev'],
+            },
+          ],
         },
         undefined,
         undefined,
@@ -121,7 +136,8 @@ export class CellWorkspace {
       );
     }
 
-    if (o.cellUidBase === undefined) throw new NanocellError('no uid range for the workspace', 'report a bug');
+    if (o.cellUidBase === undefined)
+      throw new NanocellError('no uid range for the workspace', 'report a bug');
     const cellHostUid = o.cellUidBase + CELL_UID;
     const owner = fs.statSync(project);
     const overlay = await prepareOverlay({
@@ -138,7 +154,14 @@ export class CellWorkspace {
       idmapped = o.dirs.lower;
       const r = await execa(
         nativeBinary('nanocell-idmap'),
-        ['--uid', `${owner.uid}:${cellHostUid}`, '--gid', `${owner.gid}:${cellHostUid}`, project, o.dirs.lower],
+        [
+          '--uid',
+          `${owner.uid}:${cellHostUid}`,
+          '--gid',
+          `${owner.gid}:${cellHostUid}`,
+          project,
+          o.dirs.lower,
+        ],
         { reject: false },
       );
       if (r.exitCode !== 0) {
@@ -212,8 +235,18 @@ function maskMounts(scope: ScopePlan, project: string): OciMount[] {
     const abs = path.join(project, rel);
     const st = fs.lstatSync(abs, { throwIfNoEntry: false });
     return st?.isDirectory()
-      ? { destination: abs, type: 'tmpfs', source: 'tmpfs', options: ['ro', 'nosuid', 'nodev', 'noexec', 'size=4k', 'mode=000'] }
-      : { destination: abs, type: 'bind', source: '/dev/null', options: ['bind', 'ro', 'nosuid', 'nodev', 'noexec'] };
+      ? {
+          destination: abs,
+          type: 'tmpfs',
+          source: 'tmpfs',
+          options: ['ro', 'nosuid', 'nodev', 'noexec', 'size=4k', 'mode=000'],
+        }
+      : {
+          destination: abs,
+          type: 'bind',
+          source: '/dev/null',
+          options: ['bind', 'ro', 'nosuid', 'nodev', 'noexec'],
+        };
   });
 }
 

@@ -53,10 +53,15 @@ export function registerDemoCommand(program: Command, ctx: CliContext): void {
     .description('run a scripted rogue agent in a cell and show what was refused')
     .action(async () => {
       const p = paint(colorEnabled(process.stdout));
-      const project = fs.mkdtempSync(path.join(os.homedir() === '/root' ? '/srv' : os.homedir(), 'nanocell-demo-'));
+      const project = fs.mkdtempSync(
+        path.join(os.homedir() === '/root' ? '/srv' : os.homedir(), 'nanocell-demo-'),
+      );
       fs.mkdirSync(path.join(project, '.git', 'hooks'), { recursive: true });
       fs.writeFileSync(path.join(project, 'hello.txt'), 'Hello, world\n');
-      fs.writeFileSync(path.join(project, '.env'), 'AWS_SECRET_ACCESS_KEY=demo-secret-do-not-leak\n');
+      fs.writeFileSync(
+        path.join(project, '.env'),
+        'AWS_SECRET_ACCESS_KEY=demo-secret-do-not-leak\n',
+      );
       process.stdout.write(p.bold(`nanocell demo: a rogue agent runs in a cell over ${project}\n`));
       try {
         const report = await runTask({
@@ -70,15 +75,25 @@ export function registerDemoCommand(program: Command, ctx: CliContext): void {
           stderr: process.stderr,
         });
         process.stdout.write(p.bold('\n== what nanocell recorded\n'));
-        process.stdout.write(`  task ${report.taskId}: ${report.endReason}, exit ${report.exitCode}, ${report.durationMs} ms\n`);
-        process.stdout.write(`  syscalls denied: ${report.events.syscallDenied} ${JSON.stringify(report.events.deniedBySyscall)}\n`);
+        process.stdout.write(
+          `  task ${report.taskId}: ${report.endReason}, exit ${report.exitCode}, ${report.durationMs} ms\n`,
+        );
+        process.stdout.write(
+          `  syscalls denied: ${report.events.syscallDenied} ${JSON.stringify(report.events.deniedBySyscall)}\n`,
+        );
         process.stdout.write(`  programs run: ${report.events.execs}\n`);
         const leftovers = fs.readdirSync(path.join(ctx.stateRoot(), 'cells'));
-        process.stdout.write(`  cells left behind: ${leftovers.length} (the background sleep died with the cell)\n`);
-        process.stdout.write(p.bold('\n== the change set, for you to review (nothing was written to the project)\n'));
+        process.stdout.write(
+          `  cells left behind: ${leftovers.length} (the background sleep died with the cell)\n`,
+        );
+        process.stdout.write(
+          p.bold('\n== the change set, for you to review (nothing was written to the project)\n'),
+        );
         const changeDir = path.join(ctx.stateRoot(), 'changes', report.taskId);
         if (fs.existsSync(changeDir)) process.stdout.write(renderDiff(changeDir, project));
-        process.stdout.write(`\n  project hello.txt still says: ${fs.readFileSync(path.join(project, 'hello.txt'), 'utf8')}`);
+        process.stdout.write(
+          `\n  project hello.txt still says: ${fs.readFileSync(path.join(project, 'hello.txt'), 'utf8')}`,
+        );
         process.stdout.write(`  apply it with: nanocell apply ${report.taskId}\n`);
         process.exitCode = 0;
       } finally {

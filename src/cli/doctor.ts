@@ -19,8 +19,15 @@ export function registerDoctorCommand(program: Command): void {
         const p = paint(colorEnabled(process.stdout));
         const w = Math.max(...checks.map((c) => c.name.length));
         for (const c of checks) {
-          const tag = c.status === 'ok' ? p.green('ok  ') : c.status === 'degraded' ? p.yellow('warn') : p.red('FAIL');
-          process.stdout.write(`${tag}  ${c.name.padEnd(w)}  ${c.detail}${c.fix ? `\n      ${''.padEnd(w)}  fix: ${c.fix}` : ''}\n`);
+          const tag =
+            c.status === 'ok'
+              ? p.green('ok  ')
+              : c.status === 'degraded'
+                ? p.yellow('warn')
+                : p.red('FAIL');
+          process.stdout.write(
+            `${tag}  ${c.name.padEnd(w)}  ${c.detail}${c.fix ? `\n      ${''.padEnd(w)}  fix: ${c.fix}` : ''}\n`,
+          );
         }
       }
       process.exitCode = checks.some((c) => c.status === 'fail') ? 1 : 0;

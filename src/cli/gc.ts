@@ -11,8 +11,13 @@ import { removeStaleChangeSets } from './staleChanges.js';
 export function registerGcCommand(program: Command, ctx: CliContext): void {
   program
     .command('gc')
-    .description('remove leftovers of crashed runs; with --older-than, also old tasks and change sets')
-    .option('--older-than <duration>', 'also delete ended tasks, events and change sets older than this, e.g. 12h or 7d')
+    .description(
+      'remove leftovers of crashed runs; with --older-than, also old tasks and change sets',
+    )
+    .option(
+      '--older-than <duration>',
+      'also delete ended tasks, events and change sets older than this, e.g. 12h or 7d',
+    )
     .option('--json', 'machine-readable output')
     .action(async (opts: { olderThan?: string; json?: boolean }) => {
       const layout = ensureStateRoot(ctx.stateRoot());
@@ -30,7 +35,11 @@ export function registerGcCommand(program: Command, ctx: CliContext): void {
       if (opts.olderThan !== undefined) {
         const ms = parseDuration(opts.olderThan);
         if (ms === undefined) {
-          throw new NanocellError(`--older-than ${JSON.stringify(opts.olderThan)} is not a duration`, 'write e.g. 12h or 7d', 'USAGE');
+          throw new NanocellError(
+            `--older-than ${JSON.stringify(opts.olderThan)} is not a duration`,
+            'write e.g. 12h or 7d',
+            'USAGE',
+          );
         }
         const store = ctx.openStore();
         try {
@@ -45,7 +54,9 @@ export function registerGcCommand(program: Command, ctx: CliContext): void {
       } else {
         process.stdout.write(
           `removed ${res.cells.length} stale cells (${recovered.length} tasks marked abnormal), ${res.containers.length} runtime containers, ${res.slots} uid slots` +
-            (opts.olderThan ? `; ${history.tasks} tasks, ${history.events} events, ${history.changeSets} change sets` : '') +
+            (opts.olderThan
+              ? `; ${history.tasks} tasks, ${history.events} events, ${history.changeSets} change sets`
+              : '') +
             '\n',
         );
         for (const e of res.errors) process.stderr.write(`nanocell: gc: ${e}\n`);

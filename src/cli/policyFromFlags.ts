@@ -22,7 +22,11 @@ export function parseEnvFlags(pairs: string[]): Record<string, string> {
   for (const p of pairs) {
     const eq = p.indexOf('=');
     if (eq <= 0) {
-      throw new NanocellError(`--env ${JSON.stringify(p)} is not K=V`, 'write --env NAME=value', 'USAGE');
+      throw new NanocellError(
+        `--env ${JSON.stringify(p)} is not K=V`,
+        'write --env NAME=value',
+        'USAGE',
+      );
     }
     env[p.slice(0, eq)] = p.slice(eq + 1);
   }
@@ -32,7 +36,11 @@ export function parseEnvFlags(pairs: string[]): Record<string, string> {
 function num(flag: string, v: string): number {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n)) {
-    throw new NanocellError(`${flag} ${JSON.stringify(v)} is not a number`, `pass a number to ${flag}`, 'USAGE');
+    throw new NanocellError(
+      `${flag} ${JSON.stringify(v)} is not a number`,
+      `pass a number to ${flag}`,
+      'USAGE',
+    );
   }
   return n;
 }
@@ -49,7 +57,10 @@ export function policyFromFlags(f: RunFlags): PolicyFile {
   if (Object.keys(limits).length) doc.limits = limits;
   if (f.env?.length) doc.env = parseEnvFlags(f.env);
   if (f.runtime || f.runtimePath) {
-    doc.runtime = { ...(f.runtime ? { name: f.runtime } : {}), ...(f.runtimePath ? { path: f.runtimePath } : {}) };
+    doc.runtime = {
+      ...(f.runtime ? { name: f.runtime } : {}),
+      ...(f.runtimePath ? { path: f.runtimePath } : {}),
+    };
   }
   if (f.allowDegraded?.length) doc.allowDegraded = f.allowDegraded;
   return parsePolicy(doc, 'command line');

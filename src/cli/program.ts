@@ -39,13 +39,18 @@ export function buildProgram(): Command {
   registerPsCommand(program, ctx);
   registerAuditCommands(program, ctx);
   registerWorkspaceCommands(program, ctx);
-  for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => undefined });
+  for (const c of program.commands)
+    c.exitOverride().configureOutput({ outputError: () => undefined });
   return program;
 }
 
 export function reportError(e: unknown): number {
   if (e instanceof CommanderError) {
-    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
+    if (
+      e.code === 'commander.helpDisplayed' ||
+      e.code === 'commander.version' ||
+      e.code === 'commander.help'
+    ) {
       return 0;
     }
     const msg = e.message.replace(/^error:\s*/i, '').split('\n')[0];
@@ -57,7 +62,9 @@ export function reportError(e: unknown): number {
     return EXIT_NANOCELL_ERROR;
   }
   const err = e as Error;
-  process.stderr.write(`nanocell: internal error: ${err?.message ?? String(e)} (fix: please report this bug)\n`);
+  process.stderr.write(
+    `nanocell: internal error: ${err?.message ?? String(e)} (fix: please report this bug)\n`,
+  );
   if (process.env.NANOCELL_DEBUG) process.stderr.write(`${err?.stack}\n`);
   return EXIT_NANOCELL_ERROR;
 }
@@ -71,4 +78,3 @@ export async function main(argv: string[]): Promise<number> {
     return reportError(e);
   }
 }
-

@@ -50,7 +50,11 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
     .option('--output-limit <size>', 'stdout+stderr bytes kept, e.g. 16m')
     .option('--disk <size>', 'cap on what the task may write to the workspace')
     .option('--env <K=V>', 'environment variable for the command (repeatable)', collect)
-    .option('--allow-net <host>', 'allow egress to a host pattern, e.g. registry.npmjs.org (repeatable)', collect)
+    .option(
+      '--allow-net <host>',
+      'allow egress to a host pattern, e.g. registry.npmjs.org (repeatable)',
+      collect,
+    )
     .addOption(
       new Option('--allow-degraded <control>', 'accept running without a control (repeatable)')
         .choices([...degradableControls])
@@ -60,7 +64,11 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
     .option('--report <file>', 'write the JSON task report here')
     .addOption(new Option('--runtime <name>', 'OCI runtime').choices(['runc', 'crun', 'runsc']))
     .option('--runtime-path <path>', 'path to the OCI runtime binary')
-    .addOption(new Option('--apply', 'apply the change set after the task if it has no conflict').conflicts('discard'))
+    .addOption(
+      new Option('--apply', 'apply the change set after the task if it has no conflict').conflicts(
+        'discard',
+      ),
+    )
     .option('--discard', 'discard the change set after the task')
     .option('--quiet', 'no live status line')
     .action(async (command: string[], opts: RunOpts) => {
@@ -111,8 +119,10 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
     process.stdin.unref?.();
   }
   if (reportPath) writeReport(reportPath, report);
-  if (report.endReason === 'timeout') process.stderr.write(`nanocell: task ${report.taskId} timed out\n`);
-  if (report.endReason === 'oom') process.stderr.write(`nanocell: task ${report.taskId} ran out of memory\n`);
+  if (report.endReason === 'timeout')
+    process.stderr.write(`nanocell: task ${report.taskId} timed out\n`);
+  if (report.endReason === 'oom')
+    process.stderr.write(`nanocell: task ${report.taskId} ran out of memory\n`);
   return report.exitCode;
 }
 
@@ -120,11 +130,19 @@ function checkReportPath(p: string): void {
   const dir = path.dirname(p);
   const st = fs.statSync(dir, { throwIfNoEntry: false });
   if (!st?.isDirectory()) {
-    throw new NanocellError(`--report ${p}: directory ${dir} does not exist`, 'create it or choose another path', 'USAGE');
+    throw new NanocellError(
+      `--report ${p}: directory ${dir} does not exist`,
+      'create it or choose another path',
+      'USAGE',
+    );
   }
   const f = fs.lstatSync(p, { throwIfNoEntry: false });
   if (f && !f.isFile()) {
-    throw new NanocellError(`--report ${p} exists and is not a regular file`, 'choose another path', 'USAGE');
+    throw new NanocellError(
+      `--report ${p} exists and is not a regular file`,
+      'choose another path',
+      'USAGE',
+    );
   }
 }
 

@@ -34,7 +34,9 @@ export function runDoctor(opts: { runtime?: RuntimeName; runtimePath?: string } 
   add({
     name: 'mode',
     status: 'ok',
-    detail: rootless ? `rootless (uid ${process.geteuid!()}): runc rootless, one mapped uid` : 'root: one host uid range per cell',
+    detail: rootless
+      ? `rootless (uid ${process.geteuid!()}): runc rootless, one mapped uid`
+      : 'root: one host uid range per cell',
   });
 
   for (const h of ['nanocell-init', 'nanocell-monitor', 'nanocell-idmap'] as NativeHelper[]) {
@@ -49,16 +51,31 @@ export function runDoctor(opts: { runtime?: RuntimeName; runtimePath?: string } 
     const rt = resolveRuntime(opts.runtime ?? 'runc', opts.runtimePath);
     add({ name: 'runtime', status: 'ok', detail: `${rt.name} ${rt.version} at ${rt.path}` });
   } catch (e) {
-    add({ name: 'runtime', status: 'fail', detail: (e as Error).message, fix: (e as NanocellError).fix });
+    add({
+      name: 'runtime',
+      status: 'fail',
+      detail: (e as Error).message,
+      fix: (e as NanocellError).fix,
+    });
   }
 
   const maxNs = Number(read('/proc/sys/user/max_user_namespaces') ?? '0');
   const debianClone = read('/proc/sys/kernel/unprivileged_userns_clone');
   const apparmor = read('/proc/sys/kernel/apparmor_restrict_unprivileged_userns');
   if (maxNs <= 0) {
-    add({ name: 'user namespaces', status: 'fail', detail: 'user.max_user_namespaces is 0', fix: 'sysctl -w user.max_user_namespaces=15000' });
+    add({
+      name: 'user namespaces',
+      status: 'fail',
+      detail: 'user.max_user_namespaces is 0',
+      fix: 'sysctl -w user.max_user_namespaces=15000',
+    });
   } else if (rootless && debianClone === '0') {
-    add({ name: 'user namespaces', status: 'fail', detail: 'unprivileged user namespaces are disabled', fix: 'sysctl -w kernel.unprivileged_userns_clone=1' });
+    add({
+      name: 'user namespaces',
+      status: 'fail',
+      detail: 'unprivileged user namespaces are disabled',
+      fix: 'sysctl -w kernel.unprivileged_userns_clone=1',
+    });
   } else if (rootless && apparmor === '1') {
     add({
       name: 'user namespaces',
@@ -72,9 +89,19 @@ export function runDoctor(opts: { runtime?: RuntimeName; runtimePath?: string } 
 
   const actions = read('/proc/sys/kernel/seccomp/actions_avail') ?? '';
   if (!actions) {
-    add({ name: 'seccomp', status: 'fail', detail: 'the kernel has no seccomp filter support', fix: 'use a kernel with CONFIG_SECCOMP_FILTER' });
+    add({
+      name: 'seccomp',
+      status: 'fail',
+      detail: 'the kernel has no seccomp filter support',
+      fix: 'use a kernel with CONFIG_SECCOMP_FILTER',
+    });
   } else if (!actions.includes('user_notif')) {
-    add({ name: 'seccomp', status: 'fail', detail: 'no SECCOMP_RET_USER_NOTIF: denials cannot be recorded', fix: 'use Linux 5.0 or newer' });
+    add({
+      name: 'seccomp',
+      status: 'fail',
+      detail: 'no SECCOMP_RET_USER_NOTIF: denials cannot be recorded',
+      fix: 'use Linux 5.0 or newer',
+    });
   } else {
     add({ name: 'seccomp', status: 'ok', detail: 'filter + user notification' });
   }
@@ -83,7 +110,12 @@ export function runDoctor(opts: { runtime?: RuntimeName; runtimePath?: string } 
   add(
     /\boverlay\b/.test(filesystems)
       ? { name: 'overlayfs', status: 'ok', detail: 'available' }
-      : { name: 'overlayfs', status: 'fail', detail: 'overlay is not in /proc/filesystems', fix: 'modprobe overlay' },
+      : {
+          name: 'overlayfs',
+          status: 'fail',
+          detail: 'overlay is not in /proc/filesystems',
+          fix: 'modprobe overlay',
+        },
   );
 
   const [maj = 0, min = 0] = kernel.split('.').map((x) => parseInt(x, 10));
@@ -91,14 +123,23 @@ export function runDoctor(opts: { runtime?: RuntimeName; runtimePath?: string } 
     add(
       maj > 5 || (maj === 5 && min >= 12)
         ? { name: 'idmapped mounts', status: 'ok', detail: 'kernel >= 5.12' }
-        : { name: 'idmapped mounts', status: 'fail', detail: `kernel ${kernel} lacks mount_setattr`, fix: 'use Linux 5.12 or newer' },
+        : {
+            name: 'idmapped mounts',
+            status: 'fail',
+            detail: `kernel ${kernel} lacks mount_setattr`,
+            fix: 'use Linux 5.12 or newer',
+          },
     );
   }
 
   const abi = probeLandlockAbi();
   add(
     abi > 0
-      ? { name: 'landlock', status: 'ok', detail: `ABI ${abi}${abi < 6 ? ' (no signal/abstract-socket scoping before ABI 6)' : ''}` }
+      ? {
+          name: 'landlock',
+          status: 'ok',
+          detail: `ABI ${abi}${abi < 6 ? ' (no signal/abstract-socket scoping before ABI 6)' : ''}`,
+        }
       : {
           name: 'landlock',
           status: 'degraded',
@@ -112,7 +153,11 @@ export function runDoctor(opts: { runtime?: RuntimeName; runtimePath?: string } 
   const missing = (['memory', 'pids', 'cpu'] as const).filter((c) => !cg[c]);
   add(
     missing.length === 0
-      ? { name: 'cgroups', status: 'ok', detail: `v${cg.version}, controllers ${usable.join(', ')} writable` }
+      ? {
+          name: 'cgroups',
+          status: 'ok',
+          detail: `v${cg.version}, controllers ${usable.join(', ')} writable`,
+        }
       : {
           name: 'cgroups',
           status: 'degraded',

@@ -44,7 +44,10 @@ function isMergedUsr(): boolean {
 
 export function probeLandlockAbi(): number {
   try {
-    const out = execFileSync(nativeBinary('nanocell-init'), ['--probe'], { encoding: 'utf8', timeout: 5000 });
+    const out = execFileSync(nativeBinary('nanocell-init'), ['--probe'], {
+      encoding: 'utf8',
+      timeout: 5000,
+    });
     const m = /landlock_abi=(\d+)/.exec(out);
     return m ? Number(m[1]) : 0;
   } catch {
@@ -83,7 +86,9 @@ export function probeCgroups(rootless: boolean): CgroupFacts {
       }
       // runc rootless cannot create v1 cgroups: there is no delegation in v1.
       if (rootless || !writable(dir)) {
-        notes.push(`cgroup v1 ${ctrl} hierarchy is not writable${rootless ? ' by an unprivileged user' : ''}`);
+        notes.push(
+          `cgroup v1 ${ctrl} hierarchy is not writable${rootless ? ' by an unprivileged user' : ''}`,
+        );
         return false;
       }
       return true;
@@ -116,7 +121,10 @@ export function probeCgroups(rootless: boolean): CgroupFacts {
     }
     let controllers: string[] = [];
     try {
-      controllers = fs.readFileSync(path.join(dir, 'cgroup.controllers'), 'utf8').trim().split(/\s+/);
+      controllers = fs
+        .readFileSync(path.join(dir, 'cgroup.controllers'), 'utf8')
+        .trim()
+        .split(/\s+/);
     } catch {
       notes.push(`cannot read ${dir}/cgroup.controllers`);
     }

@@ -50,7 +50,10 @@ export function loadPolicyFile(path: string): PolicyFile {
   try {
     st = statSync(path);
   } catch {
-    throw new PolicyError(`policy file ${path} does not exist`, 'pass an existing file to --policy');
+    throw new PolicyError(
+      `policy file ${path} does not exist`,
+      'pass an existing file to --policy',
+    );
   }
   if (!st.isFile()) {
     throw new PolicyError(`policy file ${path} is not a regular file`, 'pass a file to --policy');

@@ -1,7 +1,8 @@
 // Every error the user can cause carries a one-line reason and the fix.
 // The CLI prints `nanocell: <message> (fix: <fix>)` and exits 125.
 
-export type ErrorKind = 'POLICY' | 'USAGE' | 'WORKSPACE' | 'RUNTIME' | 'HOST' | 'STATE' | 'INTERNAL';
+export type ErrorKind =
+  'POLICY' | 'USAGE' | 'WORKSPACE' | 'RUNTIME' | 'HOST' | 'STATE' | 'INTERNAL';
 
 export class NanocellError extends Error {
   constructor(

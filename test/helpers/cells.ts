@@ -55,10 +55,17 @@ export interface CliResult {
   stderr: string;
 }
 
-export function nanocell(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; stateRoot?: string } = {}): CliResult {
+export function nanocell(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; stateRoot?: string } = {},
+): CliResult {
   const r: SpawnSyncReturns<string> = spawnSync('node', [CLI, ...args], {
     cwd: opts.cwd ?? REPO,
-    env: { ...process.env, ...(opts.stateRoot ? { NANOCELL_STATE_ROOT: opts.stateRoot } : {}), ...opts.env },
+    env: {
+      ...process.env,
+      ...(opts.stateRoot ? { NANOCELL_STATE_ROOT: opts.stateRoot } : {}),
+      ...opts.env,
+    },
     input: opts.input ?? '',
     encoding: 'utf8',
     timeout: 120_000,
@@ -80,7 +87,9 @@ export function leftovers(stateRoot: string, uidBases: number[] = []): Record<st
   const cgroups: string[] = [];
   for (const ctrl of ['memory', 'pids', 'cpu', 'cpuacct']) {
     const d = `/sys/fs/cgroup/${ctrl}/nanocell`;
-    for (const id of ls(d)) if (fs.statSync(path.join(d, id)).isDirectory() && isOurs(stateRoot, id)) cgroups.push(`${ctrl}/${id}`);
+    for (const id of ls(d))
+      if (fs.statSync(path.join(d, id)).isDirectory() && isOurs(stateRoot, id))
+        cgroups.push(`${ctrl}/${id}`);
   }
   return {
     cells: ls(path.join(stateRoot, 'cells')),
@@ -106,7 +115,8 @@ export function cellProcesses(uidBases: number[]): string[] {
       const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
       const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
       const state = /^State:\s+(\S)/m.exec(status)?.[1];
-      if (uidBases.some((b) => uid >= b && uid < b + 65536) && state !== 'Z') out.push(`${pid}:${/^Name:\s+(.*)$/m.exec(status)?.[1]}`);
+      if (uidBases.some((b) => uid >= b && uid < b + 65536) && state !== 'Z')
+        out.push(`${pid}:${/^Name:\s+(.*)$/m.exec(status)?.[1]}`);
     } catch {
       // exited meanwhile
     }
@@ -114,6 +124,8 @@ export function cellProcesses(uidBases: number[]): string[] {
   return out;
 }
 
+// Reports are checked field by field with matchers; a loose type keeps the tests readable.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function readReport(file: string): Record<string, any> {
   return JSON.parse(fs.readFileSync(file, 'utf8'));
 }

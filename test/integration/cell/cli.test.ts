@@ -11,7 +11,10 @@ beforeAll(() => {
 afterAll(() => sb.cleanup());
 
 const run = (args: string[], opts: { input?: string } = {}) =>
-  nanocell(['run', '--workspace', sb.project, '--quiet', ...args], { stateRoot: sb.stateRoot, ...opts });
+  nanocell(['run', '--workspace', sb.project, '--quiet', ...args], {
+    stateRoot: sb.stateRoot,
+    ...opts,
+  });
 
 describe('nanocell run', () => {
   it('follows Docker exit-code conventions', () => {
@@ -20,15 +23,31 @@ describe('nanocell run', () => {
     expect(run(['--', 'no-such-binary-here']).status).toBe(127);
     expect(run(['--', '/etc/passwd']).status).toBe(126);
     expect(run(['--timeout', '1s', '--', 'sleep', '20']).status).toBe(124);
-    expect(run(['--memory', '48m', '--', 'python3', '-c', 'x = bytearray(400 << 20)']).status).toBe(137);
+    expect(run(['--memory', '48m', '--', 'python3', '-c', 'x = bytearray(400 << 20)']).status).toBe(
+      137,
+    );
     expect(run(['--', 'sh', '-c', 'kill -TERM $$']).status).toBe(143);
   });
 
   it('streams stdin and stdout, applies --env, and writes the report', () => {
     const report = path.join(sb.stateRoot, '..', 'report.json');
-    const r = run(['--env', 'GREETING=hi', '--session', 'cli-test', '--report', report, '--', 'sh', '-c', 'echo $GREETING; cat; echo oops >&2'], {
-      input: 'from stdin\n',
-    });
+    const r = run(
+      [
+        '--env',
+        'GREETING=hi',
+        '--session',
+        'cli-test',
+        '--report',
+        report,
+        '--',
+        'sh',
+        '-c',
+        'echo $GREETING; cat; echo oops >&2',
+      ],
+      {
+        input: 'from stdin\n',
+      },
+    );
     expect(r.status).toBe(0);
     expect(r.stdout).toBe('hi\nfrom stdin\n');
     expect(r.stderr).toContain('oops');
@@ -61,11 +80,23 @@ describe('nanocell run', () => {
 
   it.each([
     ['an unknown option', ['--bogus', '--', 'true'], /unknown option '--bogus'/],
-    ['an invalid memory size', ['--memory', 'lots', '--', 'true'], /limits\.memory: limits\.memory must be a positive size/],
+    [
+      'an invalid memory size',
+      ['--memory', 'lots', '--', 'true'],
+      /limits\.memory: limits\.memory must be a positive size/,
+    ],
     ['a missing command', [], /missing required argument/],
-    ['an unknown degradation', ['--allow-degraded', 'seccomp', '--', 'true'], /allowDegraded\.0: .*"cgroups"\|"disk-cap"\|"landlock"/],
+    [
+      'an unknown degradation',
+      ['--allow-degraded', 'seccomp', '--', 'true'],
+      /allowDegraded\.0: .*"cgroups"\|"disk-cap"\|"landlock"/,
+    ],
     ['a missing runtime', ['--runtime-path', '/nonexistent/runc', '--', 'true'], /does not run/],
-    ['a runtime that is too old', ['--runtime-path', '/bin/echo', '--', 'true'], /too old or unrecognised/],
+    [
+      'a runtime that is too old',
+      ['--runtime-path', '/bin/echo', '--', 'true'],
+      /too old or unrecognised/,
+    ],
   ])('refuses %s with exit 125 and a one-line reason', (_what, args, msg) => {
     const r = run(args);
     expect(r.status).toBe(125);
@@ -109,11 +140,18 @@ describe('nanocell run', () => {
       ['/usr', /overlaps \/usr/],
     ];
     for (const [ws, msg] of cases) {
-      const r = nanocell(['run', '--workspace', ws, '--quiet', '--', 'true'], { stateRoot: sb.stateRoot });
+      const r = nanocell(['run', '--workspace', ws, '--quiet', '--', 'true'], {
+        stateRoot: sb.stateRoot,
+      });
       expect(r.status, ws).toBe(125);
       expect(r.stderr, ws).toMatch(msg);
     }
-    expect(leftovers(sb.stateRoot)).toMatchObject({ cells: [], runtime: [], slots: [], mounts: [] });
+    expect(leftovers(sb.stateRoot)).toMatchObject({
+      cells: [],
+      runtime: [],
+      slots: [],
+      mounts: [],
+    });
   });
 });
 

@@ -34,9 +34,17 @@ describe('cross-cell isolation', () => {
   });
 
   it("does not show one cell's files to another", async () => {
-    await cellA.run(['sh', '-c', 'echo a-tmp > /tmp/mark; echo a-home > ~/mark; echo a-ws > ws-mark']);
+    await cellA.run([
+      'sh',
+      '-c',
+      'echo a-tmp > /tmp/mark; echo a-home > ~/mark; echo a-ws > ws-mark',
+    ]);
     for (const other of [cellB, cellC]) {
-      const r = await other.run(['sh', '-c', `cat /tmp/mark ~/mark ws-mark ${a.project}/a-secret.txt 2>&1; ls ${a.stateRoot}/cells 2>&1`]);
+      const r = await other.run([
+        'sh',
+        '-c',
+        `cat /tmp/mark ~/mark ws-mark ${a.project}/a-secret.txt 2>&1; ls ${a.stateRoot}/cells 2>&1`,
+      ]);
       expect(r.stdout).not.toMatch(/a-tmp|a-home|a-ws|project A data/);
     }
     // Same project, different cells: B's edit is invisible to C (separate upper layers).
@@ -48,7 +56,11 @@ describe('cross-cell isolation', () => {
     const bg = cellA.exec(['sleep', '300']);
     const pid = await new Promise<number>((resolve) => setTimeout(resolve, 300, 0));
     void pid;
-    const r = await cellB.run(['sh', '-c', 'ps -eo pid,comm --no-headers | grep -c sleep; kill -9 -1 2>&1; echo done']);
+    const r = await cellB.run([
+      'sh',
+      '-c',
+      'ps -eo pid,comm --no-headers | grep -c sleep; kill -9 -1 2>&1; echo done',
+    ]);
     expect(r.stdout.split('\n')[0]).toBe('0');
     expect((await cellA.run(['sh', '-c', 'pgrep -c sleep'])).stdout.trim()).toBe('1');
     bg.kill(9);

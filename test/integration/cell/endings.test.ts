@@ -2,7 +2,14 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cellProcesses, leftovers, makeSandbox, nanocell, spawnNanocell, type Sandbox } from '../../helpers/cells.js';
+import {
+  cellProcesses,
+  leftovers,
+  makeSandbox,
+  nanocell,
+  spawnNanocell,
+  type Sandbox,
+} from '../../helpers/cells.js';
 
 let sb: Sandbox;
 beforeEach(() => {
@@ -24,16 +31,30 @@ async function waitFor<T>(fn: () => T | undefined, ms = 15_000): Promise<T> {
 
 /** Starts a long task through the CLI and waits until its command runs; returns its uid base. */
 async function startLongTask() {
-  const child = spawnNanocell(['run', '--workspace', sb.project, '--quiet', '--', 'sh', '-c', 'echo ready; (sleep 1000 &); sleep 1000'], {
-    stateRoot: sb.stateRoot,
-  });
+  const child = spawnNanocell(
+    [
+      'run',
+      '--workspace',
+      sb.project,
+      '--quiet',
+      '--',
+      'sh',
+      '-c',
+      'echo ready; (sleep 1000 &); sleep 1000',
+    ],
+    {
+      stateRoot: sb.stateRoot,
+    },
+  );
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   await waitFor(() => out.includes('ready') || undefined);
   const slot = Number(fs.readdirSync(path.join(sb.stateRoot, 'slots'))[0]);
   const base = SLOT_BASE + slot * 65536;
   expect(cellProcesses([base]).length).toBeGreaterThan(0);
-  const exited = new Promise<number>((resolve) => child.on('exit', (code, sig) => resolve(code ?? 128 + (sig === 'SIGKILL' ? 9 : 0))));
+  const exited = new Promise<number>((resolve) =>
+    child.on('exit', (code, sig) => resolve(code ?? 128 + (sig === 'SIGKILL' ? 9 : 0))),
+  );
   return { child, base, exited };
 }
 
@@ -43,7 +64,14 @@ describe('task endings', () => {
       const { child, base, exited } = await startLongTask();
       child.kill(sig);
       expect(await exited).toBe(137);
-      expect(leftovers(sb.stateRoot, [base])).toEqual({ cells: [], runtime: [], slots: [], mounts: [], cgroups: [], processes: [] });
+      expect(leftovers(sb.stateRoot, [base])).toEqual({
+        cells: [],
+        runtime: [],
+        slots: [],
+        mounts: [],
+        cgroups: [],
+        processes: [],
+      });
     });
   }
 
@@ -57,6 +85,13 @@ describe('task endings', () => {
     const gc = nanocell(['gc', '--json'], { stateRoot: sb.stateRoot });
     expect(gc.status).toBe(0);
     expect(JSON.parse(gc.stdout).cells).toHaveLength(1);
-    expect(leftovers(sb.stateRoot, [base])).toEqual({ cells: [], runtime: [], slots: [], mounts: [], cgroups: [], processes: [] });
+    expect(leftovers(sb.stateRoot, [base])).toEqual({
+      cells: [],
+      runtime: [],
+      slots: [],
+      mounts: [],
+      cgroups: [],
+      processes: [],
+    });
   });
 });

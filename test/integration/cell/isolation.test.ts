@@ -13,7 +13,9 @@ beforeAll(async () => {
   sb = makeSandbox({ 'app.js': 'console.log(1)\n' });
   process.env.NANOCELL_TEST_SECRET = 'hunter2-secret';
   cell = await Cell.create({
-    policy: resolvePolicy(parsePolicy({ env: { FROM_POLICY: 'yes' }, limits: { tmp: '8m', home: '4m' } })),
+    policy: resolvePolicy(
+      parsePolicy({ env: { FROM_POLICY: 'yes' }, limits: { tmp: '8m', home: '4m' } }),
+    ),
     workspace: sb.project,
     stateRoot: sb.stateRoot,
   });
@@ -30,15 +32,20 @@ describe('cell isolation', () => {
     const r = await run(types.map((t) => `readlink /proc/self/ns/${t}`).join(';'));
     const inside = r.stdout.trim().split('\n');
     types.forEach((t, i) => expect(inside[i]).not.toBe(fs.readlinkSync(`/proc/self/ns/${t}`)));
-    const pid1 = await run('cat /proc/1/cmdline | tr "\\0" " "; echo; ls /proc | grep -E "^[0-9]+$" | wc -l');
+    const pid1 = await run(
+      'cat /proc/1/cmdline | tr "\\0" " "; echo; ls /proc | grep -E "^[0-9]+$" | wc -l',
+    );
     expect(pid1.stdout).toMatch(/^\/\.nanocell\/init /);
   });
 
   it('runs as an unprivileged user with no capabilities and no_new_privs', async () => {
-    const r = await run('id -u; id -g; grep -E "^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)" /proc/self/status; cat /proc/self/uid_map');
+    const r = await run(
+      'id -u; id -g; grep -E "^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)" /proc/self/status; cat /proc/self/uid_map',
+    );
     const lines = r.stdout.trim().split('\n');
     expect(lines.slice(0, 2)).toEqual(['1000', '1000']);
-    for (const cap of lines.filter((l) => l.startsWith('Cap'))) expect(cap).toMatch(/:\s+0000000000000000$/);
+    for (const cap of lines.filter((l) => l.startsWith('Cap')))
+      expect(cap).toMatch(/:\s+0000000000000000$/);
     expect(lines).toContain('NoNewPrivs:\t1');
     // Container root maps to an unprivileged host uid, never to host root.
     const [inside, host, size] = lines.at(-1)!.trim().split(/\s+/).map(Number);
@@ -48,8 +55,25 @@ describe('cell isolation', () => {
   });
 
   it('hides host secrets, homes, sockets and state', async () => {
-    const paths = ['/etc/shadow', '/root', '/home/cloudsdk', '/run', '/var/lib', '/var/log', '/var/cache', '/var/run/docker.sock', '/run/docker.sock', sb.stateRoot, '/etc/ssh', '/etc/ssl/private', '/etc/machine-id', '/sys'];
-    const r = await run(paths.map((p) => `test -e ${p} && echo "VISIBLE ${p}"`).join('; ') + '; true');
+    const paths = [
+      '/etc/shadow',
+      '/root',
+      '/home/cloudsdk',
+      '/run',
+      '/var/lib',
+      '/var/log',
+      '/var/cache',
+      '/var/run/docker.sock',
+      '/run/docker.sock',
+      sb.stateRoot,
+      '/etc/ssh',
+      '/etc/ssl/private',
+      '/etc/machine-id',
+      '/sys',
+    ];
+    const r = await run(
+      paths.map((p) => `test -e ${p} && echo "VISIBLE ${p}"`).join('; ') + '; true',
+    );
     expect(r.stdout).toBe('');
     const etc = await run('ls /etc');
     expect(etc.stdout).toMatch(/passwd/);
@@ -57,7 +81,14 @@ describe('cell isolation', () => {
   });
 
   it('has a read-only root and system dirs; only the workspace, HOME and /tmp are writable', async () => {
-    for (const p of ['/usr/x', '/etc/x', '/x', '/.nanocell/x', '/bin/x', '/proc/sys/kernel/hostname']) {
+    for (const p of [
+      '/usr/x',
+      '/etc/x',
+      '/x',
+      '/.nanocell/x',
+      '/bin/x',
+      '/proc/sys/kernel/hostname',
+    ]) {
       const r = await run(`echo x > ${p}`);
       expect(r.exitCode, p).not.toBe(0);
     }
@@ -67,7 +98,12 @@ describe('cell isolation', () => {
 
   it('caps HOME and /tmp with tmpfs sizes and makes them noexec', async () => {
     const r = await run('df -k --output=size,target /tmp ~ | tail -2');
-    const sizes = Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).reverse()));
+    const sizes = Object.fromEntries(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/).reverse()),
+    );
     expect(Number(sizes['/tmp'])).toBe(8 * 1024);
     expect(Number(sizes['/home/cell'])).toBe(4 * 1024);
     const full = await run('head -c 6m /dev/zero > ~/big');
@@ -77,7 +113,9 @@ describe('cell isolation', () => {
   });
 
   it('starts every command with a clean environment', async () => {
-    const r = await run('env; cat /proc/1/environ 2>&1; cat /proc/$PPID/environ 2>/dev/null | tr "\\0" "\\n"');
+    const r = await run(
+      'env; cat /proc/1/environ 2>&1; cat /proc/$PPID/environ 2>/dev/null | tr "\\0" "\\n"',
+    );
     expect(r.stdout).not.toContain('hunter2-secret');
     expect(r.stdout).not.toContain('NANOCELL_TEST_SECRET');
     expect(r.stdout).toMatch(/^FROM_POLICY=yes$/m);
@@ -90,10 +128,18 @@ describe('cell isolation', () => {
     const r = await run('cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "');
     expect(r.stdout.trim()).toBe('lo');
     const t0 = Date.now();
-    const c = await cell.run(['python3', '-c', 'import socket; socket.create_connection(("192.0.2.1", 80), timeout=5)']);
+    const c = await cell.run([
+      'python3',
+      '-c',
+      'import socket; socket.create_connection(("192.0.2.1", 80), timeout=5)',
+    ]);
     expect(c.exitCode).not.toBe(0);
     expect(Date.now() - t0).toBeLessThan(3000);
-    const dns = await cell.run(['python3', '-c', 'import socket; socket.getaddrinfo("example.com", 443)']);
+    const dns = await cell.run([
+      'python3',
+      '-c',
+      'import socket; socket.getaddrinfo("example.com", 443)',
+    ]);
     expect(dns.exitCode).not.toBe(0);
   });
 });

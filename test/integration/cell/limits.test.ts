@@ -11,7 +11,10 @@ beforeEach(() => {
 });
 afterEach(() => sb.cleanup());
 
-async function withCell<T>(doc: object, fn: (cell: Cell, events: CellEvent[]) => Promise<T>): Promise<T> {
+async function withCell<T>(
+  doc: object,
+  fn: (cell: Cell, events: CellEvent[]) => Promise<T>,
+): Promise<T> {
   const events: CellEvent[] = [];
   const cell = await Cell.create({
     policy: resolvePolicy(parsePolicy(doc)),
@@ -31,7 +34,11 @@ describe('limits', () => {
     await withCell({ limits: { memory: '64m' } }, async (cell, events) => {
       const cg = `/sys/fs/cgroup/memory/nanocell/${cell.id}/memory.limit_in_bytes`;
       expect(Number(fs.readFileSync(cg, 'utf8'))).toBe(64 * 1024 * 1024);
-      const r = await cell.run(['python3', '-c', 'b = bytearray(512 * 1024 * 1024); print(len(b))']);
+      const r = await cell.run([
+        'python3',
+        '-c',
+        'b = bytearray(512 * 1024 * 1024); print(len(b))',
+      ]);
       expect(r).toMatchObject({ exitCode: 137, endReason: 'oom' });
       expect(events.some((e) => e.type === 'limit.hit' && e.limit === 'oom')).toBe(true);
     });
@@ -39,8 +46,14 @@ describe('limits', () => {
 
   it('bounds a fork bomb with the pids limit', async () => {
     await withCell({ limits: { pids: 32, timeout: '20s' } }, async (cell) => {
-      expect(Number(fs.readFileSync(`/sys/fs/cgroup/pids/nanocell/${cell.id}/pids.max`, 'utf8'))).toBe(32);
-      const r = await cell.run(['bash', '-c', 'for i in $(seq 100); do sleep 5 & done 2>/dev/null; jobs -r | wc -l']);
+      expect(
+        Number(fs.readFileSync(`/sys/fs/cgroup/pids/nanocell/${cell.id}/pids.max`, 'utf8')),
+      ).toBe(32);
+      const r = await cell.run([
+        'bash',
+        '-c',
+        'for i in $(seq 100); do sleep 5 & done 2>/dev/null; jobs -r | wc -l',
+      ]);
       expect(Number(r.stdout.trim())).toBeLessThan(32);
       const after = await cell.run(['echo', 'still alive']);
       expect(after.stdout).toBe('still alive\n');
@@ -49,11 +62,19 @@ describe('limits', () => {
 
   it('applies the CPU quota', async () => {
     await withCell({ limits: { cpus: 0.5 } }, async (cell) => {
-      const q = Number(fs.readFileSync(`/sys/fs/cgroup/cpu/nanocell/${cell.id}/cpu.cfs_quota_us`, 'utf8'));
-      const p = Number(fs.readFileSync(`/sys/fs/cgroup/cpu/nanocell/${cell.id}/cpu.cfs_period_us`, 'utf8'));
+      const q = Number(
+        fs.readFileSync(`/sys/fs/cgroup/cpu/nanocell/${cell.id}/cpu.cfs_quota_us`, 'utf8'),
+      );
+      const p = Number(
+        fs.readFileSync(`/sys/fs/cgroup/cpu/nanocell/${cell.id}/cpu.cfs_period_us`, 'utf8'),
+      );
       expect(q / p).toBeCloseTo(0.5);
       // A spinning loop for 1 s of wall time gets about half a CPU-second.
-      const r = await cell.run(['python3', '-c', 'import time,os\nt=time.time()\nwhile time.time()-t<1: pass\nprint(os.times().user+os.times().system)']);
+      const r = await cell.run([
+        'python3',
+        '-c',
+        'import time,os\nt=time.time()\nwhile time.time()-t<1: pass\nprint(os.times().user+os.times().system)',
+      ]);
       expect(Number(r.stdout)).toBeLessThan(0.8);
     });
   });
@@ -71,7 +92,11 @@ describe('limits', () => {
 
   it('truncates output past the cap with a note without blocking the task', async () => {
     await withCell({ limits: { output: '64k' } }, async (cell, events) => {
-      const r = await cell.run(['bash', '-c', 'head -c 10m /dev/zero | tr "\\0" x; echo done >&2; exit 7']);
+      const r = await cell.run([
+        'bash',
+        '-c',
+        'head -c 10m /dev/zero | tr "\\0" x; echo done >&2; exit 7',
+      ]);
       expect(r.exitCode).toBe(7);
       expect(r.outputTruncated).toBe(true);
       expect(r.stdout.length).toBeLessThan(64 * 1024 + 200);

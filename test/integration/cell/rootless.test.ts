@@ -13,11 +13,15 @@ let stateRoot: string;
 let cli: string;
 
 function asUser(args: string[], cwd: string) {
-  const r = spawnSync('runuser', ['-u', USER, '--', 'env', `NANOCELL_STATE_ROOT=${stateRoot}`, 'node', cli, ...args], {
-    cwd,
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
+  const r = spawnSync(
+    'runuser',
+    ['-u', USER, '--', 'env', `NANOCELL_STATE_ROOT=${stateRoot}`, 'node', cli, ...args],
+    {
+      cwd,
+      encoding: 'utf8',
+      timeout: 120_000,
+    },
+  );
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -47,7 +51,16 @@ beforeAll(() => {
 
 afterAll(() => {
   if (!base) return;
-  spawnSync('runuser', ['-u', USER, '--', 'env', `NANOCELL_STATE_ROOT=${stateRoot}`, 'node', cli, 'gc']);
+  spawnSync('runuser', [
+    '-u',
+    USER,
+    '--',
+    'env',
+    `NANOCELL_STATE_ROOT=${stateRoot}`,
+    'node',
+    cli,
+    'gc',
+  ]);
   fs.rmSync(base, { recursive: true, force: true });
 });
 
@@ -55,15 +68,27 @@ describe('rootless cells', () => {
   it('refuses to run without cgroup limits unless the degradation is accepted', () => {
     const r = asUser(['run', '--quiet', '--', 'true'], project);
     expect(r.status).toBe(125);
-    expect(r.stderr).toMatch(/cgroup controllers .* cannot be configured.*--allow-degraded cgroups/);
+    expect(r.stderr).toMatch(
+      /cgroup controllers .* cannot be configured.*--allow-degraded cgroups/,
+    );
   });
 
   it('runs the task with no capabilities, edits through the overlay and reports the degradations', () => {
     const report = path.join(base, 'report.json');
     const r = asUser(
       [
-        'run', '--quiet', '--allow-degraded', 'cgroups', '--allow-degraded', 'disk-cap', '--report', report, '--',
-        'sh', '-c', 'grep -E "^Cap(Eff|Bnd)|NoNewPrivs" /proc/self/status; echo edit >> a.txt; cat a.txt; cat .env; unshare -r true || echo no-userns',
+        'run',
+        '--quiet',
+        '--allow-degraded',
+        'cgroups',
+        '--allow-degraded',
+        'disk-cap',
+        '--report',
+        report,
+        '--',
+        'sh',
+        '-c',
+        'grep -E "^Cap(Eff|Bnd)|NoNewPrivs" /proc/self/status; echo edit >> a.txt; cat a.txt; cat .env; unshare -r true || echo no-userns',
       ],
       project,
     );
@@ -77,8 +102,16 @@ describe('rootless cells', () => {
     // The project is untouched: the edit is in the change set.
     expect(fs.readFileSync(path.join(project, 'a.txt'), 'utf8')).toBe('original\n');
     const rep = JSON.parse(fs.readFileSync(report, 'utf8'));
-    expect(rep.degradations.map((d: { control: string }) => d.control).sort()).toEqual(['cgroups', 'disk-cap']);
-    expect(rep.limits).toMatchObject({ memoryBytes: null, pids: null, cpus: null, diskBytes: null });
+    expect(rep.degradations.map((d: { control: string }) => d.control).sort()).toEqual([
+      'cgroups',
+      'disk-cap',
+    ]);
+    expect(rep.limits).toMatchObject({
+      memoryBytes: null,
+      pids: null,
+      cpus: null,
+      diskBytes: null,
+    });
     expect(rep.events.deniedBySyscall).toMatchObject({ unshare: 1 });
     expect(fs.readdirSync(path.join(stateRoot, 'cells'))).toEqual([]);
   });
