@@ -10,7 +10,25 @@ const int = (v: unknown): number => {
   return Number.isFinite(n) ? Math.max(0, Math.trunc(n)) : 0;
 };
 
-export function toAuditEvents(e: CellEvent): AuditEventInput[] {
+/**
+ * The monitor's `syscall.denied.summary` counts are cumulative per (syscall, pid) and it sends
+ * a fresh summary every second; this keeps what was already recorded so each is counted once.
+ */
+export class DenialSummaries {
+  private readonly recorded = new Map<string, number>();
+
+  /** How many of `total` denials of `name` by `pid` are new since the last summary. */
+  delta(name: string, pid: number, total: number): number {
+    const key = `${name}\0${pid}`;
+    const before = this.recorded.get(key) ?? 0;
+    if (total <= before) return 0;
+    this.recorded.set(key, total);
+    return total - before;
+  }
+}
+
+/** Maps one raw cell event; pass the task's DenialSummaries so summaries are not recounted. */
+export function toAuditEvents(e: CellEvent, summaries = new DenialSummaries()): AuditEventInput[] {
   switch (e.type) {
     case 'exec':
       return [
@@ -39,16 +57,24 @@ export function toAuditEvents(e: CellEvent): AuditEventInput[] {
       ];
     case 'syscall.denied.summary': {
       const counts = Array.isArray(e.counts) ? (e.counts as Record<string, unknown>[]) : [];
-      return counts.slice(0, 1000).map((c) => ({
-        type: 'syscall.denied' as const,
-        name: str(c.name, 64),
-        nr: Math.trunc(Number(c.nr) || 0),
-        arch: str(c.arch ?? '', 16),
-        pid: int(c.pid),
-        exe: str(c.exe ?? '', 1024),
-        errno: int(c.errno ?? 1),
-        count: Math.max(1, int(c.count)),
-      }));
+      return counts.slice(0, 1000).flatMap((c) => {
+        const name = str(c.name, 64);
+        const pid = int(c.pid);
+        const count = summaries.delta(name, pid, int(c.count));
+        if (count === 0) return [];
+        return [
+          {
+            type: 'syscall.denied' as const,
+            name,
+            nr: Math.trunc(Number(c.nr) || 0),
+            arch: str(c.arch ?? '', 16),
+            pid,
+            exe: str(c.exe ?? '', 1024),
+            errno: int(c.errno ?? 1),
+            count,
+          },
+        ];
+      });
     }
     case 'net.allowed':
     case 'net.denied':

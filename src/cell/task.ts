@@ -8,7 +8,7 @@ import type { AuditEventInput } from '../audit/events.js';
 import { newTaskId } from '../audit/taskId.js';
 import type { Policy } from '../policy/defaults.js';
 import { NanocellError } from '../util/errors.js';
-import { toAuditEvents, TaskTally } from './auditSink.js';
+import { DenialSummaries, toAuditEvents, TaskTally } from './auditSink.js';
 import {
   Cell,
   type CellEvent,
@@ -89,8 +89,9 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
     }
     o.onEvent?.(e);
   };
+  const summaries = new DenialSummaries();
   const onCellEvent = (e: CellEvent) => {
-    for (const a of toAuditEvents(e)) record(a);
+    for (const a of toAuditEvents(e, summaries)) record(a);
   };
 
   store.createTask({
