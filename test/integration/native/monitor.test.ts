@@ -199,8 +199,8 @@ describe('nanocell-monitor with runc', () => {
     const types = m.events.map((e) => e.type);
     expect(types).toContain('init.exited');
     const summaries = m.events.filter((e) => e.type === 'syscall.denied.summary');
-    const last = summaries.at(-1) as { counts: { count: number }[] };
-    expect(last.counts.reduce((n, c) => n + c.count, 0)).toBe(301 - 3 + 0);
+    const last = summaries.at(-1) as unknown as { counts: { count: number }[] };
+    expect(last.counts.reduce((n, c) => n + c.count, 0)).toBe(301 - 3);
     expect(runc('delete', '--force', `${id}-main`).status).toBe(0);
     expect(cellProcesses()).toEqual([]);
   });
