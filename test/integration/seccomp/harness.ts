@@ -31,13 +31,14 @@ export function policy(doc: object = {}): Policy {
  * throws if anything of it is left (dirs, mounts, cgroups, processes). Cleans up on failure.
  */
 export async function withCell<T>(
-  o: { files?: Record<string, string>; policy?: Policy },
+  o: { files?: Record<string, string>; policy?: Policy; prepare?: (project: string) => void },
   fn: (c: TestCell) => Promise<T>,
 ): Promise<T> {
   const sb = makeSandbox(o.files ?? { 'README.md': 'hello\n' });
   const events: CellEvent[] = [];
   let cell: Cell | undefined;
   try {
+    o.prepare?.(sb.project);
     cell = await Cell.create({
       policy: o.policy ?? policy(),
       workspace: sb.project,
