@@ -188,7 +188,7 @@ print("threads", len(out))
         'unshare -r true; echo "unshare_r=$?"; ' +
         'mount -t tmpfs none /tmp; echo "mount=$?"; ' +
         `python3 -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)'; echo "packet=$?"; ` +
-        `python3 -c 'import socket; socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)'; echo "netlink=$?"; ` +
+        `python3 -c 'import socket; socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 9)'; echo "netlink=$?"; ` +
         `python3 -c 'import socket; socket.socket(40, socket.SOCK_STREAM)'; echo "vsock=$?"`,
     );
     expect(r.exitCode).toBe(0);
