@@ -30,7 +30,8 @@ export class CellNetwork {
   }): Promise<CellNetwork> {
     // Rules are compiled even when nothing is allowed, so a bad entry is always an error.
     const rules = compileNetRules(o.policy.network, o.extraAllow);
-    if (o.policy.network.allow.length === 0 && o.extraAllow.length === 0) {
+    // A cidrs entry alone allows IP-literal destinations in its range, so it needs the proxy too.
+    if (rules.allow.length === 0 && rules.cidrs.length === 0) {
       return new CellNetwork(undefined, rules);
     }
     const proxy = await startEgressProxy({

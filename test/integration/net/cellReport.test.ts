@@ -106,6 +106,33 @@ describe('egress in the task report', () => {
   });
 });
 
+describe('a policy with only network.cidrs', () => {
+  it("gets a proxy that allows IP literals in the range, on the entry's port only", async () => {
+    const sb = sandbox();
+    const out = new PassThrough();
+    let stdout = '';
+    out.on('data', (d: Buffer) => (stdout += d.toString()));
+    const report = await runTask({
+      policy: resolvePolicy(parsePolicy({ network: { cidrs: [`127.0.0.7/32:${port}`] } })),
+      workspace: sb.project,
+      stateRoot: sb.stateRoot,
+      command: [
+        'sh',
+        '-c',
+        `curl -sS --noproxy '' http://127.0.0.7:${port}/lit; echo; curl -s --noproxy '' -o /dev/null -w '%{http_code}\\n' http://web.test:${port}/`,
+      ],
+      stdout: out,
+      stderr: new PassThrough().resume(),
+    });
+    expect(stdout).toBe('hello /lit\n403\n');
+    expect(report.events).toMatchObject({ netAllowed: 1, netDenied: 1 });
+    expect(report.network[0]).toMatchObject({
+      host: '127.0.0.7',
+      rule: `cidr:127.0.0.7/32:${port}`,
+    });
+  });
+});
+
 describe('nanocell run --allow-net', () => {
   it('allows a host the policy does not, for that run only', () => {
     const sb = sandbox();
@@ -139,10 +166,11 @@ describe('nanocell run --allow-net', () => {
       port,
       rule: `allow:web.test:${port}`,
     });
-    // Without the flag the policy allows nothing: no proxy, no DNS, curl fails at once.
+    // Without the flag the proxy (there for the cidrs entry) refuses the name.
     const without = run([]);
-    expect(without.status).toBe(6); // CURLE_COULDNT_RESOLVE_HOST
-    expect(without.stderr).toMatch(/Could not resolve host: web\.test/);
+    expect(without.stdout).toMatch(
+      /denied by nanocell \(default-deny\): web\.test is not in network\.allow/,
+    );
   });
 
   it('rejects a bad --allow-net entry with an error naming it', () => {
