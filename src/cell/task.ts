@@ -8,6 +8,7 @@ import type { AuditEventInput } from '../audit/events.js';
 import { newTaskId } from '../audit/taskId.js';
 import type { Policy } from '../policy/defaults.js';
 import { NanocellError } from '../util/errors.js';
+import { applyChangeSet, discardChangeSet } from '../workspace/index.js';
 import { DenialSummaries, toAuditEvents, TaskTally } from './auditSink.js';
 import {
   Cell,
@@ -69,6 +70,12 @@ export interface TaskReport {
   network: AuditEventInput[];
   limitHits: { limit: string; detail: string }[];
   changes?: unknown;
+  /** What happened to the change set after the task (--apply / --discard). */
+  changeSetFate?: {
+    action: 'none' | 'kept' | 'applied' | 'discarded';
+    applied?: number;
+    error?: string;
+  };
 }
 
 export async function runTask(o: TaskOptions): Promise<TaskReport> {
@@ -186,6 +193,14 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
     limitHits: tally.limitHits,
     ...(summary?.changeSet !== undefined ? { changes: summary.changeSet } : {}),
   };
+  const changeDir = path.join(layout.changes, taskId);
+  if (fs.existsSync(changeDir)) {
+    const counts = (summary?.changeSet as { counts?: Record<string, number> } | undefined)?.counts;
+    const empty = counts !== undefined && Object.values(counts).every((n) => n === 0);
+    report.changeSetFate = empty
+      ? (discardChangeSet(changeDir), { action: 'none' })
+      : settleChangeSet(changeDir, o.workspace, o.changes ?? 'keep');
+  }
   record({
     type: 'task.exited',
     exitCode,
@@ -227,6 +242,32 @@ function foreignAbiDenial(command: string[]): AuditEventInput {
     exe: command[0] ?? '',
     errno: 0,
   };
+}
+
+/**
+ * --apply writes the change set only if it applies cleanly (no conflict, nothing refused);
+ * otherwise it stays for review. --discard removes it.
+ */
+function settleChangeSet(
+  dir: string,
+  workspace: string,
+  action: 'keep' | 'apply' | 'discard',
+): NonNullable<TaskReport['changeSetFate']> {
+  if (action === 'discard') {
+    discardChangeSet(dir);
+    return { action: 'discarded' };
+  }
+  if (action === 'apply') {
+    try {
+      const r = applyChangeSet(dir, fs.realpathSync(workspace), { force: false });
+      discardChangeSet(dir);
+      return { action: 'applied', applied: r.applied };
+    } catch (e) {
+      const msg = e instanceof NanocellError ? e.oneLine() : (e as Error).message;
+      return { action: 'kept', error: `not applied: ${msg}` };
+    }
+  }
+  return { action: 'kept' };
 }
 
 function ended(s: Readable): Promise<void> {

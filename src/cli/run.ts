@@ -119,6 +119,18 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
     process.stdin.unref?.();
   }
   if (reportPath) writeReport(reportPath, report);
+  const fate = report.changeSetFate;
+  if (fate && !opts.quiet) {
+    if (fate.action === 'applied')
+      process.stderr.write(`nanocell: applied ${fate.applied} change(s) to ${workspace}\n`);
+    else if (fate.action === 'kept') {
+      process.stderr.write(
+        `nanocell: changes kept as change set ${report.taskId}${fate.error ? ` (${fate.error})` : ''}; review with \`nanocell diff ${report.taskId}\`\n`,
+      );
+    }
+  } else if (fate?.error) {
+    process.stderr.write(`nanocell: ${fate.error}\n`);
+  }
   if (report.endReason === 'timeout')
     process.stderr.write(`nanocell: task ${report.taskId} timed out\n`);
   if (report.endReason === 'oom')
