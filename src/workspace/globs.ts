@@ -23,9 +23,20 @@ export interface ScopeMatcher {
   inScope(rel: string): boolean;
 }
 
-function compile(patterns: string[]): (rel: string) => boolean {
+/**
+ * One matcher for a list of patterns: picomatch's regexes joined into a single RegExp, which
+ * is several times faster than picomatch's per-pattern loop on a 100k-file walk.
+ */
+export function matchAny(patterns: string[]): (rel: string) => boolean {
   if (patterns.length === 0) return () => false;
-  const m = picomatch(patterns, { dot: true });
+  if (patterns.includes('**')) return () => true;
+  const sources = patterns.map((p) => `(?:${picomatch.makeRe(p, { dot: true }).source})`);
+  const re = new RegExp(sources.join('|'));
+  return (rel) => re.test(rel);
+}
+
+function compile(patterns: string[]): (rel: string) => boolean {
+  const m = matchAny(patterns);
   return (rel) => selfAndAncestors(rel).some((p) => m(p));
 }
 

@@ -2,10 +2,9 @@
 // layer) and which it sees read-only (protected: read-only bind mounts over the overlay).
 import { lstatSync, readdirSync, type Dirent } from 'node:fs';
 import { NanocellError } from '../util/errors.js';
-import { compileScope, type WorkspacePatterns } from './globs.js';
+import { compileScope, matchAny, type WorkspacePatterns } from './globs.js';
 import type { OciMount } from './ociMount.js';
 import { isSameOrBelow, relPathProblem } from './paths.js';
-import picomatch from 'picomatch';
 
 export interface ScopePlan {
   projectDir: string;
@@ -75,13 +74,9 @@ export async function planScope(
   };
   const matcher = compileScope(patterns);
   // Ancestors are already known not to match while walking, so only the path itself is tested.
-  const selfExcluded = patterns.exclude.length
-    ? picomatch(patterns.exclude, { dot: true })
-    : () => false;
-  const selfProtected = patterns.protected.length
-    ? picomatch(patterns.protected, { dot: true })
-    : () => false;
-  const selfIncluded = picomatch(patterns.include, { dot: true });
+  const selfExcluded = matchAny(patterns.exclude);
+  const selfProtected = matchAny(patterns.protected);
+  const selfIncluded = matchAny(patterns.include);
 
   const s: WalkState = {
     hidden: [],
