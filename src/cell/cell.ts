@@ -60,7 +60,7 @@ export interface CellOptions {
   extraAllowNet?: string[];
   onEvent?: (e: CellEvent) => void;
   /** Skip parts of the cell, for benchmarks that show what each part costs. Not for users. */
-  benchOff?: { seccomp?: boolean; workspace?: boolean };
+  benchOff?: { seccomp?: boolean; workspace?: boolean; cgroups?: boolean };
 }
 
 export interface ExecOptions {
@@ -101,6 +101,12 @@ export interface CellSummary {
 type Cleanup = { what: string; run: () => Promise<void> | void };
 
 const INIT_READY_TIMEOUT_MS = 15_000;
+
+/** NANOCELL_TRACE=1 prints how long each step of a cell's life takes (for benchmarks). */
+const trace: (step: string, since: number) => void = process.env.NANOCELL_TRACE
+  ? (step, since) =>
+      process.stderr.write(`nanocell trace: ${step} ${(performance.now() - since).toFixed(1)}ms\n`)
+  : () => undefined;
 const SIGKILL = 9;
 
 export function newCellId(): string {
@@ -180,7 +186,9 @@ export class Cell extends EventEmitter {
     this.host = probeHost();
     this.runtime = resolveRuntime(policy.runtime.name, policy.runtime.path);
     this.layout = ensureStateRoot(this.opts.stateRoot ?? defaultStateRoot());
+    let t = performance.now();
     await gcStaleCells(this.layout, this.runtime).catch(() => undefined);
+    trace('gc', t);
     this.dirs = cellDirs(this.layout, this.id);
 
     fs.mkdirSync(this.dirs.dir, { mode: 0o711 });
@@ -198,6 +206,7 @@ export class Cell extends EventEmitter {
     }
 
     // Workspace: scoped overlay of the project.
+    t = performance.now();
     this.ws = await CellWorkspace.prepare({
       project: this.opts.workspace,
       policy,
@@ -207,6 +216,8 @@ export class Cell extends EventEmitter {
       disabled: this.opts.benchOff?.workspace === true,
     });
     const ws = this.ws;
+    trace('workspace', t);
+    t = performance.now();
     this.cleanups.push({ what: 'workspace', run: () => ws.unmount() });
 
     // Network: a proxy only when the policy allows some destination.
@@ -223,6 +234,8 @@ export class Cell extends EventEmitter {
     const net = this.net;
     this.cleanups.push({ what: 'proxy', run: () => net.close() });
 
+    trace('network', t);
+    t = performance.now();
     const seccomp = CellSeccomp.plan({
       policy,
       host: this.host,
@@ -244,6 +257,11 @@ export class Cell extends EventEmitter {
       seccomp: seccomp?.profile,
       proxySocket: this.net.enabled ? this.dirs.proxySocket : undefined,
     });
+    if (this.opts.benchOff?.cgroups) {
+      // Bench only: no limits and no cgroupsPath; runc still makes its default cgroups.
+      delete this.plan.spec.linux.resources;
+      delete this.plan.spec.linux.cgroupsPath;
+    }
     for (const d of this.plan.degradations) this.emitEvent({ type: 'policy.degraded', ...d });
     if (seccomp?.unsafeAllowed.length) {
       this.emitEvent({
@@ -255,7 +273,10 @@ export class Cell extends EventEmitter {
     materializeBundle(this.plan, this.dirs);
     if (seccomp) fs.writeFileSync(this.dirs.syscallTable, seccomp.notifyTable);
 
+    trace('plan', t);
+    t = performance.now();
     await this.launch(Boolean(seccomp));
+    trace('launch', t);
     this.cgroup = new CgroupReader(this.host.cgroup, this.id);
     this.sampler = setInterval(() => this.cgroup?.sample(), 250);
     this.sampler.unref();
@@ -279,14 +300,9 @@ export class Cell extends EventEmitter {
       this.dirs.bundle,
       this.id,
     ];
-    const monitorArgs = ['--pid-file', this.dirs.initPid];
-    if (withListener)
-      monitorArgs.push(
-        '--listener',
-        this.dirs.seccompSocket,
-        '--syscall-table',
-        this.dirs.syscallTable,
-      );
+    // The monitor requires a listener; with seccomp off (benchmarks) nothing connects to it.
+    const monitorArgs = ['--pid-file', this.dirs.initPid, '--listener', this.dirs.seccompSocket];
+    if (withListener) monitorArgs.push('--syscall-table', this.dirs.syscallTable);
     const monitor = spawn(
       nativeBinary('nanocell-monitor'),
       [...monitorArgs, '--', ...runtimeArgs],
@@ -346,6 +362,9 @@ export class Cell extends EventEmitter {
       await Promise.race([this.client.ready(), runtimeFailure, timeout]);
     } catch (e) {
       if (e instanceof NanocellError) throw e;
+      // The init channel closes as soon as the runtime fails, usually just before the
+      // runtime's exit is reported; its stderr names the real problem, so wait briefly for it.
+      await Promise.race([runtimeFailure, delay(2000)]);
       throw new NanocellError(
         `the cell's init failed to start: ${(e as Error).message}`,
         'run `nanocell doctor` to see what this host lacks',
@@ -576,7 +595,9 @@ export class Cell extends EventEmitter {
   private async doDestroy(): Promise<CellSummary> {
     clearTimeout(this.timer);
     clearInterval(this.sampler);
+    let t = performance.now();
     await this.stopMonitor();
+    trace('stop', t);
     const resources = this.cgroup?.totals() ?? {
       peakMemoryBytes: null,
       peakPids: null,
@@ -592,6 +613,7 @@ export class Cell extends EventEmitter {
       });
     }
     let changeSet: unknown;
+    t = performance.now();
     try {
       changeSet = await this.ws?.collect(this.layout, this.taskId, this.startedAt, (e) =>
         this.emitEvent(e),
@@ -599,7 +621,10 @@ export class Cell extends EventEmitter {
     } catch (e) {
       changeSet = { error: (e as Error).message };
     }
+    trace('collect', t);
+    t = performance.now();
     await this.unwind();
+    trace('unwind', t);
     const endedAt = Date.now();
     return {
       taskId: this.taskId,

@@ -5,6 +5,8 @@ import type { Policy } from '../policy/defaults.js';
 import { buildSeccompProfile, type SeccompPlan } from '../seccomp/index.js';
 import type { OciSeccomp } from './oci.js';
 
+const cache = new Map<string, SeccompPlan>();
+
 export const CellSeccomp = {
   plan(o: {
     policy: Policy;
@@ -15,14 +17,23 @@ export const CellSeccomp = {
     if (o.disabled) return undefined;
     // gVisor implements its own syscall surface and does not pass notifications through.
     const monitor = o.policy.runtime.name !== 'runsc';
-    const plan = buildSeccompProfile({
+    const opts = {
       arch: o.host.arch,
-      listenerPath: monitor ? o.listenerPath : undefined,
       monitor,
       allow: o.policy.syscalls.allow,
       deny: o.policy.syscalls.deny,
       unsafeAllowForbidden: o.policy.syscalls.unsafeAllowForbidden,
-    });
-    return { ...plan, profile: plan.profile as OciSeccomp };
+    };
+    // Building the profile walks every syscall table; it depends only on these options, so
+    // cells with the same policy share it. Only the listener path differs per cell.
+    const key = JSON.stringify(opts);
+    let plan = cache.get(key);
+    if (!plan) {
+      plan = buildSeccompProfile({ ...opts, listenerPath: monitor ? '/' : undefined });
+      cache.set(key, plan);
+    }
+    const profile = { ...(plan.profile as OciSeccomp) };
+    if (monitor) profile.listenerPath = o.listenerPath;
+    return { ...plan, profile };
   },
 };
