@@ -2,6 +2,7 @@
 // Nothing here is secret: no shadow, no ssh, no machine-id, no ssl/private.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import { lexists } from '../util/fs.js';
 import path from 'node:path';
 import { CELL_GID, CELL_HOME, CELL_UID } from './plan.js';
 
@@ -109,15 +110,6 @@ export function ensureEtcDir(etcRoot: string): string {
     throw e;
   }
   return dir;
-}
-
-function lexists(p: string): boolean {
-  try {
-    fs.lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Copies regular files, dirs and symlinks (as symlinks); skips anything private or special. */

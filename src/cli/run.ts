@@ -8,27 +8,17 @@ import { degradableControls } from '../policy/schema.js';
 import { runTask, type TaskReport } from '../cell/task.js';
 import { NanocellError } from '../util/errors.js';
 import type { CliContext } from './context.js';
-import { policyFromFlags } from './policyFromFlags.js';
+import { policyFromFlags, type RunFlags } from './policyFromFlags.js';
 import { LiveStatus } from './liveStatus.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-interface RunOpts {
+interface RunOpts extends RunFlags {
   policy?: string;
   workspace?: string;
-  memory?: string;
-  pids?: string;
-  cpus?: string;
-  timeout?: string;
-  outputLimit?: string;
-  disk?: string;
-  env?: string[];
   session?: string;
   report?: string;
   allowNet?: string[];
-  allowDegraded?: string[];
-  runtime?: string;
-  runtimePath?: string;
   apply?: boolean;
   discard?: boolean;
   quiet?: boolean;

@@ -1,6 +1,7 @@
 // Reads the host's facts once per process. Thin and side-effect free apart from reads.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import { lexists } from '../util/fs.js';
 import path from 'node:path';
 import type { CgroupFacts, HostFacts } from './facts.js';
 import { nativeBinary } from './native.js';
@@ -23,15 +24,6 @@ export function probeHost(): HostFacts {
     landlockAbi: probeLandlockAbi(),
   };
   return cached;
-}
-
-function lexists(p: string): boolean {
-  try {
-    fs.lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function isMergedUsr(): boolean {
