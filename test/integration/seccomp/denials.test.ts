@@ -49,7 +49,9 @@ describe.concurrent('denials are blocked and recorded', () => {
       expect(results.af_inet!.ret).toBeGreaterThanOrEqual(0);
       expect(results.getpid!.ret).toBeGreaterThan(0);
 
-      // One event per attempt, in order, from the probe's own process.
+      // One event per attempt, in order, from the probe's own process. Events come through a
+      // pipe: destroying the cell drains it.
+      await cell.destroy();
       const denied = denials(events);
       expect(denied.map((e) => e.name)).toEqual(ATTEMPTS.map(([, s]) => s));
       const pid = denied[0]!.pid;
@@ -72,6 +74,7 @@ describe.concurrent('denials are blocked and recorded', () => {
       expect(r.exitCode).toBe(1);
       expect(r.stdout).toBe('');
       expect(r.stderr).toMatch(/Operation not permitted/);
+      await cell.destroy();
       const denied = denials(events);
       expect(denied).toHaveLength(1);
       expect(denied[0]).toMatchObject({ name: 'unshare', errno: EPERM, exe: '/usr/bin/unshare' });
@@ -90,6 +93,7 @@ describe.concurrent('denials are blocked and recorded', () => {
         expect(r).toMatchObject({ endReason: 'signaled', signal: SIGSYS, exitCode: 128 + SIGSYS });
       }
       // The filter kills foreign ABIs outright: they never reach (or fool) the monitor.
+      await cell.destroy();
       expect(denials(events)).toEqual([]);
     });
   });
