@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
+import path from 'node:path';
 import { PassThrough, type Duplex, type Readable, type Writable } from 'node:stream';
 import type { Policy } from '../policy/defaults.js';
 import { probeHost } from '../host/probe.js';
@@ -25,7 +26,14 @@ import {
   type CellPlan,
   type Degradation,
 } from './plan.js';
-import { deleteContainer, resolveRuntime, runtimeGlobalArgs, type RuntimeInfo } from './runtime.js';
+import {
+  assertRuntimeWorksHere,
+  deleteContainer,
+  resolveRuntime,
+  runtimeRunArgv,
+  type RuntimeInfo,
+} from './runtime.js';
+import { runtimeTraits } from './runtimeTraits.js';
 import { leaseSlot, releaseSlot, type SlotLease } from './slots.js';
 import {
   cellDirs,
@@ -185,6 +193,7 @@ export class Cell extends EventEmitter {
     const { policy } = this.opts;
     this.host = probeHost();
     this.runtime = resolveRuntime(policy.runtime.name, policy.runtime.path);
+    assertRuntimeWorksHere(this.runtime);
     this.layout = ensureStateRoot(this.opts.stateRoot ?? defaultStateRoot());
     let t = performance.now();
     await gcStaleCells(this.layout, this.runtime).catch(() => undefined);
@@ -216,6 +225,12 @@ export class Cell extends EventEmitter {
       disabled: this.opts.benchOff?.workspace === true,
     });
     const ws = this.ws;
+    const merged = ws.mountPlan.mergedDir;
+    if (merged && runtimeTraits(policy.runtime.name).opensMountsAsCellRoot) {
+      // Search-only for others, like the cell dir above it: runsc's gofer reaches the merged
+      // view as the cell's root, which owns no parent on the path.
+      fs.chmodSync(path.dirname(merged), 0o711);
+    }
     trace('workspace', t);
     t = performance.now();
     this.cleanups.push({ what: 'workspace', run: () => ws.unmount() });
@@ -287,19 +302,13 @@ export class Cell extends EventEmitter {
 
   private async launch(withListener: boolean): Promise<void> {
     const rt = this.runtime;
-    const runtimeArgs = [
-      rt.path,
-      ...runtimeGlobalArgs(rt, this.layout.runtimeRoot),
-      'run',
-      '--detach',
-      '--preserve-fds',
-      '1',
-      '--pid-file',
-      this.dirs.initPid,
-      '--bundle',
-      this.dirs.bundle,
-      this.id,
-    ];
+    const runtimeArgs = runtimeRunArgv(rt, {
+      runcRoot: this.layout.runtimeRoot,
+      id: this.id,
+      bundle: this.dirs.bundle,
+      pidFile: this.dirs.initPid,
+      hostSocket: this.net?.enabled === true,
+    });
     // The monitor requires a listener; with seccomp off (benchmarks) nothing connects to it.
     const monitorArgs = ['--pid-file', this.dirs.initPid, '--listener', this.dirs.seccompSocket];
     if (withListener) monitorArgs.push('--syscall-table', this.dirs.syscallTable);

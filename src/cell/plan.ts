@@ -7,6 +7,7 @@ import type { DegradableControl } from '../policy/schema.js';
 import type { HostFacts } from '../host/facts.js';
 import { NanocellError } from '../util/errors.js';
 import type { OciMount, OciResources, OciSeccomp, OciSpec } from './oci.js';
+import { runtimeTraits } from './runtimeTraits.js';
 
 /** Inside the cell the task runs as this unprivileged user. */
 export const CELL_UID = 1000;
@@ -40,7 +41,8 @@ export function cellUser(host: HostFacts): { uid: number; gid: number } {
 }
 
 export interface Degradation {
-  control: DegradableControl;
+  /** A control the user let degrade, or `syscall-audit` (implied by a runtime choice). */
+  control: DegradableControl | 'syscall-audit';
   reason: string;
 }
 
@@ -140,8 +142,15 @@ export function planCell(input: PlanInput): CellPlan {
   const resources = planResources(policy, host, degrade);
 
   // 3. Landlock is applied by init; without it the exec allowlist cannot be enforced.
-  const landlock = host.landlockAbi > 0;
-  if (!landlock) {
+  const traits = runtimeTraits(policy.runtime.name);
+  const landlock = host.landlockAbi > 0 && traits.landlock;
+  if (!traits.landlock) {
+    degrade(
+      'landlock',
+      `${policy.runtime.name} (${traits.userSpaceKernel ?? 'this runtime'}) does not implement Landlock, so the exec allowlist and the second write layer cannot be enforced (read-only and noexec mounts still are)`,
+      'use --runtime runc or crun',
+    );
+  } else if (!landlock) {
     degrade(
       'landlock',
       'Landlock is not available on this kernel, so the exec allowlist cannot be enforced',
@@ -160,8 +169,22 @@ export function planCell(input: PlanInput): CellPlan {
   const mounts = planMounts(input);
   const mountpoints = planMountpoints(input, mounts);
 
+  if (input.seccomp && !traits.seccompNotify) {
+    // The filter still denies; only the record of each denial is lost. Choosing the runtime
+    // is the opt-in, and the report says so.
+    degradations.push({
+      control: 'syscall-audit',
+      reason: `${policy.runtime.name} does not pass seccomp notifications out, so denied syscalls fail with an errno but are not recorded`,
+    });
+  }
+
   // 5. pid 1: nanocell-init, which applies Landlock and bridges the proxy, then serves execs.
-  const args = [CELL_INIT, ...planInitArgs(input, landlock)];
+  const initArgv = [CELL_INIT, ...planInitArgs(input, landlock)];
+  const args =
+    traits.controlChannel === 'stdin'
+      ? // init expects the control socket on fd 3; move it there from stdin, then exec init.
+        ['/bin/sh', '-c', 'exec "$0" "$@" 3<&0 0</dev/null', ...initArgv]
+      : initArgv;
 
   const rlimits = [
     { type: 'RLIMIT_NOFILE', hard: policy.limits.files, soft: policy.limits.files },
@@ -341,7 +364,10 @@ function planMounts(input: PlanInput): OciMount[] {
         'nosuid',
         'nodev',
         'noexec',
-        `mode=700,uid=${cellUser(host).uid},gid=${cellUser(host).gid}`,
+        // One option per entry: runsc parses each entry as a single option.
+        'mode=700',
+        `uid=${cellUser(host).uid}`,
+        `gid=${cellUser(host).gid}`,
         `size=${policy.limits.home}`,
       ],
     },

@@ -4,6 +4,7 @@ import type { HostFacts } from '../host/facts.js';
 import type { Policy } from '../policy/defaults.js';
 import { buildSeccompProfile, type SeccompPlan } from '../seccomp/index.js';
 import type { OciSeccomp } from './oci.js';
+import { runtimeTraits } from './runtimeTraits.js';
 
 const cache = new Map<string, SeccompPlan>();
 
@@ -15,8 +16,9 @@ export const CellSeccomp = {
     disabled?: boolean;
   }): (Omit<SeccompPlan, 'profile'> & { profile: OciSeccomp }) | undefined {
     if (o.disabled) return undefined;
-    // gVisor implements its own syscall surface and does not pass notifications through.
-    const monitor = o.policy.runtime.name !== 'runsc';
+    // gVisor implements its own syscall surface and does not pass notifications through: the
+    // same rules then answer with their errno directly (plan.ts reports the lost audit).
+    const monitor = runtimeTraits(o.policy.runtime.name).seccompNotify;
     const opts = {
       arch: o.host.arch,
       monitor,
