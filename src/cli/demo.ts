@@ -63,6 +63,7 @@ export function registerDemoCommand(program: Command, ctx: CliContext): void {
         'AWS_SECRET_ACCESS_KEY=demo-secret-do-not-leak\n',
       );
       process.stdout.write(p.bold(`nanocell demo: a rogue agent runs in a cell over ${project}\n`));
+      let changeDir: string | undefined;
       try {
         const report = await runTask({
           policy: resolvePolicy(parsePolicy({ limits: { timeout: '60s' } })),
@@ -89,15 +90,19 @@ export function registerDemoCommand(program: Command, ctx: CliContext): void {
         process.stdout.write(
           p.bold('\n== the change set, for you to review (nothing was written to the project)\n'),
         );
-        const changeDir = path.join(ctx.stateRoot(), 'changes', report.taskId);
+        changeDir = path.join(ctx.stateRoot(), 'changes', report.taskId);
         if (fs.existsSync(changeDir)) process.stdout.write(renderDiff(changeDir, project));
         process.stdout.write(
           `\n  project hello.txt still says: ${fs.readFileSync(path.join(project, 'hello.txt'), 'utf8')}`,
         );
-        process.stdout.write(`  apply it with: nanocell apply ${report.taskId}\n`);
+        process.stdout.write(
+          `  in a real project you would now run: nanocell apply ${report.taskId} (or nanocell discard)\n`,
+        );
         process.exitCode = 0;
       } finally {
+        // The demo project is throwaway, and so is its change set.
         fs.rmSync(project, { recursive: true, force: true });
+        if (changeDir) fs.rmSync(changeDir, { recursive: true, force: true });
       }
     });
 }
