@@ -21,9 +21,9 @@ export DEBIAN_FRONTEND=noninteractive
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "system packages"
-# runc is the default runtime; crun and bubblewrap are peers for tests and benchmarks.
-# libc6-dev provides the static libc that nanocell-init links against.
-packages=(runc crun bubblewrap uidmap gcc make libc6-dev git python3 python3-venv sqlite3
+# runc is the default runtime; crun and runsc (gVisor) are the alternatives `--runtime` takes;
+# bubblewrap is a peer for benchmarks. libc6-dev provides the static libc nanocell-init needs.
+packages=(runc crun runsc bubblewrap uidmap gcc make libc6-dev git python3 python3-venv sqlite3
   curl openssl ca-certificates iproute2 util-linux procps psmisc)
 missing=()
 for p in "${packages[@]}"; do
@@ -32,6 +32,20 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# crun refuses every container on a v1/v2 hybrid cgroup layout whose v2 side holds a controller
+# (one that no v1 hierarchy claims lands there, typically hugetlb). Binding it to its own v1
+# hierarchy, as systemd's hybrid mode intends, fixes that and keeps every limit enforced. It is
+# not persistent across reboots (`nanocell doctor --runtime crun` then prints this fix again)
+# and is reversible: rmdir /sys/fs/cgroup/C/nanocell; umount /sys/fs/cgroup/C; rmdir /sys/fs/cgroup/C
+if [ ! -e /sys/fs/cgroup/cgroup.controllers ] && [ -r /sys/fs/cgroup/unified/cgroup.controllers ]; then
+  for c in $(cat /sys/fs/cgroup/unified/cgroup.controllers); do
+    say "cgroups: binding the $c controller to a v1 hierarchy for crun"
+    if ! { mkdir -p "/sys/fs/cgroup/$c" && mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c"; }; then
+      echo "could not move $c off cgroup v2: --runtime crun will not work here (runc and runsc do)" >&2
+    fi
+  done
 fi
 
 say "Node.js"

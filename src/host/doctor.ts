@@ -1,7 +1,8 @@
 // Host checks behind `nanocell doctor`: what works, what would be degraded, and the fix.
 import fs from 'node:fs';
 import os from 'node:os';
-import { resolveRuntime } from '../cell/runtime.js';
+import { resolveRuntime, runtimeHostProblem } from '../cell/runtime.js';
+import { runtimeTraits } from '../cell/runtimeTraits.js';
 import type { RuntimeName } from '../policy/defaults.js';
 import { NanocellError } from '../util/errors.js';
 import { nativeBinary, type NativeHelper } from './native.js';
@@ -22,6 +23,51 @@ function read(p: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+const RUNTIMES: readonly RuntimeName[] = ['runc', 'crun', 'runsc'];
+
+/**
+ * Whether a runtime is installed, new enough and able to start cells on this host, and what
+ * a cell gives up under it. `worst` is the status of a problem: the runtime the user picked
+ * fails; one they might pick later only warns.
+ */
+function runtimeCheck(
+  checkName: string,
+  name: RuntimeName,
+  explicitPath: string | undefined,
+  worst: CheckStatus,
+): Check {
+  let rt;
+  try {
+    rt = resolveRuntime(name, explicitPath);
+  } catch (e) {
+    return {
+      name: checkName,
+      status: worst,
+      detail: (e as Error).message,
+      fix: (e as NanocellError).fix,
+    };
+  }
+  const where = `${rt.name} ${rt.version} at ${rt.path}`;
+  const problem = runtimeHostProblem(rt);
+  if (problem) {
+    return {
+      name: checkName,
+      status: worst,
+      detail: `${where}: ${problem.problem}`,
+      fix: problem.fix,
+    };
+  }
+  const traits = runtimeTraits(name);
+  if (!traits.landlock || !traits.seccompNotify) {
+    return {
+      name: checkName,
+      status: 'ok',
+      detail: `${where}; under ${traits.userSpaceKernel ?? name} there is no Landlock (cells need --allow-degraded landlock) and seccomp denials are enforced but not recorded`,
+    };
+  }
+  return { name: checkName, status: 'ok', detail: where };
 }
 
 export function runDoctor(opts: { runtime?: RuntimeName; runtimePath?: string } = {}): Check[] {
@@ -47,16 +93,11 @@ export function runDoctor(opts: { runtime?: RuntimeName; runtimePath?: string } 
     }
   }
 
-  try {
-    const rt = resolveRuntime(opts.runtime ?? 'runc', opts.runtimePath);
-    add({ name: 'runtime', status: 'ok', detail: `${rt.name} ${rt.version} at ${rt.path}` });
-  } catch (e) {
-    add({
-      name: 'runtime',
-      status: 'fail',
-      detail: (e as Error).message,
-      fix: (e as NanocellError).fix,
-    });
+  const selected = opts.runtime ?? 'runc';
+  add(runtimeCheck('runtime', selected, opts.runtimePath, 'fail'));
+  // The other runtimes, so that --runtime X can be judged before it is tried.
+  for (const name of RUNTIMES.filter((n) => n !== selected)) {
+    add(runtimeCheck(`runtime ${name}`, name, undefined, 'degraded'));
   }
 
   const maxNs = Number(read('/proc/sys/user/max_user_namespaces') ?? '0');
