@@ -217,7 +217,11 @@ export class HostSentinels {
         m.set(p, `dir ${st.mode}`);
         for (const e of fs.readdirSync(p)) walk(path.join(p, e));
       } else {
-        const body = st.isFile() ? fs.readFileSync(p) : Buffer.from(fs.readlinkSync(p));
+        const body = st.isFile()
+          ? fs.readFileSync(p)
+          : st.isSymbolicLink()
+            ? Buffer.from(fs.readlinkSync(p))
+            : Buffer.alloc(0);
         m.set(p, `${st.mode} ${st.mtimeMs} ${createHash('sha256').update(body).digest('hex')}`);
       }
     };
