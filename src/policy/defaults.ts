@@ -40,6 +40,11 @@ export const DEFAULT_EXCLUDES: readonly string[] = [
   '**/credentials.json',
   '**/*.keystore',
   '**/*.jks',
+  '**/.config/gcloud',
+  '**/.azure',
+  '**/.terraform.d/credentials.tfrc.json',
+  '**/.vault-token',
+  '**/.htpasswd',
 ];
 
 /** Paths that run code on the host later (persistence): visible, read-only, never applied. */
@@ -47,6 +52,12 @@ export const DEFAULT_PROTECTED: readonly string[] = [
   '.git/hooks',
   '.git/config',
   '.git/info',
+  '.git/modules/**/hooks',
+  '.git/modules/**/config',
+  '.husky',
+  '.pre-commit-config.yaml',
+  'lefthook.yml',
+  '.lefthook.yml',
   '.gitmodules',
   '.envrc',
   '.vscode',
