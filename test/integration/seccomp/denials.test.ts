@@ -33,7 +33,7 @@ const ATTEMPTS: [attempt: string, syscall: string][] = [
   ['tiocsti', 'ioctl'],
 ];
 
-describe.concurrent('denials are blocked and recorded', () => {
+describe.concurrent('denials are blocked and recorded', { timeout: 180_000 }, () => {
   it('escape primitives, kernel attack surface and odd sockets fail with EPERM, each recorded', async ({
     expect,
   }) => {
@@ -153,7 +153,7 @@ describe.concurrent('denials are blocked and recorded', () => {
   });
 });
 
-describe('exec audit', () => {
+describe('exec audit', { timeout: 180_000 }, () => {
   it('records execve and execveat with path, argv, pid, ppid, marked unverified', async ({
     expect,
   }) => {

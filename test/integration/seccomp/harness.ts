@@ -45,14 +45,15 @@ export async function withCell<T>(
       stateRoot: sb.stateRoot,
       onEvent: (e) => events.push(e),
     });
-    const base = cell.hostUidBase;
     let out: T;
     try {
       out = await fn({ cell, sb, events });
     } finally {
       await cell.destroy();
     }
-    const left = leftovers(sb.stateRoot, base === undefined ? [] : [base]);
+    // Processes are matched by the cell's cgroup, not its uid range: concurrent cells under
+    // other state roots (other tests) lease the same slots, so their uids coincide.
+    const left = { ...leftovers(sb.stateRoot), processes: processesOfCell(cell.id) };
     const dirty = Object.entries(left).filter(([, v]) => v.length > 0);
     if (dirty.length) throw new Error(`the cell left ${JSON.stringify(Object.fromEntries(dirty))}`);
     return out;
@@ -60,6 +61,22 @@ export async function withCell<T>(
     if (cell) await cell.destroy().catch(() => undefined);
     sb.cleanup();
   }
+}
+
+/** Live (non-zombie) processes whose cgroup path names `cellId`. */
+export function processesOfCell(cellId: string): string[] {
+  const out: string[] = [];
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (!fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(cellId)) continue;
+      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      if (/^State:\s+Z/m.test(status)) continue;
+      out.push(`${pid}:${/^Name:\s+(.*)$/m.exec(status)?.[1]}`);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
 }
 
 export const denials = (events: CellEvent[]) => events.filter((e) => e.type === 'syscall.denied');

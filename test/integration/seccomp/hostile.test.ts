@@ -64,9 +64,9 @@ function server(x: { stdout: NodeJS.ReadableStream; stdin: NodeJS.WritableStream
     while (lines.length === 0 && !ended) {
       await Promise.race([
         new Promise<void>((r) => waiters.push(r)),
-        new Promise((r) => setTimeout(r, 10_000)),
+        new Promise((r) => setTimeout(r, 30_000)),
       ]);
-      if (lines.length === 0 && !ended) throw new Error(`no answer to ${attempt} in 10 s`);
+      if (lines.length === 0 && !ended) throw new Error(`no answer to ${attempt} in 30 s`);
     }
     const line = lines.shift();
     if (line === undefined) return undefined;
@@ -75,7 +75,7 @@ function server(x: { stdout: NodeJS.ReadableStream; stdin: NodeJS.WritableStream
   };
 }
 
-describe.concurrent('hostile tasks against the monitor', () => {
+describe.concurrent('hostile tasks against the monitor', { timeout: 240_000 }, () => {
   it('a loop of 200k denials finishes, the supervisor stays responsive, events are aggregated', async ({
     expect,
   }) => {
@@ -98,7 +98,7 @@ describe.concurrent('hostile tasks against the monitor', () => {
       try {
         // Wait until the flood is well past the full-event cap, then use the same cell.
         expect(
-          await eventually(() => events.some((e) => e.type === 'syscall.denied.summary'), 30_000),
+          await eventually(() => events.some((e) => e.type === 'syscall.denied.summary'), 120_000),
         ).toBe(true);
         const t0 = Date.now();
         const echo = await c.cell.run(['echo', 'still here']);
@@ -114,8 +114,10 @@ describe.concurrent('hostile tasks against the monitor', () => {
 
     // The task saw every call fail with EPERM.
     expect(JSON.parse(flood)).toMatchObject({ calls: FLOOD, eperm: FLOOD });
-    expect(probeMs).toBeLessThan(3000);
-    expect(maxLagMs).toBeLessThan(1000);
+    // Generous bounds: the machine may be busy with other work; a blocked supervisor or a
+    // monitor stuck behind 200k events would take far longer.
+    expect(probeMs).toBeLessThan(5000);
+    expect(maxLagMs).toBeLessThan(2000);
 
     // The first denials in full, then counts: a bounded number of events.
     const full = denials(events);

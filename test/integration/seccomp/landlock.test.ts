@@ -27,7 +27,7 @@ async function cliRun(policyFile: string, workspace: string, stateRoot: string) 
   return { status: r.exitCode, stderr: r.stderr };
 }
 
-describe.concurrent('exec allowlist (Landlock)', () => {
+describe.concurrent('exec allowlist (Landlock)', { timeout: 180_000 }, () => {
   it('runs only the allowed binaries; a denied exec fails with EACCES and is recorded', async ({
     expect,
   }) => {
@@ -106,7 +106,7 @@ describe.concurrent('exec allowlist (Landlock)', () => {
   });
 });
 
-describe.concurrent('policy errors and the unsafe flag', () => {
+describe.concurrent('policy errors and the unsafe flag', { timeout: 180_000 }, () => {
   it('an exec.allow glob that matches nothing is a policy error naming the entry', async ({
     expect,
   }) => {
