@@ -882,7 +882,13 @@ static void handle_signals(void)
 {
 	struct signalfd_siginfo si;
 	while (read(sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+		/*
+		 * Only a sender outside the cell's pid namespace (the host: runc kill) shows up with
+		 * pid 0. A task must not be able to end its own cell (and cut its audit short) by
+		 * signalling pid 1, so signals from inside are ignored like the kernel ignores
+		 * SIGKILL/SIGSTOP from inside.
+		 */
+		if ((si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) && si.ssi_pid == 0)
 			shutdown_cell(0);
 	}
 	reap_children();

@@ -209,7 +209,7 @@ export class Cell extends EventEmitter {
 
     let lease: SlotLease | undefined;
     if (!this.host.rootless) {
-      lease = leaseSlot(this.layout.slots, this.id);
+      lease = leaseSlot(this.layout.slots, this.dirs.dir);
       const l = lease;
       this.cleanups.push({ what: 'uid slot', run: () => releaseSlot(l) });
     }
@@ -614,11 +614,18 @@ export class Cell extends EventEmitter {
       oomKills: 0,
       pidsLimitHits: 0,
     };
-    if (resources.pidsLimitHits > 0) {
+    // cgroup v1 does not count refusals in pids.events when RLIMIT_NPROC (same cap, on the
+    // cell's uids) refuses the fork first, so reaching the cap counts as hitting it too.
+    const pidsCap = this.plan?.limits.pids;
+    const atCap = pidsCap != null && (resources.peakPids ?? 0) >= pidsCap;
+    if (resources.pidsLimitHits > 0 || atCap) {
       this.emitEvent({
         type: 'limit.hit',
         limit: 'pids',
-        detail: `the pids limit refused ${resources.pidsLimitHits} forks`,
+        detail:
+          resources.pidsLimitHits > 0
+            ? `the pids limit refused ${resources.pidsLimitHits} forks`
+            : `the task reached the pids limit of ${pidsCap}`,
       });
     }
     let changeSet: unknown;

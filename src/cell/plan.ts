@@ -338,7 +338,14 @@ function planMounts(input: PlanInput): OciMount[] {
       destination: '/dev/shm',
       type: 'tmpfs',
       source: 'shm',
-      options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${policy.limits.tmp}`],
+      options: [
+        'nosuid',
+        'noexec',
+        'nodev',
+        'mode=1777',
+        `size=${policy.limits.tmp}`,
+        `nr_inodes=${inodeCap(policy.limits.tmp)}`,
+      ],
     },
     // The host's programs and libraries, read-only. No setuid bit works in here.
     { destination: '/usr', type: 'bind', source: '/usr', options: ro },
@@ -354,7 +361,14 @@ function planMounts(input: PlanInput): OciMount[] {
       destination: '/tmp',
       type: 'tmpfs',
       source: 'tmpfs',
-      options: ['nosuid', 'nodev', 'noexec', 'mode=1777', `size=${policy.limits.tmp}`],
+      options: [
+        'nosuid',
+        'nodev',
+        'noexec',
+        'mode=1777',
+        `size=${policy.limits.tmp}`,
+        `nr_inodes=${inodeCap(policy.limits.tmp)}`,
+      ],
     },
     {
       destination: CELL_HOME,
@@ -369,6 +383,7 @@ function planMounts(input: PlanInput): OciMount[] {
         `uid=${cellUser(host).uid}`,
         `gid=${cellUser(host).gid}`,
         `size=${policy.limits.home}`,
+        `nr_inodes=${inodeCap(policy.limits.home)}`,
       ],
     },
     {
@@ -455,4 +470,12 @@ function planInitArgs(input: PlanInput, landlock: boolean): string[] {
     args.push('--bridge', `127.0.0.1:${CELL_PROXY_PORT}=${CELL_PROXY_SOCKET}`);
   }
   return args;
+}
+
+/**
+ * tmpfs caps bytes with size= but not inodes: empty files and dirs cost no blocks, only kernel
+ * memory. One inode per KiB of the size cap (at least 1024) bounds an inode flood.
+ */
+function inodeCap(sizeBytes: number): number {
+  return Math.max(1024, Math.floor(sizeBytes / 1024));
 }
