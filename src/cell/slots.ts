@@ -1,6 +1,6 @@
 // Host uid ranges for cells in root mode. Each live cell leases its own range of 65536 uids,
 // so no two cells, and no cell and host user, share a uid: files and processes of one cell are
-// foreign to every other.
+// foreign to every other. Leases are host-wide (not per state root), because uids are.
 import fs from 'node:fs';
 import path from 'node:path';
 import { NanocellError } from '../util/errors.js';
@@ -9,6 +9,8 @@ import { UID_RANGE_SIZE } from './plan.js';
 /** First host uid used for cells: far above distro users and /etc/subuid ranges. */
 export const SLOT_UID_BASE = 1 << 30;
 export const MAX_SLOTS = 4096;
+/** Host-wide lease dir; on tmpfs, since no cell survives a reboot. */
+export const HOST_SLOTS_DIR = '/run/nanocell/slots';
 
 export interface SlotLease {
   slot: number;
@@ -16,14 +18,16 @@ export interface SlotLease {
   file: string;
 }
 
-export function leaseSlot(slotsDir: string, cellId: string): SlotLease {
+/** Leases a free range; the lease file names the cell dir, so a lease outlives no cell. */
+export function leaseSlot(slotsDir: string, cellDir: string): SlotLease {
+  fs.mkdirSync(slotsDir, { recursive: true, mode: 0o700 });
   // Start at a random slot so concurrent supervisors rarely collide on the first try.
   const start = Math.floor(Math.random() * MAX_SLOTS);
   for (let i = 0; i < MAX_SLOTS; i++) {
     const slot = (start + i) % MAX_SLOTS;
     const file = path.join(slotsDir, String(slot));
     try {
-      fs.writeFileSync(file, cellId, { flag: 'wx', mode: 0o600 });
+      fs.writeFileSync(file, cellDir, { flag: 'wx', mode: 0o600 });
       return { slot, uidBase: SLOT_UID_BASE + slot * UID_RANGE_SIZE, file };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
@@ -40,18 +44,24 @@ export function releaseSlot(lease: SlotLease): void {
   fs.rmSync(lease.file, { force: true });
 }
 
-/** Slots whose cell dir no longer exists. */
-export function releaseOrphanSlots(slotsDir: string, cellsDir: string): number {
+/** Releases leases whose cell dir no longer exists, whatever state root it was under. */
+export function releaseOrphanSlots(slotsDir: string): number {
   let n = 0;
-  for (const name of fs.readdirSync(slotsDir)) {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(slotsDir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
     const file = path.join(slotsDir, name);
-    let id = '';
+    let cellDir = '';
     try {
-      id = fs.readFileSync(file, 'utf8').trim();
+      cellDir = fs.readFileSync(file, 'utf8').trim();
     } catch {
       continue;
     }
-    if (!id || !fs.existsSync(path.join(cellsDir, id))) {
+    if (!path.isAbsolute(cellDir) || !fs.existsSync(cellDir)) {
       fs.rmSync(file, { force: true });
       n++;
     }

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { NanocellError } from '../util/errors.js';
+import { HOST_SLOTS_DIR } from './slots.js';
 
 export function defaultStateRoot(): string {
   if (process.env.NANOCELL_STATE_ROOT) return path.resolve(process.env.NANOCELL_STATE_ROOT);
@@ -15,6 +16,7 @@ export interface StateLayout {
   root: string;
   db: string;
   cells: string;
+  /** Host-wide uid-range leases (root mode). */
   slots: string;
   runtimeRoot: string;
   etc: string;
@@ -27,7 +29,7 @@ export function stateLayout(root: string): StateLayout {
     root,
     db: path.join(root, 'nanocell.db'),
     cells: path.join(root, 'cells'),
-    slots: path.join(root, 'slots'),
+    slots: HOST_SLOTS_DIR,
     runtimeRoot: path.join(root, 'runc'),
     etc: path.join(root, 'etc'),
     changes: path.join(root, 'changes'),

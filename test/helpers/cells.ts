@@ -4,6 +4,7 @@ import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from 'node:chil
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { HOST_SLOTS_DIR } from '../../src/cell/slots.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = path.join(REPO, 'dist', 'cli', 'main.js');
@@ -81,6 +82,20 @@ export function spawnNanocell(args: string[], opts: { cwd?: string; stateRoot: s
   });
 }
 
+/** Host-wide uid-range leases held by cells under this state root. */
+export function slotsOf(stateRoot: string): number[] {
+  const names = fs.existsSync(HOST_SLOTS_DIR) ? fs.readdirSync(HOST_SLOTS_DIR) : [];
+  return names
+    .filter((n) => {
+      try {
+        return fs.readFileSync(path.join(HOST_SLOTS_DIR, n), 'utf8').startsWith(`${stateRoot}/`);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 /** Everything a cell could leave behind under a state root. Empty lists mean clean. */
 export function leftovers(stateRoot: string, uidBases: number[] = []): Record<string, string[]> {
   const ls = (p: string) => (fs.existsSync(p) ? fs.readdirSync(p) : []);
@@ -94,7 +109,7 @@ export function leftovers(stateRoot: string, uidBases: number[] = []): Record<st
   return {
     cells: ls(path.join(stateRoot, 'cells')),
     runtime: ls(path.join(stateRoot, 'runc')),
-    slots: ls(path.join(stateRoot, 'slots')),
+    slots: slotsOf(stateRoot).map(String),
     mounts: mountsUnder(stateRoot),
     cgroups,
     processes: cellProcesses(uidBases),

@@ -7,6 +7,7 @@ import {
   leftovers,
   makeSandbox,
   nanocell,
+  slotsOf,
   spawnNanocell,
   type Sandbox,
 } from '../../helpers/cells.js';
@@ -19,7 +20,7 @@ afterEach(() => sb.cleanup());
 
 const SLOT_BASE = 2 ** 30;
 
-async function waitFor<T>(fn: () => T | undefined, ms = 15_000): Promise<T> {
+async function waitFor<T>(fn: () => T | undefined, ms = 60_000): Promise<T> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     const v = fn();
@@ -49,7 +50,7 @@ async function startLongTask() {
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   await waitFor(() => out.includes('ready') || undefined);
-  const slot = Number(fs.readdirSync(path.join(sb.stateRoot, 'slots'))[0]);
+  const slot = slotsOf(sb.stateRoot)[0]!;
   const base = SLOT_BASE + slot * 65536;
   expect(cellProcesses([base]).length).toBeGreaterThan(0);
   const exited = new Promise<number>((resolve) =>
