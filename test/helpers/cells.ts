@@ -108,7 +108,8 @@ export function leftovers(stateRoot: string, uidBases: number[] = []): Record<st
   }
   return {
     cells: ls(path.join(stateRoot, 'cells')),
-    runtime: ls(path.join(stateRoot, 'runc')),
+    // Every runtime keeps its state under <state>/<runtime> (runc: <state>/runc).
+    runtime: ['runc', 'crun', 'runsc'].flatMap((rt) => ls(path.join(stateRoot, rt))),
     slots: slotsOf(stateRoot).map(String),
     mounts: mountsUnder(stateRoot),
     cgroups,
