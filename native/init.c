@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <linux/landlock.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -68,7 +69,8 @@ struct nc_ruleset_attr {
 #define PIPE_CHUNK (64u << 10)
 #define STDIN_PAUSE_LIMIT (4u << 20)  /* stop reading fd 3 while a command's stdin backlog is this big */
 #define DRAIN_BUDGET (1u << 20)       /* bytes read from a pipe after its command was reaped */
-#define RELAY_BUF (256u << 10)
+#define RELAY_BUF (256u << 10)  /* per direction, only when no pipe could be made */
+#define RELAY_ROUNDS 8           /* read/write rounds per wake-up, so one busy connection cannot starve the rest */
 #define MAX_BRIDGES 16
 #define MAX_LL_RULES 256
 
@@ -142,12 +144,20 @@ struct bridge {
 	unsigned port;
 };
 
+/* One direction of a relayed connection. Bytes go through a pipe with splice(), so they are
+ * never copied through init's memory; if no pipe could be made (fd limit), through a buffer. */
+struct half {
+	int pipe[2];   /* -1 when copying through buf */
+	char *buf;     /* RELAY_BUF bytes, copy mode only */
+	size_t off;    /* copy mode: start of the unwritten bytes in buf */
+	size_t len;    /* bytes read and not yet written (in the pipe or in buf) */
+	int eof, wshut;
+};
+
 /* One relayed TCP connection: a = accepted TCP socket, b = unix socket to the supervisor. */
 struct conn {
 	int a, b;
-	char *ab, *ba; /* fixed RELAY_BUF buffers */
-	size_t ab_off, ab_len, ba_off, ba_len;
-	int a_eof, b_eof, b_wshut, a_wshut;
+	struct half ab, ba;
 	struct conn *next;
 };
 
@@ -686,6 +696,72 @@ static void listen_bridges(void)
 	}
 }
 
+static int half_init(struct half *h)
+{
+	memset(h, 0, sizeof(*h));
+	if (pipe2(h->pipe, O_CLOEXEC | O_NONBLOCK) == 0)
+		return 0;
+	h->pipe[0] = h->pipe[1] = -1;
+	h->buf = malloc(RELAY_BUF);
+	return h->buf ? 0 : -1;
+}
+
+static void half_free(struct half *h)
+{
+	if (h->pipe[0] >= 0) {
+		close(h->pipe[0]);
+		close(h->pipe[1]);
+	}
+	free(h->buf);
+}
+
+/* Read from a socket into the half. Returns bytes read, 0 at EOF, -1 with errno. */
+static ssize_t half_fill(int from, struct half *h)
+{
+	if (h->pipe[0] >= 0) {
+		/* The pipe is empty here (see half_wants_read), so its whole capacity is free. */
+		ssize_t n = splice(from, NULL, h->pipe[1], NULL, RELAY_BUF,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n >= 0 || (errno != EINVAL && errno != ENOSYS && errno != EPERM))
+			return n;
+		/* splice is not available for this socket: copy instead, from now on. */
+		close(h->pipe[0]);
+		close(h->pipe[1]);
+		h->pipe[0] = h->pipe[1] = -1;
+		if (!(h->buf = malloc(RELAY_BUF)))
+			return -1;
+	}
+	return read(from, h->buf + h->off + h->len, RELAY_BUF - h->off - h->len);
+}
+
+/* Write what the half holds to a socket. Returns -1 on a fatal error; EAGAIN is not one. */
+static int half_flush(int to, struct half *h)
+{
+	while (h->len) {
+		ssize_t n = h->pipe[0] >= 0 ? splice(h->pipe[0], NULL, to, NULL, h->len,
+						     SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+					    : write(to, h->buf + h->off, h->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0)
+			return -1;
+		h->off += h->pipe[0] >= 0 ? 0 : (size_t)n;
+		h->len -= (size_t)n;
+	}
+	if (h->len == 0)
+		h->off = 0;
+	return 0;
+}
+
+/* A pipe is refilled only once empty: its free space in bytes says nothing about its free
+ * slots, and polling for input it cannot take would spin. */
+static int half_wants_read(const struct half *h)
+{
+	return !h->eof && (h->pipe[0] >= 0 ? h->len == 0 : h->off + h->len < RELAY_BUF);
+}
+
 static void free_conn(struct conn *c)
 {
 	struct conn **pp = &conns;
@@ -696,10 +772,12 @@ static void free_conn(struct conn *c)
 	close(c->a);
 	if (c->b >= 0)
 		close(c->b);
-	free(c->ab);
-	free(c->ba);
+	half_free(&c->ab);
+	half_free(&c->ba);
 	free(c);
 }
+
+static void service_conn(struct conn *c, short a_rev, short b_rev);
 
 static void accept_bridge(struct bridge *br)
 {
@@ -720,46 +798,46 @@ static void accept_bridge(struct bridge *br)
 			continue;
 		}
 		set_nonblock(b);
+		/* Requests and replies are small writes that should leave at once: no Nagle. */
+		int one = 1;
+		setsockopt(a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		struct conn *c = calloc(1, sizeof(*c));
-		if (!c || !(c->ab = malloc(RELAY_BUF)) || !(c->ba = malloc(RELAY_BUF)))
+		if (!c || half_init(&c->ab) < 0 || half_init(&c->ba) < 0)
 			_exit(125);
 		c->a = a;
 		c->b = b;
 		c->next = conns;
 		conns = c;
+		/* By the time init gets to the accept, the client has often sent its request: relay it
+		 * now rather than after another poll. Under CPU contention every wake-up of init costs
+		 * a scheduling delay. */
+		service_conn(c, POLLIN, 0);
 	}
 }
 
-/* Move bytes from `from` into the buffer and from the buffer into `to`. Returns -1 on a fatal
- * error of the connection. */
-static int relay_dir(int from, int to, char *buf, size_t *off, size_t *len, int *eof, int *wshut,
-		     int readable)
+/* Move bytes from `from` to `to` through the half: write what it holds, then read and write
+ * again while both sides keep up. Returns -1 on a fatal error of the connection. */
+static int relay_half(int from, int to, struct half *h, int readable)
 {
-	if (readable && !*eof && *off + *len < RELAY_BUF) {
-		ssize_t n = read(from, buf + *off + *len, RELAY_BUF - *off - *len);
-		if (n > 0)
-			*len += (size_t)n;
-		else if (n == 0)
-			*eof = 1;
-		else if (errno != EAGAIN && errno != EINTR)
+	for (int round = 0; round < RELAY_ROUNDS; round++) {
+		if (half_flush(to, h) < 0)
 			return -1;
-	}
-	while (*len) {
-		ssize_t n = write(to, buf + *off, *len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
+		if (!readable || !half_wants_read(h))
 			break;
-		if (n <= 0)
-			return -1;
-		*off += (size_t)n;
-		*len -= (size_t)n;
+		ssize_t n = half_fill(from, h);
+		if (n == 0) {
+			h->eof = 1;
+		} else if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				return -1;
+			break;
+		} else {
+			h->len += (size_t)n;
+		}
 	}
-	if (*len == 0)
-		*off = 0;
-	if (*eof && *len == 0 && !*wshut) {
+	if (h->eof && h->len == 0 && !h->wshut) {
 		shutdown(to, SHUT_WR);
-		*wshut = 1;
+		h->wshut = 1;
 	}
 	return 0;
 }
@@ -770,12 +848,10 @@ static void service_conn(struct conn *c, short a_rev, short b_rev)
 	if (a_rev & POLLERR || b_rev & POLLERR)
 		err = 1;
 	if (!err)
-		err = relay_dir(c->a, c->b, c->ab, &c->ab_off, &c->ab_len, &c->a_eof, &c->b_wshut,
-				(a_rev & (POLLIN | POLLHUP)) != 0) < 0;
+		err = relay_half(c->a, c->b, &c->ab, (a_rev & (POLLIN | POLLHUP)) != 0) < 0;
 	if (!err)
-		err = relay_dir(c->b, c->a, c->ba, &c->ba_off, &c->ba_len, &c->b_eof, &c->a_wshut,
-				(b_rev & (POLLIN | POLLHUP)) != 0) < 0;
-	if (err || (c->a_wshut && c->b_wshut))
+		err = relay_half(c->b, c->a, &c->ba, (b_rev & (POLLIN | POLLHUP)) != 0) < 0;
+	if (err || (c->ab.wshut && c->ba.wshut))
 		free_conn(c);
 }
 
@@ -917,13 +993,13 @@ static void serve(void)
 			add_poll(bridges[i].fd, POLLIN, P_LISTEN, &bridges[i]);
 		for (struct conn *c = conns; c; c = c->next) {
 			short ae = 0, be = 0;
-			if (!c->a_eof && c->ab_off + c->ab_len < RELAY_BUF)
+			if (half_wants_read(&c->ab))
 				ae |= POLLIN;
-			if (!c->b_eof && c->ba_off + c->ba_len < RELAY_BUF)
+			if (half_wants_read(&c->ba))
 				be |= POLLIN;
-			if (c->ab_len)
+			if (c->ab.len)
 				be |= POLLOUT;
-			if (c->ba_len)
+			if (c->ba.len)
 				ae |= POLLOUT;
 			add_poll(c->a, ae, P_CONN_A, c);
 			add_poll(c->b, be, P_CONN_B, c);
