@@ -21,6 +21,8 @@ export interface DialOptions {
   connectTimeoutMs?: number;
   /** Called with each upstream socket as soon as it exists, so the proxy can close it. */
   track?: (s: net.Socket) => void;
+  /** Read the upstream into the caller's buffer (net's `onread`): the socket emits no 'data'. */
+  onread?: net.OnReadOpts;
 }
 
 /** At most this many addresses of one name are checked and tried. */
@@ -74,7 +76,7 @@ export async function dial(
 
   let last: { failure: DialFailure; error: string; ip: string } | undefined;
   for (const { ip, rule } of checked) {
-    const res = await connectTo(ip, port, opts.connectTimeoutMs ?? 10_000, opts.track);
+    const res = await connectTo(ip, port, opts.connectTimeoutMs ?? 10_000, opts);
     if ('socket' in res) return { ok: true, socket: res.socket, ip, decision, addressRule: rule };
     last = { ...res, ip };
   }
@@ -90,11 +92,17 @@ function connectTo(
   ip: string,
   port: number,
   timeoutMs: number,
-  track?: (s: net.Socket) => void,
+  { track, onread }: Pick<DialOptions, 'track' | 'onread'>,
 ): Promise<{ socket: net.Socket } | { failure: DialFailure; error: string }> {
   return new Promise((resolve) => {
     // An IP literal as host: node connects to it directly, with no lookup.
-    const socket = net.connect({ host: ip, port, allowHalfOpen: true, noDelay: true });
+    const socket = net.connect({
+      host: ip,
+      port,
+      allowHalfOpen: true,
+      noDelay: true,
+      ...(onread ? { onread } : {}),
+    });
     track?.(socket);
     const timer = setTimeout(() => {
       socket.destroy();

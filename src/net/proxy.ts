@@ -67,6 +67,11 @@ export interface EgressProxyOptions {
 /** Request heads and SOCKS handshakes larger than this are refused. */
 export const MAX_HEADER_BYTES = 64 * 1024;
 const MAX_SOCKS_HANDSHAKE = 1024;
+/**
+ * Tunnels read the upstream in chunks of up to this size into one buffer per tunnel, instead of
+ * a new 64 KiB Buffer per read: bulk downloads cost the proxy about half the CPU per byte.
+ */
+const TUNNEL_READ_BYTES = 256 * 1024;
 const DENY_HEADER = 'X-Nanocell-Deny-Reason';
 const HOP_BY_HOP = new Set([
   'connection',
@@ -180,7 +185,9 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     // ignored, so it cannot smuggle a different destination past the decision.
     const a = attempt('connect', displayHost(authority.host), authority.port);
     client.pause();
-    void dial(rules, authority.host, authority.port, dialOpts).then((res) => {
+    const down = new DownstreamCopier();
+    const tunnelDialOpts = { ...dialOpts, onread: down.onread };
+    void dial(rules, authority.host, authority.port, tunnelDialOpts).then((res) => {
       if (!res.ok) {
         a.finished(res, 0, 0);
         if (client.writable) client.end(failureResponse(res));
@@ -194,7 +201,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       }
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length) res.socket.write(head);
-      tunnel(client, res.socket, () =>
+      tunnel(client, res.socket, down, () =>
         a.finished(res, res.socket.bytesWritten, res.socket.bytesRead),
       );
     });
@@ -348,7 +355,8 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
         const early = buf.subarray(r.used);
         const { host, port } = r.value;
         const a = attempt('socks5', displayHost(host), port);
-        void dial(rules, host, port, dialOpts).then((res) => {
+        const down = new DownstreamCopier();
+        void dial(rules, host, port, { ...dialOpts, onread: down.onread }).then((res) => {
           if (!res.ok) {
             a.finished(res, 0, 0);
             if (client.writable) client.end(reply(socksCode(res.failure)));
@@ -362,7 +370,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
           }
           client.write(reply(Reply.succeeded));
           if (early.length) res.socket.write(early);
-          tunnel(client, res.socket, () =>
+          tunnel(client, res.socket, down, () =>
             a.finished(res, res.socket.bytesWritten, res.socket.bytesRead),
           );
         });
@@ -452,25 +460,86 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
   };
 }
 
-/** Pipes two sockets both ways; calls done once after both are closed. */
-function tunnel(a: net.Socket, b: net.Socket, done: () => void) {
+/**
+ * Relays a tunnel both ways and calls done once after both sockets are closed. Client to
+ * upstream is a plain pipe; upstream to client goes through the tunnel's DownstreamCopier.
+ */
+function tunnel(
+  client: net.Socket,
+  upstream: net.Socket,
+  down: DownstreamCopier,
+  done: () => void,
+) {
   let open = 2;
   const closed = () => {
     if (--open === 0) done();
   };
-  a.once('close', () => {
-    b.destroy();
+  client.once('close', () => {
+    upstream.destroy();
     closed();
   });
-  b.once('close', () => {
-    a.destroy();
+  upstream.once('close', () => {
+    client.destroy();
     closed();
   });
-  a.on('error', () => a.destroy());
-  b.on('error', () => b.destroy());
-  a.pipe(b);
-  b.pipe(a);
-  a.resume();
+  client.on('error', () => client.destroy());
+  upstream.on('error', () => upstream.destroy());
+  // Half-close passes through, as pipe() does: the upstream's EOF ends the client's side.
+  upstream.once('end', () => client.end());
+  client.pipe(upstream);
+  down.start(upstream, client);
+  client.resume();
+}
+
+/**
+ * Copies an upstream socket to the client through one reusable buffer (the upstream is dialed
+ * with `onread`). The buffer is read into again only once the client's socket has taken every
+ * byte of the previous read; until then the upstream is paused, which is also the backpressure.
+ */
+class DownstreamCopier {
+  private buffer: Buffer | undefined;
+  private source: net.Socket | undefined;
+  private target: net.Socket | undefined;
+  /** Bytes read before the tunnel started (copied: the buffer is reused). */
+  private early: Buffer[] = [];
+  private waiting = false;
+
+  readonly onread: net.OnReadOpts = {
+    // A function, so that only a connecting upstream allocates the buffer.
+    buffer: () => (this.buffer ??= Buffer.allocUnsafeSlow(TUNNEL_READ_BYTES)),
+    callback: (n) => this.forward(this.buffer!.subarray(0, n)),
+  };
+
+  start(source: net.Socket, target: net.Socket) {
+    this.source = source;
+    this.target = target;
+    for (const chunk of this.early) target.write(chunk);
+    this.early = [];
+    source.resume();
+  }
+
+  /** Returns whether the upstream may be read again at once. */
+  private forward(chunk: Buffer): boolean {
+    const target = this.target;
+    if (!target) {
+      this.early.push(Buffer.from(chunk));
+      return false;
+    }
+    if (target.destroyed) return false;
+    target.write(chunk, this.written);
+    if (target.writableLength === 0) return true;
+    this.waiting = true;
+    return false;
+  }
+
+  // Write callbacks run in order; an earlier write's callback can run while a later one is
+  // still pending, so resume only when nothing is left.
+  private readonly written = () => {
+    if (this.waiting && this.target!.writableLength === 0) {
+      this.waiting = false;
+      this.source!.resume();
+    }
+  };
 }
 
 async function listenUnix(
