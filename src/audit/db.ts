@@ -51,8 +51,14 @@ const SQLITE_MAGIC = 'SQLite format 3\0';
 const BUSY_TIMEOUT_MS = 5000;
 
 export function corruptedError(path: string, detail: string): NanocellError {
+  // SQLite's integrity report can run to many kilobytes; the first problem is enough to act on.
+  const first = detail
+    .replace(/\*\*\* in database \w+ \*\*\*\s*/, '')
+    .split(/\n| Tree \d+ page \d+/)[0]!
+    .trim();
+  const short = first.length > 160 ? `${first.slice(0, 160)}…` : first;
   return new NanocellError(
-    `the audit database ${path} is corrupted (${detail})`,
+    `the audit database ${path} is corrupted (${short})`,
     `move it aside (mv ${path} ${path}.broken, and its -wal/-shm files) and nanocell will start a new one`,
     'STATE',
   );

@@ -42,6 +42,8 @@ const payloads = {
   'task.started': {
     /** The runtime that started the cell, e.g. "runc 1.1.5". */
     runtime: z.string().optional(),
+    /** The cell's id: its runtime container and cgroup name, to match host-side traces. */
+    cellId: z.string().optional(),
   },
   'task.exited': {
     exitCode: z.number().int().nullable(),

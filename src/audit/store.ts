@@ -10,7 +10,8 @@
 // synchronously at task end and at process exit. A SIGKILL can lose at most that last batch.
 //
 // Flood bounding: past `maxEventsPerTask` stored events (or `maxBytesPerTask` of payload), the
-// task's events are only counted per type in the tasks row. Lifecycle events (task.*) are always
+// task's events are only counted per type in the tasks row (an aggregated event counts as
+// the occurrences it stands for). Lifecycle events (task.*) are always
 // stored, so the end of a flooded task is still recorded.
 import { NanocellError } from '../util/errors.js';
 import { canonicalJson } from './canonical.js';
@@ -247,7 +248,7 @@ export class AuditStore {
     if (state.ended || (!lifecycle && state.nextSeq >= this.maxEvents)) {
       // Past the cap (or after the end): count, do not store. Counting needs no validation, so
       // a flood costs a map increment per event.
-      this.drop(state, type);
+      this.drop(state, type, aggregateOf(e));
       return;
     }
     const parsed = auditEventInputSchema.safeParse(e);
@@ -280,7 +281,7 @@ export class AuditStore {
     } as AuditEvent;
     const payload = canonicalJson(event);
     if (!lifecycle && state.bytes + payload.length > this.maxBytes) {
-      this.drop(state, type);
+      this.drop(state, type, aggregateOf(e));
       return;
     }
     const hash = chainHash(state.head, event);
@@ -302,9 +303,10 @@ export class AuditStore {
     else this.scheduleFlush();
   }
 
-  private drop(state: TaskState, type: string): void {
-    state.dropped++;
-    state.droppedCounts[type] = (state.droppedCounts[type] ?? 0) + 1;
+  /** `n` is what the event stands for: an aggregated summary counts as its `count`. */
+  private drop(state: TaskState, type: string, n: number): void {
+    state.dropped += n;
+    state.droppedCounts[type] = (state.droppedCounts[type] ?? 0) + n;
     state.dirty = true;
     this.scheduleFlush();
   }
@@ -666,6 +668,12 @@ function prepareStatements(db: Db) {
     ),
     prefix: db.prepare('SELECT id FROM tasks WHERE id >= ? AND id < ? ORDER BY id LIMIT 6'),
   };
+}
+
+/** How many occurrences an event stands for (aggregated summaries carry a count). */
+function aggregateOf(e: AuditEventInput): number {
+  const n = (e as { count?: unknown }).count;
+  return typeof n === 'number' && Number.isSafeInteger(n) && n > 0 ? n : 1;
 }
 
 function parseCounts(text: string): Record<string, number> {

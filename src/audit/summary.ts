@@ -21,6 +21,9 @@ const FILE_SYSCALLS = new Set([
 ]); // prettier-ignore
 const EXEC_SYSCALLS = new Set(['execve', 'execveat']);
 
+/** How an exec counted past the monitor's cap (no path or argv read) is shown. */
+export const COUNTED_EXECS = 'more execs, past the monitor cap (path and argv not read)';
+
 export interface Counted<T> {
   count: number;
   item: T;
@@ -228,10 +231,11 @@ export function describeEvent(e: AuditEvent): string {
     case 'task.created':
       return `created: ${formatCommand(e.command)}${e.workspace ? ` in ${e.workspace}` : ''}`;
     case 'task.started':
-      return `started${e.runtime ? ` (${e.runtime})` : ''}`;
+      return `started${e.runtime ? ` (${e.runtime})` : ''}${e.cellId ? ` cell ${e.cellId}` : ''}`;
     case 'task.exited':
       return `ended: ${e.endReason}${e.exitCode !== null ? `, exit ${e.exitCode}` : ''} after ${formatDuration(e.durationMs)}${e.detail ? ` (${e.detail})` : ''}`;
     case 'exec':
+      if (e.path === '' && e.argv.length === 0) return `${COUNTED_EXECS}${times(e.count)}`;
       return `${formatCommand(e.argv.length ? e.argv : [e.path])} [${e.path}] pid ${e.pid} ppid ${e.ppid} (unverified)${times(e.count)}`;
     case 'syscall.denied':
       return `${e.name} (nr ${e.nr}, ${e.arch}) by ${e.exe} pid ${e.pid} -> ${errnoName(e.errno)}${times(e.count)}`;

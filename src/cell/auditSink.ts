@@ -11,11 +11,21 @@ const int = (v: unknown): number => {
 };
 
 /**
- * The monitor's `syscall.denied.summary` counts are cumulative per (syscall, pid) and it sends
- * a fresh summary every second; this keeps what was already recorded so each is counted once.
+ * The monitor's `syscall.denied.summary` counts are cumulative per (syscall, pid), and its
+ * `exec.summary` count is cumulative too; it sends fresh ones every second. This keeps what was
+ * already recorded so each denial and exec is counted once.
  */
 export class DenialSummaries {
   private readonly recorded = new Map<string, number>();
+  private execsRecorded = 0;
+
+  /** How many of `total` execs counted past the monitor's cap are new since the last summary. */
+  execDelta(total: number): number {
+    if (total <= this.execsRecorded) return 0;
+    const delta = total - this.execsRecorded;
+    this.execsRecorded = total;
+    return delta;
+  }
 
   /** How many of `total` denials of `name` by `pid` are new since the last summary. */
   delta(name: string, pid: number, total: number): number {
@@ -41,8 +51,22 @@ export function toAuditEvents(e: CellEvent, summaries = new DenialSummaries()): 
           unverified: true,
         },
       ];
-    case 'exec.summary':
-      return [];
+    case 'exec.summary': {
+      // Past its cap the monitor reads no path or argv, only counts: keep the count.
+      const count = summaries.execDelta(int(e.count));
+      if (count === 0) return [];
+      return [
+        {
+          type: 'exec',
+          path: '',
+          argv: [],
+          pid: 0,
+          ppid: 0,
+          unverified: true,
+          count,
+        },
+      ];
+    }
     case 'syscall.denied':
       return [
         {
@@ -108,7 +132,13 @@ export function toAuditEvents(e: CellEvent, summaries = new DenialSummaries()): 
         },
       ];
     case 'task.started':
-      return [{ type: 'task.started', ...(e.runtime ? { runtime: str(e.runtime, 128) } : {}) }];
+      return [
+        {
+          type: 'task.started',
+          ...(e.runtime ? { runtime: str(e.runtime, 128) } : {}),
+          ...(e.cellId ? { cellId: str(e.cellId, 128) } : {}),
+        },
+      ];
     default:
       return [];
   }

@@ -5,7 +5,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { AuditEvent } from '../audit/events.js';
 import { isOwnerAlive } from '../audit/owner.js';
 import { type AuditStore, type TaskRow, taskStatuses } from '../audit/store.js';
-import { describeEvent, errnoName, summarizeTask, type TaskSummary } from '../audit/summary.js';
+import {
+  COUNTED_EXECS,
+  describeEvent,
+  errnoName,
+  summarizeTask,
+  type TaskSummary,
+} from '../audit/summary.js';
 import { NanocellError } from '../util/errors.js';
 import { formatDuration, formatSize, parseDuration } from '../util/units.js';
 import {
@@ -314,6 +320,10 @@ function renderReport(s: TaskSummary, p: Paint): string {
   section('Ran (exec, as reported by the seccomp agent; unverified)');
   if (s.ran.commands.length === 0) lines.push(p.dim('  no exec events recorded'));
   for (const c of s.ran.commands.slice(0, MAX)) {
+    if (c.item.path === '' && c.item.argv.length === 0) {
+      lines.push(p.yellow(`  ${c.count} ${COUNTED_EXECS}`));
+      continue;
+    }
     lines.push(
       `  ${times(c.count)}${formatCommand(c.item.argv.length ? c.item.argv : [c.item.path])}  ${p.dim(c.item.path)}`,
     );
