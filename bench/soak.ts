@@ -10,7 +10,8 @@
 // concurrency 4 on 2 cores, so 2000 cells take roughly 70 minutes.
 import { parseArgs } from 'node:util';
 import { makeSandbox } from '../test/helpers/cells.js';
-import { gcAndInventory, runChaos, storeProblems } from '../test/attacks/chaosLoop.js';
+import path from 'node:path';
+import { gcAndInventory, runChaos, storeProblems, useCli } from '../test/attacks/chaosLoop.js';
 
 const { values } = parseArgs({
   options: {
@@ -19,6 +20,8 @@ const { values } = parseArgs({
     seed: { type: 'string' },
   },
 });
+// Compiled to another dir, this file must still drive the repository's CLI (run from the repo).
+useCli(path.resolve('dist/cli/main.js'));
 const seed = Number(values.seed ?? Date.now() % 2 ** 31);
 const sb = makeSandbox();
 console.log(`soak: ${values.cells} cells, concurrency ${values.concurrency}, seed ${seed}`);

@@ -1,12 +1,30 @@
 // The chaos loop shared by test/attacks/chaos.test.ts (bounded, in CI) and bench/soak.ts (long):
 // many `nanocell run` processes with random abrupt ends, then `nanocell gc`, then an inventory of
 // everything a cell could leave behind and a check of the state store.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AuditStore } from '../../src/audit/store.js';
 import { HOST_SLOTS_DIR } from '../../src/cell/slots.js';
-import { CLI, cellProcesses, mountsUnder, nanocell } from '../helpers/cells.js';
+import { CLI as REPO_CLI, cellProcesses, mountsUnder, nanocell } from '../helpers/cells.js';
+
+/** The CLI to run; bench/soak.ts compiles elsewhere and points this at the repo's dist. */
+let CLI = REPO_CLI;
+export function useCli(cli: string): void {
+  CLI = cli;
+}
+function cli(
+  args: string[],
+  stateRoot: string,
+): { status: number; stdout: string; stderr: string } {
+  if (CLI === REPO_CLI) return nanocell(args, { stateRoot });
+  const r = spawnSync('node', [CLI, ...args], {
+    env: { ...process.env, NANOCELL_STATE_ROOT: stateRoot },
+    encoding: 'utf8',
+    maxBuffer: 1 << 30,
+  });
+  return { status: r.status ?? 137, stdout: r.stdout, stderr: r.stderr };
+}
 
 export type Ending = 'exit' | 'task-sigkill' | 'cli-sigkill' | 'timeout' | 'oom';
 export const ENDINGS: Ending[] = ['exit', 'task-sigkill', 'cli-sigkill', 'timeout', 'oom'];
@@ -134,7 +152,7 @@ function safeList(dir: string): string[] {
 
 /** `nanocell gc`, then everything the cells could have left behind. Empty lists mean clean. */
 export function gcAndInventory(stateRoot: string, r: ChaosResult): Record<string, string[]> {
-  const gc = nanocell(['gc'], { stateRoot });
+  const gc = cli(['gc'], stateRoot);
   const cgroups: string[] = [];
   for (const ctrl of ['memory', 'pids', 'cpu', 'cpuacct', 'cpu,cpuacct', 'unified']) {
     for (const id of r.cellIds)
@@ -198,7 +216,7 @@ export function storeProblems(stateRoot: string): { tasks: number; problems: str
 }
 
 function listTasks(stateRoot: string): string[] {
-  const r = nanocell(['tasks', '--json', '--limit', '100000'], { stateRoot });
+  const r = cli(['tasks', '--json', '--limit', '100000'], stateRoot);
   if (r.status !== 0) throw new Error(`nanocell tasks failed: ${r.stderr}`);
   return (JSON.parse(r.stdout) as { id: string }[]).map((t) => t.id);
 }
