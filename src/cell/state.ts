@@ -46,13 +46,7 @@ export function ensureStateRoot(root: string): StateLayout {
     if (!st.isDirectory()) throw new Error('not a directory');
     if (st.uid !== process.geteuid!()) throw new Error(`owned by uid ${st.uid}, not by you`);
     fs.accessSync(root, fs.constants.W_OK | fs.constants.R_OK | fs.constants.X_OK);
-    for (const d of [
-      layout.cells,
-      layout.slots,
-      layout.runtimeRoot,
-      layout.changes,
-      layout.reports,
-    ]) {
+    for (const d of [layout.cells, layout.runtimeRoot, layout.changes, layout.reports]) {
       fs.mkdirSync(d, { recursive: true, mode: 0o700 });
     }
     // The cells dir must be traversable by the cells' mapped uids (rootfs, etc under it).
