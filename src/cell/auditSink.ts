@@ -27,6 +27,16 @@ export class DenialSummaries {
     return delta;
   }
 
+  private droppedRecorded = 0;
+
+  /** Denials the monitor could not attribute (its per-(syscall, pid) table was full). */
+  droppedDelta(total: number): number {
+    if (total <= this.droppedRecorded) return 0;
+    const delta = total - this.droppedRecorded;
+    this.droppedRecorded = total;
+    return delta;
+  }
+
   /** How many of `total` denials of `name` by `pid` are new since the last summary. */
   delta(name: string, pid: number, total: number): number {
     const key = `${name}\0${pid}`;
@@ -81,24 +91,44 @@ export function toAuditEvents(e: CellEvent, summaries = new DenialSummaries()): 
       ];
     case 'syscall.denied.summary': {
       const counts = Array.isArray(e.counts) ? (e.counts as Record<string, unknown>[]) : [];
-      return counts.slice(0, 1000).flatMap((c) => {
-        const name = str(c.name, 64);
-        const pid = int(c.pid);
-        const count = summaries.delta(name, pid, int(c.count));
-        if (count === 0) return [];
-        return [
-          {
-            type: 'syscall.denied' as const,
-            name,
-            nr: Math.trunc(Number(c.nr) || 0),
-            arch: str(c.arch ?? '', 16),
-            pid,
-            exe: str(c.exe ?? '', 1024),
-            errno: int(c.errno ?? 1),
-            count,
-          },
-        ];
-      });
+      // Denials past the monitor's attribution table are still denials: record them as a count
+      // under a name that says so, rather than letting a flood hide what followed it.
+      const dropped = summaries.droppedDelta(int(e.dropped));
+      const unattributed: AuditEventInput[] = dropped
+        ? [
+            {
+              type: 'syscall.denied',
+              name: '(unattributed)',
+              nr: -1,
+              arch: '',
+              pid: 0,
+              exe: '',
+              errno: 1,
+              count: dropped,
+            },
+          ]
+        : [];
+      return [
+        ...unattributed,
+        ...counts.slice(0, 1000).flatMap((c) => {
+          const name = str(c.name, 64);
+          const pid = int(c.pid);
+          const count = summaries.delta(name, pid, int(c.count));
+          if (count === 0) return [];
+          return [
+            {
+              type: 'syscall.denied' as const,
+              name,
+              nr: Math.trunc(Number(c.nr) || 0),
+              arch: str(c.arch ?? '', 16),
+              pid,
+              exe: str(c.exe ?? '', 1024),
+              errno: int(c.errno ?? 1),
+              count,
+            },
+          ];
+        }),
+      ];
     }
     case 'net.allowed':
     case 'net.denied':

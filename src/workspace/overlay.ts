@@ -33,6 +33,12 @@ export interface Owner {
   gid: number;
 }
 
+/**
+ * Inodes in the upper tmpfs: a little over what a change set may hold, so an inode flood ends
+ * with ENOSPC in the cell instead of unbounded kernel memory on the host.
+ */
+const UPPER_MAX_INODES = 200_000; // twice changeset.ts DEFAULT_MAX_FILES
+
 /** Options that keep the upper dir self-describing: no redirects, no metadata-only copies. */
 const OVERLAY_OPTIONS = ['redirect_dir=off', 'metacopy=off', 'index=off', 'nosuid', 'nodev'];
 
@@ -100,7 +106,14 @@ export async function prepareOverlay(opts: {
   mkdirSync(mergedDir, { mode: 0o700 });
   await run(
     'mount',
-    ['-t', 'tmpfs', '-o', `size=${opts.sizeBytes},mode=0700,nosuid,nodev`, 'nanocell-ws', tmpfsDir],
+    [
+      '-t',
+      'tmpfs',
+      '-o',
+      `size=${opts.sizeBytes},nr_inodes=${UPPER_MAX_INODES},mode=0700,nosuid,nodev`,
+      'nanocell-ws',
+      tmpfsDir,
+    ],
     'mounting the workspace tmpfs',
   );
   const upperDir = `${tmpfsDir}/upper`;
