@@ -108,7 +108,9 @@ export interface CellSummary {
 
 type Cleanup = { what: string; run: () => Promise<void> | void };
 
-const INIT_READY_TIMEOUT_MS = 15_000;
+// Generous: a cell normally starts in well under a second, but a 2-core host starting many
+// cells at once can queue runc's start for seconds. Only a hung start should hit this.
+const INIT_READY_TIMEOUT_MS = 60_000;
 
 /** NANOCELL_TRACE=1 prints how long each step of a cell's life takes (for benchmarks). */
 const trace: (step: string, since: number) => void = process.env.NANOCELL_TRACE
@@ -359,7 +361,7 @@ export class Cell extends EventEmitter {
         () =>
           reject(
             new NanocellError(
-              'the cell did not start within 15 s',
+              'the cell did not start within 60 s',
               'run `nanocell doctor`',
               'RUNTIME',
             ),
