@@ -24,7 +24,7 @@ say "system packages"
 # runc is the default runtime; crun and runsc (gVisor) are the alternatives `--runtime` takes;
 # bubblewrap is a peer for benchmarks. libc6-dev provides the static libc nanocell-init needs.
 packages=(runc crun runsc bubblewrap uidmap gcc make libc6-dev git python3 python3-venv sqlite3
-  curl openssl ca-certificates iproute2 util-linux procps psmisc)
+  curl wget openssl ca-certificates iproute2 util-linux bsdutils procps psmisc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
