@@ -12,6 +12,7 @@ import { probeHost } from '../host/probe.js';
 import type { HostFacts } from '../host/facts.js';
 import { nativeBinary } from '../host/native.js';
 import { NanocellError } from '../util/errors.js';
+import { removeTree } from '../util/fs.js';
 import { CgroupReader, type CgroupTotals } from './cgroupStats.js';
 import { cellEnv } from './env.js';
 import { ensureEtcDir } from './etc.js';
@@ -205,7 +206,7 @@ export class Cell extends EventEmitter {
     fs.mkdirSync(this.dirs.dir, { mode: 0o711 });
     this.cleanups.push({
       what: 'cell dir',
-      run: () => fs.rmSync(this.dirs.dir, { recursive: true, force: true }),
+      run: () => removeTree(this.dirs.dir),
     });
     fs.writeFileSync(this.dirs.owner, JSON.stringify(currentOwner(this.taskId)));
 

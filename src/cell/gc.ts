@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
+import { removeTree } from '../util/fs.js';
 import { ownerAlive, type OwnerRecord } from './owner.js';
 import { deleteContainer, listRuntimeContainers, type RuntimeInfo } from './runtime.js';
 import { releaseOrphanSlots } from './slots.js';
@@ -79,7 +80,7 @@ export async function gcStaleCells(layout: StateLayout, rt: RuntimeInfo): Promis
         killPidFile(path.join(dir, 'init.pid')),
       );
       await unmountAllUnder(dir);
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeTree(dir);
       result.cells.push(id);
     } catch (e) {
       result.errors.push(`${id}: ${(e as Error).message}`);

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { HostFacts } from '../host/facts.js';
-import { nativeBinary } from '../host/native.js';
+import { nativeBinary, packageRoot } from '../host/native.js';
 import type { Policy } from '../policy/defaults.js';
 import { NanocellError } from '../util/errors.js';
 import {
@@ -19,6 +19,7 @@ import {
   unmountOverlay,
   allHidden,
   type ChangeSummary,
+  type CollectOptions,
   type OverlayDirs,
   type ScopePlan,
 } from '../workspace/index.js';
@@ -201,7 +202,7 @@ export class CellWorkspace {
     emit: (e: CellEvent) => void,
   ): Promise<ChangeSummary | undefined> {
     if (!this.scope || !this.upperDir) return undefined;
-    const summary = await collectChangeSet({
+    const opts = {
       upperDir: this.upperDir,
       lowerDir: this.cellPath,
       projectDir: this.cellPath,
@@ -210,8 +211,10 @@ export class CellWorkspace {
       startedAtMs,
       limits: { maxFiles: DEFAULT_MAX_FILES, maxBytes: this.diskBytes },
       scope: this.scope,
-      ...(this.overlay ? { mergedDir: this.overlay.mergedDir } : {}),
-    });
+    };
+    const summary = this.overlay
+      ? await collectChangeSet({ ...opts, mergedDir: this.overlay.mergedDir })
+      : await collectUnprivileged({ ...opts, viewOptions: ['userxattr'] });
     const kinds = { add: 'added', modify: 'modified', delete: 'deleted', mode: 'mode' } as const;
     for (const c of summary.changes) {
       if (c.kind === 'refused') continue;
@@ -227,6 +230,27 @@ export class CellWorkspace {
       fs.rmSync(this.idmapped, { recursive: true, force: true });
     }
   }
+}
+
+/**
+ * Rootless: the cell's overlay lived in its own mount namespace, and the caller may not mount
+ * on the host, so the view of upper over lower is mounted in a child user+mount namespace.
+ */
+async function collectUnprivileged(opts: CollectOptions): Promise<ChangeSummary> {
+  const main = path.join(packageRoot(), 'dist', 'workspace', 'collectMain.js');
+  const r = await execa(
+    'unshare',
+    ['--user', '--map-root-user', '--mount', '--', process.execPath, main, JSON.stringify(opts)],
+    { reject: false, stdin: 'ignore' },
+  );
+  if (r.exitCode !== 0) {
+    throw new NanocellError(
+      `collecting the change set failed: ${String(r.stderr).trim().split('\n').pop()}`,
+      'check that unprivileged user namespaces are allowed (nanocell doctor)',
+      'HOST',
+    );
+  }
+  return JSON.parse(String(r.stdout)) as ChangeSummary;
 }
 
 /** Rootless cannot write overlay whiteouts, so hidden paths are masked with empty mounts. */

@@ -6,7 +6,7 @@ import { NanocellError } from '../util/errors.js';
 
 export type NativeHelper = 'nanocell-init' | 'nanocell-monitor' | 'nanocell-idmap';
 
-function packageRoot(): string {
+export function packageRoot(): string {
   // dist/host/native.js and src/host/native.ts both sit two levels below the package root.
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 }

@@ -54,6 +54,8 @@ export interface CollectOptions {
    * upper over lower is mounted next to outDir for the time of the collection.
    */
   mergedDir?: string;
+  /** Extra options for that temporary view, e.g. `userxattr` for a rootless cell's layers. */
+  viewOptions?: string[];
 }
 
 class Refusal extends Error {}
@@ -71,7 +73,7 @@ export async function collectChangeSet(o: CollectOptions): Promise<ChangeSummary
   if (!viewDir || !isMountPoint(viewDir)) {
     ownView = `${o.outDir}.view`;
     mkdirSync(ownView, { mode: 0o700 });
-    await mountReadOnlyView([o.upperDir, o.lowerDir], ownView);
+    await mountReadOnlyView([o.upperDir, o.lowerDir], ownView, o.viewOptions);
     viewDir = ownView;
   }
   const manifest: Manifest = {

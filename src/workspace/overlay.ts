@@ -216,18 +216,25 @@ export async function mountOverlay(opts: {
  * A read-only overlay of `layers` (topmost first) at `target`: used after the task to see the
  * merged view again from the upper dir when the cell's own mount is gone.
  */
-export async function mountReadOnlyView(layers: string[], target: string): Promise<void> {
+export async function mountReadOnlyView(
+  layers: string[],
+  target: string,
+  extraOptions: string[] = [],
+): Promise<void> {
   for (const p of [...layers, target]) {
     assertMountablePath(p);
     assertRealDir(p, 'overlay directory');
   }
+  // userxattr (unprivileged overlay) never follows redirects or metacopy, and this kernel
+  // refuses it next to an explicit redirect_dir option.
+  const noFollow = extraOptions.includes('userxattr') ? [] : ['redirect_dir=off', 'metacopy=off'];
   const options = [
     `lowerdir=${layers.join(':')}`,
-    'redirect_dir=off',
-    'metacopy=off',
+    ...noFollow,
     'ro',
     'nosuid',
     'nodev',
+    ...extraOptions,
   ];
   await run(
     'mount',

@@ -36,6 +36,7 @@ beforeAll(() => {
   fs.mkdirSync(project);
   fs.writeFileSync(path.join(project, 'a.txt'), 'original\n');
   fs.writeFileSync(path.join(project, '.env'), 'TOKEN=rootless-secret\n');
+  fs.writeFileSync(path.join(project, 'old.txt'), 'to be deleted\n');
   execFileSync('chown', ['-R', `${USER}:${USER}`, base]);
   // The user must be able to read the built CLI; copy it if the checkout is private.
   cli = path.join(REPO, 'dist', 'cli', 'main.js');
@@ -88,7 +89,7 @@ describe('rootless cells', () => {
         '--',
         'sh',
         '-c',
-        'grep -E "^Cap(Eff|Bnd)|NoNewPrivs" /proc/self/status; echo edit >> a.txt; cat a.txt; cat .env; unshare -r true || echo no-userns',
+        'grep -E "^Cap(Eff|Bnd)|NoNewPrivs" /proc/self/status; echo edit >> a.txt; rm old.txt; cat a.txt; cat .env; unshare -r true || echo no-userns',
       ],
       project,
     );
@@ -113,6 +114,13 @@ describe('rootless cells', () => {
       diskBytes: null,
     });
     expect(rep.events.deniedBySyscall).toMatchObject({ unshare: 1 });
+    // The edit came back as a change set, collected without root.
+    expect(rep.changes).toMatchObject({ status: 'ok', counts: { modify: 1, delete: 1 } });
+    expect(fs.existsSync(path.join(project, 'old.txt'))).toBe(true);
+    expect(rep.changeSetFate).toEqual({ action: 'kept' });
+    const diff = asUser(['diff', rep.taskId], project);
+    expect(diff.status).toBe(0);
+    expect(diff.stdout).toContain('+edit');
     expect(fs.readdirSync(path.join(stateRoot, 'cells'))).toEqual([]);
   });
 

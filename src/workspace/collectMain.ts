@@ -1,0 +1,13 @@
+// Entry point for collecting a rootless cell's change set. An unprivileged supervisor cannot
+// mount the read-only view of upper over lower that collection reads, so it runs this in a
+// child user and mount namespace of its own (`unshare -Urm`), where it may.
+import { collectChangeSet, type CollectOptions } from './changeset.js';
+
+const opts = JSON.parse(process.argv[2] ?? '{}') as CollectOptions;
+collectChangeSet(opts).then(
+  (summary) => process.stdout.write(JSON.stringify(summary)),
+  (e: unknown) => {
+    process.stderr.write(`${(e as Error).message}\n`);
+    process.exitCode = 1;
+  },
+);
