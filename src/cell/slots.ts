@@ -27,8 +27,16 @@ export function leaseSlot(slotsDir: string, cellDir: string): SlotLease {
     const slot = (start + i) % MAX_SLOTS;
     const file = path.join(slotsDir, String(slot));
     try {
-      fs.writeFileSync(file, cellDir, { flag: 'wx', mode: 0o600 });
-      return { slot, uidBase: SLOT_UID_BASE + slot * UID_RANGE_SIZE, file };
+      // Written whole, then linked into place: link() fails if the slot is taken, and a
+      // reader (another supervisor's gc) never sees an empty lease and frees it.
+      const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+      fs.writeFileSync(tmp, cellDir, { flag: 'wx', mode: 0o600 });
+      try {
+        fs.linkSync(tmp, file);
+        return { slot, uidBase: SLOT_UID_BASE + slot * UID_RANGE_SIZE, file };
+      } finally {
+        fs.rmSync(tmp, { force: true });
+      }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
@@ -54,6 +62,7 @@ export function releaseOrphanSlots(slotsDir: string): number {
     return 0;
   }
   for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
     const file = path.join(slotsDir, name);
     let cellDir = '';
     try {
