@@ -279,6 +279,16 @@ export class Cell extends EventEmitter {
       // Bench only: no limits and no cgroupsPath; runc still makes its default cgroups.
       delete this.plan.spec.linux.resources;
       delete this.plan.spec.linux.cgroupsPath;
+      Object.assign(this.plan.limits, { memoryBytes: null, pids: null, cpus: null });
+    }
+    // A part switched off for a benchmark is never silent: it is a degradation like any other.
+    for (const [part, off] of Object.entries(this.opts.benchOff ?? {})) {
+      if (off) {
+        this.plan.degradations.push({
+          control: `bench:${part}`,
+          reason: `${part} switched off for a benchmark`,
+        });
+      }
     }
     for (const d of this.plan.degradations) this.emitEvent({ type: 'policy.degraded', ...d });
     if (seccomp?.unsafeAllowed.length) {

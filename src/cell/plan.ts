@@ -41,8 +41,11 @@ export function cellUser(host: HostFacts): { uid: number; gid: number } {
 }
 
 export interface Degradation {
-  /** A control the user let degrade, or `syscall-audit` (implied by a runtime choice). */
-  control: DegradableControl | 'syscall-audit';
+  /**
+   * A control the user let degrade, `syscall-audit` (implied by a runtime choice), or a part a
+   * benchmark switched off (`bench:<part>`).
+   */
+  control: DegradableControl | 'syscall-audit' | `bench:${string}`;
   reason: string;
 }
 

@@ -167,7 +167,7 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
     command: o.command,
     workspace: o.workspace,
     exitCode,
-    endReason: endReason === 'error' && outcome && !error ? 'error' : endReason,
+    endReason,
     ...(error ? { error: error instanceof NanocellError ? error.oneLine() : error.message } : {}),
     startedAt: new Date(startedAt).toISOString(),
     endedAt: new Date(endedAt).toISOString(),
