@@ -103,7 +103,10 @@ export function leftovers(stateRoot: string, uidBases: number[] = []): Record<st
   for (const ctrl of ['memory', 'pids', 'cpu', 'cpuacct']) {
     const d = `/sys/fs/cgroup/${ctrl}/nanocell`;
     for (const id of ls(d))
-      if (fs.statSync(path.join(d, id)).isDirectory() && isOurs(stateRoot, id))
+      if (
+        fs.statSync(path.join(d, id), { throwIfNoEntry: false })?.isDirectory() &&
+        isOurs(stateRoot, id)
+      )
         cgroups.push(`${ctrl}/${id}`);
   }
   return {
