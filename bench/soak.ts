@@ -21,7 +21,7 @@ const { values } = parseArgs({
   },
 });
 // Compiled to another dir, this file must still drive the repository's CLI (run from the repo).
-useCli(path.resolve('dist/cli/main.js'));
+useCli(path.resolve('dist/cli/nanocell.mjs'));
 const seed = Number(values.seed ?? Date.now() % 2 ** 31);
 const sb = makeSandbox();
 console.log(`soak: ${values.cells} cells, concurrency ${values.concurrency}, seed ${seed}`);

@@ -67,15 +67,20 @@ make -s -C native
 say "build"
 npm run -s build
 
+say "command"
+# The bin is this checkout's bundled CLI, so `nanocell` works from any directory.
+ln -sfn "$PWD/dist/cli/nanocell.mjs" /usr/local/bin/nanocell
+echo "nanocell -> $(readlink /usr/local/bin/nanocell)"
+
 if [ "$mode" = install ]; then
   exit 0
 fi
 
 if [ "$mode" = demo ]; then
   say "nanocell doctor"
-  node dist/cli/main.js doctor || true
+  nanocell doctor || true
   say "nanocell demo"
-  exec node dist/cli/main.js demo
+  exec nanocell demo
 fi
 
 say "static checks"

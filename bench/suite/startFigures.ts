@@ -127,7 +127,7 @@ export async function coldStartCli(
     {
       label: 'node + nanocell --version',
       kind: 'baseline',
-      run: () => runQuiet(process.execPath, [`${ctx.repo}/dist/cli/main.js`, '--version']),
+      run: () => runQuiet(process.execPath, [`${ctx.repo}/dist/cli/nanocell.mjs`, '--version']),
     },
     {
       label: 'node -e 0',

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { HOST_SLOTS_DIR } from '../../src/cell/slots.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const CLI = path.join(REPO, 'dist', 'cli', 'main.js');
+export const CLI = path.join(REPO, 'dist', 'cli', 'nanocell.mjs');
 export const TEST_ROOT = '/var/tmp/nanocell-tests';
 
 export interface Sandbox {

@@ -1,0 +1,24 @@
+// Bundles the CLI into one file, dist/cli/nanocell.mjs (the `nanocell` bin).
+// Why: every `nanocell run` pays Node's ESM loader for each module it imports, and the
+// dependency tree (zod, execa, commander, yaml, ...) is several hundred files. Resolving and
+// linking them was most of the CLI's start-up (about 0.7 s against 0.3 s bundled).
+// The library (dist/index.js) stays unbundled; helpers started as separate processes or
+// workers keep their own files under dist/, found through packageRoot(), which resolves the
+// same from dist/cli/ as from any other dist/ subdirectory.
+import { build } from 'esbuild';
+
+await build({
+  entryPoints: ['dist/cli/main.js'],
+  outfile: 'dist/cli/nanocell.mjs',
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  // A native addon: it must load from node_modules at run time.
+  external: ['better-sqlite3'],
+  // Bundled CommonJS dependencies call require() on Node built-ins; ESM has no require.
+  banner: {
+    js: "import { createRequire as __nanocellRequire } from 'node:module'; const require = __nanocellRequire(import.meta.url);",
+  },
+  logLevel: 'warning',
+});
