@@ -143,6 +143,10 @@ describe('rootless workspace scope', () => {
     expect(out).toContain('planted\nplanted\n');
   });
 
+  it('removes the cell, read-only whiteout layer dirs included', () => {
+    expect(fs.readdirSync(path.join(stateRoot, 'cells'))).toEqual([]);
+  });
+
   it('returns the edit, refuses the recreated excluded paths and reports no deletions', () => {
     expect(report.changes.status).toBe('ok');
     expect(report.changes.counts).toMatchObject({ add: 0, modify: 1, delete: 0, refused: 2 });
