@@ -291,6 +291,7 @@ export class Cell extends EventEmitter {
       }
     }
     for (const d of this.plan.degradations) this.emitEvent({ type: 'policy.degraded', ...d });
+    for (const n of this.ws.notices) this.emitEvent({ type: 'policy.degraded', ...n });
     if (seccomp?.unsafeAllowed.length) {
       this.emitEvent({
         type: 'policy.degraded',

@@ -9,8 +9,11 @@ import { nativeBinary, packageRoot } from '../host/native.js';
 import type { Policy } from '../policy/defaults.js';
 import { NanocellError } from '../util/errors.js';
 import {
+  assertMountablePath,
   collectChangeSet,
   DEFAULT_MAX_FILES,
+  foreignOwnersInScope,
+  listForeignOwned,
   mountOverlay,
   planScope,
   prepareOverlay,
@@ -18,9 +21,12 @@ import {
   teardownOverlay,
   unmountOverlay,
   allHidden,
+  writeWhiteoutLayer,
   type ChangeSummary,
   type CollectOptions,
+  type ForeignOwners,
   type OverlayDirs,
+  type Owner,
   type ScopePlan,
 } from '../workspace/index.js';
 import type { CellEvent } from './cell.js';
@@ -65,7 +71,16 @@ export function resolveProjectDir(p: string): string {
   return real;
 }
 
+/** What the workspace could not give the task; reported like a degradation, never refused. */
+export interface WorkspaceNotice {
+  control: 'workspace-owners';
+  reason: string;
+}
+
 export class CellWorkspace {
+  /** Reported with the cell's degradations (policy.degraded events). */
+  readonly notices: WorkspaceNotice[] = [];
+
   private constructor(
     readonly cellPath: string,
     readonly mountPlan: WorkspaceMountPlan,
@@ -74,6 +89,8 @@ export class CellWorkspace {
     private readonly idmapped: string | undefined,
     private readonly diskBytes: number,
     private readonly upperDir: string | undefined,
+    /** Middle layer of whiteouts; undefined when nothing is hidden. */
+    private readonly hiddenLayerDir: string | undefined,
   ) {}
 
   static async prepare(o: {
@@ -108,33 +125,45 @@ export class CellWorkspace {
         undefined,
         disk,
         undefined,
+        undefined,
       );
     }
+    // Rootless: the owner listing stats every inode in its own process while the walk reads dirs.
+    const caller: Owner = { uid: o.host.uid, gid: o.host.gid };
+    const foreignListing = o.host.rootless ? listForeignOwned(project, caller) : undefined;
     const scope = await planScope(project, o.policy.workspace);
 
     if (o.host.rootless) {
       const base = path.join(o.dirs.dir, 'ws');
       const upper = path.join(base, 'upper');
       const work = path.join(base, 'work');
+      // The runtime joins these into one overlay option string.
+      for (const p of [project, upper, work]) assertMountablePath(p);
       fs.mkdirSync(upper, { recursive: true, mode: 0o755 });
       fs.mkdirSync(work, { recursive: true, mode: 0o700 });
       fs.chmodSync(upper, fs.statSync(project).mode & 0o777);
-      return new CellWorkspace(
+      const hiddenLayer = await writeRootlessWhiteouts(scope, path.join(base, 'whiteouts'), caller);
+      const ws = new CellWorkspace(
         project,
         {
           path: project,
           mode: 'cell-overlay',
-          lowerDir: project,
+          // Topmost first, as overlayfs stacks lowerdir: the whiteouts hide what is out of scope.
+          lowerDir: hiddenLayer ? `${hiddenLayer}:${project}` : project,
           upperDir: upper,
           workDir: work,
-          extraMounts: [...maskMounts(scope, project), ...protectMounts(scope, project)],
+          extraMounts: protectMounts(scope, project),
         },
         scope,
         undefined,
         undefined,
         disk,
         upper,
+        hiddenLayer,
       );
+      const foreign = foreignOwnersInScope(await foreignListing!, scope);
+      if (foreign) ws.notices.push(foreignOwnersNotice(foreign, project, o.host));
+      return ws;
     }
 
     if (o.cellUidBase === undefined)
@@ -191,6 +220,7 @@ export class CellWorkspace {
       idmapped,
       disk,
       overlay.upperDir,
+      overlay.whiteoutDir,
     );
   }
 
@@ -211,6 +241,7 @@ export class CellWorkspace {
       startedAtMs,
       limits: { maxFiles: DEFAULT_MAX_FILES, maxBytes: this.diskBytes },
       scope: this.scope,
+      ...(this.hiddenLayerDir ? { hiddenLayerDir: this.hiddenLayerDir } : {}),
     };
     const summary = this.overlay
       ? await collectChangeSet({ ...opts, mergedDir: this.overlay.mergedDir })
@@ -253,25 +284,45 @@ async function collectUnprivileged(opts: CollectOptions): Promise<ChangeSummary>
   return JSON.parse(String(r.stdout)) as ChangeSummary;
 }
 
-/** Rootless cannot write overlay whiteouts, so hidden paths are masked with empty mounts. */
-function maskMounts(scope: ScopePlan, project: string): OciMount[] {
-  return allHidden(scope).map((rel) => {
-    const abs = path.join(project, rel);
-    const st = fs.lstatSync(abs, { throwIfNoEntry: false });
-    return st?.isDirectory()
-      ? {
-          destination: abs,
-          type: 'tmpfs',
-          source: 'tmpfs',
-          options: ['ro', 'nosuid', 'nodev', 'noexec', 'size=4k', 'mode=000'],
-        }
-      : {
-          destination: abs,
-          type: 'bind',
-          source: '/dev/null',
-          options: ['bind', 'ro', 'nosuid', 'nodev', 'noexec'],
-        };
-  });
+/**
+ * The same middle layer of whiteouts as root mode, owned by the caller: Linux 5.8+ lets an
+ * unprivileged user create whiteouts, and overlayfs honours them in a lower layer. Without it an
+ * excluded path would be visible, so a failure refuses the cell.
+ */
+async function writeRootlessWhiteouts(
+  scope: ScopePlan,
+  layerDir: string,
+  owner: Owner,
+): Promise<string | undefined> {
+  const hidden = allHidden(scope);
+  if (!hidden.length) return undefined;
+  assertMountablePath(layerDir);
+  try {
+    await writeWhiteoutLayer(layerDir, scope.projectDir, hidden, owner);
+  } catch (e) {
+    if (e instanceof NanocellError && e.kind !== 'HOST') throw e;
+    throw new NanocellError(
+      `cannot hide excluded paths from a rootless cell: creating overlay whiteouts as uid ${owner.uid} failed (${(e as Error).message})`,
+      'rootless cells need Linux 5.8 or newer, where any user may create whiteouts; upgrade the kernel or run nanocell as root',
+      'HOST',
+    );
+  }
+  return layerDir;
+}
+
+function foreignOwnersNotice(
+  f: ForeignOwners,
+  project: string,
+  who: { uid: number; gid: number },
+): WorkspaceNotice {
+  const count = `${f.atLeast ? 'at least ' : ''}${f.count}`;
+  return {
+    control: 'workspace-owners',
+    reason:
+      `${count} workspace file(s) or dir(s) are owned by a user or group other than yours (uid ${who.uid}, gid ${who.gid}), ` +
+      `e.g. ${f.example}: a rootless cell can read them but changing them fails (EOVERFLOW); ` +
+      `to fix, give them to your user: chown -R ${who.uid}:${who.gid} ${project}`,
+  };
 }
 
 function protectMounts(scope: ScopePlan, project: string): OciMount[] {

@@ -56,6 +56,11 @@ export interface CollectOptions {
   mergedDir?: string;
   /** Extra options for that temporary view, e.g. `userxattr` for a rootless cell's layers. */
   viewOptions?: string[];
+  /**
+   * The cell's middle layer of whiteouts, stacked into that view exactly as in the cell, so
+   * the view shows what the task saw: hidden paths absent, names it recreated over them new.
+   */
+  hiddenLayerDir?: string;
 }
 
 class Refusal extends Error {}
@@ -73,7 +78,8 @@ export async function collectChangeSet(o: CollectOptions): Promise<ChangeSummary
   if (!viewDir || !isMountPoint(viewDir)) {
     ownView = `${o.outDir}.view`;
     mkdirSync(ownView, { mode: 0o700 });
-    await mountReadOnlyView([o.upperDir, o.lowerDir], ownView, o.viewOptions);
+    const layers = [o.upperDir, o.hiddenLayerDir, o.lowerDir].filter((l): l is string => !!l);
+    await mountReadOnlyView(layers, ownView, o.viewOptions);
     viewDir = ownView;
   }
   const manifest: Manifest = {

@@ -1,8 +1,11 @@
 export { planScope, scopeMounts, allHidden, type ScopePlan } from './scope.js';
 export type { OciMount } from './ociMount.js';
 export type { WorkspacePatterns } from './globs.js';
+export { listForeignOwned, foreignOwnersInScope, type ForeignOwners } from './owners.js';
 export {
   prepareOverlay,
+  writeWhiteoutLayer,
+  assertMountablePath,
   mountOverlay,
   unmountOverlay,
   teardownOverlay,

@@ -1,6 +1,7 @@
 // The thin, side-effecting half of the workspace view: a size-capped tmpfs for the overlay's
 // upper and work dirs, a middle lower layer of whiteouts that hides out-of-scope paths, and
-// the overlay mount itself. Root mode only; the mount and umount binaries do the mounting.
+// the overlay mount itself. The mounts are root mode only (the mount and umount binaries do
+// them); rootless cells reuse the whiteout layer, which Linux 5.8+ lets anyone create.
 import {
   chmodSync,
   chownSync,
@@ -55,7 +56,7 @@ async function run(cmd: string, args: string[], what: string): Promise<void> {
 }
 
 /** Overlay's option parser splits on ',' and ':', so such paths cannot be passed safely. */
-function assertMountablePath(p: string): void {
+export function assertMountablePath(p: string): void {
   if (!p.startsWith('/') || /[,:\\\s]/.test(p)) {
     throw new NanocellError(
       `path ${JSON.stringify(p)} cannot be used in an overlay mount (it must be absolute and free of , : \\ and spaces)`,
@@ -135,7 +136,8 @@ export async function prepareOverlay(opts: {
  * Writes one whiteout (char device 0/0) per hidden path. Node cannot mknod, so one whiteout is
  * made with the mknod binary and the rest are hardlinks to it: one process for any number.
  * Directories mirror the project's modes because a merged directory shows the attributes of
- * the topmost layer that holds it.
+ * the topmost layer that holds it; the modes are set last, so a read-only project directory
+ * does not stop an unprivileged caller (rootless) from filling the layer.
  */
 export async function writeWhiteoutLayer(
   layerDir: string,
@@ -143,9 +145,9 @@ export async function writeWhiteoutLayer(
   hidden: string[],
   owner: Owner,
 ): Promise<void> {
-  mkdirSync(layerDir, { mode: 0o755 });
+  mkdirSync(layerDir, { mode: 0o700 });
   chownSync(layerDir, owner.uid, owner.gid);
-  chmodSync(layerDir, lstatSync(projectDir).mode & 0o7777);
+  const modes: Array<[dir: string, mode: number]> = [[layerDir, lstatSync(projectDir).mode]];
   const made = new Set<string>(['']);
   let template: string | undefined;
   for (const rel of [...hidden].sort()) {
@@ -167,9 +169,9 @@ export async function writeWhiteoutLayer(
           'WORKSPACE',
         );
       }
-      mkdirSync(`${layerDir}/${dir}`);
+      mkdirSync(`${layerDir}/${dir}`, { mode: 0o700 });
       chownSync(`${layerDir}/${dir}`, owner.uid, owner.gid);
-      chmodSync(`${layerDir}/${dir}`, st.mode & 0o7777);
+      modes.push([`${layerDir}/${dir}`, st.mode]);
       made.add(dir);
     }
     const dest = `${layerDir}/${rel}`;
@@ -184,6 +186,8 @@ export async function writeWhiteoutLayer(
     await run('mknod', ['-m', '000', dest, 'c', '0', '0'], 'creating a whiteout');
     template = dest;
   }
+  // Children before parents: a parent's final mode may deny its owner write or search.
+  for (const [dir, mode] of modes.reverse()) chmodSync(dir, mode & 0o7777);
 }
 
 /** Mounts the overlay at `target` (default: dirs.mergedDir) over `lowerDir`. */
