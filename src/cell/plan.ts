@@ -58,6 +58,7 @@ export interface WorkspaceMountPlan {
    */
   mode: 'host-overlay' | 'cell-overlay';
   mergedDir?: string;
+  /** Overlay lower layers, topmost first, joined with ':' (rootless: the whiteout layer, then the project). */
   lowerDir?: string;
   upperDir?: string;
   workDir?: string;
