@@ -10,7 +10,6 @@ import type { Policy } from '../policy/defaults.js';
 import { NanocellError } from '../util/errors.js';
 import {
   assertMountablePath,
-  collectChangeSet,
   DEFAULT_MAX_FILES,
   foreignOwnersInScope,
   listForeignOwned,
@@ -29,6 +28,7 @@ import {
   type Owner,
   type ScopePlan,
 } from '../workspace/index.js';
+import { collectChangeSetOffThread } from '../workspace/collectWorker.js';
 import type { CellEvent } from './cell.js';
 import { CELL_UID, checkWorkspacePath, type WorkspaceMountPlan } from './plan.js';
 import type { CellDirs, StateLayout } from './state.js';
@@ -224,12 +224,16 @@ export class CellWorkspace {
     );
   }
 
-  /** Reads the change set out of the upper layer; call while the overlay is still mounted. */
+  /**
+   * Reads the change set out of the upper layer; call while the overlay is still mounted.
+   * Aborting `signal` stops the collection (root mode: its worker thread) and fails it.
+   */
   async collect(
     layout: StateLayout,
     taskId: string,
     startedAtMs: number,
     emit: (e: CellEvent) => void,
+    signal?: AbortSignal,
   ): Promise<ChangeSummary | undefined> {
     if (!this.scope || !this.upperDir) return undefined;
     const opts = {
@@ -244,7 +248,7 @@ export class CellWorkspace {
       ...(this.hiddenLayerDir ? { hiddenLayerDir: this.hiddenLayerDir } : {}),
     };
     const summary = this.overlay
-      ? await collectChangeSet({ ...opts, mergedDir: this.overlay.mergedDir })
+      ? await collectChangeSetOffThread({ ...opts, mergedDir: this.overlay.mergedDir }, { signal })
       : await collectUnprivileged({ ...opts, viewOptions: ['userxattr'] });
     const kinds = { add: 'added', modify: 'modified', delete: 'deleted', mode: 'mode' } as const;
     for (const c of summary.changes) {

@@ -175,10 +175,9 @@ async function changeSetAttack(
 const execOf = (c: AttackCell, needle: string) =>
   c.events().some((e) => e.type === 'exec' && e.argv.join(' ').includes(needle));
 
-// Sequential on purpose: collecting a hostile change set (hundreds of thousands of files) is
-// synchronous file I/O that holds this process's event loop for many seconds, which would
-// starve the timers of cells started concurrently in the same process.
-describe('host write: change sets built to trick apply', () => {
+// Concurrent on purpose: collection runs on a worker thread, so a hostile change set (HW-11's
+// hundred thousand files) must not starve the timers of the cells running beside it.
+describe.concurrent('host write: change sets built to trick apply', () => {
   it('HW-07 swaps a directory for a symlink out of the project', async () => {
     await changeSetAttack(
       { script: `rm -rf lib && ln -s ${host.drop} lib && ln -s /etc/cron.d cron && echo ok` },
