@@ -609,13 +609,16 @@ export class Cell extends EventEmitter {
     }
   }
 
-  /** Ends the task: stops every process, collects, and removes every trace but the report. */
-  destroy(): Promise<CellSummary> {
-    this.destroyed ??= this.doDestroy();
+  /**
+   * Ends the task: stops every process, collects, and removes every trace but the report.
+   * Aborting `o.abandonChanges` stops a change-set collection in progress; nothing of it is kept.
+   */
+  destroy(o: { abandonChanges?: AbortSignal } = {}): Promise<CellSummary> {
+    this.destroyed ??= this.doDestroy(o.abandonChanges);
     return this.destroyed;
   }
 
-  private async doDestroy(): Promise<CellSummary> {
+  private async doDestroy(abandonChanges: AbortSignal | undefined): Promise<CellSummary> {
     clearTimeout(this.timer);
     clearInterval(this.sampler);
     let t = performance.now();
@@ -645,8 +648,12 @@ export class Cell extends EventEmitter {
     let changeSet: unknown;
     t = performance.now();
     try {
-      changeSet = await this.ws?.collect(this.layout, this.taskId, this.startedAt, (e) =>
-        this.emitEvent(e),
+      changeSet = await this.ws?.collect(
+        this.layout,
+        this.taskId,
+        this.startedAt,
+        (e) => this.emitEvent(e),
+        abandonChanges,
       );
     } catch (e) {
       changeSet = { error: (e as Error).message };

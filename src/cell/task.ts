@@ -32,6 +32,8 @@ export interface TaskOptions {
   stderr: Writable;
   /** Resolves when the task should be killed (Ctrl-C, SIGTERM). */
   abort?: AbortSignal;
+  /** Resolves when a change-set collection in progress should be given up (a second Ctrl-C). */
+  abandonChanges?: AbortSignal;
   /** What to do with the change set after the task. */
   changes?: 'keep' | 'apply' | 'discard';
   /** Called for every audit event, after it is recorded (live view). */
@@ -148,7 +150,7 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
     o.abort?.removeEventListener('abort', onAbort);
     if (cell) {
       try {
-        summary = await cell.destroy();
+        summary = await cell.destroy({ abandonChanges: o.abandonChanges });
       } catch (e) {
         error ??= e as Error;
       }

@@ -28,7 +28,13 @@ import {
   type Owner,
   type ScopePlan,
 } from '../workspace/index.js';
-import { collectChangeSetOffThread } from '../workspace/collectWorker.js';
+import {
+  collectChangeSetOffThread,
+  collectionAborted,
+  fromWireError,
+  removePartial,
+  type WireError,
+} from '../workspace/collectWorker.js';
 import type { CellEvent } from './cell.js';
 import { CELL_UID, checkWorkspacePath, type WorkspaceMountPlan } from './plan.js';
 import type { CellDirs, StateLayout } from './state.js';
@@ -249,7 +255,7 @@ export class CellWorkspace {
     };
     const summary = this.overlay
       ? await collectChangeSetOffThread({ ...opts, mergedDir: this.overlay.mergedDir }, { signal })
-      : await collectUnprivileged({ ...opts, viewOptions: ['userxattr'] });
+      : await collectUnprivileged({ ...opts, viewOptions: ['userxattr'] }, signal);
     const kinds = { add: 'added', modify: 'modified', delete: 'deleted', mode: 'mode' } as const;
     for (const c of summary.changes) {
       if (c.kind === 'refused') continue;
@@ -271,21 +277,43 @@ export class CellWorkspace {
  * Rootless: the cell's overlay lived in its own mount namespace, and the caller may not mount
  * on the host, so the view of upper over lower is mounted in a child user+mount namespace.
  */
-async function collectUnprivileged(opts: CollectOptions): Promise<ChangeSummary> {
+async function collectUnprivileged(
+  opts: CollectOptions,
+  signal: AbortSignal | undefined,
+): Promise<ChangeSummary> {
+  if (signal?.aborted) throw collectionAborted();
   const main = path.join(packageRoot(), 'dist', 'workspace', 'collectMain.js');
+  const outDirWasFree = !fs.existsSync(opts.outDir);
   const r = await execa(
     'unshare',
     ['--user', '--map-root-user', '--mount', '--', process.execPath, main, JSON.stringify(opts)],
-    { reject: false, stdin: 'ignore' },
+    { reject: false, stdin: 'ignore', ...(signal ? { cancelSignal: signal } : {}) },
   );
+  if (r.isCanceled) {
+    // The child's view mount died with its namespace; only its partial output is left.
+    if (outDirWasFree) await removePartial(opts.outDir);
+    throw collectionAborted();
+  }
   if (r.exitCode !== 0) {
+    const last = String(r.stderr).trim().split('\n').pop() ?? '';
+    const wire = parseCollectError(last);
+    if (wire) throw fromWireError(wire);
     throw new NanocellError(
-      `collecting the change set failed: ${String(r.stderr).trim().split('\n').pop()}`,
+      `collecting the change set failed: ${last}`,
       'check that unprivileged user namespaces are allowed (nanocell doctor)',
       'HOST',
     );
   }
   return JSON.parse(String(r.stdout)) as ChangeSummary;
+}
+
+function parseCollectError(line: string): WireError | undefined {
+  try {
+    const v = JSON.parse(line) as { collectError?: WireError };
+    return typeof v.collectError?.message === 'string' ? v.collectError : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

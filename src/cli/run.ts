@@ -75,8 +75,16 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
   const policy = resolvePolicy(...layers);
   const workspace = path.resolve(opts.workspace ?? process.cwd());
 
+  // The first signal kills the task and still collects its change set; a second one gives up
+  // the collection (a hostile change set can take a while) and keeps nothing of it.
   const abort = new AbortController();
-  const onSignal = () => abort.abort();
+  const abandon = new AbortController();
+  const onSignal = () => {
+    if (!abort.signal.aborted) return abort.abort();
+    if (abandon.signal.aborted) return;
+    process.stderr.write('nanocell: giving up the change set; nothing of it is kept\n');
+    abandon.abort();
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
@@ -94,6 +102,7 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
       stdout: process.stdout,
       stderr: process.stderr,
       abort: abort.signal,
+      abandonChanges: abandon.signal,
       changes: opts.apply ? 'apply' : opts.discard ? 'discard' : 'keep',
       onEvent: live ? (e) => live.onEvent(e) : undefined,
     });

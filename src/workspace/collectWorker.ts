@@ -80,7 +80,7 @@ export function collectChangeSetOffThread(
   opts: CollectOptions,
   o: OffThreadOptions = {},
 ): Promise<ChangeSummary> {
-  if (o.signal?.aborted) return Promise.reject(aborted());
+  if (o.signal?.aborted) return Promise.reject(collectionAborted());
   // Only output this call created may be removed after a kill (the collector refuses an
   // existing outDir, and that refusal must not delete it).
   const outDirWasFree = !existsSync(opts.outDir) && !existsSync(`${opts.outDir}.view`);
@@ -124,7 +124,7 @@ export function collectChangeSetOffThread(
       }
       const error = (cleanupProblem?: string) =>
         killed
-          ? aborted(cleanupProblem)
+          ? collectionAborted(cleanupProblem)
           : workerFailed(failure ?? `exit code ${code}`, cleanupProblem);
       (outDirWasFree ? removePartial(opts.outDir) : Promise.resolve()).then(
         () => reject(error()),
@@ -146,14 +146,14 @@ function isReply(m: unknown): m is CollectReply {
 }
 
 /** A kill mid-collection may leave the collector's own view mounted and a half-filled outDir. */
-async function removePartial(outDir: string): Promise<void> {
+export async function removePartial(outDir: string): Promise<void> {
   const view = `${outDir}.view`;
   if (isMountPoint(view)) await unmountOverlay(view);
   await rm(view, { recursive: true, force: true });
   await rm(outDir, { recursive: true, force: true });
 }
 
-function aborted(cleanupProblem?: string): NanocellError {
+export function collectionAborted(cleanupProblem?: string): NanocellError {
   return new NanocellError(
     `collecting the change set was aborted; nothing was kept${
       cleanupProblem ? ` (cleanup failed: ${cleanupProblem})` : ''

@@ -76,6 +76,53 @@ describe('task endings', () => {
     });
   }
 
+  it('a second SIGINT gives up a change-set collection in progress and keeps nothing of it', async () => {
+    const made =
+      'import os\nfor i in range(60000): open("f%d" % i, "w").close()\nprint("ready", flush=True)';
+    const child = spawnNanocell(
+      [
+        'run',
+        '--workspace',
+        sb.project,
+        '--quiet',
+        '--',
+        'sh',
+        '-c',
+        `python3 -c '${made}' && sleep 1000`,
+      ],
+      { stateRoot: sb.stateRoot },
+    );
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    await waitFor(() => out.includes('ready') || undefined);
+    const base = SLOT_BASE + slotsOf(sb.stateRoot)[0]! * 65536;
+    child.kill('SIGINT');
+    // Under way: the collector has started storing files and has not written its manifest.
+    const changes = path.join(sb.stateRoot, 'changes');
+    const taskDir = await waitFor(() => {
+      const [id] = fs.existsSync(changes) ? fs.readdirSync(changes) : [];
+      const dir = id && path.join(changes, id);
+      return dir && fs.existsSync(path.join(dir, 'files')) ? dir : undefined;
+    });
+    expect(fs.existsSync(path.join(taskDir, 'manifest.json'))).toBe(false);
+    child.kill('SIGINT');
+    expect(await exited).toBe(137);
+    expect(err).toContain('giving up the change set');
+    expect(fs.readdirSync(changes)).toEqual([]);
+    expect(fs.readdirSync(sb.project)).toEqual(['README.md']);
+    expect(leftovers(sb.stateRoot, [base])).toEqual({
+      cells: [],
+      runtime: [],
+      slots: [],
+      mounts: [],
+      cgroups: [],
+      processes: [],
+    });
+  });
+
   it('SIGKILL of nanocell takes its cell down, and the next start removes the rest', async () => {
     const { child, base, exited } = await startLongTask();
     child.kill('SIGKILL');
