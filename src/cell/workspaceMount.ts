@@ -10,6 +10,7 @@ import type { Policy } from '../policy/defaults.js';
 import { NanocellError } from '../util/errors.js';
 import {
   assertMountablePath,
+  collectChangeSet,
   DEFAULT_MAX_FILES,
   foreignOwnersInScope,
   listForeignOwned,
@@ -31,6 +32,7 @@ import {
 import {
   collectChangeSetOffThread,
   collectionAborted,
+  fitsInThread,
   fromWireError,
   removePartial,
   type WireError,
@@ -253,9 +255,14 @@ export class CellWorkspace {
       scope: this.scope,
       ...(this.hiddenLayerDir ? { hiddenLayerDir: this.hiddenLayerDir } : {}),
     };
-    const summary = this.overlay
-      ? await collectChangeSetOffThread({ ...opts, mergedDir: this.overlay.mergedDir }, { signal })
-      : await collectUnprivileged({ ...opts, viewOptions: ['userxattr'] }, signal);
+    const summary = !this.overlay
+      ? await collectUnprivileged({ ...opts, viewOptions: ['userxattr'] }, signal)
+      : fitsInThread(this.upperDir)
+        ? await collectChangeSet({ ...opts, mergedDir: this.overlay.mergedDir })
+        : await collectChangeSetOffThread(
+            { ...opts, mergedDir: this.overlay.mergedDir },
+            { signal },
+          );
     const kinds = { add: 'added', modify: 'modified', delete: 'deleted', mode: 'mode' } as const;
     for (const c of summary.changes) {
       if (c.kind === 'refused') continue;
