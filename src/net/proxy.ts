@@ -1,6 +1,8 @@
 // The egress proxy of one cell: an HTTP/1.1 forward proxy (absolute-URI requests for http://
 // and CONNECT tunnels) and a SOCKS5 proxy on the same unix socket, told apart by the first
-// byte. Every attempt is decided by the cell's rules and reported through onEvent.
+// byte. Every attempt is decided by the cell's rules and reported through onEvent. A plain
+// HTTP request has its client connection to itself: its response says `Connection: close`,
+// and a further request on that connection is refused (rule `one-request-per-connection`).
 import { chmodSync, chownSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
