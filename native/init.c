@@ -70,6 +70,8 @@ struct nc_ruleset_attr {
 #define STDIN_PAUSE_LIMIT (4u << 20)  /* stop reading fd 3 while a command's stdin backlog is this big */
 #define DRAIN_BUDGET (1u << 20)       /* bytes read from a pipe after its command was reaped */
 #define RELAY_BUF (256u << 10)  /* per direction, only when no pipe could be made */
+#define RELAY_PIPE_BULK (1u << 20) /* pipe size once a direction has carried RELAY_BULK_AFTER bytes */
+#define RELAY_BULK_AFTER (256u << 10)
 #define RELAY_ROUNDS 8           /* read/write rounds per wake-up, so one busy connection cannot starve the rest */
 #define MAX_BRIDGES 16
 #define MAX_LL_RULES 256
@@ -148,6 +150,8 @@ struct bridge {
  * never copied through init's memory; if no pipe could be made (fd limit), through a buffer. */
 struct half {
 	int pipe[2];   /* -1 when copying through buf */
+	size_t moved;  /* bytes carried so far (until the pipe is grown) */
+	int grown;     /* the pipe was enlarged for bulk transfer (or that failed) */
 	char *buf;     /* RELAY_BUF bytes, copy mode only */
 	size_t off;    /* copy mode: start of the unwritten bytes in buf */
 	size_t len;    /* bytes read and not yet written (in the pipe or in buf) */
@@ -719,9 +723,19 @@ static void half_free(struct half *h)
 static ssize_t half_fill(int from, struct half *h)
 {
 	if (h->pipe[0] >= 0) {
-		/* The pipe is empty here (see half_wants_read), so its whole capacity is free. */
-		ssize_t n = splice(from, NULL, h->pipe[1], NULL, RELAY_BUF,
+		/* A bulk transfer gets a larger pipe: each wake-up of init then moves up to 1 MiB
+		 * instead of 64 KiB. Only then, so that many small connections do not use up the
+		 * user's pipe memory (pipe-user-pages-soft); if enlarging fails, 64 KiB still work. */
+		if (!h->grown && h->moved >= RELAY_BULK_AFTER) {
+			h->grown = 1;
+			fcntl(h->pipe[1], F_SETPIPE_SZ, (int)RELAY_PIPE_BULK);
+		}
+		/* The pipe is empty here (see half_wants_read), so its whole capacity is free; splice
+		 * stops when the pipe is full. */
+		ssize_t n = splice(from, NULL, h->pipe[1], NULL, RELAY_PIPE_BULK,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0 && !h->grown)
+			h->moved += (size_t)n;
 		if (n >= 0 || (errno != EINVAL && errno != ENOSYS && errno != EPERM))
 			return n;
 		/* splice is not available for this socket: copy instead, from now on. */

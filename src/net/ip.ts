@@ -96,9 +96,18 @@ export function parseCidr(text: string): Cidr | undefined {
   return { family: ip.family, base: ip.value & mask(ip.family, prefix), prefix };
 }
 
-function mask(family: Family, prefix: number): bigint {
-  const bits = BITS[family];
+/** Network masks by family and prefix length, computed once: range checks run per request. */
+const MASKS: Record<Family, readonly bigint[]> = {
+  4: Array.from({ length: 33 }, (_, p) => maskOf(32, p)),
+  6: Array.from({ length: 129 }, (_, p) => maskOf(128, p)),
+};
+
+function maskOf(bits: number, prefix: number): bigint {
   return ((1n << BigInt(bits)) - 1n) ^ ((1n << BigInt(bits - prefix)) - 1n);
+}
+
+function mask(family: Family, prefix: number): bigint {
+  return MASKS[family][prefix]!;
 }
 
 export function cidrContains(cidr: Cidr, ip: Ip): boolean {

@@ -1,11 +1,14 @@
 // The egress proxy of one cell: an HTTP/1.1 forward proxy (absolute-URI requests for http://
 // and CONNECT tunnels) and a SOCKS5 proxy on the same unix socket, told apart by the first
-// byte. Every attempt is decided by the cell's rules and reported through onEvent.
+// byte. Every attempt is decided by the cell's rules and reported through onEvent. A plain
+// HTTP request has its client connection to itself: its response says `Connection: close`,
+// and a further request on that connection is refused (rule `one-request-per-connection`).
 import { chmodSync, chownSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { NanocellError } from '../util/errors.js';
 import { dial, systemResolver, type DialFailure, type DialResult, type Resolver } from './dial.js';
+import { chunk, LAST_CHUNK, readResponseHead, requestHead } from './httpHead.js';
 import { parseTarget, type NetRules } from './rules.js';
 import { parseGreeting, parseRequest, reply, Reply, SOCKS_VERSION } from './socks5.js';
 
@@ -73,23 +76,14 @@ const MAX_SOCKS_HANDSHAKE = 1024;
  */
 const TUNNEL_READ_BYTES = 256 * 1024;
 const DENY_HEADER = 'X-Nanocell-Deny-Reason';
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 export async function startEgressProxy(opts: EgressProxyOptions): Promise<EgressProxy> {
   const { rules, socketPath } = opts;
   const resolver: Resolver = opts.resolver ?? systemResolver;
   const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 10_000;
   const sockets = new Set<net.Socket>();
+  /** Client connections whose plain-HTTP request is being relayed (see forward). */
+  const boundClients = new WeakSet<net.Socket>();
   const servers: net.Server[] = [];
   const stats: ProxyStats = { active: 0, allowed: 0, denied: 0, bytesUp: 0, bytesDown: 0 };
   let closing = false;
@@ -162,6 +156,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
   const httpServer = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES });
 
   httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+    if (refuseIfBound(socket, 'http')) return;
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
     attempt('http', '', 0).denied('bad-request', `unreadable request (${err.code ?? err.message})`);
     if (socket.writable) {
@@ -172,6 +167,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
 
   httpServer.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
     clearHandshakeTimer(client);
+    if (refuseIfBound(client, 'connect')) return;
     const authority = parseAuthority(req.url ?? '');
     if (!authority) {
       attempt('connect', '', 0).denied(
@@ -209,12 +205,14 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
 
   httpServer.on('upgrade', (req: http.IncomingMessage, client: net.Socket) => {
     clearHandshakeTimer(client);
+    if (refuseIfBound(client, 'http')) return;
     attempt('http', '', 0).denied('bad-request', 'protocol upgrade over a forward request');
     client.end(errorResponse(400, 'use CONNECT for WebSocket and other upgrades'));
   });
 
   httpServer.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     clearHandshakeTimer(req.socket);
+    if (refuseIfBound(req.socket, 'http')) return;
     forward(req, res);
   });
 
@@ -245,6 +243,25 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       sendDenied(res, why);
       return;
     }
+    const chunked = req.headers['transfer-encoding'] !== undefined;
+    const head = requestHead(
+      req.method ?? '',
+      `${url.pathname}${url.search}`,
+      url.host,
+      req.rawHeaders,
+      chunked,
+    );
+    if (head === undefined) {
+      const why = 'the request has a method, target or header that cannot be forwarded';
+      a.denied('bad-request', why);
+      sendError(res, 400, why);
+      return;
+    }
+    // From here the client connection carries this request's response and nothing else: the
+    // response passes through raw and the connection closes after it. A later request on the
+    // same connection is refused, so no bytes of it can reach this destination.
+    const client = req.socket;
+    boundClients.add(client);
     req.pause();
     void dial(rules, url.hostname, port, dialOpts).then((d) => {
       if (!d.ok) {
@@ -253,73 +270,26 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
         sendFailure(res, d);
         return;
       }
-      const upstreamSocket = d.socket;
-      const headers: Record<string, string | string[]> = {};
-      const connectionTokens = new Set(
-        String(req.headers.connection ?? '')
-          .split(',')
-          .map((t) => t.trim().toLowerCase()),
-      );
-      for (let i = 0; i < req.rawHeaders.length; i += 2) {
-        const key = req.rawHeaders[i]!;
-        const lower = key.toLowerCase();
-        if (HOP_BY_HOP.has(lower) || connectionTokens.has(lower)) continue;
-        const prev = headers[lower];
-        const value = req.rawHeaders[i + 1]!;
-        headers[lower] = prev === undefined ? value : ([] as string[]).concat(prev, value);
+      const upstream = d.socket;
+      if (client.destroyed) {
+        upstream.destroy();
+        a.finished(d, 0, 0);
+        return;
       }
-      headers.host = url.host;
-      headers.connection = 'close';
-      const chunked = req.headers['transfer-encoding'] !== undefined;
-      const upstream = http.request({
-        createConnection: () => upstreamSocket,
-        method: req.method,
-        path: `${url.pathname}${url.search}`,
-        headers,
-        setHost: false,
-      });
-      if (chunked) upstream.setHeader('transfer-encoding', 'chunked');
-      let finished = false;
-      const finish = () => {
-        if (finished) return;
-        finished = true;
-        upstreamSocket.destroy();
-        a.finished(d, upstreamSocket.bytesWritten, upstreamSocket.bytesRead);
-      };
-      upstream.on('response', (up) => {
-        const out: Record<string, string | string[]> = {};
-        const upTokens = new Set(
-          String(up.headers.connection ?? '')
-            .split(',')
-            .map((t) => t.trim().toLowerCase()),
-        );
-        for (let i = 0; i < up.rawHeaders.length; i += 2) {
-          const lower = up.rawHeaders[i]!.toLowerCase();
-          if (HOP_BY_HOP.has(lower) || upTokens.has(lower)) continue;
-          const prev = out[lower];
-          const value = up.rawHeaders[i + 1]!;
-          out[lower] = prev === undefined ? value : ([] as string[]).concat(prev, value);
-        }
-        try {
-          res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
-        } catch {
-          // A status line or header node will not repeat: fail this request, not the proxy.
-          sendError(res, 502, 'upstream sent an invalid response head');
-          finish();
-          return;
-        }
-        up.pipe(res);
-        up.on('error', () => res.destroy());
-      });
-      upstream.on('error', (e) => {
-        if (!res.headersSent) sendError(res, 502, `upstream error: ${e.message}`);
-        else res.destroy();
-        finish();
-      });
-      res.on('close', finish);
-      req.pipe(upstream);
-      req.resume();
+      relayHttp(req, client, upstream, head, chunked, () =>
+        a.finished(d, upstream.bytesWritten, upstream.bytesRead),
+      );
     });
+  };
+
+  /** Refuses a request on a client connection already bound to an earlier request. */
+  const refuseIfBound = (client: net.Socket, protocol: ProxyEvent['protocol']): boolean => {
+    if (!boundClients.has(client)) return false;
+    attempt(protocol, '', 0).denied(
+      'one-request-per-connection',
+      'a proxy connection carries one plain-HTTP request; open a new connection',
+    );
+    return true;
   };
 
   // ---- SOCKS5 ----------------------------------------------------------------------------
@@ -458,6 +428,96 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     },
     stats: () => ({ ...stats }),
   };
+}
+
+/**
+ * Relays one plain-HTTP request and its response, then closes the client connection; calls
+ * done once after both sockets are closed. The request goes up as the rebuilt head plus the
+ * body as node's parser delimited it (re-chunked if it came chunked), so bytes after it on
+ * the client connection never reach this upstream. The response comes back with a rewritten
+ * head and its body as the upstream sent it.
+ */
+function relayHttp(
+  req: http.IncomingMessage,
+  client: net.Socket,
+  upstream: net.Socket,
+  head: string,
+  chunked: boolean,
+  done: () => void,
+) {
+  let open = 2;
+  const closed = () => {
+    if (--open === 0) done();
+  };
+  client.once('close', () => {
+    upstream.destroy();
+    closed();
+  });
+  upstream.on('error', () => upstream.destroy());
+
+  upstream.write(head, 'latin1');
+  req.on('data', (data: Buffer) => {
+    if (!upstream.write(chunked ? chunk(data) : data)) req.pause();
+  });
+  upstream.on('drain', () => req.resume());
+  req.once('end', () => {
+    if (chunked) upstream.write(LAST_CHUNK);
+  });
+  req.resume();
+
+  // Bytes of the response head received so far; undefined once the head went to the client.
+  let pending: Buffer | undefined = Buffer.alloc(0);
+  // The upstream's side is over: ended cleanly, or failed and already handled.
+  let ended = false;
+  const fail = (why: string) => {
+    ended = true;
+    if (pending !== undefined && client.writable) {
+      client.end(errorResponse(502, `upstream error: ${why}`));
+      client.destroySoon();
+    } else {
+      client.destroy();
+    }
+    pending = undefined;
+    upstream.destroy();
+  };
+  upstream.on('data', (data: Buffer) => {
+    if (pending === undefined) {
+      if (!client.write(data)) upstream.pause();
+      return;
+    }
+    let buf = pending.length ? Buffer.concat([pending, data]) : data;
+    for (;;) {
+      const r = readResponseHead(buf, MAX_HEADER_BYTES);
+      if (r.kind === 'more') {
+        pending = buf;
+        return;
+      }
+      if (r.kind === 'bad') return fail(`invalid response (${r.reason})`);
+      if (r.kind === 'interim') {
+        buf = buf.subarray(r.used);
+        continue;
+      }
+      pending = undefined;
+      const body = buf.subarray(r.used);
+      client.cork();
+      client.write(r.head, 'latin1');
+      const room = body.length ? client.write(body) : true;
+      client.uncork();
+      if (!room) upstream.pause();
+      return;
+    }
+  });
+  client.on('drain', () => upstream.resume());
+  upstream.once('end', () => {
+    if (pending !== undefined) return fail('closed before a response');
+    ended = true;
+    client.destroySoon();
+  });
+  // Closed without an end (reset, error): the client must not take a cut response for whole.
+  upstream.once('close', () => {
+    if (!ended) fail(pending === undefined ? 'connection lost' : 'closed before a response');
+    closed();
+  });
 }
 
 /**

@@ -143,8 +143,35 @@ function parseCidrRule(entry: string): CidrRule {
   return { cidr, ports, rule: `cidr:${entry}` };
 }
 
+// Decisions are pure functions of immutable inputs, and one request asks for them several
+// times (the proxy's display name, the Host header check, the dial): remember recent answers.
+// Bounded so that a client cycling through names cannot grow the proxy's memory.
+const MEMO_ENTRIES = 4096;
+
+function remember<K, V>(memo: Map<K, V>, key: K, value: V): V {
+  if (memo.size >= MEMO_ENTRIES) memo.clear();
+  memo.set(key, value);
+  return value;
+}
+
+const targets = new Map<string, Readonly<Target> | undefined>();
+const hostDecisions = new WeakMap<NetRules, Map<string, Readonly<Decision>>>();
+const addressDecisions = new WeakMap<NetRules, Map<string, Readonly<Decision>>>();
+
+function memoOf(memos: WeakMap<NetRules, Map<string, Readonly<Decision>>>, rules: NetRules) {
+  let memo = memos.get(rules);
+  if (!memo) memos.set(rules, (memo = new Map()));
+  return memo;
+}
+
 /** Reads a request's host: `[v6]`, a v4/v6 literal or a DNS name. Undefined if unusable. */
-export function parseTarget(host: string): Target | undefined {
+export function parseTarget(host: string): Readonly<Target> | undefined {
+  if (targets.has(host)) return targets.get(host);
+  const t = parseTargetUncached(host);
+  return remember(targets, host, t && Object.freeze(t));
+}
+
+function parseTargetUncached(host: string): Target | undefined {
   const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
   const ip = parseIp(bare);
   if (ip) return { kind: 'ip', ip, text: formatIp(ip) };
@@ -154,7 +181,13 @@ export function parseTarget(host: string): Target | undefined {
 }
 
 /** The decision by name and port, before any resolution. Deny entries beat allow entries. */
-export function decideHost(rules: NetRules, host: string, port: number): Decision {
+export function decideHost(rules: NetRules, host: string, port: number): Readonly<Decision> {
+  const memo = memoOf(hostDecisions, rules);
+  const key = `${port} ${host}`;
+  return memo.get(key) ?? remember(memo, key, Object.freeze(decideHostUncached(rules, host, port)));
+}
+
+function decideHostUncached(rules: NetRules, host: string, port: number): Decision {
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     return denied('invalid-port', `port ${port} is not a TCP port`);
   }
@@ -198,7 +231,12 @@ export function decideHost(rules: NetRules, host: string, port: number): Decisio
  * IPv4-mapped or similar address needs an IPv6 range and its embedded IPv4 address is checked
  * as well. The port was already decided by name, so CIDR ports do not apply here.
  */
-export function checkAddress(rules: NetRules, ip: string): Decision {
+export function checkAddress(rules: NetRules, ip: string): Readonly<Decision> {
+  const memo = memoOf(addressDecisions, rules);
+  return memo.get(ip) ?? remember(memo, ip, Object.freeze(checkAddressUncached(rules, ip)));
+}
+
+function checkAddressUncached(rules: NetRules, ip: string): Decision {
   const addr = parseIp(ip.startsWith('[') && ip.endsWith(']') ? ip.slice(1, -1) : ip);
   if (!addr) return denied('invalid-address', `${JSON.stringify(ip)} is not an IP address`);
   const text = formatIp(addr);

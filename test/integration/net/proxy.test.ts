@@ -42,7 +42,7 @@ describe('HTTP forward proxy (absolute-URI)', () => {
     expect(Date.parse(e.time)).not.toBeNaN();
   });
 
-  it('serves several requests on one client connection, each decided on its own', async () => {
+  it('binds a client connection to its first request: a second one is refused, never forwarded', async () => {
     const web = await h.httpServer('127.0.0.2');
     const p = await h.proxy({
       allow: [`web.test:${web.port}`],
@@ -50,12 +50,102 @@ describe('HTTP forward proxy (absolute-URI)', () => {
       cidrs: ['127.0.0.2/32'],
     });
     const s = await h.connectProxy(p);
-    s.write(`GET http://web.test:${web.port}/1 HTTP/1.1\r\nHost: web.test:${web.port}\r\n\r\n`);
-    await readUntil(s, (b) => b.includes('body=0'));
-    s.write(`GET http://other.test:${web.port}/2 HTTP/1.1\r\nHost: other.test:${web.port}\r\n\r\n`);
-    const second = (await readUntil(s, (b) => b.includes('\n', b.indexOf('\r\n\r\n')))).toString();
-    expect(second).toMatch(/^HTTP\/1\.1 403/);
+    // Pipelined: the second request is on the wire before the first response.
+    s.write(
+      `GET http://web.test:${web.port}/1 HTTP/1.1\r\nHost: web.test:${web.port}\r\n\r\n` +
+        `GET http://web.test:${web.port}/2 HTTP/1.1\r\nHost: web.test:${web.port}\r\n\r\n`,
+    );
+    const res = (await readUntil(s, () => false).catch((e: Error) => e.message)).toString();
+    expect(res).toMatch(/^HTTP\/1\.1 200/);
+    expect(res).toMatch(/\r\nConnection: close\r\n/i);
+    expect(res).toContain('hello GET /1');
+    expect(res).not.toContain('/2');
     expect(web.requests.map((r) => r.url)).toEqual(['/1']);
+    const refused = await h.event((x) => x.rule === 'one-request-per-connection');
+    expect(refused.decision).toBe('denied');
+  });
+
+  it('re-chunks a chunked upload and passes a chunked response through', async () => {
+    let upstreamSaw = '';
+    const raw = net.createServer((c) => {
+      c.on('data', (d: Buffer) => {
+        upstreamSaw += d.toString('latin1');
+        if (!upstreamSaw.endsWith('0\r\n\r\n')) return;
+        c.end(
+          'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n3\r\n!!!\r\n0\r\n\r\n',
+        );
+      });
+    });
+    const port = await h.listen(raw, '127.0.0.2');
+    const p = await h.proxy({
+      allow: [`raw.test:${port}`],
+      hosts: { 'raw.test': '127.0.0.2' },
+      cidrs: ['127.0.0.2/32'],
+    });
+    const s = await h.connectProxy(p);
+    s.write(
+      `POST http://raw.test:${port}/c HTTP/1.1\r\nHost: raw.test:${port}\r\n` +
+        `Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n`,
+    );
+    const res = (await readUntil(s, () => false).catch(() => '')).toString();
+    expect(upstreamSaw).toMatch(/^POST \/c HTTP\/1\.1\r\nHost: raw\.test:\d+\r\n/);
+    expect(upstreamSaw).toMatch(/\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n/);
+    let rest = upstreamSaw.slice(upstreamSaw.indexOf('\r\n\r\n') + 4);
+    let body = '';
+    for (let n = -1; n !== 0;) {
+      const eol = rest.indexOf('\r\n');
+      n = parseInt(rest.slice(0, eol), 16);
+      body += rest.slice(eol + 2, eol + 2 + n);
+      rest = rest.slice(eol + 2 + n + 2);
+    }
+    expect(body).toBe('helloabc');
+    expect(rest).toBe('');
+    expect(res).toBe(
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n' +
+        '2\r\nok\r\n3\r\n!!!\r\n0\r\n\r\n',
+    );
+  });
+
+  it('drops interim responses and hop-by-hop headers of the upstream', async () => {
+    const raw = net.createServer((c) => {
+      c.once('data', () =>
+        c.end(
+          'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n' +
+            'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=5\r\n' +
+            'Connection: keep-alive, X-Secret\r\nX-Secret: 1\r\nX-Kept: yes\r\n\r\nok',
+        ),
+      );
+    });
+    const port = await h.listen(raw, '127.0.0.2');
+    const p = await h.proxy({
+      allow: [`raw.test:${port}`],
+      hosts: { 'raw.test': '127.0.0.2' },
+      cidrs: ['127.0.0.2/32'],
+    });
+    const s = await h.connectProxy(p);
+    s.write(`GET http://raw.test:${port}/ HTTP/1.1\r\nHost: raw.test:${port}\r\n\r\n`);
+    const res = (await readUntil(s, () => false).catch(() => '')).toString();
+    expect(res).toBe(
+      'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Kept: yes\r\nConnection: close\r\n\r\nok',
+    );
+  });
+
+  it('answers 502 to a response head it cannot read', async () => {
+    const raw = net.createServer((c) => {
+      c.once('data', () => c.end('HTTP/1.1 200 OK\r\nBad Header\r\n\r\nok'));
+    });
+    const port = await h.listen(raw, '127.0.0.2');
+    const p = await h.proxy({
+      allow: [`raw.test:${port}`],
+      hosts: { 'raw.test': '127.0.0.2' },
+      cidrs: ['127.0.0.2/32'],
+    });
+    const s = await h.connectProxy(p);
+    s.write(`GET http://raw.test:${port}/ HTTP/1.1\r\nHost: raw.test:${port}\r\n\r\n`);
+    const res = (await readUntil(s, () => false).catch(() => '')).toString();
+    expect(res).toMatch(/^HTTP\/1\.1 502/);
+    const e = await h.event((x) => x.protocol === 'http');
+    expect(e.decision).toBe('allowed');
   });
 
   it('denies with 403, a reason header and a body, and records it at once', async () => {
