@@ -23,6 +23,11 @@ export interface DialOptions {
   track?: (s: net.Socket) => void;
   /** Read the upstream into the caller's buffer (net's `onread`): the socket emits no 'data'. */
   onread?: net.OnReadOpts;
+  /**
+   * Bytes for the upstream, queued as soon as the socket exists (the address is already
+   * checked), so they leave with the handshake instead of a loop turn after it.
+   */
+  firstBytes?: string;
 }
 
 /** At most this many addresses of one name are checked and tried. */
@@ -92,7 +97,7 @@ function connectTo(
   ip: string,
   port: number,
   timeoutMs: number,
-  { track, onread }: Pick<DialOptions, 'track' | 'onread'>,
+  { track, onread, firstBytes }: Pick<DialOptions, 'track' | 'onread' | 'firstBytes'>,
 ): Promise<{ socket: net.Socket } | { failure: DialFailure; error: string }> {
   return new Promise((resolve) => {
     // An IP literal as host: node connects to it directly, with no lookup.
@@ -104,6 +109,7 @@ function connectTo(
       ...(onread ? { onread } : {}),
     });
     track?.(socket);
+    if (firstBytes !== undefined) socket.write(firstBytes, 'latin1');
     const timer = setTimeout(() => {
       socket.destroy();
       resolve({ failure: 'timeout', error: `connect to ${ip}:${port} timed out` });

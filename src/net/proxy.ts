@@ -263,7 +263,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     const client = req.socket;
     boundClients.add(client);
     req.pause();
-    void dial(rules, url.hostname, port, dialOpts).then((d) => {
+    void dial(rules, url.hostname, port, { ...dialOpts, firstBytes: head }).then((d) => {
       if (!d.ok) {
         a.finished(d, 0, 0);
         req.resume();
@@ -276,7 +276,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
         a.finished(d, 0, 0);
         return;
       }
-      relayHttp(req, client, upstream, head, chunked, () =>
+      relayHttp(req, client, upstream, chunked, () =>
         a.finished(d, upstream.bytesWritten, upstream.bytesRead),
       );
     });
@@ -441,7 +441,6 @@ function relayHttp(
   req: http.IncomingMessage,
   client: net.Socket,
   upstream: net.Socket,
-  head: string,
   chunked: boolean,
   done: () => void,
 ) {
@@ -455,7 +454,6 @@ function relayHttp(
   });
   upstream.on('error', () => upstream.destroy());
 
-  upstream.write(head, 'latin1');
   req.on('data', (data: Buffer) => {
     if (!upstream.write(chunked ? chunk(data) : data)) req.pause();
   });
