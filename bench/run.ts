@@ -140,8 +140,22 @@ async function main(): Promise<void> {
             repo,
             'net.ts',
             quick
-              ? { REQUESTS: '100', RTTS: '500', BULK_MIB: '64', CONC: '20', CONC_ROUNDS: '50' }
-              : { REQUESTS: '300', RTTS: '2000', BULK_MIB: '256', CONC: '100', CONC_ROUNDS: '100' },
+              ? {
+                  REQUESTS: '150',
+                  ROUNDS: '3',
+                  RTTS: '500',
+                  BULK_MIB: '64',
+                  CONC: '20',
+                  CONC_ROUNDS: '50',
+                }
+              : {
+                  REQUESTS: '500',
+                  ROUNDS: '5',
+                  RTTS: '2000',
+                  BULK_MIB: '128',
+                  CONC: '100',
+                  CONC_ROUNDS: '100',
+                },
           ),
         ),
       );

@@ -86,7 +86,7 @@ export function netFigures(json: Record<string, unknown>): Figure[] {
       id: 'net-latency',
       title: 'Proxy latency: HTTP GET',
       unit: 'ms',
-      what: `${what}One GET per fresh connection, ${p.REQUESTS} requests.`,
+      what: `${what}One GET per fresh connection, ${p.REQUESTS} requests in ${p.ROUNDS ?? 1} rounds that alternate between the paths; the median round is shown.`,
       rows: latency,
       notes: [
         `Added per GET from the cell: p50 ${s.addedHttpP50Ms!.toFixed(2)} ms, p95 ${s.addedHttpP95Ms!.toFixed(2)} ms.`,
@@ -105,7 +105,7 @@ export function netFigures(json: Record<string, unknown>): Figure[] {
       title: 'Proxy throughput',
       unit: 'MiB/s',
       higherIsBetter: true,
-      what: `${what}One ${p.BULK_MIB} MiB download through a CONNECT tunnel; one run each.`,
+      what: `${what}A ${p.BULK_MIB} MiB download through a CONNECT tunnel, ${p.ROUNDS ?? 1} rounds that alternate between the paths; the median round is shown.`,
       rows: bulk,
       notes: [
         `From the cell: ${(s.throughputRatio! * 100).toFixed(0)}% of direct loopback; proxy alone ${(s.throughputRatioProxyOnly! * 100).toFixed(0)}%.`,
