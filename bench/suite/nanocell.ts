@@ -44,7 +44,7 @@ export async function cellOnce(ctx: Ctx, v: Variant['opts'], argv = ['/bin/true'
 
 export function cliArgs(ctx: Ctx, extra: string[], argv = ['/bin/true']): string[] {
   return [
-    path.join(ctx.repo, 'dist', 'cli', 'main.js'),
+    path.join(ctx.repo, 'dist', 'cli', 'nanocell.mjs'),
     'run',
     '--quiet',
     '--workspace',

@@ -39,14 +39,14 @@ beforeAll(() => {
   fs.writeFileSync(path.join(project, 'old.txt'), 'to be deleted\n');
   execFileSync('chown', ['-R', `${USER}:${USER}`, base]);
   // The user must be able to read the built CLI; copy it if the checkout is private.
-  cli = path.join(REPO, 'dist', 'cli', 'main.js');
+  cli = path.join(REPO, 'dist', 'cli', 'nanocell.mjs');
   if (spawnSync('runuser', ['-u', USER, '--', 'test', '-r', cli]).status !== 0) {
     const copy = path.join(base, 'nanocell');
     for (const d of ['dist', 'native/build', 'node_modules', 'package.json']) {
       fs.cpSync(path.join(REPO, d), path.join(copy, d), { recursive: true });
     }
     execFileSync('chmod', ['-R', 'a+rX', copy]);
-    cli = path.join(copy, 'dist', 'cli', 'main.js');
+    cli = path.join(copy, 'dist', 'cli', 'nanocell.mjs');
   }
 });
 
