@@ -2,12 +2,18 @@
  * nanocell-monitor: per-cell shim between the supervisor and the runtime.
  *
  *   nanocell-monitor --listener /abs/seccomp.sock [--pid-file /abs/init.pid]
- *                    [--syscall-table FILE] [--max-events N] [--max-exec-events N] -- RUNTIME ARGV...
+ *                    [--syscall-table FILE] [--max-events N] [--max-exec-events N]
+ *                    [--proxy-port PORT] -- RUNTIME ARGV...
  *
  * Node can neither reap orphans nor receive an fd over SCM_RIGHTS, so this process does both:
  * it is the child subreaper that inherits the cell's init once `runc run --detach` exits, and
  * the seccomp agent that receives runc's notify fd on the listener socket and answers every
  * notification. Events go to stdout as JSON lines.
+ *
+ * With --proxy-port, it also makes the listening socket of the cell's egress proxy: a TCP socket
+ * on 127.0.0.1:PORT inside the cell's network namespace, created before the cell's init runs,
+ * and handed to the supervisor over Node's IPC channel (NODE_CHANNEL_FD), where the proxy
+ * accepts on it. The cell's connections then reach the proxy with no relay in between.
  *
  * It answers a notification before writing its event, so a stalled stdout never leaves a task
  * blocked in a syscall. If this process dies, the kernel fails pending and future notified
@@ -18,7 +24,9 @@
 #include <limits.h>
 #include <linux/audit.h>
 #include <linux/seccomp.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -475,6 +483,79 @@ static void handle_notification(void)
 	emit(&o);
 }
 
+/* ---------- proxy listener ---------- */
+
+static int proxy_port = -1;
+static int channel_fd = -1;
+
+/*
+ * In a child, enters the cell's user and network namespaces (the netns checks CAP_SYS_ADMIN in
+ * both its owner and the caller's user namespace, so rootless needs the userns first), listens
+ * on 127.0.0.1:PORT and sends the socket to the supervisor as a Node IPC handle message.
+ */
+static int hand_over_proxy_listener(long pid)
+{
+	pid_t child = fork();
+	if (child < 0) {
+		emit_error("proxy listener: fork: %s", strerror(errno));
+		return -1;
+	}
+	if (child == 0) {
+		char path[64];
+		const char *step = "open the cell's user namespace";
+		snprintf(path, sizeof(path), "/proc/%ld/ns/user", pid);
+		int userns = open(path, O_RDONLY | O_CLOEXEC);
+		snprintf(path, sizeof(path), "/proc/%ld/ns/net", pid);
+		int netns = open(path, O_RDONLY | O_CLOEXEC);
+		int s = -1;
+		if (userns < 0 || netns < 0)
+			goto fail;
+		step = "enter the cell's user namespace";
+		if (setns(userns, CLONE_NEWUSER) < 0)
+			goto fail;
+		step = "enter the cell's network namespace";
+		if (setns(netns, CLONE_NEWNET) < 0)
+			goto fail;
+		step = "listen";
+		s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)proxy_port),
+					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s, 512) < 0)
+			goto fail;
+		/* Node's IPC framing: one JSON line; SCM_RIGHTS with it makes the fd its handle. */
+		char line[128];
+		int len = snprintf(line, sizeof(line),
+				   "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Server\","
+				   "\"msg\":{\"nanocell\":\"proxy-listener\",\"port\":%d}}\n",
+				   proxy_port);
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(sizeof(int))];
+		} cm;
+		memset(&cm, 0, sizeof(cm));
+		struct iovec iov = {.iov_base = line, .iov_len = (size_t)len};
+		struct msghdr msg = {
+		    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf)};
+		struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
+		h->cmsg_level = SOL_SOCKET;
+		h->cmsg_type = SCM_RIGHTS;
+		h->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(h), &s, sizeof(int));
+		step = "send it to the supervisor";
+		if (sendmsg(channel_fd, &msg, MSG_NOSIGNAL) != len)
+			goto fail;
+		_exit(0);
+	fail:
+		emit_error("proxy listener on 127.0.0.1:%d: cannot %s: %s", proxy_port, step,
+			   strerror(errno));
+		_exit(1);
+	}
+	int status;
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
 /* ---------- listener ---------- */
 
 static int listen_fd = -1;
@@ -537,6 +618,14 @@ static void accept_listener(void)
 	const char *p = strstr(state, "\"pid\":");
 	if (p)
 		init_pid = strtol(p + 6, NULL, 10);
+	/* Before the event: the supervisor counts the cell as started only with its proxy socket. */
+	if (proxy_port > 0 && (init_pid <= 0 || hand_over_proxy_listener(init_pid) < 0)) {
+		if (init_pid <= 0)
+			emit_error("proxy listener: the runtime did not say which pid the cell has");
+		/* Fail closed: without its proxy socket the cell must not run. */
+		if (init_pid > 0)
+			kill((pid_t)init_pid, SIGKILL);
+	}
 	struct out o = {0};
 	out_fmt(&o, "{\"type\":\"listener\",\"pid\":%ld,\"initPid\":%ld}", init_pid, init_pid);
 	emit(&o);
@@ -633,7 +722,8 @@ static void terminate(void)
 static void usage(void)
 {
 	fprintf(stderr, "usage: nanocell-monitor --listener /abs/seccomp.sock [--pid-file FILE] "
-			"[--syscall-table FILE] [--max-events N] [--max-exec-events N] -- RUNTIME ARGV...\n");
+			"[--syscall-table FILE] [--max-events N] [--max-exec-events N] "
+			"[--proxy-port PORT] -- RUNTIME ARGV...\n");
 	exit(2);
 }
 
@@ -659,12 +749,27 @@ int main(int argc, char **argv)
 			max_events = atol(v);
 		else if (strcmp(argv[i], "--max-exec-events") == 0)
 			max_exec_events = atol(v);
+		else if (strcmp(argv[i], "--proxy-port") == 0)
+			proxy_port = atoi(v);
 		else
 			usage();
 		i++;
 	}
 	if (!listener_path || listener_path[0] != '/' || i >= argc)
 		usage();
+	if (proxy_port != -1) {
+		const char *ch = getenv("NODE_CHANNEL_FD");
+		if (proxy_port <= 0 || proxy_port > 65535 || !ch)
+			usage();
+		channel_fd = atoi(ch);
+		/* Neither the runtime nor the cell may inherit the supervisor's IPC channel. */
+		if (fcntl(channel_fd, F_SETFD, FD_CLOEXEC) < 0) {
+			emit_error("NODE_CHANNEL_FD %s: %s", ch, strerror(errno));
+			return 1;
+		}
+		unsetenv("NODE_CHANNEL_FD");
+		unsetenv("NODE_CHANNEL_SERIALIZATION_MODE");
+	}
 	char **runtime_argv = argv + i;
 
 	pid_t parent = getppid();

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { PassThrough, type Duplex, type Readable, type Writable } from 'node:stream';
 import type { Policy } from '../policy/defaults.js';
@@ -238,11 +239,22 @@ export class Cell extends EventEmitter {
     t = performance.now();
     this.cleanups.push({ what: 'workspace', run: () => ws.unmount() });
 
+    const seccomp = CellSeccomp.plan({
+      policy,
+      host: this.host,
+      listenerPath: this.dirs.seccompSocket,
+      disabled: this.opts.benchOff?.seccomp === true,
+    });
+    // With a seccomp listener the monitor learns the cell's pid before init runs, so it makes
+    // the proxy's port inside the cell's own network namespace and no relay is needed. Without
+    // one (gVisor, or seccomp off for a benchmark), init bridges the port to a unix socket.
+    const proxyOnCellLoopback = seccomp?.profile.listenerPath !== undefined;
+
     // Network: a proxy only when the policy allows some destination.
     this.net = await CellNetwork.start({
       policy,
       extraAllow: this.opts.extraAllowNet ?? [],
-      socketPath: this.dirs.proxySocket,
+      socketPath: proxyOnCellLoopback ? undefined : this.dirs.proxySocket,
       // The cell user must be able to connect; nobody else on the host should.
       ...(lease
         ? { socketOwner: { uid: lease.uidBase + CELL_UID, gid: lease.uidBase + CELL_GID } }
@@ -254,13 +266,6 @@ export class Cell extends EventEmitter {
 
     trace('network', t);
     t = performance.now();
-    const seccomp = CellSeccomp.plan({
-      policy,
-      host: this.host,
-      listenerPath: this.dirs.seccompSocket,
-      disabled: this.opts.benchOff?.seccomp === true,
-    });
-
     const execAllow = resolveExecAllow(policy.exec.allow, this.ws.cellPath);
     this.plan = planCell({
       cellId: this.id,
@@ -273,7 +278,7 @@ export class Cell extends EventEmitter {
       workspace: this.ws.mountPlan,
       execAllow,
       seccomp: seccomp?.profile,
-      proxySocket: this.net.enabled ? this.dirs.proxySocket : undefined,
+      proxySocket: this.net.enabled && !proxyOnCellLoopback ? this.dirs.proxySocket : undefined,
     });
     if (this.opts.benchOff?.cgroups) {
       // Bench only: no limits and no cgroupsPath; runc still makes its default cgroups.
@@ -304,7 +309,7 @@ export class Cell extends EventEmitter {
 
     trace('plan', t);
     t = performance.now();
-    await this.launch(Boolean(seccomp));
+    await this.launch(Boolean(seccomp), this.net.enabled && proxyOnCellLoopback);
     trace('launch', t);
     this.cgroup = new CgroupReader(this.host.cgroup, this.id);
     this.sampler = setInterval(() => this.cgroup?.sample(), 250);
@@ -314,7 +319,7 @@ export class Cell extends EventEmitter {
     this.emitEvent({ type: 'task.started', cellId: this.id });
   }
 
-  private async launch(withListener: boolean): Promise<void> {
+  private async launch(withListener: boolean, proxyOnCellLoopback: boolean): Promise<void> {
     const rt = this.runtime;
     const runtimeArgs = runtimeRunArgv(rt, {
       runcRoot: this.layout.runtimeRoot,
@@ -326,11 +331,15 @@ export class Cell extends EventEmitter {
     // The monitor requires a listener; with seccomp off (benchmarks) nothing connects to it.
     const monitorArgs = ['--pid-file', this.dirs.initPid, '--listener', this.dirs.seccompSocket];
     if (withListener) monitorArgs.push('--syscall-table', this.dirs.syscallTable);
+    if (proxyOnCellLoopback) monitorArgs.push('--proxy-port', String(CELL_PROXY_PORT));
     const monitor = spawn(
       nativeBinary('nanocell-monitor'),
       [...monitorArgs, '--', ...runtimeArgs],
       {
-        stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+        // fd 4: Node's IPC channel, the one way a child can hand this process a socket.
+        stdio: proxyOnCellLoopback
+          ? ['ignore', 'pipe', 'pipe', 'pipe', 'ipc']
+          : ['ignore', 'pipe', 'pipe', 'pipe'],
         cwd: this.dirs.bundle,
         env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
       },
@@ -365,6 +374,11 @@ export class Cell extends EventEmitter {
     });
     monitor.once('close', () => runtimeFailed?.(lastLine(stderr) || 'the monitor exited'));
 
+    const proxyListener = proxyOnCellLoopback
+      ? this.adoptProxyListener(monitor)
+      : Promise.resolve();
+    proxyListener.catch(() => undefined);
+
     this.client = new InitClient(monitor.stdio[3] as Duplex);
     this.client.on('log', (line: string) => this.emit('log', line));
     let readyTimer: NodeJS.Timeout | undefined;
@@ -382,7 +396,11 @@ export class Cell extends EventEmitter {
       );
     });
     try {
-      await Promise.race([this.client.ready(), runtimeFailure, timeout]);
+      await Promise.race([
+        Promise.all([this.client.ready(), proxyListener]),
+        runtimeFailure,
+        timeout,
+      ]);
     } catch (e) {
       if (e instanceof NanocellError) throw e;
       // The init channel closes as soon as the runtime fails, usually just before the
@@ -399,6 +417,39 @@ export class Cell extends EventEmitter {
     runtimeFailed = undefined;
     this.initPid ??= readPid(this.dirs.initPid);
     this.client.closed.then(() => this.onInitGone()).catch(() => undefined);
+  }
+
+  /** Resolves once the proxy serves the socket the monitor made on the cell's loopback. */
+  private adoptProxyListener(monitor: ChildProcess): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onMonitorEvent = (ev: { type?: string; message?: unknown }) => {
+        if (ev.type !== 'error' || !String(ev.message).startsWith('proxy listener')) return;
+        this.off('monitor', onMonitorEvent);
+        reject(new NanocellError(String(ev.message), 'run `nanocell doctor`', 'RUNTIME'));
+      };
+      this.on('monitor', onMonitorEvent);
+      monitor.once('message', (m: unknown, handle: unknown) => {
+        this.off('monitor', onMonitorEvent);
+        const ok =
+          (m as { nanocell?: string } | null)?.nanocell === 'proxy-listener' &&
+          handle instanceof net.Server;
+        if (!ok) {
+          reject(
+            new NanocellError(
+              'the monitor did not hand over the proxy socket',
+              'rebuild the native helpers (make -C native)',
+              'INTERNAL',
+            ),
+          );
+          return;
+        }
+        this.net!.adopt(handle);
+        // Nothing else travels on the channel. It stays open until the monitor exits: Node
+        // never emits 'close' for a child whose channel was disconnected before it exited.
+        monitor.channel?.unref();
+        resolve();
+      });
+    });
   }
 
   private readMonitorEvents(stream: Readable, onRuntimeExit: (status: number) => void): void {

@@ -1,6 +1,7 @@
 // The cell's egress: nothing, or a proxy of its own on a unix socket that only this cell's
 // mount namespace can see. The proxy decides and records every connection.
 import fs from 'node:fs';
+import type { Server } from 'node:net';
 import type { Policy } from '../policy/defaults.js';
 import { compileNetRules, type NetRules } from '../net/rules.js';
 import { startEgressProxy, type EgressProxy, type ProxyEvent } from '../net/proxy.js';
@@ -24,7 +25,8 @@ export class CellNetwork {
   static async start(o: {
     policy: Policy;
     extraAllow: string[];
-    socketPath: string;
+    /** Where init's bridge reaches the proxy; undefined when the monitor hands it a socket. */
+    socketPath: string | undefined;
     socketOwner?: { uid: number; gid: number };
     onEvent: (e: CellEvent) => void;
   }): Promise<CellNetwork> {
@@ -36,15 +38,21 @@ export class CellNetwork {
     }
     const proxy = await startEgressProxy({
       rules,
-      socketPath: o.socketPath,
+      ...(o.socketPath !== undefined ? { socketPath: o.socketPath } : {}),
       ...(o.socketOwner ? { socketOwner: o.socketOwner } : {}),
       onEvent: (e: ProxyEvent) => o.onEvent(toCellEvent(e)),
     });
-    if (!fs.existsSync(o.socketPath)) {
+    if (o.socketPath !== undefined && !fs.existsSync(o.socketPath)) {
       await proxy.close();
       throw new Error(`the proxy did not create ${o.socketPath}`);
     }
     return new CellNetwork(proxy, rules);
+  }
+
+  /** See EgressProxy.adopt. */
+  adopt(server: Server): void {
+    if (!this.proxy) throw new Error('adopt: this cell has no proxy');
+    this.proxy.adopt(server);
   }
 
   async close(): Promise<void> {

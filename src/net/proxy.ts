@@ -45,16 +45,23 @@ export interface ProxyStats {
 }
 
 export interface EgressProxy {
-  readonly socketPath: string;
+  /** The unix socket it listens on; undefined when it serves only adopted sockets. */
+  readonly socketPath: string | undefined;
   /** Also listen on a loopback TCP port (benchmarks, tests, tools that cannot use a socket). */
   listen(opts: { host: string; port: number }): Promise<{ host: string; port: number }>;
+  /**
+   * Serves on a listening socket made elsewhere: the cell's own 127.0.0.1 port, created in the
+   * cell's network namespace by the monitor and handed over on its IPC channel.
+   */
+  adopt(server: net.Server): void;
   close(): Promise<void>;
   stats(): ProxyStats;
 }
 
 export interface EgressProxyOptions {
   rules: NetRules;
-  socketPath: string;
+  /** Unix socket to listen on (init's bridge connects here); omit to serve adopted sockets. */
+  socketPath?: string;
   onEvent: (e: ProxyEvent) => void;
   resolver?: (host: string) => Promise<string[]>;
   /** Owner of the socket file: the host uid/gid that the cell's init runs as. */
@@ -397,7 +404,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     return s;
   };
 
-  await listenUnix(newServer(), socketPath, opts.socketOwner);
+  if (socketPath !== undefined) await listenUnix(newServer(), socketPath, opts.socketOwner);
 
   return {
     socketPath,
@@ -419,12 +426,23 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       const addr = s.address() as net.AddressInfo;
       return { host: addr.address, port: addr.port };
     },
+    adopt(server: net.Server) {
+      if (closing) {
+        server.close();
+        return;
+      }
+      // Read per connection by net.Server; a tunnel's client may half-close its side.
+      (server as net.Server & { allowHalfOpen: boolean }).allowHalfOpen = true;
+      server.maxConnections = opts.maxConnections ?? 1024;
+      server.on('connection', onConnection);
+      servers.push(server);
+    },
     async close() {
       closing = true;
       const closed = servers.map((s) => new Promise<void>((r) => s.close(() => r())));
       for (const s of sockets) s.destroy();
       await Promise.all(closed);
-      removeSocketFile(socketPath);
+      if (socketPath !== undefined) removeSocketFile(socketPath);
     },
     stats: () => ({ ...stats }),
   };

@@ -158,7 +158,7 @@ describe('a cell with network.allow', () => {
   it('sets the proxy environment for every command and still has only loopback', async () => {
     const r = await sh(
       cell,
-      'env | grep -i proxy | sort; ls -A /.nanocell; tail -n +3 /proc/net/dev | cut -d: -f1',
+      'env | grep -i proxy | sort; ls -A /.nanocell; grep -c " 0100007F:0C38 00000000:0000 0A " /proc/net/tcp; tail -n +3 /proc/net/dev | cut -d: -f1',
     );
     const env = Object.fromEntries(
       r.stdout
@@ -176,7 +176,10 @@ describe('a cell with network.allow', () => {
       npm_config_https_proxy: 'http://127.0.0.1:3128',
     });
     expect(env.NO_PROXY).toContain('127.0.0.1');
-    expect(r.stdout).toMatch(/^proxy\.sock$/m);
+    // The proxy listens on the cell's own 127.0.0.1:3128 (0x0C38, state LISTEN): no socket file,
+    // no relay process in the cell.
+    expect(r.stdout).not.toMatch(/proxy\.sock/);
+    expect(r.stdout).toMatch(/^1$/m);
     expect(r.stdout.trim().split('\n').at(-1)!.trim()).toBe('lo');
   });
 

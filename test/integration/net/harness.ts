@@ -140,7 +140,7 @@ export class Harness {
 
   /** A raw connection to the proxy's unix socket. */
   async connectProxy(p: EgressProxy): Promise<net.Socket> {
-    const s = net.connect({ path: p.socketPath });
+    const s = net.connect({ path: p.socketPath! });
     this.defer(() => void s.destroy());
     await new Promise<void>((resolve, reject) => {
       s.once('connect', resolve);

@@ -542,7 +542,7 @@ describe('robustness', () => {
 describe('the socket', () => {
   it('is a 0600 unix socket, refuses to replace a file, and is removed on close', async () => {
     const p = await h.proxy({});
-    const st = lstatSync(p.socketPath);
+    const st = lstatSync(p.socketPath!);
     expect(st.isSocket()).toBe(true);
     expect(st.mode & 0o777).toBe(0o600);
     const taken = `${h.dir}/taken.sock`;
@@ -554,7 +554,7 @@ describe('the socket', () => {
       /already exists/,
     );
     await p.close();
-    expect(() => lstatSync(p.socketPath)).toThrow();
+    expect(() => lstatSync(p.socketPath!)).toThrow();
   });
 
   it('listens on TCP only when asked, and only on loopback', async () => {
