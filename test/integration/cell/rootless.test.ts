@@ -1,7 +1,7 @@
 // Rootless: an unprivileged user runs cells through runc rootless. Limits that need cgroup
 // delegation are refused unless the user accepts the degradation, and then reported.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { REPO, TEST_ROOT } from '../../helpers/cells.js';
@@ -122,6 +122,58 @@ describe('rootless cells', () => {
     expect(diff.status).toBe(0);
     expect(diff.stdout).toContain('+edit');
     expect(fs.readdirSync(path.join(stateRoot, 'cells'))).toEqual([]);
+  });
+
+  it("reaches allowed hosts through its proxy on the cell's own loopback", async () => {
+    // A server in its own process: spawnSync below blocks this one's event loop.
+    const server = spawn('python3', ['-m', 'http.server', '0', '--bind', '127.0.0.9'], {
+      cwd: project,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        let out = '';
+        server.stdout!.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /port (\d+)/.exec(out);
+          if (m) resolve(Number(m[1]));
+        });
+        server.once('exit', () => reject(new Error('the test server exited')));
+      });
+      const policy = path.join(base, 'net-policy.json');
+      fs.writeFileSync(
+        policy,
+        JSON.stringify({
+          network: { hosts: { 'web.test': '127.0.0.9' }, cidrs: ['127.0.0.9/32'] },
+        }),
+      );
+      fs.chmodSync(policy, 0o644);
+      const r = asUser(
+        [
+          'run',
+          '--quiet',
+          '--allow-degraded',
+          'cgroups',
+          '--allow-degraded',
+          'disk-cap',
+          '--policy',
+          policy,
+          '--allow-net',
+          `web.test:${port}`,
+          '--',
+          'sh',
+          '-c',
+          `curl -sS -o /dev/null -w "%{http_code}\\n" http://web.test:${port}/; ` +
+            `curl -sS -o /dev/null -w "%{http_code}\\n" http://other.test:${port}/; ls -A /.nanocell`,
+        ],
+        project,
+      );
+      expect(r.status).toBe(0);
+      // Allowed, then denied by the proxy; no proxy socket file in the cell.
+      expect(r.stdout.split('\n').slice(0, 3)).toEqual(['200', '403', 'init']);
+    } finally {
+      server.kill();
+    }
   });
 
   it('doctor reports the degraded controls and the fix', () => {
