@@ -152,3 +152,18 @@ export function readReport(file: string): Record<string, any> {
 export function sh(cmd: string): string {
   return execFileSync('sh', ['-c', cmd], { encoding: 'utf8' });
 }
+
+/**
+ * The CLI path an unprivileged user can run: the checkout's own, or, when the checkout is
+ * private, a world-readable copy of what the CLI needs under `base`.
+ */
+export function cliFor(user: string, base: string): string {
+  const cli = path.join(REPO, 'dist', 'cli', 'nanocell.mjs');
+  if (spawnSync('runuser', ['-u', user, '--', 'test', '-r', cli]).status === 0) return cli;
+  const copy = path.join(base, 'nanocell');
+  for (const d of ['dist', 'native/build', 'node_modules', 'package.json']) {
+    fs.cpSync(path.join(REPO, d), path.join(copy, d), { recursive: true });
+  }
+  execFileSync('chmod', ['-R', 'a+rX', copy]);
+  return path.join(copy, 'dist', 'cli', 'nanocell.mjs');
+}

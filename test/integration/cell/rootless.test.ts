@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { REPO, TEST_ROOT } from '../../helpers/cells.js';
+import { cliFor, TEST_ROOT } from '../../helpers/cells.js';
 
 const USER = 'nanocell-ci';
 let base: string;
@@ -39,15 +39,7 @@ beforeAll(() => {
   fs.writeFileSync(path.join(project, 'old.txt'), 'to be deleted\n');
   execFileSync('chown', ['-R', `${USER}:${USER}`, base]);
   // The user must be able to read the built CLI; copy it if the checkout is private.
-  cli = path.join(REPO, 'dist', 'cli', 'nanocell.mjs');
-  if (spawnSync('runuser', ['-u', USER, '--', 'test', '-r', cli]).status !== 0) {
-    const copy = path.join(base, 'nanocell');
-    for (const d of ['dist', 'native/build', 'node_modules', 'package.json']) {
-      fs.cpSync(path.join(REPO, d), path.join(copy, d), { recursive: true });
-    }
-    execFileSync('chmod', ['-R', 'a+rX', copy]);
-    cli = path.join(copy, 'dist', 'cli', 'nanocell.mjs');
-  }
+  cli = cliFor(USER, base);
 });
 
 afterAll(() => {

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { REPO, TEST_ROOT } from '../../helpers/cells.js';
+import { cliFor, TEST_ROOT } from '../../helpers/cells.js';
 
 const USER = 'nanocell-ci';
 let base: string;
@@ -52,15 +52,7 @@ beforeAll(() => {
   execFileSync('chgrp', ['root', path.join(project, 'foreign.txt')]);
   // A read-only directory holding a hidden file: the whiteout layer must still be writable.
   fs.chmodSync(path.join(project, 'ro'), 0o555);
-  cli = path.join(REPO, 'dist', 'cli', 'nanocell.mjs');
-  if (spawnSync('runuser', ['-u', USER, '--', 'test', '-r', cli]).status !== 0) {
-    const copy = path.join(base, 'nanocell');
-    for (const d of ['dist', 'native/build', 'node_modules', 'package.json']) {
-      fs.cpSync(path.join(REPO, d), path.join(copy, d), { recursive: true });
-    }
-    execFileSync('chmod', ['-R', 'a+rX', copy]);
-    cli = path.join(copy, 'dist', 'cli', 'nanocell.mjs');
-  }
+  cli = cliFor(USER, base);
 });
 
 afterAll(() => {
