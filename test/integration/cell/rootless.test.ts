@@ -1,65 +1,31 @@
 // Rootless: an unprivileged user runs cells through runc rootless. Limits that need cgroup
 // delegation are refused unless the user accepts the degradation, and then reported.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cliFor, TEST_ROOT } from '../../helpers/cells.js';
+import { makeRootlessSandbox, type RootlessSandbox } from '../../helpers/rootless.js';
 
-const USER = 'nanocell-ci';
+let sb: RootlessSandbox;
 let base: string;
 let project: string;
 let stateRoot: string;
-let cli: string;
-
-function asUser(args: string[], cwd: string) {
-  const r = spawnSync(
-    'runuser',
-    ['-u', USER, '--', 'env', `NANOCELL_STATE_ROOT=${stateRoot}`, 'node', cli, ...args],
-    {
-      cwd,
-      encoding: 'utf8',
-      timeout: 120_000,
-    },
-  );
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const asUser = (args: string[]) => sb.asUser(args);
 
 beforeAll(() => {
-  // CI creates the user (scripts/setup.sh); a machine without it fails here, loudly.
-  execFileSync('id', [USER]);
-  fs.mkdirSync(TEST_ROOT, { recursive: true, mode: 0o755 });
-  base = fs.mkdtempSync(path.join(TEST_ROOT, 'rootless-'));
-  fs.chmodSync(base, 0o755);
-  project = path.join(base, 'project');
-  stateRoot = path.join(base, 'state');
-  fs.mkdirSync(project);
-  fs.writeFileSync(path.join(project, 'a.txt'), 'original\n');
-  fs.writeFileSync(path.join(project, '.env'), 'TOKEN=rootless-secret\n');
-  fs.writeFileSync(path.join(project, 'old.txt'), 'to be deleted\n');
-  execFileSync('chown', ['-R', `${USER}:${USER}`, base]);
-  // The user must be able to read the built CLI; copy it if the checkout is private.
-  cli = cliFor(USER, base);
+  sb = makeRootlessSandbox('rootless-', {
+    'a.txt': 'original\n',
+    '.env': 'TOKEN=rootless-secret\n',
+    'old.txt': 'to be deleted\n',
+  });
+  ({ base, project, stateRoot } = sb);
 });
 
-afterAll(() => {
-  if (!base) return;
-  spawnSync('runuser', [
-    '-u',
-    USER,
-    '--',
-    'env',
-    `NANOCELL_STATE_ROOT=${stateRoot}`,
-    'node',
-    cli,
-    'gc',
-  ]);
-  fs.rmSync(base, { recursive: true, force: true });
-});
+afterAll(() => sb?.cleanup());
 
 describe('rootless cells', () => {
   it('refuses to run without cgroup limits unless the degradation is accepted', () => {
-    const r = asUser(['run', '--quiet', '--', 'true'], project);
+    const r = asUser(['run', '--quiet', '--', 'true']);
     expect(r.status).toBe(125);
     expect(r.stderr).toMatch(
       /cgroup controllers .* cannot be configured.*--allow-degraded cgroups/,
@@ -68,23 +34,20 @@ describe('rootless cells', () => {
 
   it('runs the task with no capabilities, edits through the overlay and reports the degradations', () => {
     const report = path.join(base, 'report.json');
-    const r = asUser(
-      [
-        'run',
-        '--quiet',
-        '--allow-degraded',
-        'cgroups',
-        '--allow-degraded',
-        'disk-cap',
-        '--report',
-        report,
-        '--',
-        'sh',
-        '-c',
-        'grep -E "^Cap(Eff|Bnd)|NoNewPrivs" /proc/self/status; echo edit >> a.txt; rm old.txt; cat a.txt; cat .env; unshare -r true || echo no-userns',
-      ],
-      project,
-    );
+    const r = asUser([
+      'run',
+      '--quiet',
+      '--allow-degraded',
+      'cgroups',
+      '--allow-degraded',
+      'disk-cap',
+      '--report',
+      report,
+      '--',
+      'sh',
+      '-c',
+      'grep -E "^Cap(Eff|Bnd)|NoNewPrivs" /proc/self/status; echo edit >> a.txt; rm old.txt; cat a.txt; cat .env; unshare -r true || echo no-userns',
+    ]);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/CapEff:\s+0000000000000000/);
     expect(r.stdout).toMatch(/CapBnd:\s+0000000000000000/);
@@ -110,7 +73,7 @@ describe('rootless cells', () => {
     expect(rep.changes).toMatchObject({ status: 'ok', counts: { modify: 1, delete: 1 } });
     expect(fs.existsSync(path.join(project, 'old.txt'))).toBe(true);
     expect(rep.changeSetFate).toEqual({ action: 'kept' });
-    const diff = asUser(['diff', rep.taskId], project);
+    const diff = asUser(['diff', rep.taskId]);
     expect(diff.status).toBe(0);
     expect(diff.stdout).toContain('+edit');
     expect(fs.readdirSync(path.join(stateRoot, 'cells'))).toEqual([]);
@@ -140,26 +103,23 @@ describe('rootless cells', () => {
         }),
       );
       fs.chmodSync(policy, 0o644);
-      const r = asUser(
-        [
-          'run',
-          '--quiet',
-          '--allow-degraded',
-          'cgroups',
-          '--allow-degraded',
-          'disk-cap',
-          '--policy',
-          policy,
-          '--allow-net',
-          `web.test:${port}`,
-          '--',
-          'sh',
-          '-c',
-          `curl -sS -o /dev/null -w "%{http_code}\\n" http://web.test:${port}/; ` +
-            `curl -sS -o /dev/null -w "%{http_code}\\n" http://other.test:${port}/; ls -A /.nanocell`,
-        ],
-        project,
-      );
+      const r = asUser([
+        'run',
+        '--quiet',
+        '--allow-degraded',
+        'cgroups',
+        '--allow-degraded',
+        'disk-cap',
+        '--policy',
+        policy,
+        '--allow-net',
+        `web.test:${port}`,
+        '--',
+        'sh',
+        '-c',
+        `curl -sS -o /dev/null -w "%{http_code}\\n" http://web.test:${port}/; ` +
+          `curl -sS -o /dev/null -w "%{http_code}\\n" http://other.test:${port}/; ls -A /.nanocell`,
+      ]);
       expect(r.status).toBe(0);
       // Allowed, then denied by the proxy; no proxy socket file in the cell.
       expect(r.stdout.split('\n').slice(0, 3)).toEqual(['200', '403', 'init']);
@@ -169,7 +129,7 @@ describe('rootless cells', () => {
   });
 
   it('doctor reports the degraded controls and the fix', () => {
-    const r = asUser(['doctor', '--json'], project);
+    const r = asUser(['doctor', '--json']);
     const checks = JSON.parse(r.stdout) as { name: string; status: string; fix?: string }[];
     const cg = checks.find((c) => c.name === 'cgroups')!;
     expect(cg.status).toBe('degraded');

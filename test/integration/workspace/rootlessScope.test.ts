@@ -2,25 +2,16 @@
 // layer of whiteouts as root mode (absent, not masked), keeps the change set honest about them,
 // and warns about files it cannot change because their owner is not mapped into the cell.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cliFor, TEST_ROOT } from '../../helpers/cells.js';
+import { makeRootlessSandbox, type RootlessSandbox } from '../../helpers/rootless.js';
 
-const USER = 'nanocell-ci';
+let sb: RootlessSandbox;
 let base: string;
 let project: string;
 let stateRoot: string;
-let cli: string;
-
-function asUser(args: string[]) {
-  const r = spawnSync(
-    'runuser',
-    ['-u', USER, '--', 'env', `NANOCELL_STATE_ROOT=${stateRoot}`, 'node', cli, ...args],
-    { cwd: project, encoding: 'utf8', timeout: 120_000 },
-  );
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const asUser = (args: string[]) => sb.asUser(args);
 
 const files: Record<string, string> = {
   'a.txt': 'original\n',
@@ -36,40 +27,16 @@ const files: Record<string, string> = {
 };
 
 beforeAll(() => {
-  // CI creates the user (scripts/setup.sh); a machine without it fails here, loudly.
-  execFileSync('id', [USER]);
-  fs.mkdirSync(TEST_ROOT, { recursive: true, mode: 0o755 });
-  base = fs.mkdtempSync(path.join(TEST_ROOT, 'rootless-scope-'));
-  fs.chmodSync(base, 0o755);
-  project = path.join(base, 'project');
-  stateRoot = path.join(base, 'state');
-  for (const [rel, body] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(project, rel)), { recursive: true });
-    fs.writeFileSync(path.join(project, rel), body);
-  }
-  execFileSync('chown', ['-R', `${USER}:${USER}`, base]);
-  // A group the user is not in: the cell cannot map it, so the file can be read, not changed.
-  execFileSync('chgrp', ['root', path.join(project, 'foreign.txt')]);
-  // A read-only directory holding a hidden file: the whiteout layer must still be writable.
-  fs.chmodSync(path.join(project, 'ro'), 0o555);
-  cli = cliFor(USER, base);
+  sb = makeRootlessSandbox('rootless-scope-', files, (dir) => {
+    // A group the user is not in: the cell cannot map it, so the file can be read, not changed.
+    execFileSync('chgrp', ['root', path.join(dir, 'foreign.txt')]);
+    // A read-only directory holding a hidden file: the whiteout layer must still be writable.
+    fs.chmodSync(path.join(dir, 'ro'), 0o555);
+  });
+  ({ base, project, stateRoot } = sb);
 });
 
-afterAll(() => {
-  if (!base) return;
-  spawnSync('runuser', [
-    '-u',
-    USER,
-    '--',
-    'env',
-    `NANOCELL_STATE_ROOT=${stateRoot}`,
-    'node',
-    cli,
-    'gc',
-  ]);
-  spawnSync('chmod', ['-R', 'u+rwX', base]);
-  fs.rmSync(base, { recursive: true, force: true });
-});
+afterAll(() => sb?.cleanup());
 
 interface Report {
   taskId: string;
