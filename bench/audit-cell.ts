@@ -12,7 +12,7 @@
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { AuditStore } from '../src/audit/store.js';
 import { newTaskId } from '../src/audit/taskId.js';
-import { DenialSummaries, toAuditEvents } from '../src/cell/auditSink.js';
+import { DenialSummaries, toAuditEvents } from '../src/task/auditSink.js';
 import { Cell, type CellEvent } from '../src/cell/cell.js';
 import { parsePolicy, resolvePolicy } from '../src/policy/load.js';
 

@@ -14,11 +14,11 @@ import type { HostFacts } from '../host/facts.js';
 import { nativeBinary } from '../host/native.js';
 import { NanocellError } from '../util/errors.js';
 import { removeTree } from '../util/fs.js';
-import { CgroupReader, type CgroupTotals } from './cgroupStats.js';
-import { cellEnv } from './env.js';
+import { CgroupReader, type CgroupTotals } from '../host/cgroups.js';
+import { cellEnv } from '../plan/env.js';
 import { ensureEtcDir } from './etc.js';
 import { InitClient, type ExecHandle, type ExecResult } from './initClient.js';
-import { currentOwner } from './owner.js';
+import { currentOwner } from '../host/owner.js';
 import {
   CELL_GID,
   CELL_PROXY_PORT,
@@ -27,16 +27,16 @@ import {
   type AppliedLimits,
   type CellPlan,
   type Degradation,
-} from './plan.js';
+} from '../plan/plan.js';
 import {
   assertRuntimeWorksHere,
   deleteContainer,
   resolveRuntime,
   runtimeRunArgv,
   type RuntimeInfo,
-} from './runtime.js';
-import { runtimeTraits } from './runtimeTraits.js';
-import { leaseSlot, releaseSlot, type SlotLease } from './slots.js';
+} from '../runtime/runtime.js';
+import { runtimeTraits } from '../runtime/traits.js';
+import { leaseSlot, releaseSlot, type SlotLease } from '../host/slots.js';
 import {
   cellDirs,
   defaultStateRoot,
@@ -45,9 +45,9 @@ import {
   type StateLayout,
 } from './state.js';
 import { materializeBundle } from './bundle.js';
-import { resolveExecAllow } from './execAllow.js';
+import { resolveExecAllow } from '../plan/execAllow.js';
 import { CellWorkspace } from './workspaceMount.js';
-import { CellSeccomp } from './seccompSetup.js';
+import { CellSeccomp } from '../plan/seccomp.js';
 import { CellNetwork } from './networkSetup.js';
 import { gcStaleCells } from './gc.js';
 

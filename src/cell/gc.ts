@@ -4,9 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { removeTree } from '../util/fs.js';
-import { ownerAlive, type OwnerRecord } from './owner.js';
-import { deleteContainer, listRuntimeContainers, type RuntimeInfo } from './runtime.js';
-import { releaseOrphanSlots } from './slots.js';
+import { ownerAlive, type OwnerRecord } from '../host/owner.js';
+import { deleteContainer, listRuntimeContainers, type RuntimeInfo } from '../runtime/runtime.js';
+import { releaseOrphanSlots } from '../host/slots.js';
 import type { StateLayout } from './state.js';
 
 /** A cell dir younger than this without an owner file is still being created. */

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { NanocellError } from '../util/errors.js';
-import { HOST_SLOTS_DIR } from './slots.js';
+import { HOST_SLOTS_DIR } from '../host/slots.js';
 
 export function defaultStateRoot(): string {
   if (process.env.NANOCELL_STATE_ROOT) return path.resolve(process.env.NANOCELL_STATE_ROOT);

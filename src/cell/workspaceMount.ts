@@ -38,9 +38,9 @@ import {
   type WireError,
 } from '../workspace/collectWorker.js';
 import type { CellEvent } from './cell.js';
-import { CELL_UID, checkWorkspacePath, type WorkspaceMountPlan } from './plan.js';
+import { CELL_UID, checkWorkspacePath, type WorkspaceMountPlan } from '../plan/plan.js';
 import type { CellDirs, StateLayout } from './state.js';
-import type { OciMount } from './oci.js';
+import type { OciMount } from '../plan/oci.js';
 
 /** Resolves and checks the project dir; the one-line errors are the user's first contact. */
 export function resolveProjectDir(p: string): string {

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { parsePolicy, resolvePolicy } from '../policy/load.js';
-import { runTask } from '../cell/task.js';
+import { runTask } from '../task/task.js';
 import { renderDiff } from '../workspace/index.js';
 import type { CliContext } from './context.js';
 import { colorEnabled, paint } from './format.js';

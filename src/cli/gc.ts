@@ -1,7 +1,7 @@
 // `nanocell gc`: remove leftovers of dead supervisors, and old history with --older-than.
 import type { Command } from 'commander';
 import { gcStaleCells } from '../cell/gc.js';
-import { resolveRuntime } from '../cell/runtime.js';
+import { resolveRuntime } from '../runtime/runtime.js';
 import { ensureStateRoot } from '../cell/state.js';
 import { parseDuration } from '../util/units.js';
 import { NanocellError } from '../util/errors.js';

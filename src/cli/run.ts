@@ -5,7 +5,7 @@ import { Command, Option } from 'commander';
 import { loadPolicyFile, resolvePolicy } from '../policy/load.js';
 import type { PolicyFile } from '../policy/schema.js';
 import { degradableControls } from '../policy/schema.js';
-import { runTask, type TaskReport } from '../cell/task.js';
+import { runTask, type TaskReport } from '../task/task.js';
 import { NanocellError } from '../util/errors.js';
 import type { CliContext } from './context.js';
 import { policyFromFlags, type RunFlags } from './policyFromFlags.js';

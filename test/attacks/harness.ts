@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { AuditStore, newTaskId } from '../../src/audit/store.js';
 import type { AuditEvent } from '../../src/audit/events.js';
 import { Cell, type CellSummary } from '../../src/cell/cell.js';
-import { DenialSummaries, toAuditEvents } from '../../src/cell/auditSink.js';
+import { DenialSummaries, toAuditEvents } from '../../src/task/auditSink.js';
 import { parsePolicy, resolvePolicy } from '../../src/policy/load.js';
 import { SYSCALL_NUMBERS } from '../../src/seccomp/syscall-numbers.generated.js';
 import { leftovers, makeSandbox, TEST_ROOT, type Sandbox } from '../helpers/cells.js';

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Cell, type CellEvent, type CellSummary } from '../../../src/cell/cell.js';
-import { runtimeHostProblem } from '../../../src/cell/runtime.js';
+import { runtimeHostProblem } from '../../../src/runtime/runtime.js';
 import { parsePolicy, resolvePolicy } from '../../../src/policy/load.js';
 import { NanocellError } from '../../../src/util/errors.js';
 import {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'vitest';
 import { Cell } from '../../../src/cell/cell.js';
-import { runTask } from '../../../src/cell/task.js';
+import { runTask } from '../../../src/task/task.js';
 import { PolicyError } from '../../../src/policy/load.js';
 import { execa } from 'execa';
 import { CLI, leftovers, makeSandbox } from '../../helpers/cells.js';

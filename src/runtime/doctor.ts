@@ -1,12 +1,12 @@
 // Host checks behind `nanocell doctor`: what works, what would be degraded, and the fix.
 import fs from 'node:fs';
 import os from 'node:os';
-import { resolveRuntime, runtimeHostProblem } from '../cell/runtime.js';
-import { runtimeTraits } from '../cell/runtimeTraits.js';
+import { resolveRuntime, runtimeHostProblem } from './runtime.js';
+import { runtimeTraits } from './traits.js';
 import type { RuntimeName } from '../policy/defaults.js';
 import { NanocellError } from '../util/errors.js';
-import { nativeBinary, type NativeHelper } from './native.js';
-import { probeCgroups, probeLandlockAbi } from './probe.js';
+import { nativeBinary, type NativeHelper } from '../host/native.js';
+import { probeCgroups, probeLandlockAbi } from '../host/probe.js';
 
 export type CheckStatus = 'ok' | 'degraded' | 'fail';
 

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { NanocellError } from '../util/errors.js';
-import { UID_RANGE_SIZE } from './plan.js';
+import { UID_RANGE_SIZE } from '../plan/plan.js';
 
 /** First host uid used for cells: far above distro users and /etc/subuid ranges. */
 export const SLOT_UID_BASE = 1 << 30;

@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import type { RuntimeName } from '../policy/defaults.js';
 import { NanocellError } from '../util/errors.js';
 import { CGROUP_PARENT } from '../host/probe.js';
-import { runtimeTraits } from './runtimeTraits.js';
+import { runtimeTraits } from './traits.js';
 
 const RUNTIMES: readonly RuntimeName[] = ['runc', 'crun', 'runsc'];
 const CGROUP_ROOT = '/sys/fs/cgroup';

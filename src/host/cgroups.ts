@@ -1,7 +1,7 @@
 // Reading a cell's cgroup counters for the report and the live view (v1 and v2).
 import fs from 'node:fs';
 import path from 'node:path';
-import type { CgroupFacts } from '../host/facts.js';
+import type { CgroupFacts } from './facts.js';
 
 const ROOT = '/sys/fs/cgroup';
 

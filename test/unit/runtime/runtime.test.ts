@@ -11,7 +11,7 @@ import {
   runtimeRunArgv,
   runtimeVersionLabel,
   type RuntimeInfo,
-} from '../../../src/cell/runtime.js';
+} from '../../../src/runtime/runtime.js';
 
 const dirs: string[] = [];
 afterEach(() => {

@@ -7,7 +7,7 @@ import type { DegradableControl } from '../policy/schema.js';
 import type { HostFacts } from '../host/facts.js';
 import { NanocellError } from '../util/errors.js';
 import type { OciMount, OciResources, OciSeccomp, OciSpec } from './oci.js';
-import { runtimeTraits } from './runtimeTraits.js';
+import { runtimeTraits } from '../runtime/traits.js';
 
 /** Inside the cell the task runs as this unprivileged user. */
 export const CELL_UID = 1000;

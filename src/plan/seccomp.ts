@@ -4,7 +4,7 @@ import type { HostFacts } from '../host/facts.js';
 import type { Policy } from '../policy/defaults.js';
 import { buildSeccompProfile, type SeccompPlan } from '../seccomp/index.js';
 import type { OciSeccomp } from './oci.js';
-import { runtimeTraits } from './runtimeTraits.js';
+import { runtimeTraits } from '../runtime/traits.js';
 
 const cache = new Map<string, SeccompPlan>();
 

@@ -16,8 +16,8 @@ import {
   type CellSummary,
   type EndReason,
   type ExecOutcome,
-} from './cell.js';
-import { defaultStateRoot, ensureStateRoot } from './state.js';
+} from '../cell/cell.js';
+import { defaultStateRoot, ensureStateRoot } from '../cell/state.js';
 
 export interface TaskOptions {
   policy: Policy;
