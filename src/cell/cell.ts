@@ -7,14 +7,13 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { PassThrough, type Duplex, type Readable, type Writable } from 'node:stream';
-import type { Policy } from '../policy/defaults.js';
+import { PassThrough, type Duplex, type Readable } from 'node:stream';
 import { probeHost } from '../host/probe.js';
 import type { HostFacts } from '../host/facts.js';
 import { nativeBinary } from '../host/native.js';
 import { NanocellError } from '../util/errors.js';
 import { removeTree } from '../util/fs.js';
-import { CgroupReader, type CgroupTotals } from '../host/cgroups.js';
+import { CgroupReader } from '../host/cgroups.js';
 import { cellEnv } from '../plan/env.js';
 import { ensureEtcDir } from './etc.js';
 import { InitClient, type ExecHandle, type ExecResult } from './initClient.js';
@@ -50,63 +49,15 @@ import { CellWorkspace } from './workspaceMount.js';
 import { CellSeccomp } from '../plan/seccomp.js';
 import { CellNetwork } from './networkSetup.js';
 import { gcStaleCells } from './gc.js';
-
-export type EndReason = 'exited' | 'signaled' | 'timeout' | 'oom' | 'killed' | 'error';
-
-/** An event for the audit trail; the sink adds task id, session, time and sequence. */
-export interface CellEvent {
-  type: string;
-  [k: string]: unknown;
-}
-
-export interface CellOptions {
-  policy: Policy;
-  /** The project directory; it appears in the cell at the same absolute path. */
-  workspace: string;
-  taskId?: string;
-  session?: string;
-  stateRoot?: string;
-  /** Extra `network.allow` entries (the CLI's --allow-net). */
-  extraAllowNet?: string[];
-  onEvent?: (e: CellEvent) => void;
-  /** Skip parts of the cell, for benchmarks that show what each part costs. Not for users. */
-  benchOff?: { seccomp?: boolean; workspace?: boolean; cgroups?: boolean };
-}
-
-export interface ExecOptions {
-  env?: Record<string, string>;
-  cwd?: string;
-}
-
-export interface ExecOutcome {
-  /** Exit status with Docker's conventions (124 timeout, 125 nanocell, 126/127 exec, 137 kill). */
-  exitCode: number;
-  endReason: EndReason;
-  signal?: number;
-  outputTruncated: boolean;
-}
-
-export interface CellExec {
-  readonly stdout: Readable;
-  readonly stderr: Readable;
-  readonly stdin: Writable;
-  readonly result: Promise<ExecOutcome>;
-  kill(signal?: number): void;
-}
-
-export interface CellSummary {
-  taskId: string;
-  cellId: string;
-  startedAt: number;
-  endedAt: number;
-  durationMs: number;
-  endReason: EndReason | null;
-  resources: CgroupTotals;
-  limits: AppliedLimits;
-  degradations: Degradation[];
-  runtime: { name: string; version: string };
-  changeSet?: unknown;
-}
+import type {
+  CellEvent,
+  CellExec,
+  CellOptions,
+  CellSummary,
+  EndReason,
+  ExecOptions,
+  ExecOutcome,
+} from './types.js';
 
 type Cleanup = { what: string; run: () => Promise<void> | void };
 

@@ -6,7 +6,7 @@ import type { Policy } from '../policy/defaults.js';
 import { compileNetRules, type NetRules } from '../net/rules.js';
 import { startEgressProxy, type EgressProxy, type ProxyEvent } from '../net/proxy.js';
 import { proxyEnv } from '../net/env.js';
-import type { CellEvent } from './cell.js';
+import type { CellEvent } from './types.js';
 
 export class CellNetwork {
   private constructor(

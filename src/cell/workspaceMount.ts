@@ -37,7 +37,7 @@ import {
   removePartial,
   type WireError,
 } from '../workspace/collectWorker.js';
-import type { CellEvent } from './cell.js';
+import type { CellEvent } from './types.js';
 import { CELL_UID, checkWorkspacePath, type WorkspaceMountPlan } from '../plan/plan.js';
 import type { CellDirs, StateLayout } from './state.js';
 import type { OciMount } from '../plan/oci.js';

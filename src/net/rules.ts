@@ -2,7 +2,7 @@
 // destination twice — by name and port before resolution (decideHost), and by address after
 // resolution (checkAddress). Both must allow a connection.
 import type { Policy } from '../policy/defaults.js';
-import { PolicyError } from '../policy/load.js';
+import { PolicyError } from '../util/errors.js';
 import {
   cidrContains,
   formatCidr,

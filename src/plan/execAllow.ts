@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import picomatch from 'picomatch';
-import { PolicyError } from '../policy/load.js';
+import { PolicyError } from '../util/errors.js';
 
 export const WORKSPACE_TOKEN = '$WORKSPACE';
 const MAX_GLOB_SCAN = 200_000;

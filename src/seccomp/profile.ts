@@ -2,8 +2,7 @@
 // but the policy does not allow get an explicit SCMP_ACT_NOTIFY rule, so the monitor records
 // each denial and answers EPERM or ENOSYS (notify-table.ts); anything the tables do not know
 // falls to the default action, ENOSYS, so newer syscalls look unimplemented and libc falls back.
-import { PolicyError } from '../policy/load.js';
-import { NanocellError } from '../util/errors.js';
+import { NanocellError, PolicyError } from '../util/errors.js';
 import {
   anyBitSet,
   argIn,

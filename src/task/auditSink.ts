@@ -2,7 +2,7 @@
 // events, and keeps the per-task tallies the report needs. Raw events come partly from a
 // process the task can influence (the monitor reads task memory), so every field is coerced.
 import type { AuditEventInput } from '../audit/events.js';
-import type { CellEvent } from '../cell/cell.js';
+import type { CellEvent } from '../cell/types.js';
 
 const str = (v: unknown, max = 4096): string => String(v ?? '').slice(0, max);
 const int = (v: unknown): number => {

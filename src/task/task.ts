@@ -10,13 +10,8 @@ import type { Policy } from '../policy/defaults.js';
 import { NanocellError } from '../util/errors.js';
 import { applyChangeSet, discardChangeSet } from '../workspace/index.js';
 import { DenialSummaries, toAuditEvents, TaskTally } from './auditSink.js';
-import {
-  Cell,
-  type CellEvent,
-  type CellSummary,
-  type EndReason,
-  type ExecOutcome,
-} from '../cell/cell.js';
+import { Cell } from '../cell/cell.js';
+import type { CellEvent, CellSummary, EndReason, ExecOutcome } from '../cell/types.js';
 import { defaultStateRoot, ensureStateRoot } from '../cell/state.js';
 
 export interface TaskOptions {

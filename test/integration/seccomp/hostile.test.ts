@@ -2,7 +2,7 @@
 // supervisor, and a dead monitor must leave every notified syscall failing (fail closed).
 import fs from 'node:fs';
 import { describe, it } from 'vitest';
-import type { CellEvent } from '../../../src/cell/cell.js';
+import type { CellEvent } from '../../../src/cell/types.js';
 import { DenialSummaries, toAuditEvents } from '../../../src/task/auditSink.js';
 import { denials, eventually, PROBE_PY, withCell } from './harness.js';
 

@@ -6,7 +6,7 @@ import { PassThrough } from 'node:stream';
 import { describe, it } from 'vitest';
 import { Cell } from '../../../src/cell/cell.js';
 import { runTask } from '../../../src/task/task.js';
-import { PolicyError } from '../../../src/policy/load.js';
+import { PolicyError } from '../../../src/util/errors.js';
 import { execa } from 'execa';
 import { CLI, leftovers, makeSandbox } from '../../helpers/cells.js';
 import { denials, execs, policy, PROBE_PY, probeResults, withCell } from './harness.js';
