@@ -61,6 +61,12 @@ echo "node $(node --version), npm $(npm --version)"
 say "npm dependencies"
 npm ci --no-audit --no-fund --loglevel=error
 
+if [ "$mode" = test ]; then
+  # First, and without root: typecheck, lint (layers, cycles), format, unused exports.
+  say "static checks"
+  npm run -s check
+fi
+
 say "native helpers"
 make -s -C native
 
@@ -82,11 +88,6 @@ if [ "$mode" = demo ]; then
   say "nanocell demo"
   exec nanocell demo
 fi
-
-say "static checks"
-npm run -s typecheck
-npm run -s lint
-npm run -s format:check
 
 say "test suite"
 # Rootless cells are tested as this unprivileged user.

@@ -19,7 +19,7 @@ export function readProcStat(pid: number): ProcStat | undefined {
 }
 
 /** Parses /proc/<pid>/stat; the command name may contain spaces and parentheses, so cut at the last ')'. */
-export function parseProcStat(text: string): ProcStat | undefined {
+function parseProcStat(text: string): ProcStat | undefined {
   const close = text.lastIndexOf(')');
   if (close < 0) return undefined;
   const fields = text.slice(close + 2).split(' ');

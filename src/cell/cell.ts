@@ -72,7 +72,7 @@ const trace: (step: string, since: number) => void = process.env.NANOCELL_TRACE
   : () => undefined;
 const SIGKILL = 9;
 
-export function newCellId(): string {
+function newCellId(): string {
   // Sortable by creation time; short enough for unix socket paths under the state root.
   return `${Date.now().toString(36)}${randomBytes(5).toString('hex')}`;
 }

@@ -28,7 +28,7 @@ function readOwner(dir: string): OwnerRecord | undefined {
 }
 
 /** Mount points at or below `dir`, deepest first, from this process's mount table. */
-export function mountsUnder(dir: string): string[] {
+function mountsUnder(dir: string): string[] {
   const table = fs.readFileSync('/proc/self/mountinfo', 'utf8');
   const out: string[] = [];
   for (const line of table.split('\n')) {
@@ -40,7 +40,7 @@ export function mountsUnder(dir: string): string[] {
   return out.sort((a, b) => b.length - a.length);
 }
 
-export async function unmountAllUnder(dir: string): Promise<void> {
+async function unmountAllUnder(dir: string): Promise<void> {
   for (const mp of mountsUnder(dir)) {
     const r = await execa('umount', [mp], { reject: false });
     if (r.exitCode !== 0) await execa('umount', ['-l', mp], { reject: false });

@@ -24,7 +24,7 @@ export interface StateLayout {
   reports: string;
 }
 
-export function stateLayout(root: string): StateLayout {
+function stateLayout(root: string): StateLayout {
   return {
     root,
     db: path.join(root, 'nanocell.db'),

@@ -43,7 +43,7 @@ import type { CellDirs, StateLayout } from './state.js';
 import type { OciMount } from '../plan/oci.js';
 
 /** Resolves and checks the project dir; the one-line errors are the user's first contact. */
-export function resolveProjectDir(p: string): string {
+function resolveProjectDir(p: string): string {
   const abs = path.resolve(p);
   const st = fs.lstatSync(abs, { throwIfNoEntry: false });
   if (!st) {

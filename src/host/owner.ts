@@ -9,7 +9,7 @@ export interface OwnerRecord {
   createdAt: number;
 }
 
-export function processStartTime(pid: number): string | undefined {
+function processStartTime(pid: number): string | undefined {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Field 22 (starttime) follows the command name, which may contain spaces and parens.

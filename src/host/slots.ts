@@ -4,11 +4,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { NanocellError } from '../util/errors.js';
-import { UID_RANGE_SIZE } from '../plan/plan.js';
 
+/** Host uids per cell in root mode: the whole 16-bit range, as container runtimes do. */
+export const UID_RANGE_SIZE = 65536;
 /** First host uid used for cells: far above distro users and /etc/subuid ranges. */
-export const SLOT_UID_BASE = 1 << 30;
-export const MAX_SLOTS = 4096;
+const SLOT_UID_BASE = 1 << 30;
+const MAX_SLOTS = 4096;
 /** Host-wide lease dir; on tmpfs, since no cell survives a reboot. */
 export const HOST_SLOTS_DIR = '/run/nanocell/slots';
 

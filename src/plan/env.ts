@@ -4,7 +4,7 @@
 import { CELL_HOME } from './plan.js';
 
 /** Host variables that describe the terminal and locale, never credentials. */
-export const HOST_ENV_ALLOWLIST = [
+const HOST_ENV_ALLOWLIST = [
   'LANG',
   'LANGUAGE',
   'LC_ALL',
@@ -15,7 +15,7 @@ export const HOST_ENV_ALLOWLIST = [
   'NO_COLOR',
 ];
 
-export const CELL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const CELL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export function cellEnv(opts: {
   hostEnv: NodeJS.ProcessEnv;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import picomatch from 'picomatch';
 import { PolicyError } from '../util/errors.js';
 
-export const WORKSPACE_TOKEN = '$WORKSPACE';
+const WORKSPACE_TOKEN = '$WORKSPACE';
 const MAX_GLOB_SCAN = 200_000;
 
 /** The dynamic loader must be executable for any dynamically linked program to start. */

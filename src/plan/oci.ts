@@ -7,26 +7,26 @@ export interface OciMount {
   options?: string[];
 }
 
-export interface OciIdMapping {
+interface OciIdMapping {
   containerID: number;
   hostID: number;
   size: number;
 }
 
-export interface OciRlimit {
+interface OciRlimit {
   type: string;
   hard: number;
   soft: number;
 }
 
-export interface OciSeccompArg {
+interface OciSeccompArg {
   index: number;
   value: number;
   valueTwo?: number;
   op: string;
 }
 
-export interface OciSeccompRule {
+interface OciSeccompRule {
   names: string[];
   action: string;
   errnoRet?: number;

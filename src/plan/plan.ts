@@ -8,19 +8,18 @@ import type { HostFacts } from '../host/facts.js';
 import { NanocellError } from '../util/errors.js';
 import type { OciMount, OciResources, OciSeccomp, OciSpec } from './oci.js';
 import { runtimeTraits } from '../runtime/traits.js';
+import { UID_RANGE_SIZE } from '../host/slots.js';
 
 /** Inside the cell the task runs as this unprivileged user. */
 export const CELL_UID = 1000;
 export const CELL_GID = 1000;
 export const CELL_HOME = '/home/cell';
 /** nanocell's own files inside the cell: init and the proxy socket. Read-only. */
-export const CELL_RUNTIME_DIR = '/.nanocell';
-export const CELL_INIT = `${CELL_RUNTIME_DIR}/init`;
-export const CELL_PROXY_SOCKET = `${CELL_RUNTIME_DIR}/proxy.sock`;
+const CELL_RUNTIME_DIR = '/.nanocell';
+const CELL_INIT = `${CELL_RUNTIME_DIR}/init`;
+const CELL_PROXY_SOCKET = `${CELL_RUNTIME_DIR}/proxy.sock`;
 /** Loopback port inside the cell where init bridges to the supervisor's proxy. */
 export const CELL_PROXY_PORT = 3128;
-/** Host uids per cell in root mode: the whole 16-bit range, as container runtimes do. */
-export const UID_RANGE_SIZE = 65536;
 
 /** Paths that a workspace may not be, contain or sit under: the cell's own system layout. */
 const RESERVED_CELL_PATHS = [
@@ -36,7 +35,7 @@ const RESERVED_CELL_PATHS = [
 const RESERVED_TOP = ['/bin', '/lib', '/lib32', '/lib64', '/libx32', '/sbin', '/run', '/var/run'];
 
 /** The task's identity inside the cell (see planIdMappings for why rootless differs). */
-export function cellUser(host: HostFacts): { uid: number; gid: number } {
+function cellUser(host: HostFacts): { uid: number; gid: number } {
   return host.rootless ? { uid: 0, gid: 0 } : { uid: CELL_UID, gid: CELL_GID };
 }
 

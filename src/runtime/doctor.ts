@@ -8,7 +8,7 @@ import { NanocellError } from '../util/errors.js';
 import { nativeBinary, type NativeHelper } from '../host/native.js';
 import { probeCgroups, probeLandlockAbi } from '../host/probe.js';
 
-export type CheckStatus = 'ok' | 'degraded' | 'fail';
+type CheckStatus = 'ok' | 'degraded' | 'fail';
 
 export interface Check {
   name: string;

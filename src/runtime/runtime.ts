@@ -41,7 +41,7 @@ function findOnPath(bin: string): string | undefined {
   return undefined;
 }
 
-export function parseRuntimeVersion(output: string): [number, number, number] | undefined {
+function parseRuntimeVersion(output: string): [number, number, number] | undefined {
   const m = /version\s+(?:release-)?v?(\d+)\.(\d+)(?:\.(\d+))?/i.exec(output);
   return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : undefined;
 }
@@ -94,11 +94,11 @@ export function resolveRuntime(name: RuntimeName, explicitPath?: string): Runtim
  * `<state>/crun`, `<state>/runsc`): their layouts differ, and one runtime must never
  * mistake another's state for a container of its own.
  */
-export function runtimeRootFor(name: RuntimeName, runcRoot: string): string {
+function runtimeRootFor(name: RuntimeName, runcRoot: string): string {
   return name === 'runc' ? runcRoot : path.join(path.dirname(runcRoot), name);
 }
 
-export function runtimeGlobalArgs(rt: RuntimeInfo, runcRoot: string): string[] {
+function runtimeGlobalArgs(rt: RuntimeInfo, runcRoot: string): string[] {
   return ['--root', runtimeRootFor(rt.name, runcRoot)];
 }
 
@@ -194,7 +194,7 @@ export async function deleteContainer(
  * Removes the cell's cgroup in every hierarchy (v1 controllers, v2, the hybrid v2 side).
  * rmdir only succeeds on a cgroup without processes, so a live cell is never touched.
  */
-export function removeEmptyCellCgroups(id: string, root = CGROUP_ROOT): void {
+function removeEmptyCellCgroups(id: string, root = CGROUP_ROOT): void {
   const candidates = [path.join(root, CGROUP_PARENT, id)];
   for (const h of safeReaddir(root)) candidates.push(path.join(root, h, CGROUP_PARENT, id));
   for (const dir of candidates) {
@@ -212,17 +212,6 @@ function safeReaddir(dir: string): string[] {
   } catch {
     return [];
   }
-}
-
-export async function killContainer(
-  rt: RuntimeInfo,
-  runtimeRoot: string,
-  id: string,
-): Promise<void> {
-  await execa(rt.path, [...runtimeGlobalArgs(rt, runtimeRoot), 'kill', id, 'KILL'], {
-    reject: false,
-    timeout: 10_000,
-  });
 }
 
 /** Every container id with runtime state under the state root, whichever runtime holds it. */
@@ -252,7 +241,7 @@ export function hybridV2Controllers(root = CGROUP_ROOT): string[] {
  * the v2 side (the kernel allows that while no v2 cgroup has it enabled). Reversible: once no
  * cgroup exists under the new hierarchy, unmounting it returns the controller to v2.
  */
-export function hybridFix(controllers: string[], root = CGROUP_ROOT) {
+function hybridFix(controllers: string[], root = CGROUP_ROOT) {
   const dir = (c: string) => path.join(root, c);
   return {
     apply: controllers.map((c) => `mkdir -p ${dir(c)} && mount -t cgroup -o ${c} cgroup ${dir(c)}`),

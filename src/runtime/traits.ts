@@ -27,7 +27,7 @@ export interface RuntimeTraits {
   userSpaceKernel?: string;
 }
 
-export const RUNTIME_TRAITS: Readonly<Record<RuntimeName, RuntimeTraits>> = {
+const RUNTIME_TRAITS: Readonly<Record<RuntimeName, RuntimeTraits>> = {
   runc: {
     controlChannel: 'preserved-fd',
     seccompNotify: true,

@@ -164,7 +164,7 @@ function defaultDecisions(arch: SeccompArch): Map<string, Decision> {
 }
 
 /** Whether re-allowing `name` needs `unsafeAllowForbidden`. */
-export function isForbidden(name: string): boolean {
+function isForbidden(name: string): boolean {
   return (
     Object.hasOwn(FORBIDDEN, name) ||
     Object.hasOwn(ARG_FILTERED, name) ||
@@ -294,7 +294,7 @@ function denial(
  * i386 rows use the x86_64 decisions: the profile refuses that ABI as a whole, so they only
  * name a call the monitor should never see.
  */
-export function notifyTableFor(
+function notifyTableFor(
   opts: Pick<SeccompOptions, 'allow' | 'deny' | 'unsafeAllowForbidden'>,
 ): string {
   const lines: string[] = [];
