@@ -7,14 +7,17 @@ import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescrip
 // below it, never from one above: data flows policy -> plan -> acquire -> launch -> observe
 // -> collect, and the folders show it. Modules of one layer may use each other (no-cycle
 // still holds them to a DAG).
+// net sits below plan because the resolve step compiles the network rules (net needs only
+// policy); workspace sits above plan because it builds OciMounts and checks cell paths.
 const LAYERS = [
   ['util'],
   ['seccomp'],
   ['policy'],
   ['host'],
+  ['net'],
   ['runtime'],
   ['plan'],
-  ['net', 'workspace', 'audit'],
+  ['workspace', 'audit'],
   ['cell'],
   ['task'],
   ['cli'],

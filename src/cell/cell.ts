@@ -44,7 +44,7 @@ import {
   type StateLayout,
 } from './state.js';
 import { materializeBundle } from './bundle.js';
-import { resolveExecAllow } from '../plan/execAllow.js';
+import { resolveCell, type ResolvedCell } from '../plan/resolve.js';
 import { CellWorkspace } from './workspaceMount.js';
 import { CellSeccomp } from '../plan/seccomp.js';
 import { CellNetwork } from './networkSetup.js';
@@ -144,130 +144,124 @@ export class Cell extends EventEmitter {
     return this.plan.degradations;
   }
 
+  // The order is the point: resolve refuses a bad policy or host before anything exists;
+  // each acquire step registers its release before the next one runs.
   private async start(): Promise<void> {
-    const { policy } = this.opts;
+    // 1. Resolve: policy + flags + host facts -> a validated, frozen plan. No side effect.
     this.host = probeHost();
-    this.runtime = resolveRuntime(policy.runtime.name, policy.runtime.path);
+    this.runtime = resolveRuntime(this.opts.policy.runtime.name, this.opts.policy.runtime.path);
     assertRuntimeWorksHere(this.runtime);
-    this.layout = ensureStateRoot(this.opts.stateRoot ?? defaultStateRoot());
-    let t = performance.now();
-    await gcStaleCells(this.layout, this.runtime).catch(() => undefined);
-    trace('gc', t);
-    this.dirs = cellDirs(this.layout, this.id);
-
-    fs.mkdirSync(this.dirs.dir, { mode: 0o711 });
-    this.cleanups.push({
-      what: 'cell dir',
-      run: () => removeTree(this.dirs.dir),
+    const r = resolveCell({
+      policy: this.opts.policy,
+      host: this.host,
+      workspace: this.opts.workspace,
+      extraAllowNet: this.opts.extraAllowNet,
+      benchOff: this.opts.benchOff,
     });
-    fs.writeFileSync(this.dirs.owner, JSON.stringify(currentOwner(this.taskId)));
 
-    let lease: SlotLease | undefined;
-    if (!this.host.rootless) {
-      lease = leaseSlot(this.layout.slots, this.dirs.dir);
-      const l = lease;
-      this.cleanups.push({ what: 'uid slot', run: () => releaseSlot(l) });
-    }
-
-    // Workspace: scoped overlay of the project.
+    // 2. Acquire: state dirs, uid slot, workspace view, proxy, bundle.
+    let t = performance.now();
+    const lease = await this.acquireDirs();
+    trace('gc', t);
     t = performance.now();
-    this.ws = await CellWorkspace.prepare({
-      project: this.opts.workspace,
-      policy,
+    await this.acquireWorkspace(r, lease);
+    trace('workspace', t);
+    t = performance.now();
+    await this.acquireNetwork(r, lease);
+    trace('network', t);
+    t = performance.now();
+    this.writeBundle(r, lease);
+    trace('plan', t);
+
+    // 3. Launch: monitor, runtime, init.
+    t = performance.now();
+    await this.launch(r.seccomp !== undefined, this.net!.enabled && r.proxyOnCellLoopback);
+    trace('launch', t);
+    this.cgroup = new CgroupReader(this.host.cgroup, this.id);
+    this.sampler = setInterval(() => this.cgroup?.sample(), 250);
+    this.sampler.unref();
+    this.timer = setTimeout(() => void this.kill('timeout'), r.policy.limits.timeout);
+    this.timer.unref();
+    this.emitEvent({ type: 'task.started', cellId: this.id });
+  }
+
+  /** The state root, this cell's dir and owner file, and (root mode) its host uid range. */
+  private async acquireDirs(): Promise<SlotLease | undefined> {
+    this.layout = ensureStateRoot(this.opts.stateRoot ?? defaultStateRoot());
+    await gcStaleCells(this.layout, this.runtime).catch(() => undefined);
+    this.dirs = cellDirs(this.layout, this.id);
+    fs.mkdirSync(this.dirs.dir, { mode: 0o711 });
+    this.cleanups.push({ what: 'cell dir', run: () => removeTree(this.dirs.dir) });
+    fs.writeFileSync(this.dirs.owner, JSON.stringify(currentOwner(this.taskId)));
+    if (this.host.rootless) return undefined;
+    const lease = leaseSlot(this.layout.slots, this.dirs.dir);
+    this.cleanups.push({ what: 'uid slot', run: () => releaseSlot(lease) });
+    return lease;
+  }
+
+  /** The scoped copy-on-write view of the project. */
+  private async acquireWorkspace(r: ResolvedCell, lease: SlotLease | undefined): Promise<void> {
+    const ws = await CellWorkspace.prepare({
+      project: r.project,
+      policy: r.policy,
       dirs: this.dirs,
       host: this.host,
       cellUidBase: lease?.uidBase,
-      disabled: this.opts.benchOff?.workspace === true,
+      disabled: r.benchOff.workspace === true,
     });
-    const ws = this.ws;
+    this.ws = ws;
+    this.cleanups.push({ what: 'workspace', run: () => ws.unmount() });
     const merged = ws.mountPlan.mergedDir;
-    if (merged && runtimeTraits(policy.runtime.name).opensMountsAsCellRoot) {
+    if (merged && runtimeTraits(r.policy.runtime.name).opensMountsAsCellRoot) {
       // Search-only for others, like the cell dir above it: runsc's gofer reaches the merged
       // view as the cell's root, which owns no parent on the path.
       fs.chmodSync(path.dirname(merged), 0o711);
     }
-    trace('workspace', t);
-    t = performance.now();
-    this.cleanups.push({ what: 'workspace', run: () => ws.unmount() });
+  }
 
-    const seccomp = CellSeccomp.plan({
-      policy,
-      host: this.host,
-      listenerPath: this.dirs.seccompSocket,
-      disabled: this.opts.benchOff?.seccomp === true,
-    });
-    // With a seccomp listener the monitor learns the cell's pid before init runs, so it makes
-    // the proxy's port inside the cell's own network namespace and no relay is needed. Without
-    // one (gVisor, or seccomp off for a benchmark), init bridges the port to a unix socket.
-    const proxyOnCellLoopback = seccomp?.profile.listenerPath !== undefined;
-
-    // Network: a proxy only when the policy allows some destination.
-    this.net = await CellNetwork.start({
-      policy,
-      extraAllow: this.opts.extraAllowNet ?? [],
-      socketPath: proxyOnCellLoopback ? undefined : this.dirs.proxySocket,
+  /** The egress proxy, when the policy allows some destination. */
+  private async acquireNetwork(r: ResolvedCell, lease: SlotLease | undefined): Promise<void> {
+    const net = await CellNetwork.start({
+      rules: r.netRules,
+      socketPath: r.proxyOnCellLoopback ? undefined : this.dirs.proxySocket,
       // The cell user must be able to connect; nobody else on the host should.
       ...(lease
         ? { socketOwner: { uid: lease.uidBase + CELL_UID, gid: lease.uidBase + CELL_GID } }
         : {}),
       onEvent: (e) => this.emitEvent(e),
     });
-    const net = this.net;
+    this.net = net;
     this.cleanups.push({ what: 'proxy', run: () => net.close() });
+  }
 
-    trace('network', t);
-    t = performance.now();
-    const execAllow = resolveExecAllow(policy.exec.allow, this.ws.cellPath);
+  /** The OCI spec for what was acquired, written out as the bundle; reports degradations. */
+  private writeBundle(r: ResolvedCell, lease: SlotLease | undefined): void {
+    const ws = this.ws!;
     this.plan = planCell({
       cellId: this.id,
-      policy,
+      policy: r.policy,
       host: this.host,
       rootfsDir: this.dirs.rootfs,
       etcDir: ensureEtcDir(this.layout.etc),
       initBinary: nativeBinary('nanocell-init'),
       hostUidBase: lease?.uidBase,
-      workspace: this.ws.mountPlan,
-      execAllow,
-      seccomp: seccomp?.profile,
-      proxySocket: this.net.enabled && !proxyOnCellLoopback ? this.dirs.proxySocket : undefined,
+      workspace: ws.mountPlan,
+      execAllow: [...r.execAllow],
+      seccomp: r.seccomp && CellSeccomp.profileFor(r.seccomp, this.dirs.seccompSocket),
+      proxySocket: this.net!.enabled && !r.proxyOnCellLoopback ? this.dirs.proxySocket : undefined,
+      benchOff: r.benchOff,
     });
-    if (this.opts.benchOff?.cgroups) {
-      // Bench only: no limits and no cgroupsPath; runc still makes its default cgroups.
-      delete this.plan.spec.linux.resources;
-      delete this.plan.spec.linux.cgroupsPath;
-      Object.assign(this.plan.limits, { memoryBytes: null, pids: null, cpus: null });
-    }
-    // A part switched off for a benchmark is never silent: it is a degradation like any other.
-    for (const [part, off] of Object.entries(this.opts.benchOff ?? {})) {
-      if (off) {
-        this.plan.degradations.push({
-          control: `bench:${part}`,
-          reason: `${part} switched off for a benchmark`,
-        });
-      }
-    }
     for (const d of this.plan.degradations) this.emitEvent({ type: 'policy.degraded', ...d });
-    for (const n of this.ws.notices) this.emitEvent({ type: 'policy.degraded', ...n });
-    if (seccomp?.unsafeAllowed.length) {
+    for (const n of ws.notices) this.emitEvent({ type: 'policy.degraded', ...n });
+    if (r.seccomp?.unsafeAllowed.length) {
       this.emitEvent({
         type: 'policy.degraded',
         control: 'syscalls',
-        reason: `policy re-allowed forbidden syscalls: ${seccomp.unsafeAllowed.join(', ')}`,
+        reason: `policy re-allowed forbidden syscalls: ${r.seccomp.unsafeAllowed.join(', ')}`,
       });
     }
     materializeBundle(this.plan, this.dirs);
-    if (seccomp) fs.writeFileSync(this.dirs.syscallTable, seccomp.notifyTable);
-
-    trace('plan', t);
-    t = performance.now();
-    await this.launch(Boolean(seccomp), this.net.enabled && proxyOnCellLoopback);
-    trace('launch', t);
-    this.cgroup = new CgroupReader(this.host.cgroup, this.id);
-    this.sampler = setInterval(() => this.cgroup?.sample(), 250);
-    this.sampler.unref();
-    this.timer = setTimeout(() => void this.kill('timeout'), policy.limits.timeout);
-    this.timer.unref();
-    this.emitEvent({ type: 'task.started', cellId: this.id });
+    if (r.seccomp) fs.writeFileSync(this.dirs.syscallTable, r.seccomp.notifyTable);
   }
 
   private async launch(withListener: boolean, proxyOnCellLoopback: boolean): Promise<void> {

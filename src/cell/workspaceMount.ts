@@ -38,46 +38,10 @@ import {
   type WireError,
 } from '../workspace/collectWorker.js';
 import type { CellEvent } from './types.js';
-import { CELL_UID, checkWorkspacePath, type WorkspaceMountPlan } from '../plan/plan.js';
+import { CELL_UID, type WorkspaceMountPlan } from '../plan/plan.js';
+import type { ProjectDir } from '../plan/projectDir.js';
 import type { CellDirs, StateLayout } from './state.js';
 import type { OciMount } from '../plan/oci.js';
-
-/** Resolves and checks the project dir; the one-line errors are the user's first contact. */
-function resolveProjectDir(p: string): string {
-  const abs = path.resolve(p);
-  const st = fs.lstatSync(abs, { throwIfNoEntry: false });
-  if (!st) {
-    throw new NanocellError(
-      `workspace ${abs} does not exist`,
-      'pass an existing project directory with --workspace',
-      'WORKSPACE',
-    );
-  }
-  if (st.isSymbolicLink()) {
-    let target = '?';
-    try {
-      target = fs.realpathSync(abs);
-    } catch {
-      // dangling
-    }
-    throw new NanocellError(
-      `workspace ${abs} is a symlink (to ${target})`,
-      'pass the real directory path with --workspace, after checking it is the project you mean',
-      'WORKSPACE',
-    );
-  }
-  if (!st.isDirectory()) {
-    throw new NanocellError(
-      `workspace ${abs} is not a directory`,
-      'pass the project directory with --workspace',
-      'WORKSPACE',
-    );
-  }
-  // Parent components may be symlinks (e.g. /var/run): use the real path everywhere.
-  const real = fs.realpathSync(abs);
-  checkWorkspacePath(real);
-  return real;
-}
 
 /** What the workspace could not give the task; reported like a degradation, never refused. */
 export interface WorkspaceNotice {
@@ -102,14 +66,14 @@ export class CellWorkspace {
   ) {}
 
   static async prepare(o: {
-    project: string;
+    project: ProjectDir;
     policy: Policy;
     dirs: CellDirs;
     host: HostFacts;
     cellUidBase?: number;
     disabled?: boolean;
   }): Promise<CellWorkspace> {
-    const project = resolveProjectDir(o.project);
+    const project = o.project;
     const disk = o.policy.limits.disk;
     if (o.disabled) {
       // Benchmarks only: the project bind-mounted read-only, no overlay, no change set.

@@ -18,7 +18,11 @@ export const CELL_HOME = '/home/cell';
 const CELL_RUNTIME_DIR = '/.nanocell';
 const CELL_INIT = `${CELL_RUNTIME_DIR}/init`;
 const CELL_PROXY_SOCKET = `${CELL_RUNTIME_DIR}/proxy.sock`;
-/** Loopback port inside the cell where init bridges to the supervisor's proxy. */
+/**
+ * Loopback port inside the cell where the egress proxy listens. The monitor makes the socket in
+ * the cell's network namespace and hands it to the supervisor; only without a seccomp
+ * listener (gVisor, or seccomp off for a benchmark) does init bridge it to a unix socket.
+ */
 export const CELL_PROXY_PORT = 3128;
 
 /** Paths that a workspace may not be, contain or sit under: the cell's own system layout. */
@@ -78,8 +82,9 @@ export interface PlanInput {
   /** Concrete paths (files or dirs) that may be executed; Landlock enforces them. */
   execAllow: string[];
   seccomp?: OciSeccomp;
-  /** Host path of this cell's proxy socket, when the policy allows any egress. */
+  /** Host path of the proxy socket init bridges to; only when the port is not handed in. */
   proxySocket?: string;
+  benchOff?: BenchSwitches;
 }
 
 export interface CellPlan {
@@ -123,9 +128,33 @@ export function checkWorkspacePath(p: string): void {
   }
 }
 
-export function planCell(input: PlanInput): CellPlan {
-  const { policy, host, workspace } = input;
-  checkWorkspacePath(workspace.path);
+/** Parts of a cell a benchmark switches off, to show what each costs. Not for users. */
+export interface BenchSwitches {
+  seccomp?: boolean;
+  workspace?: boolean;
+  cgroups?: boolean;
+}
+
+export interface DegradationInput {
+  policy: Policy;
+  host: HostFacts;
+  workspaceMode: WorkspaceMountPlan['mode'];
+  /** A seccomp filter is installed (false only when a benchmark switched it off). */
+  seccomp: boolean;
+  benchOff?: BenchSwitches;
+}
+
+/**
+ * Every control this host, runtime and policy cannot apply: refused unless the policy opted
+ * into its degradation, otherwise listed. Pure, so the resolve step runs it before anything
+ * is acquired and planCell runs it again on the same inputs.
+ */
+export function planDegradations(o: DegradationInput): {
+  degradations: Degradation[];
+  landlock: boolean;
+  resources: OciResources | undefined;
+} {
+  const { policy, host } = o;
   const degradations: Degradation[] = [];
   const degrade = (control: DegradableControl, reason: string, fix: string) => {
     if (!policy.allowDegraded.includes(control)) {
@@ -138,13 +167,10 @@ export function planCell(input: PlanInput): CellPlan {
     degradations.push({ control, reason });
   };
 
-  // 1. Identity: which host uids the cell's uids become. Container root is never host root.
-  const { uidMappings, gidMappings } = planIdMappings(input);
+  // Resources: cgroups, or an explicit, opted-in degradation (none when a bench turned them off).
+  const resources = o.benchOff?.cgroups ? undefined : planResources(policy, host, degrade);
 
-  // 2. Resources: cgroups, or an explicit, opted-in degradation.
-  const resources = planResources(policy, host, degrade);
-
-  // 3. Landlock is applied by init; without it the exec allowlist cannot be enforced.
+  // Landlock is applied by init; without it the exec allowlist cannot be enforced.
   const traits = runtimeTraits(policy.runtime.name);
   const landlock = host.landlockAbi > 0 && traits.landlock;
   if (!traits.landlock) {
@@ -160,19 +186,14 @@ export function planCell(input: PlanInput): CellPlan {
       'use a kernel with CONFIG_SECURITY_LANDLOCK and lsm=landlock',
     );
   }
-  if (workspace.mode === 'cell-overlay') {
+  if (o.workspaceMode === 'cell-overlay') {
     degrade(
       'disk-cap',
       'rootless cells write the workspace upper layer to the host disk, where no size cap applies',
       'run nanocell as root',
     );
   }
-
-  // 4. The file system, mounted in this order.
-  const mounts = planMounts(input);
-  const mountpoints = planMountpoints(input, mounts);
-
-  if (input.seccomp && !traits.seccompNotify) {
+  if (o.seccomp && !traits.seccompNotify) {
     // The filter still denies; only the record of each denial is lost. Choosing the runtime
     // is the opt-in, and the report says so.
     degradations.push({
@@ -180,8 +201,40 @@ export function planCell(input: PlanInput): CellPlan {
       reason: `${policy.runtime.name} does not pass seccomp notifications out, so denied syscalls fail with an errno but are not recorded`,
     });
   }
+  // A part switched off for a benchmark is never silent: it is a degradation like any other.
+  for (const [part, off] of Object.entries(o.benchOff ?? {})) {
+    if (off)
+      degradations.push({
+        control: `bench:${part}`,
+        reason: `${part} switched off for a benchmark`,
+      });
+  }
+  return { degradations, landlock, resources };
+}
 
-  // 5. pid 1: nanocell-init, which applies Landlock and bridges the proxy, then serves execs.
+export function planCell(input: PlanInput): CellPlan {
+  const { policy, host, workspace } = input;
+  checkWorkspacePath(workspace.path);
+
+  // 1. Identity: which host uids the cell's uids become. Container root is never host root.
+  const { uidMappings, gidMappings } = planIdMappings(input);
+
+  // 2. Controls this host cannot apply: refused, or opted-in degradations. 3. Resources.
+  const { degradations, landlock, resources } = planDegradations({
+    policy,
+    host,
+    workspaceMode: workspace.mode,
+    seccomp: input.seccomp !== undefined,
+    benchOff: input.benchOff,
+  });
+  const traits = runtimeTraits(policy.runtime.name);
+
+  // 4. The file system, mounted in this order.
+  const mounts = planMounts(input);
+  const mountpoints = planMountpoints(input, mounts);
+
+  // 5. pid 1: nanocell-init, which applies Landlock (and, when the monitor could not make the
+  // proxy port in the cell's namespace, bridges it to the proxy socket), then serves execs.
   const initArgv = [CELL_INIT, ...planInitArgs(input, landlock)];
   const args =
     traits.controlChannel === 'stdin'
@@ -249,7 +302,9 @@ export function planCell(input: PlanInput): CellPlan {
     degradations,
     limits: {
       memoryBytes: resources?.memory?.limit ?? null,
-      pids: resources?.pids?.limit ?? (host.rootless ? null : policy.limits.pids),
+      pids:
+        resources?.pids?.limit ??
+        (host.rootless || input.benchOff?.cgroups ? null : policy.limits.pids),
       cpus: resources?.cpu ? policy.limits.cpus : null,
       timeoutMs: policy.limits.timeout,
       outputBytes: policy.limits.output,

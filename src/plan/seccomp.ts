@@ -6,15 +6,17 @@ import { buildSeccompProfile, type SeccompPlan } from '../seccomp/index.js';
 import type { OciSeccomp } from './oci.js';
 import { runtimeTraits } from '../runtime/traits.js';
 
+/** The profile for a policy, before the per-cell listener path is known. */
+export type CellSeccompPlan = Omit<SeccompPlan, 'profile'> & {
+  profile: OciSeccomp;
+  /** Denials go to the monitor (SCMP_ACT_NOTIFY); false where the runtime cannot pass them. */
+  monitor: boolean;
+};
+
 const cache = new Map<string, SeccompPlan>();
 
 export const CellSeccomp = {
-  plan(o: {
-    policy: Policy;
-    host: HostFacts;
-    listenerPath: string;
-    disabled?: boolean;
-  }): (Omit<SeccompPlan, 'profile'> & { profile: OciSeccomp }) | undefined {
+  plan(o: { policy: Policy; host: HostFacts; disabled?: boolean }): CellSeccompPlan | undefined {
     if (o.disabled) return undefined;
     // gVisor implements its own syscall surface and does not pass notifications through: the
     // same rules then answer with their errno directly (plan.ts reports the lost audit).
@@ -34,8 +36,13 @@ export const CellSeccomp = {
       plan = buildSeccompProfile({ ...opts, listenerPath: monitor ? '/' : undefined });
       cache.set(key, plan);
     }
-    const profile = { ...(plan.profile as OciSeccomp) };
-    if (monitor) profile.listenerPath = o.listenerPath;
-    return { ...plan, profile };
+    return { ...plan, profile: plan.profile as OciSeccomp, monitor };
+  },
+
+  /** The profile of one cell: its own listener socket, when denials go to the monitor. */
+  profileFor(plan: CellSeccompPlan, listenerPath: string): OciSeccomp {
+    const profile = { ...plan.profile };
+    if (plan.monitor) profile.listenerPath = listenerPath;
+    return profile;
   },
 };
