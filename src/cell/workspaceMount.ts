@@ -185,7 +185,7 @@ export class CellWorkspace {
         path: project,
         mode: 'host-overlay',
         mergedDir: overlay.mergedDir,
-        extraMounts: scopeMounts(scope, project, overlay.mergedDir) as OciMount[],
+        extraMounts: scopeMounts(scope, project, overlay.mergedDir),
       },
       scope,
       overlay,

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { loadPolicyFile, resolvePolicy } from '../policy/load.js';
 import type { PolicyFile } from '../policy/schema.js';
-import { degradableControls } from '../policy/schema.js';
+import { degradableControls, runtimeNames } from '../policy/schema.js';
 import { runTask, type TaskReport } from '../task/task.js';
 import { NanocellError } from '../util/errors.js';
 import type { CliContext } from './context.js';
@@ -52,7 +52,7 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
     )
     .option('--session <name>', 'session name for grouping tasks', 'default')
     .option('--report <file>', 'write the JSON task report here')
-    .addOption(new Option('--runtime <name>', 'OCI runtime').choices(['runc', 'crun', 'runsc']))
+    .addOption(new Option('--runtime <name>', 'OCI runtime').choices(runtimeNames))
     .option('--runtime-path <path>', 'path to the OCI runtime binary')
     .addOption(
       new Option('--apply', 'apply the change set after the task if it has no conflict').conflicts(

@@ -95,8 +95,11 @@ const syscallsSchema = z.strictObject({
   unsafeAllowForbidden: z.boolean().optional(),
 });
 
+/** The OCI runtimes nanocell drives; the one list every other module reads. */
+export const runtimeNames = ['runc', 'crun', 'runsc'] as const;
+
 const runtimeSchema = z.strictObject({
-  name: z.enum(['runc', 'crun', 'runsc']).optional(),
+  name: z.enum(runtimeNames).optional(),
   /** Path to the runtime binary; default: found on PATH. */
   path: z.string().min(1).optional(),
 });

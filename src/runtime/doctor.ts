@@ -4,6 +4,7 @@ import os from 'node:os';
 import { resolveRuntime, runtimeHostProblem } from './runtime.js';
 import { runtimeTraits } from './traits.js';
 import type { RuntimeName } from '../policy/defaults.js';
+import { runtimeNames as RUNTIMES } from '../policy/schema.js';
 import { NanocellError } from '../util/errors.js';
 import { nativeBinary, type NativeHelper } from '../host/native.js';
 import { probeCgroups, probeLandlockAbi } from '../host/probe.js';
@@ -24,8 +25,6 @@ function read(p: string): string | undefined {
     return undefined;
   }
 }
-
-const RUNTIMES: readonly RuntimeName[] = ['runc', 'crun', 'runsc'];
 
 /**
  * Whether a runtime is installed, new enough and able to start cells on this host, and what

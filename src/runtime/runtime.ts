@@ -5,11 +5,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { RuntimeName } from '../policy/defaults.js';
+import { runtimeNames as RUNTIMES } from '../policy/schema.js';
 import { NanocellError } from '../util/errors.js';
 import { CGROUP_PARENT } from '../host/probe.js';
 import { runtimeTraits } from './traits.js';
 
-const RUNTIMES: readonly RuntimeName[] = ['runc', 'crun', 'runsc'];
 const CGROUP_ROOT = '/sys/fs/cgroup';
 
 export interface RuntimeInfo {
