@@ -212,7 +212,7 @@ export class CellWorkspace {
       upperDir: this.upperDir,
       lowerDir: this.cellPath,
       projectDir: this.cellPath,
-      outDir: path.join(layout.changes, taskId),
+      outDir: layout.changeSet(taskId),
       taskId,
       startedAtMs,
       limits: { maxFiles: DEFAULT_MAX_FILES, maxBytes: this.diskBytes },

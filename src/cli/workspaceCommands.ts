@@ -1,6 +1,6 @@
 // `nanocell diff | apply | discard TASK`: thin commands over the change set in the state dir.
 import type { Command } from 'commander';
-import { NanocellError } from '../util/errors.js';
+import { stateLayout } from '../cell/state.js';
 import { formatSize } from '../util/units.js';
 import { applyChangeSet } from '../workspace/apply.js';
 import { renderDiff } from '../workspace/diff.js';
@@ -12,18 +12,9 @@ export interface WorkspaceCommandContext {
   stdout?: { write(s: string): unknown };
 }
 
-const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
-/** The change set dir of `task`; the id is checked so it can never name another path. */
-export function changeDirOf(stateRoot: string, task: string): string {
-  if (!TASK_ID.test(task) || task.includes('..')) {
-    throw new NanocellError(
-      `${JSON.stringify(task)} is not a task id`,
-      'pass the id shown by nanocell run or nanocell tasks',
-      'USAGE',
-    );
-  }
-  return `${stateRoot}/changes/${task}`;
+/** The change set dir of `task`; StateLayout checks the id so it can never name another path. */
+function changeDirOf(stateRoot: string, task: string): string {
+  return stateLayout(stateRoot).changeSet(task);
 }
 
 export function registerWorkspaceCommands(program: Command, ctx: WorkspaceCommandContext): void {

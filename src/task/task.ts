@@ -1,7 +1,6 @@
 // One task = one cell: create it, run a command with the caller's streams, destroy it, and
 // write down what happened. The CLI's `run` is this function plus argument parsing.
 import fs from 'node:fs';
-import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { AuditStore } from '../audit/store.js';
 import type { AuditEventInput } from '../audit/events.js';
@@ -190,7 +189,7 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
     limitHits: tally.limitHits,
     ...(summary?.changeSet !== undefined ? { changes: summary.changeSet } : {}),
   };
-  const changeDir = path.join(layout.changes, taskId);
+  const changeDir = layout.changeSet(taskId);
   if (fs.existsSync(changeDir)) {
     const counts = (summary?.changeSet as { counts?: Record<string, number> } | undefined)?.counts;
     const empty = counts !== undefined && Object.values(counts).every((n) => n === 0);
@@ -212,7 +211,7 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
     report,
   });
   store.close();
-  fs.writeFileSync(path.join(layout.reports, `${taskId}.json`), JSON.stringify(report, null, 2), {
+  fs.writeFileSync(layout.report(taskId), JSON.stringify(report, null, 2), {
     mode: 0o600,
   });
   if (error && !(error instanceof NanocellError)) throw error;
