@@ -19,14 +19,12 @@ import { ensureEtcDir } from './etc.js';
 import { InitClient, type ExecHandle, type ExecResult } from './initClient.js';
 import { currentOwner } from '../host/owner.js';
 import {
-  CELL_GID,
-  CELL_PROXY_PORT,
-  CELL_UID,
   planCell,
   type AppliedLimits,
   type CellPlan,
   type Degradation,
 } from '../plan/plan.js';
+import { CELL_GID, CELL_PROXY_PORT, CELL_UID } from '../plan/layout.js';
 import {
   assertRuntimeWorksHere,
   deleteContainer,

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { lexists } from '../util/fs.js';
 import path from 'node:path';
-import { CELL_GID, CELL_HOME, CELL_UID } from '../plan/plan.js';
+import { CELL_GID, CELL_HOME, CELL_UID } from '../plan/layout.js';
 
 /** Files nanocell writes itself; the content is the same for every cell. */
 function generatedEtcFiles(): Record<string, string> {

@@ -38,7 +38,8 @@ import {
   type WireError,
 } from '../workspace/collectWorker.js';
 import type { CellEvent } from './types.js';
-import { CELL_UID, type WorkspaceMountPlan } from '../plan/plan.js';
+import { CELL_UID } from '../plan/layout.js';
+import type { WorkspaceMountPlan } from '../plan/plan.js';
 import type { ProjectDir } from '../plan/projectDir.js';
 import type { CellDirs, StateLayout } from './state.js';
 import type { OciMount } from '../plan/oci.js';

@@ -1,7 +1,7 @@
 // The environment of a command in a cell is built from scratch: a short allowlist of harmless
 // host variables, fixed identity variables, the policy's env, then the command's own. Nothing
 // else from the host reaches the cell, so secrets in the supervisor's environment cannot leak.
-import { CELL_HOME } from './plan.js';
+import { CELL_HOME } from './layout.js';
 
 /** Host variables that describe the terminal and locale, never credentials. */
 const HOST_ENV_ALLOWLIST = [

@@ -1,47 +1,22 @@
 // Policy + host facts → OCI bundle config. Pure: no file system, no processes, so every
 // isolation decision can be unit-tested without root. Each step is explicit and in order,
 // the way bubblewrap lays out its sandbox.
-import path from 'node:path';
 import type { Policy } from '../policy/defaults.js';
 import type { DegradableControl } from '../policy/schema.js';
 import type { HostFacts } from '../host/facts.js';
 import { NanocellError } from '../util/errors.js';
 import type { OciMount, OciResources, OciSeccomp, OciSpec } from './oci.js';
+import {
+  CELL_HOME,
+  CELL_INIT,
+  CELL_PROXY_PORT,
+  CELL_PROXY_SOCKET,
+  cellUser,
+  checkWorkspacePath,
+} from './layout.js';
+import { planMounts, planMountpoints } from './mounts.js';
 import { runtimeTraits } from '../runtime/traits.js';
 import { UID_RANGE_SIZE } from '../host/slots.js';
-
-/** Inside the cell the task runs as this unprivileged user. */
-export const CELL_UID = 1000;
-export const CELL_GID = 1000;
-export const CELL_HOME = '/home/cell';
-/** nanocell's own files inside the cell: init and the proxy socket. Read-only. */
-const CELL_RUNTIME_DIR = '/.nanocell';
-const CELL_INIT = `${CELL_RUNTIME_DIR}/init`;
-const CELL_PROXY_SOCKET = `${CELL_RUNTIME_DIR}/proxy.sock`;
-/**
- * Loopback port inside the cell where the egress proxy listens. The monitor makes the socket in
- * the cell's network namespace and hands it to the supervisor; only without a seccomp
- * listener (gVisor, or seccomp off for a benchmark) does init bridge it to a unix socket.
- */
-export const CELL_PROXY_PORT = 3128;
-
-/** Paths that a workspace may not be, contain or sit under: the cell's own system layout. */
-const RESERVED_CELL_PATHS = [
-  '/usr',
-  '/etc',
-  '/proc',
-  '/dev',
-  '/sys',
-  '/tmp',
-  CELL_HOME,
-  CELL_RUNTIME_DIR,
-];
-const RESERVED_TOP = ['/bin', '/lib', '/lib32', '/lib64', '/libx32', '/sbin', '/run', '/var/run'];
-
-/** The task's identity inside the cell (see planIdMappings for why rootless differs). */
-function cellUser(host: HostFacts): { uid: number; gid: number } {
-  return host.rootless ? { uid: 0, gid: 0 } : { uid: CELL_UID, gid: CELL_GID };
-}
 
 export interface Degradation {
   /**
@@ -106,26 +81,6 @@ export interface AppliedLimits {
   tmpBytes: number;
   homeBytes: number;
   openFiles: number;
-}
-
-/** Rejects a workspace whose cell path would shadow or sit inside the cell's system layout. */
-export function checkWorkspacePath(p: string): void {
-  if (!path.isAbsolute(p) || path.normalize(p) !== p || p === '/') {
-    throw new NanocellError(
-      `workspace ${p} must be an absolute, normalised directory other than /`,
-      'pass a project directory with --workspace',
-      'WORKSPACE',
-    );
-  }
-  for (const r of [...RESERVED_CELL_PATHS, ...RESERVED_TOP]) {
-    if (p === r || p.startsWith(`${r}/`) || r.startsWith(`${p}/`)) {
-      throw new NanocellError(
-        `workspace ${p} overlaps ${r}, which the cell reserves for its own system files`,
-        'move the project to a directory such as /srv/project or your home directory',
-        'WORKSPACE',
-      );
-    }
-  }
 }
 
 /** Parts of a cell a benchmark switches off, to show what each costs. Not for users. */
@@ -375,148 +330,6 @@ function planResources(
   return resources;
 }
 
-function planMounts(input: PlanInput): OciMount[] {
-  const { policy, host, workspace } = input;
-  const ro = ['rbind', 'ro', 'nosuid', 'nodev'];
-  const mounts: OciMount[] = [
-    { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-    {
-      destination: '/dev',
-      type: 'tmpfs',
-      source: 'tmpfs',
-      options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
-    },
-    {
-      destination: '/dev/pts',
-      type: 'devpts',
-      source: 'devpts',
-      options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'],
-    },
-    {
-      destination: '/dev/shm',
-      type: 'tmpfs',
-      source: 'shm',
-      options: [
-        'nosuid',
-        'noexec',
-        'nodev',
-        'mode=1777',
-        `size=${policy.limits.tmp}`,
-        `nr_inodes=${inodeCap(policy.limits.tmp)}`,
-      ],
-    },
-    // The host's programs and libraries, read-only. No setuid bit works in here.
-    { destination: '/usr', type: 'bind', source: '/usr', options: ro },
-    { destination: '/etc', type: 'bind', source: input.etcDir, options: [...ro, 'noexec'] },
-  ];
-  if (!host.mergedUsr) {
-    for (const d of host.usrLinks) {
-      mounts.push({ destination: `/${d}`, type: 'bind', source: `/${d}`, options: ro });
-    }
-  }
-  mounts.push(
-    {
-      destination: '/tmp',
-      type: 'tmpfs',
-      source: 'tmpfs',
-      options: [
-        'nosuid',
-        'nodev',
-        'noexec',
-        'mode=1777',
-        `size=${policy.limits.tmp}`,
-        `nr_inodes=${inodeCap(policy.limits.tmp)}`,
-      ],
-    },
-    {
-      destination: CELL_HOME,
-      type: 'tmpfs',
-      source: 'tmpfs',
-      options: [
-        'nosuid',
-        'nodev',
-        'noexec',
-        // One option per entry: runsc parses each entry as a single option.
-        'mode=700',
-        `uid=${cellUser(host).uid}`,
-        `gid=${cellUser(host).gid}`,
-        `size=${policy.limits.home}`,
-        `nr_inodes=${inodeCap(policy.limits.home)}`,
-      ],
-    },
-    {
-      destination: CELL_INIT,
-      type: 'bind',
-      source: input.initBinary,
-      options: ['bind', 'ro', 'nosuid', 'nodev'],
-    },
-  );
-  if (input.proxySocket) {
-    mounts.push({
-      destination: CELL_PROXY_SOCKET,
-      type: 'bind',
-      source: input.proxySocket,
-      options: ['bind', 'nosuid', 'nodev', 'noexec'],
-    });
-  }
-  if (workspace.mode === 'host-overlay') {
-    if (!workspace.mergedDir)
-      throw new NanocellError('workspace overlay has no merged dir', 'report a bug');
-    mounts.push({
-      destination: workspace.path,
-      type: 'bind',
-      source: workspace.mergedDir,
-      options: ['bind', 'rw', 'nosuid', 'nodev'],
-    });
-  } else {
-    const { lowerDir, upperDir, workDir } = workspace;
-    if (!lowerDir || !upperDir || !workDir) {
-      throw new NanocellError('workspace overlay layers are missing', 'report a bug');
-    }
-    mounts.push({
-      destination: workspace.path,
-      type: 'overlay',
-      source: 'overlay',
-      options: [
-        `lowerdir=${lowerDir}`,
-        `upperdir=${upperDir}`,
-        `workdir=${workDir}`,
-        'userxattr',
-        'nosuid',
-        'nodev',
-      ],
-    });
-  }
-  mounts.push(...workspace.extraMounts);
-  return mounts;
-}
-
-/** Everything a mount lands on must already exist: the rootfs is read-only and host-owned. */
-function planMountpoints(input: PlanInput, mounts: OciMount[]): CellPlan['mountpoints'] {
-  const dirs = new Set<string>();
-  const files = new Set<string>();
-  const symlinks: [string, string][] = [];
-  const addParents = (p: string) => {
-    for (let d = path.dirname(p); d !== '/'; d = path.dirname(d)) dirs.add(d);
-  };
-  const underMount = (p: string, m: OciMount) =>
-    m.destination !== p && p.startsWith(`${m.destination}/`);
-  for (const m of mounts) {
-    // Mount points inside another mount (e.g. /dev/pts, workspace sub-paths) are the
-    // runtime's or the overlay's business, not the rootfs's.
-    if (mounts.some((outer) => underMount(m.destination, outer))) continue;
-    addParents(m.destination);
-    const isFile = m.destination === CELL_INIT || m.destination === CELL_PROXY_SOCKET;
-    (isFile ? files : dirs).add(m.destination);
-  }
-  if (input.host.mergedUsr) {
-    for (const d of input.host.usrLinks) symlinks.push([`/${d}`, `usr/${d}`]);
-  } else {
-    for (const d of input.host.usrLinks) dirs.add(`/${d}`);
-  }
-  return { dirs: [...dirs].sort(), files: [...files].sort(), symlinks };
-}
-
 function planInitArgs(input: PlanInput, landlock: boolean): string[] {
   const args: string[] = ['--landlock', landlock ? 'required' : 'off'];
   if (landlock) {
@@ -528,12 +341,4 @@ function planInitArgs(input: PlanInput, landlock: boolean): string[] {
     args.push('--bridge', `127.0.0.1:${CELL_PROXY_PORT}=${CELL_PROXY_SOCKET}`);
   }
   return args;
-}
-
-/**
- * tmpfs caps bytes with size= but not inodes: empty files and dirs cost no blocks, only kernel
- * memory. One inode per KiB of the size cap (at least 1024) bounds an inode flood.
- */
-function inodeCap(sizeBytes: number): number {
-  return Math.max(1024, Math.floor(sizeBytes / 1024));
 }

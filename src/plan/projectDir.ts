@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { NanocellError } from '../util/errors.js';
-import { checkWorkspacePath } from './plan.js';
+import { checkWorkspacePath } from './layout.js';
 
 /** A real (symlink-free), absolute, existing directory that the cell may show as its workspace. */
 export type ProjectDir = string & { readonly __brand: 'ProjectDir' };

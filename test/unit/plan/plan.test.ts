@@ -1,6 +1,7 @@
 // The pure policy → OCI bundle step, without root.
 import { describe, expect, it } from 'vitest';
-import { checkWorkspacePath, planCell, type PlanInput } from '../../../src/plan/plan.js';
+import { checkWorkspacePath } from '../../../src/plan/layout.js';
+import { planCell, type PlanInput } from '../../../src/plan/plan.js';
 import type { HostFacts } from '../../../src/host/facts.js';
 import { parsePolicy, resolvePolicy } from '../../../src/policy/load.js';
 
