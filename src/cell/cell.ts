@@ -1,7 +1,7 @@
 // A cell's life: create (plan, mount, start), exec commands, destroy (collect, clean up).
 // Every step that acquires something registers how to release it, so any failure, timeout
 // or signal unwinds exactly what was done.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
@@ -18,12 +18,7 @@ import { cellEnv } from '../plan/env.js';
 import { ensureEtcDir } from './etc.js';
 import { InitClient, type ExecHandle, type ExecResult } from './initClient.js';
 import { currentOwner } from '../host/owner.js';
-import {
-  planCell,
-  type AppliedLimits,
-  type CellPlan,
-  type Degradation,
-} from '../plan/plan.js';
+import { planCell, type AppliedLimits, type CellPlan, type Degradation } from '../plan/plan.js';
 import { CELL_GID, CELL_PROXY_PORT, CELL_UID } from '../plan/layout.js';
 import {
   assertRuntimeWorksHere,
@@ -47,6 +42,7 @@ import { CellWorkspace } from './workspaceMount.js';
 import { CellSeccomp } from '../plan/seccomp.js';
 import { CellNetwork } from './networkSetup.js';
 import { gcStaleCells } from './gc.js';
+import { readMonitorEvents, runtimeFailureOf, spawnMonitor } from './monitor.js';
 import type {
   CellEvent,
   CellExec,
@@ -271,22 +267,12 @@ export class Cell extends EventEmitter {
       pidFile: this.dirs.initPid,
       hostSocket: this.net?.enabled === true,
     });
-    // The monitor requires a listener; with seccomp off (benchmarks) nothing connects to it.
-    const monitorArgs = ['--pid-file', this.dirs.initPid, '--listener', this.dirs.seccompSocket];
-    if (withListener) monitorArgs.push('--syscall-table', this.dirs.syscallTable);
-    if (proxyOnCellLoopback) monitorArgs.push('--proxy-port', String(CELL_PROXY_PORT));
-    const monitor = spawn(
-      nativeBinary('nanocell-monitor'),
-      [...monitorArgs, '--', ...runtimeArgs],
-      {
-        // fd 4: Node's IPC channel, the one way a child can hand this process a socket.
-        stdio: proxyOnCellLoopback
-          ? ['ignore', 'pipe', 'pipe', 'pipe', 'ipc']
-          : ['ignore', 'pipe', 'pipe', 'pipe'],
-        cwd: this.dirs.bundle,
-        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
-      },
-    );
+    const monitor = spawnMonitor({
+      dirs: this.dirs,
+      runtimeArgs,
+      withListener,
+      proxyOnCellLoopback,
+    });
     this.monitor = monitor;
     this.monitorExited = new Promise((resolve) => monitor.once('close', () => resolve()));
     this.cleanups.push({
@@ -295,27 +281,13 @@ export class Cell extends EventEmitter {
     });
     this.cleanups.push({ what: 'monitor', run: () => this.stopMonitor() });
 
-    let stderr = '';
-    monitor.stderr!.setEncoding('utf8');
-    monitor.stderr!.on('data', (d: string) => {
-      if (stderr.length < 8192) stderr += d;
+    const runtime = runtimeFailureOf(monitor, rt.name);
+    readMonitorEvents(monitor.stdout!, {
+      listener: (pid) => (this.initPid = pid),
+      runtimeExited: (status) => runtime.failed(status),
+      monitor: (ev) => this.emit('monitor', ev),
+      audit: (ev) => this.emitEvent(ev),
     });
-    let runtimeFailed: ((msg: string) => void) | undefined;
-    const runtimeFailure = new Promise<never>((_, reject) => {
-      runtimeFailed = (msg) =>
-        reject(
-          new NanocellError(
-            `the ${rt.name} runtime could not start the cell: ${msg}`,
-            'run `nanocell doctor` to see what this host lacks',
-            'RUNTIME',
-          ),
-        );
-    });
-    runtimeFailure.catch(() => undefined);
-    this.readMonitorEvents(monitor.stdout!, (status) => {
-      if (status !== 0) runtimeFailed?.(lastLine(stderr) || `exit status ${status}`);
-    });
-    monitor.once('close', () => runtimeFailed?.(lastLine(stderr) || 'the monitor exited'));
 
     const proxyListener = proxyOnCellLoopback
       ? this.adoptProxyListener(monitor)
@@ -341,14 +313,14 @@ export class Cell extends EventEmitter {
     try {
       await Promise.race([
         Promise.all([this.client.ready(), proxyListener]),
-        runtimeFailure,
+        runtime.failure,
         timeout,
       ]);
     } catch (e) {
       if (e instanceof NanocellError) throw e;
       // The init channel closes as soon as the runtime fails, usually just before the
       // runtime's exit is reported; its stderr names the real problem, so wait briefly for it.
-      await Promise.race([runtimeFailure, delay(2000)]);
+      await Promise.race([runtime.failure, delay(2000)]);
       throw new NanocellError(
         `the cell's init failed to start: ${(e as Error).message}`,
         'run `nanocell doctor` to see what this host lacks',
@@ -357,7 +329,7 @@ export class Cell extends EventEmitter {
     } finally {
       clearTimeout(readyTimer);
     }
-    runtimeFailed = undefined;
+    runtime.disarm();
     this.initPid ??= readPid(this.dirs.initPid);
     this.client.closed.then(() => this.onInitGone()).catch(() => undefined);
   }
@@ -392,40 +364,6 @@ export class Cell extends EventEmitter {
         monitor.channel?.unref();
         resolve();
       });
-    });
-  }
-
-  private readMonitorEvents(stream: Readable, onRuntimeExit: (status: number) => void): void {
-    let buf = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      buf += chunk;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        let ev: CellEvent;
-        try {
-          ev = JSON.parse(line) as CellEvent;
-        } catch {
-          continue;
-        }
-        switch (ev.type) {
-          case 'listener':
-            this.initPid = Number(ev.initPid);
-            break;
-          case 'runtime.exited':
-            onRuntimeExit(Number(ev.status));
-            break;
-          case 'init.exited':
-          case 'error':
-            this.emit('monitor', ev);
-            break;
-          default:
-            // exec, syscall.denied, syscall.denied.summary: audit events.
-            this.emitEvent(ev);
-        }
-      }
     });
   }
 
@@ -702,17 +640,6 @@ function readPid(file: string): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-function lastLine(s: string): string {
-  return (
-    s
-      .trim()
-      .split('\n')
-      .filter(Boolean)
-      .pop()
-      ?.replace(/^time=".*?" level=\w+ msg=/, '') ?? ''
-  );
 }
 
 function delay(ms: number): Promise<void> {
