@@ -45,6 +45,66 @@ export const DEFAULT_EXCLUDES: readonly string[] = [
   '**/.terraform.d/credentials.tfrc.json',
   '**/.vault-token',
   '**/.htpasswd',
+  // Infrastructure tools: state and variable files hold every secret they manage, in plain text.
+  '**/*.tfstate',
+  '**/*.tfstate.*',
+  '**/*.tfvars',
+  '**/*.tfvars.json',
+  '**/.terraformrc',
+  '**/terraform.rc',
+  '**/.pulumi',
+  '**/.vagrant',
+  '**/.vault_pass*',
+  '**/.vault-pass*',
+  '**/kubeconfig',
+  '**/*.kubeconfig',
+  '**/.kube',
+  '**/.dockercfg',
+  '**/.s3cfg',
+  '**/.boto',
+  '**/.passwd-s3fs',
+  '**/rclone.conf',
+  '**/*.ovpn',
+  '**/*.ppk',
+  '**/*.p8',
+  '**/*.kdbx',
+  '**/.my.cnf',
+  // Local secret files of serverless and app platforms.
+  '**/.dev.vars',
+  '**/.dev.vars.*',
+  '**/local.settings.json',
+  '**/.runtimeconfig.json',
+  '**/serviceAccountKey.json',
+  '**/*service-account*.json',
+  '**/*-adminsdk-*.json',
+  '**/application_default_credentials.json',
+  '**/client_secret*.json',
+  '**/.streamlit/secrets.toml',
+  '**/keystore.properties',
+  '**/.microsoft/usersecrets',
+  // Registry and forge credentials.
+  '**/.yarnrc',
+  '**/pip.conf',
+  '**/pip.ini',
+  '**/pypoetry/auth.toml',
+  '**/.gem/credentials',
+  '**/.bundle/config',
+  '**/.cargo/credentials',
+  '**/.cargo/credentials.toml',
+  '**/.m2/settings.xml',
+  '**/.m2/settings-security.xml',
+  '**/.gradle/gradle.properties',
+  '**/.nuget/NuGet/NuGet.Config',
+  '**/auth.json',
+  '**/.config/gh',
+  '**/.config/hub',
+  '**/.config/glab-cli',
+  '**/.config/git/credentials',
+  // Coding agents' login tokens.
+  '**/.claude/.credentials.json',
+  '**/.gemini/oauth_creds.json',
+  '**/.config/github-copilot/hosts.json',
+  '**/.config/github-copilot/apps.json',
 ];
 
 /** Paths that run code on the host later (persistence): visible, read-only, never applied. */
@@ -96,7 +156,13 @@ export interface Policy {
     home: number;
     files: number;
   };
-  workspace: { include: string[]; exclude: string[]; protected: string[] };
+  workspace: {
+    include: string[];
+    exclude: string[];
+    protected: string[];
+    /** false when the policy turned the default excludes off (home-directory ones included). */
+    defaultExcludes?: boolean;
+  };
   /** Landlock exec allowlist: paths or globs; `$WORKSPACE` stands for the workspace path. */
   exec: { allow: string[] };
   network: {
