@@ -202,6 +202,7 @@ export class Cell extends EventEmitter {
       host: this.host,
       cellUidBase: lease?.uidBase,
       disabled: r.benchOff.workspace === true,
+      stateRoot: this.layout.root,
     });
     this.ws = ws;
     this.cleanups.push({ what: 'workspace', run: () => ws.unmount() });
