@@ -261,8 +261,9 @@ function settleChangeSet(
   }
   if (action === 'apply') {
     try {
-      // apply records the change set as applied and removes it (see workspace/apply.ts).
+      // apply records the change set as applied; it is removed without a second record.
       const r = applyChangeSet(dir, fs.realpathSync(workspace), { force: false });
+      discardChangeSet(dir, { record: false });
       return { action: 'applied', applied: r.applied };
     } catch (e) {
       const msg = e instanceof NanocellError ? e.oneLine() : (e as Error).message;

@@ -111,6 +111,7 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
         stateRoot: ctx.stateRoot(),
         ...applyFeedback(),
       });
+      discardChangeSet(changeDirOf(ctx.stateRoot(), task), { record: false });
       for (const s of r.skipped) out(`skipped ${s.path}: ${s.reason}\n`);
       for (const f of r.forced)
         out(`overwrote ${f} (changed in the project since the task started)\n`);

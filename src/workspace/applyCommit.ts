@@ -11,6 +11,7 @@ import {
   fsyncSync,
   lchownSync,
   linkSync,
+  lstatSync,
   mkdirSync,
   openSync,
   renameSync,
@@ -122,6 +123,16 @@ export function stage(
   fsyncDir(j.staging);
 }
 
+function isDir(p: string): boolean {
+  try {
+    return lstatSync(p).isDirectory();
+  } catch (e) {
+    // Deleted, or below a path that is now a file: not a directory to sync.
+    if (['ENOENT', 'ENOTDIR'].includes((e as NodeJS.ErrnoException).code ?? '')) return false;
+    throw e;
+  }
+}
+
 function fsyncDir(dir: string): void {
   const fd = openSync(dir, O_RDONLY | O_DIRECTORY);
   try {
@@ -181,7 +192,8 @@ export function runSteps(file: string, j: Journal, owner: Owner, progress?: Prog
       j.projectDir,
       ...j.ops.map((o) => `${j.projectDir}/${parentOf(o.path)}`),
     ]);
-    for (const d of dirs) fsyncDir(d);
+    // Parents of deleted dirs are gone; their own parents are in the set too.
+    for (const d of dirs) if (isDir(d)) fsyncDir(d);
     progress?.(j.ops.length, j.ops.length);
   } catch (err) {
     const why = (err as Error).message.split('\n')[0];

@@ -174,6 +174,36 @@ export function rollBack(j: Journal, step?: () => void): void {
     undo(j, j.ops[i]!);
   }
   fsyncDir(j.projectDir);
+  markRolledBack(j);
+}
+
+/**
+ * Undoing a rename or chmod bumps the ctime of the restored path, which conflict detection
+ * would take for a change by the user. The change set remembers when it was last rolled back
+ * so a path whose ctime is no later, and whose mtime, mode and content are as recorded, is not
+ * a conflict.
+ */
+export const ROLLED_BACK_AT = 'rolled-back-at';
+
+export function markRolledBack(j: Pick<Journal, 'changeDir'>): void {
+  if (!lstatSync(j.changeDir, { throwIfNoEntry: false })?.isDirectory()) return;
+  const file = `${j.changeDir}/${ROLLED_BACK_AT}`;
+  rmSync(file, { force: true });
+  const fd = openSync(file, 'wx', 0o600);
+  try {
+    writeSync(fd, String(Date.now()));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function rolledBackAt(changeDir: string): number | undefined {
+  try {
+    const n = Number(readFileSync(`${changeDir}/${ROLLED_BACK_AT}`, 'utf8'));
+    return Number.isFinite(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Removes the staging dir, which holds only nanocell's own copies by now. */

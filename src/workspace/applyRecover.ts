@@ -40,7 +40,9 @@ export function finishCommitted(
     user: j.by.user,
     ...(recovered ? { recovered: true } : {}),
   });
-  rmSync(j.changeDir, { recursive: true, force: true });
+  // The library caller removes an applied change set itself (it may read it afterwards);
+  // recovery has no caller, so it does.
+  if (recovered) rmSync(j.changeDir, { recursive: true, force: true });
   removeJournal(file);
 }
 

@@ -18,6 +18,7 @@ import {
   symlinkTargetInProject,
 } from './paths.js';
 import type { ApplyOptions } from './apply.js';
+import { rolledBackAt } from './applyJournal.js';
 
 export function refuse(
   message: string,
@@ -98,6 +99,7 @@ export function validate(
     now,
     forced,
     bytes: 0,
+    rolledBack: rolledBackAt(changeDir),
   };
   for (const e of m.entries) checkEntry(ctx, e);
   return { now, forced };
@@ -114,6 +116,8 @@ interface EntryContext {
   now: Map<string, Current>;
   forced: string[];
   bytes: number;
+  /** When an interrupted apply of this change set was last rolled back. */
+  rolledBack: number | undefined;
 }
 
 /** The named checks of one entry, in order; the first that fails refuses the whole apply. */
@@ -163,7 +167,7 @@ function checkEntry(ctx: EntryContext, e: ChangeEntry): void {
     throw err;
   }
   now.set(p, st);
-  const conflict = conflictWith(e, st, m.startedAtMs, projectDir);
+  const conflict = conflictWith(e, st, m.startedAtMs, projectDir, ctx.rolledBack);
   if (conflict) {
     if (!opts.force) {
       refuse(
@@ -231,6 +235,7 @@ function conflictWith(
   st: Current,
   startedAtMs: number,
   projectDir: string,
+  rolledBack: number | undefined,
 ): string | undefined {
   const b = e.base;
   if (!st) return b.exists ? 'was deleted' : undefined;
@@ -244,7 +249,14 @@ function conflictWith(
         : 'other';
   if (type !== b.type) return `changed type (${b.type} → ${type})`;
   if (type === 'dir') return undefined;
-  if (st.mtimeMs > startedAtMs || st.ctimeMs > startedAtMs) return 'was modified';
+  if (st.mtimeMs > startedAtMs) return 'was modified';
+  if (st.ctimeMs > startedAtMs) {
+    const restored =
+      rolledBack !== undefined &&
+      st.ctimeMs <= rolledBack &&
+      (b.mode === undefined || (st.mode & 0o7777) === b.mode);
+    if (!restored) return 'was modified';
+  }
   if (
     type === 'file' &&
     (st.size !== b.size || hashFile(`${projectDir}/${e.path}`).sha256 !== b.sha256)
