@@ -6,6 +6,7 @@
 import {
   chmodSync,
   existsSync,
+  utimesSync,
   mkdirSync,
   readdirSync,
   rmSync,
@@ -199,4 +200,63 @@ describe('apply killed with SIGKILL at any point leaves the project as it was or
     }
     expect(seen.before).toBeGreaterThan(0);
   }, 600_000);
+});
+
+describe('apply lock, change set fates and gc of pending change sets', () => {
+  it('a live holder refuses a second apply by name; a dead holder is taken over', async () => {
+    const t = await prepare();
+    trials.push(t);
+    const { applyPaths, lockPath, projectKey } =
+      await import('../../../src/workspace/applyPaths.js');
+    const { processStart } = await import('../../../src/workspace/applyLock.js');
+    const { loadChangeSet } = await import('../../../src/workspace/manifest.js');
+    const key = projectKey(loadChangeSet(`${t.stateRoot}/changes/t1`).manifest.projectId);
+    const lock = lockPath(applyPaths(t.stateRoot), key);
+    mkdirSync(`${t.stateRoot}/apply`, { recursive: true });
+    const holder = {
+      pid: process.pid,
+      start: processStart(process.pid),
+      taskId: 'other-task',
+      since: 'x',
+    };
+    writeFileSync(lock, JSON.stringify(holder));
+    const busy = nanocell(['--state-root', t.stateRoot, 'apply', 't1']);
+    expect(busy.status).toBe(125);
+    expect(busy.stderr.trim().split('\n')).toHaveLength(1);
+    expect(busy.stderr).toMatch(/task other-task is being applied to .* \(pid \d+/);
+    expect(busy.stderr).not.toMatch(/conflict/);
+    expect(snapshot(t.sb.project)).toEqual(t.before);
+    // A pid that has exited (or was reused: another start time) holds nothing.
+    writeFileSync(lock, JSON.stringify({ ...holder, start: 'not-this-process' }));
+    const ok = nanocell(['--state-root', t.stateRoot, 'apply', 't1']);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(snapshot(t.sb.project)).toEqual(t.after);
+    expect(existsSync(lock)).toBe(false);
+    // What became of it is shown instead of "no change set".
+    const again = nanocell(['--state-root', t.stateRoot, 'diff', 't1']);
+    expect(again.status).toBe(125);
+    expect(again.stderr).toMatch(/change set of task t1 was applied \S+ by \S+ \(uid 0\)/);
+  }, 120_000);
+
+  it('gc --older-than keeps a pending change set unless --include-pending', async () => {
+    const t = await prepare();
+    trials.push(t);
+    const old = new Date(Date.now() - 3 * 3600_000);
+    utimesSync(`${t.stateRoot}/changes/t1`, old, old);
+    const kept = nanocell(['--state-root', t.stateRoot, 'gc', '--older-than', '1h']);
+    expect(kept.status, kept.stderr).toBe(0);
+    expect(kept.stdout).toMatch(/kept 1 pending change sets; --include-pending deletes them/);
+    expect(existsSync(`${t.stateRoot}/changes/t1/manifest.json`)).toBe(true);
+    const gone = nanocell([
+      '--state-root',
+      t.stateRoot,
+      'gc',
+      '--older-than',
+      '1h',
+      '--include-pending',
+    ]);
+    expect(gone.status, gone.stderr).toBe(0);
+    expect(existsSync(`${t.stateRoot}/changes/t1`)).toBe(false);
+    expect(snapshot(t.sb.project)).toEqual(t.before);
+  }, 120_000);
 });
