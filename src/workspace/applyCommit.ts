@@ -24,6 +24,7 @@ import type { ChangeEntry, Manifest } from './manifest.js';
 import { parentOf } from './paths.js';
 import type { Validated } from './applyValidate.js';
 import {
+  fsyncDir,
   killPoint,
   newSlot,
   oldSlot,
@@ -130,15 +131,6 @@ function isDir(p: string): boolean {
     // Deleted, or below a path that is now a file: not a directory to sync.
     if (['ENOENT', 'ENOTDIR'].includes((e as NodeJS.ErrnoException).code ?? '')) return false;
     throw e;
-  }
-}
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, O_RDONLY | O_DIRECTORY);
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }
 

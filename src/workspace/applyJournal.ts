@@ -67,7 +67,7 @@ const Journal = z.object({
 });
 export type Journal = z.infer<typeof Journal>;
 
-function fsyncDir(dir: string): void {
+export function fsyncDir(dir: string): void {
   const fd = openSync(dir, O_RDONLY | O_DIRECTORY);
   try {
     fsyncSync(fd);
