@@ -134,8 +134,15 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
     process.stderr.write(`nanocell: task ${report.taskId} timed out\n`);
   if (report.endReason === 'oom')
     process.stderr.write(`nanocell: task ${report.taskId} ran out of memory\n`);
+  // --apply that did not apply is a failure even when the command succeeded: a script must
+  // not go on as if the project held the task's changes.
+  // The reason (fate.error) was printed above.
+  if (opts.apply && fate?.action === 'kept' && report.exitCode === 0) return EXIT_APPLY_NOT_DONE;
   return report.exitCode;
 }
+
+/** `run --apply` whose command succeeded but whose change set was kept (nanocell's error code). */
+const EXIT_APPLY_NOT_DONE = 125;
 
 function checkReportPath(p: string): void {
   const dir = path.dirname(p);

@@ -194,7 +194,7 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
     const counts = (summary?.changeSet as { counts?: Record<string, number> } | undefined)?.counts;
     const empty = counts !== undefined && Object.values(counts).every((n) => n === 0);
     report.changeSetFate = empty
-      ? (discardChangeSet(changeDir), { action: 'none' })
+      ? (discardChangeSet(changeDir, { record: false }), { action: 'none' })
       : settleChangeSet(changeDir, o.workspace, o.changes ?? 'keep');
   }
   record({
@@ -255,8 +255,9 @@ function settleChangeSet(
   }
   if (action === 'apply') {
     try {
+      // apply records the change set as applied; it is removed without a second record.
       const r = applyChangeSet(dir, fs.realpathSync(workspace), { force: false });
-      discardChangeSet(dir);
+      discardChangeSet(dir, { record: false });
       return { action: 'applied', applied: r.applied };
     } catch (e) {
       const msg = e instanceof NanocellError ? e.oneLine() : (e as Error).message;
