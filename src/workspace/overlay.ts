@@ -13,6 +13,7 @@ import {
 } from 'node:fs';
 import { execa } from 'execa';
 import { NanocellError } from '../util/errors.js';
+import { writeGitIndexViews } from './gitIndexView.js';
 import { parentOf, relPathProblem, selfAndAncestors } from './paths.js';
 import { allHidden, assertProjectDir, type ScopePlan } from './scope.js';
 
@@ -188,6 +189,7 @@ export async function writeWhiteoutLayer(
   }
   // Children before parents: a parent's final mode may deny its owner write or search.
   for (const [dir, mode] of modes.reverse()) chmodSync(dir, mode & 0o7777);
+  await writeGitIndexViews(layerDir, projectDir, hidden, owner);
 }
 
 /** Mounts the overlay at `target` (default: dirs.mergedDir) over `lowerDir`. */
