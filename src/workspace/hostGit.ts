@@ -4,7 +4,7 @@
 // optional locks (read-only commands must not write the index), no replace refs. Commands that
 // read a repository the cell wrote use a git dir nanocell made (gitHistory.ts), so the cell's
 // .git/config is never read at all.
-import { execa } from 'execa';
+import { execa, execaSync } from 'execa';
 import { NanocellError } from '../util/errors.js';
 
 /** Settings given on the command line, which outrank every config file git reads. */
@@ -23,6 +23,11 @@ const SAFE_CONFIG: readonly string[] = [
   'maintenance.auto=false',
   'protocol.allow=never',
   'safe.directory=*',
+  'log.showSignature=false',
+  'log.mailmap=false',
+  'gpg.program=false',
+  'diff.renames=false',
+  'core.quotePath=false',
 ];
 
 export interface HostGitOptions {
@@ -41,8 +46,7 @@ export interface HostGitResult {
   stderr: string;
 }
 
-/** Runs `git args` with a fixed environment (nothing of the caller's is passed on). */
-export async function hostGit(args: string[], o: HostGitOptions): Promise<HostGitResult> {
+function gitEnv(o: HostGitOptions): Record<string, string> {
   const env: Record<string, string> = {
     PATH: '/usr/bin:/bin',
     HOME: '/nonexistent',
@@ -63,26 +67,47 @@ export async function hostGit(args: string[], o: HostGitOptions): Promise<HostGi
   };
   if (o.workTree) env.GIT_WORK_TREE = o.workTree;
   if (o.indexFile) env.GIT_INDEX_FILE = o.indexFile;
-  const r = await execa(
-    'git',
-    [...SAFE_CONFIG.flatMap((c) => ['-c', c]), '--no-pager', ...args],
-    {
-      env,
-      extendEnv: false,
-      reject: false,
-      cwd: o.cwd ?? '/',
-      input: o.input,
-      stdin: o.input === undefined ? 'ignore' : 'pipe',
-      maxBuffer: o.maxBuffer ?? 64 * 1024 * 1024,
-      stripFinalNewline: false,
-    },
-  );
-  if (r.failed && r.exitCode === undefined) {
+  return env;
+}
+
+function execOptions(o: HostGitOptions) {
+  return {
+    env: gitEnv(o),
+    extendEnv: false,
+    reject: false,
+    cwd: o.cwd ?? '/',
+    input: o.input,
+    stdin: o.input === undefined ? ('ignore' as const) : ('pipe' as const),
+    maxBuffer: o.maxBuffer ?? 64 * 1024 * 1024,
+    stripFinalNewline: false,
+  };
+}
+
+function result(r: {
+  failed: boolean;
+  exitCode?: number;
+  shortMessage?: string;
+  stdout: unknown;
+  stderr: unknown;
+}): HostGitResult {
+  if (r.failed && r.exitCode === undefined && /ENOENT/.test(r.shortMessage ?? '')) {
     throw new NanocellError(
-      `cannot run git on the host: ${r.shortMessage}`,
+      `cannot run git on the host: ${r.shortMessage ?? ''}`,
       'install git (apt-get install git)',
       'HOST',
     );
   }
   return { ok: r.exitCode === 0, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+const argv = (args: string[]) => [...SAFE_CONFIG.flatMap((c) => ['-c', c]), '--no-pager', ...args];
+
+/** Runs `git args` with a fixed environment (nothing of the caller's is passed on). */
+export async function hostGit(args: string[], o: HostGitOptions): Promise<HostGitResult> {
+  return result(await execa('git', argv(args), execOptions(o)));
+}
+
+/** The same, synchronously (the CLI's diff). */
+export function hostGitSync(args: string[], o: HostGitOptions): HostGitResult {
+  return result(execaSync('git', argv(args), execOptions(o)));
 }
