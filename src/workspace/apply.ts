@@ -25,6 +25,7 @@ import {
 import { randomBytes } from 'node:crypto';
 import { NanocellError } from '../util/errors.js';
 import { hashFile } from './fsSafe.js';
+import { assertHistoryKeepsHidden } from './gitHistory.js';
 import { compileScope, type WorkspacePatterns } from './globs.js';
 import { loadChangeSet, type ChangeEntry, type Manifest, type RefusedChange } from './manifest.js';
 import {
@@ -87,6 +88,7 @@ export function applyChangeSet(
     );
   }
   const root = checkProject(projectDir, m);
+  assertHistoryKeepsHidden(changeDir, projectDir, m);
   const current = validate(changeDir, projectDir, m, opts);
   const owner = process.getuid?.() === 0 ? { uid: root.uid, gid: root.gid } : undefined;
   commit(changeDir, projectDir, m, current, owner);

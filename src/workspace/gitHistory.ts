@@ -18,6 +18,7 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { NanocellError } from '../util/errors.js';
 import { hostGitSync } from './hostGit.js';
 import type { ChangeEntry, Manifest } from './manifest.js';
 import { isSameOrBelow } from './paths.js';
@@ -406,4 +407,47 @@ export function gitHistorySection(
 ): { text: string; covers: (rel: string) => boolean } {
   const list = summarizeGitHistory(changeDir, projectDir, m);
   return { text: renderGitHistory(list), covers: (rel) => gitDirOfPath(rel) !== undefined };
+}
+
+/**
+ * For the audit trail (the report's "Changed"): entries in a git dir are not listed one by one;
+ * each fact of the history summary becomes one fs.change event named `<gitDir>: <fact>`.
+ */
+export function gitChangeEvents(
+  changeDir: string,
+  projectDir: string,
+  m: Manifest,
+): {
+  covers: (rel: string) => boolean;
+  events: Array<{ path: string; kind: 'added' | 'modified' | 'deleted' }>;
+} {
+  const covers = (rel: string) => gitDirOfPath(rel) !== undefined;
+  if (!m.entries.some((e) => covers(e.path))) return { covers, events: [] };
+  const events: Array<{ path: string; kind: 'added' | 'modified' | 'deleted' }> = [];
+  for (const s of summarizeGitHistory(changeDir, projectDir, m)) {
+    for (const line of gitHistoryLines([s])) {
+      const kind = /^(deletes|.* deleted:)/.test(line)
+        ? 'deleted'
+        : /^(adds|.* created:)/.test(line)
+          ? 'added'
+          : 'modified';
+      events.push({ path: `${s.gitDir}: ${line}`, kind });
+    }
+  }
+  return { covers, events };
+}
+
+/**
+ * Apply's guard: a commit that deletes or changes a file the cell never saw is not the agent's
+ * honest work (git in the cell sees hidden files as unchanged, so it takes a deliberate step).
+ */
+export function assertHistoryKeepsHidden(changeDir: string, projectDir: string, m: Manifest): void {
+  if (!m.entries.some((e) => gitDirOfPath(e.path))) return;
+  const bad = touchesHidden(summarizeGitHistory(changeDir, projectDir, m));
+  if (!bad.length) return;
+  throw new NanocellError(
+    `the change set's git history touches ${bad.length} path(s) hidden from the cell (first: commit ${esc(bad[0]!)})`,
+    'review it with nanocell diff, then discard the change set (nanocell discard TASK)',
+    'WORKSPACE',
+  );
 }

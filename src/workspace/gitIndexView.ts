@@ -167,3 +167,20 @@ function setModes(made: Array<[string, number]>): void {
 export function isIndexView(views: GitIndexView[], rel: string): boolean {
   return views.some((v) => isSameOrBelow(rel, v.index));
 }
+
+/**
+ * The index copy keeps git from deleting hidden tracked files, but their committed content is
+ * in the object store, which is part of the lower layer: `git show HEAD:.env` reads it. Said in
+ * the report so the user can untrack and rotate such secrets.
+ */
+export function trackedHiddenNotice(views: GitIndexView[]): string | undefined {
+  const paths = views.flatMap((v) => v.marked.map((m) => (v.repo ? `${v.repo}/${m}` : m)));
+  if (!paths.length) return undefined;
+  const eg = paths.slice(0, 3).join(', ');
+  return (
+    `${paths.length} hidden path(s) are tracked by git (${eg}${paths.length > 3 ? ', ...' : ''}): ` +
+    'git in the cell sees them as unchanged and cannot delete them by accident, but their committed ' +
+    `content is in .git's object store, which the cell can read (git show HEAD:${paths[0]}); ` +
+    'to fix, untrack them (git rm --cached), rotate the secrets and rewrite history, or exclude .git'
+  );
+}
