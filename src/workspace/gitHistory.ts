@@ -56,11 +56,41 @@ export interface GitHistorySummary {
   error?: string;
 }
 
-/** The git dir an entry lies in ('.git' or 'a/b/.git'), or undefined. */
+/** Names that sit directly in a git dir: where a submodule's name under modules/ ends. */
+const GIT_DIR_ENTRIES = new Set([
+  'objects',
+  'refs',
+  'HEAD',
+  'index',
+  'logs',
+  'packed-refs',
+  'config',
+  'hooks',
+  'info',
+  'modules',
+  'worktrees',
+  'description',
+  'branches',
+  'COMMIT_EDITMSG',
+  'ORIG_HEAD',
+  'FETCH_HEAD',
+  'MERGE_HEAD',
+  'shallow',
+]);
+
+/** The git dir an entry lies in ('.git', 'a/.git', '.git/modules/lib'), or undefined. */
 export function gitDirOfPath(rel: string): string | undefined {
   const parts = rel.split('/');
-  const i = parts.indexOf('.git');
-  return i < 0 ? undefined : parts.slice(0, i + 1).join('/');
+  let i = parts.indexOf('.git');
+  if (i < 0) return undefined;
+  // A submodule's git dir: .git/modules/<name, possibly with slashes>/, nested as deep as needed.
+  while (parts[i + 1] === 'modules' && parts.length > i + 3) {
+    let j = i + 2;
+    while (j + 1 < parts.length && !GIT_DIR_ENTRIES.has(parts[j + 1]!)) j++;
+    if (j + 1 >= parts.length) break;
+    i = j;
+  }
+  return parts.slice(0, i + 1).join('/');
 }
 
 type Refs = Map<string, string>;
@@ -224,6 +254,8 @@ function summarizeOne(
 
 /** Work tree of a git dir, as a project-relative prefix ('' or 'a/b/'). */
 function repoPrefixOf(gitDir: string): string {
+  const m = /^(.*?)\.git\/modules\/(.+)$/.exec(gitDir);
+  if (m) return `${m[1]}${m[2]!.replace(/\/modules\//g, '/')}/`;
   const root = path.posix.dirname(gitDir);
   return root === '.' ? '' : `${root}/`;
 }
@@ -362,7 +394,9 @@ export function renderGitHistory(list: GitHistorySummary[]): string {
       else
         out += `#   ${refWord(r.ref)} moved: ${name} ${esc(short(r.old)!)} -> ${esc(short(r.new)!)}\n`;
     }
-    if (s.indexChanged) out += '#   the index (staging area) changed\n';
+    if (s.indexChanged)
+      out +=
+        "#   the index (staging area) changed; in it, hidden tracked paths carry skip-worktree (the cell's view): after applying it, clear that with git update-index --no-skip-worktree -- PATHS\n";
     if (s.objectFiles)
       out += `#   ${s.objectFiles} object file(s) (the content of the commits above)\n`;
     if (s.other.length) {
