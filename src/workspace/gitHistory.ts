@@ -360,8 +360,8 @@ function readCommits(
 
 /** Control characters shown as \xNN: names and subjects come from the cell. */
 function esc(s: string): string {
-  // eslint-disable-next-line no-control-regex
   return s.replace(
+    // eslint-disable-next-line no-control-regex
     /[\x00-\x1f\x7f-\x9f]/g,
     (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
   );
