@@ -415,7 +415,7 @@ function refWord(ref: string): string {
 }
 
 /** One line per fact, for the audit trail's fs.change events (the report's "Changed"). */
-export function gitHistoryLines(list: GitHistorySummary[]): string[] {
+function gitHistoryLines(list: GitHistorySummary[]): string[] {
   return renderGitHistory(list)
     .split('\n')
     .filter((l) => l.startsWith('#   '))
@@ -423,7 +423,7 @@ export function gitHistoryLines(list: GitHistorySummary[]): string[] {
 }
 
 /** True when a commit of the summary deletes or modifies a path hidden from the cell. */
-export function touchesHidden(list: GitHistorySummary[]): string[] {
+function touchesHidden(list: GitHistorySummary[]): string[] {
   return list.flatMap((s) =>
     s.commits.flatMap((c) =>
       c.files

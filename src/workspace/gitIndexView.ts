@@ -19,7 +19,7 @@ import path from 'node:path';
 import { NanocellError } from '../util/errors.js';
 import { hostGit } from './hostGit.js';
 import type { Owner } from './overlay.js';
-import { isSameOrBelow, parentOf, selfAndAncestors } from './paths.js';
+import { parentOf, selfAndAncestors } from './paths.js';
 
 export interface GitIndexView {
   /** Project-relative path of the repository's work tree ('' for the project root). */
@@ -161,11 +161,6 @@ function mkdirsLike(
 /** Final modes, children first (a final mode may deny its owner write). */
 function setModes(made: Array<[string, number]>): void {
   for (const [dir, mode] of [...made].reverse()) chmodSync(dir, mode);
-}
-
-/** True when `rel` (project-relative) is one of the index copies. */
-export function isIndexView(views: GitIndexView[], rel: string): boolean {
-  return views.some((v) => isSameOrBelow(rel, v.index));
 }
 
 /**
