@@ -1,5 +1,5 @@
 // `nanocell diff | apply | discard TASK`: thin commands over the change set in the state dir.
-import { existsSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { stateLayout } from '../cell/state.js';
 import { NanocellError } from '../util/errors.js';
@@ -32,7 +32,14 @@ export function describeRecovery(r: Recovered): string {
  * A state root that does not exist yet has nothing to recover and is not created here.
  */
 export function recoverBeforeCommand(stateRoot: string): void {
-  if (!existsSync(stateRoot)) return;
+  // A state root that is missing, not a directory or not ours to read is the command's to
+  // refuse, with its own message and fix; there is nothing this step could recover there.
+  try {
+    if (!statSync(stateRoot).isDirectory()) return;
+    accessSync(stateRoot, constants.R_OK | constants.X_OK);
+  } catch {
+    return;
+  }
   for (const r of recoverApplies(stateRoot))
     process.stderr.write(`nanocell: ${describeRecovery(r)}\n`);
 }
