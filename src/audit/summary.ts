@@ -1,7 +1,7 @@
 // What a task did, derived from its events and stored report (pure): the material of
 // `nanocell report` and the one-line descriptions of `nanocell logs`.
 import { constants } from 'node:os';
-import { formatCommand } from '../cli/format.js';
+import { formatCommand } from '../util/display.js';
 import { formatDuration, formatSize } from '../util/units.js';
 import type { AuditEvent, AuditEventOf, FsChangeKind } from './events.js';
 import type { TaskRow } from './store.js';
