@@ -12,6 +12,7 @@ import type { CliContext } from './context.js';
 import { policyFromFlags, type RunFlags } from './policyFromFlags.js';
 import { LiveStatus } from './liveStatus.js';
 import { TaskOutput } from './output.js';
+import { runtimeOption } from './runtimeOption.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -55,7 +56,7 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
     )
     .option('--session <name>', 'session name for grouping tasks', 'default')
     .option('--report <file>', 'write the JSON task report here')
-    .addOption(new Option('--runtime <name>', 'OCI runtime').choices(['runc', 'crun', 'runsc']))
+    .addOption(runtimeOption('OCI runtime'))
     .option('--runtime-path <path>', 'path to the OCI runtime binary')
     .addOption(
       new Option('--apply', 'apply the change set after the task if it has no conflict').conflicts(
