@@ -67,8 +67,9 @@ function fileDiff(changeDir: string, projectDir: string, e: ChangeEntry): string
     return `Binary file ${p} changed (${before?.size ?? 0} bytes → ${after?.size ?? 0} bytes)\n`;
   }
   const patch = createTwoFilesPatch(
-    before ? quotePath(`a/${e.path}`) : '/dev/null',
-    after ? quotePath(`b/${e.path}`) : '/dev/null',
+    // jsdiff quotes unusual names itself; the line pass below escapes what it leaves.
+    before ? `a/${e.path}` : '/dev/null',
+    after ? `b/${e.path}` : '/dev/null',
     oldText,
     newText,
     undefined,
