@@ -159,6 +159,8 @@ function reportRan(s: TaskSummary, r: ReportLines): void {
     );
   }
   r.more(s.ran.commands.length);
+  if (s.ran.lookups > 0)
+    r.push(p.dim(`  (${s.ran.lookups} failed PATH lookups not counted as programs)`));
   r.onlyCounted('exec');
 }
 
@@ -186,13 +188,17 @@ function reportDenied(s: TaskSummary, r: ReportLines): void {
 
 function reportNetwork(s: TaskSummary, r: ReportLines): void {
   r.section('Network allowed');
-  if (s.network.length === 0) r.push(r.p.dim('  no connections'));
+  if (s.network.length === 0 && s.networkFailed.length === 0) r.push(r.p.dim('  no connections'));
   for (const n of s.network.slice(0, ReportLines.MAX)) {
     r.push(
       `  ${n.item.host}:${n.item.port}  ${n.count} connection${n.count > 1 ? 's' : ''}, ${formatSize(n.item.bytesUp)} up, ${formatSize(n.item.bytesDown)} down`,
     );
   }
   r.more(s.network.length);
+  for (const f of s.networkFailed.slice(0, ReportLines.MAX)) {
+    r.push(r.p.red(`  ${f.item.host}:${f.item.port}  ${times(f.count)}failed: ${f.item.error}`));
+  }
+  r.more(s.networkFailed.length);
 }
 
 function reportChanged(s: TaskSummary, r: ReportLines): void {
