@@ -1,3 +1,4 @@
+/* eslint-disable no-control-regex -- these tests assert on raw terminal bytes */
 // Output nobody can forge: a task that prints hostile escape sequences or creates hostile names
 // attacks the user's terminal through every view of the CLI. Each test starts a real cell with
 // the real CLI and asserts on what the user's terminal (a real pty, or the bytes the view
@@ -22,7 +23,6 @@ function task(script: string): string {
 }
 
 /** Raw control characters a view must never print (newline and tab are layout). */
-// eslint-disable-next-line no-control-regex
 const RAW_CONTROL = /[\x00-\x08\x0b-\x1f\x7f\x80-\x9f\u202a-\u202e\u2066-\u2069]/u;
 
 /** OSC 52 (clipboard), OSC 0 (title), clear screen, cursor up, DCS, 8-bit CSI, and colour. */

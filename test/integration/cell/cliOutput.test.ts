@@ -1,3 +1,4 @@
+/* eslint-disable no-control-regex -- these tests assert on raw terminal bytes */
 // The CLI's output as users see it: into a closed pipe, on a terminal with the live status
 // line, ids typed short, scripts that use --quiet, and a command that does not exist.
 import { spawnSync } from 'node:child_process';
