@@ -6,7 +6,7 @@ import { NanocellError } from '../util/errors.js';
 
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 export const TASK_ID_PATTERN = /^[0-9a-hjkmnp-tv-z]{18}$/;
-export const TASK_ID_PREFIX_PATTERN = /^[0-9a-hjkmnp-tv-z]{1,18}$/;
+const TASK_ID_PREFIX_PATTERN = /^[0-9a-hjkmnp-tv-z]{1,18}$/;
 
 export function newTaskId(now = Date.now()): string {
   let time = '';

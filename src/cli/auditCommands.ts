@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AuditEvent } from '../audit/events.js';
-import { isOwnerAlive } from '../audit/owner.js';
+import { isOwnerAlive } from '../host/owner.js';
 import { type AuditStore, taskStatuses } from '../audit/store.js';
 import { summarizeTask } from '../audit/summary.js';
 import { toJson } from '../util/display.js';

@@ -19,7 +19,7 @@ import {
   type Paint,
 } from './format.js';
 
-export function statusText(t: TaskRow, p: Paint): string {
+function statusText(t: TaskRow, p: Paint): string {
   switch (t.status) {
     case 'running':
       return p.cyan('running');

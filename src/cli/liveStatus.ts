@@ -4,7 +4,7 @@
 // output's cursor stands at the start of a line: a progress bar (`50%\r`) or a prompt
 // (`Password: `) is never overwritten. Redrawn at most a few times a second otherwise.
 import type { AuditEventInput } from '../audit/events.js';
-import { CgroupReader } from '../cell/cgroupStats.js';
+import { CgroupReader } from '../host/cgroups.js';
 import { probeCgroups } from '../host/probe.js';
 import { formatDuration, formatSize } from '../util/units.js';
 import { writeAllSync } from './output.js';

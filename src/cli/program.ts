@@ -9,14 +9,14 @@ import { registerDoctorCommand } from './doctor.js';
 import { registerGcCommand } from './gc.js';
 import { registerPsCommand } from './ps.js';
 import { registerAuditCommands } from './auditCommands.js';
-import { registerWorkspaceCommands } from './workspaceCommands.js';
+import { recoverBeforeCommand, registerWorkspaceCommands } from './workspaceCommands.js';
 import { registerDemoCommand } from './demo.js';
 import { AuditStore } from '../audit/store.js';
 import { defaultStateRoot, ensureStateRoot } from '../cell/state.js';
 
-export const EXIT_NANOCELL_ERROR = 125;
+const EXIT_NANOCELL_ERROR = 125;
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command('nanocell')
     .description('Run AI-agent tasks in disposable, locked-down cells')
     .version('0.1.0')
@@ -33,6 +33,7 @@ export function buildProgram(): Command {
     stateRoot,
     openStore: () => AuditStore.open(ensureStateRoot(stateRoot()).db),
   };
+  program.hook('preAction', () => recoverBeforeCommand(stateRoot()));
   registerRunCommand(program, ctx);
   registerDemoCommand(program, ctx);
   registerDoctorCommand(program);

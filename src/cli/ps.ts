@@ -2,8 +2,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { CgroupReader } from '../cell/cgroupStats.js';
-import { ownerAlive, type OwnerRecord } from '../cell/owner.js';
+import { CgroupReader } from '../host/cgroups.js';
+import { ownerAlive, type OwnerRecord } from '../host/owner.js';
 import { ensureStateRoot } from '../cell/state.js';
 import { probeCgroups } from '../host/probe.js';
 import { formatSize } from '../util/units.js';
@@ -12,7 +12,7 @@ import { escapeText, formatCommand, toJson } from '../util/display.js';
 import { colorEnabled, formatAge, paint, table, truncate, MAX_COMMAND_CHARS } from './format.js';
 import { stdoutSink } from './output.js';
 
-export interface LiveCell {
+interface LiveCell {
   cellId: string;
   taskId: string;
   session: string;
@@ -22,7 +22,7 @@ export interface LiveCell {
   commands: string[][];
 }
 
-export function listLiveCells(stateRoot: string): LiveCell[] {
+function listLiveCells(stateRoot: string): LiveCell[] {
   const layout = ensureStateRoot(stateRoot);
   const facts = probeCgroups(process.geteuid!() !== 0);
   const out: LiveCell[] = [];

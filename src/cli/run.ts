@@ -5,7 +5,7 @@ import { Command, Option } from 'commander';
 import { loadPolicyFile, resolvePolicy } from '../policy/load.js';
 import type { PolicyFile } from '../policy/schema.js';
 import { degradableControls } from '../policy/schema.js';
-import { runTask, type TaskReport } from '../cell/task.js';
+import { runTask, type TaskReport } from '../task/task.js';
 import { NanocellError } from '../util/errors.js';
 import { escapeText } from '../util/display.js';
 import type { CliContext } from './context.js';
@@ -139,6 +139,10 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
   }
   if (reportPath) writeReport(reportPath, report);
   printOutcome(report, command, workspace, !!opts.quiet);
+  // --apply that did not apply is a failure even when the command succeeded: a script must
+  // not go on as if the project held the task's changes. The reason was printed above.
+  const fate = report.changeSetFate;
+  if (opts.apply && fate?.action === 'kept' && report.exitCode === 0) return EXIT_APPLY_NOT_DONE;
   return report.exitCode;
 }
 
@@ -173,6 +177,9 @@ function spawnFailure(report: TaskReport, command: string[]): string | undefined
     return `${name}: cannot execute (not executable, a directory, or outside exec.allow)`;
   return undefined;
 }
+
+/** `run --apply` whose command succeeded but whose change set was kept (nanocell's error code). */
+const EXIT_APPLY_NOT_DONE = 125;
 
 function checkReportPath(p: string): void {
   const dir = path.dirname(p);

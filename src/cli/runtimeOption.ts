@@ -1,10 +1,10 @@
 // `--runtime NAME` for run and doctor: a name the policy schema does not know is refused with
 // the known ones listed (the schema's enum is the list, so the CLI cannot drift from it).
 import { InvalidArgumentError, Option } from 'commander';
-import { runtimeSchema } from '../policy/schema.js';
+import { runtimeNames } from '../policy/schema.js';
 import { escapeText } from '../util/display.js';
 
-export const knownRuntimes: readonly string[] = runtimeSchema.shape.name.unwrap().options;
+const knownRuntimes: readonly string[] = runtimeNames;
 
 export function runtimeOption(description: string): Option {
   return new Option('--runtime <name>', `${description} (${knownRuntimes.join(', ')})`).argParser(

@@ -1,17 +1,77 @@
 // `nanocell diff | apply | discard TASK`: thin commands over the change set in the state dir.
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
+import { NanocellError } from '../util/errors.js';
 import { escapeText, quotePath, toJson } from '../util/display.js';
 import { formatSize } from '../util/units.js';
 import { applyChangeSet } from '../workspace/apply.js';
+import { describeFate, readFate } from '../workspace/changeFate.js';
 import { writeDiff } from '../workspace/diff.js';
 import { discardChangeSet } from '../workspace/discard.js';
 import { loadChangeSet } from '../workspace/manifest.js';
+import { recoverApplies, type Recovered } from '../workspace/applyRecover.js';
 import { stdoutSink } from './output.js';
 import { resolveChangeSet } from './taskRef.js';
 
 export interface WorkspaceCommandContext {
   stateRoot(): string;
   stdout?: { write(s: string): unknown };
+}
+
+export function describeRecovery(r: Recovered): string {
+  return r.outcome === 'completed'
+    ? `an interrupted apply of task ${r.taskId} to ${r.projectDir} had committed; finished it`
+    : `an interrupted apply of task ${r.taskId} to ${r.projectDir} was rolled back; the project is as it was`;
+}
+
+/**
+ * Every command first recovers applies a crash interrupted (one readdir when there are none).
+ * A state root that does not exist yet has nothing to recover and is not created here.
+ */
+export function recoverBeforeCommand(stateRoot: string): void {
+  if (!existsSync(stateRoot)) return;
+  for (const r of recoverApplies(stateRoot))
+    process.stderr.write(`nanocell: ${describeRecovery(r)}\n`);
+}
+
+/**
+ * Resolves a task id or unique prefix to its change set, or says what became of it when it is
+ * gone (applied or discarded: the fate record names when and by whom).
+ */
+function load(stateRoot: string, task: string): { id: string; dir: string } {
+  const fate = readFate(stateRoot, task);
+  if (fate) {
+    throw new NanocellError(
+      `the change set of task ${escapeText(task)} was ${describeFate(fate)}`,
+      'nothing to do; see nanocell report for what the task did',
+      'STATE',
+    );
+  }
+  return resolveChangeSet(stateRoot, task);
+}
+
+/** On a terminal: a progress line for long applies, and a note that Ctrl-C is held. */
+function applyFeedback(): Pick<
+  Parameters<typeof applyChangeSet>[2] & object,
+  'onProgress' | 'onCommitStart'
+> {
+  if (!process.stderr.isTTY) return {};
+  let last = 0;
+  let shown = false;
+  return {
+    onCommitStart: (steps) => {
+      if (steps >= 1000)
+        process.stderr.write(`nanocell: committing ${steps} steps; Ctrl-C waits until it ends\n`);
+    },
+    onProgress: (done, total) => {
+      const now = Date.now();
+      if (total < 1000 || (now - last < 100 && done < total)) return;
+      last = now;
+      shown = true;
+      process.stderr.write(`\r\x1b[Kapplying ${done}/${total}`);
+      if (done === total && shown) process.stderr.write('\r\x1b[K');
+    },
+  };
 }
 
 export function registerWorkspaceCommands(program: Command, ctx: WorkspaceCommandContext): void {
@@ -24,7 +84,7 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
     .argument('<task>', 'task id or unique prefix')
     .option('--json', 'print the change set manifest (entries, refusals) as JSON')
     .action((task: string, o: { json?: boolean }) => {
-      const { dir } = resolveChangeSet(ctx.stateRoot(), task);
+      const { dir } = load(ctx.stateRoot(), task);
       const { manifest } = loadChangeSet(dir);
       if (o.json) return void out(`${toJson(manifest, 2)}\n`);
       // Streamed entry by entry: a 50,000-file change set never sits in memory as text.
@@ -34,24 +94,28 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
 
   program
     .command('apply')
-    .description("write a task's change set into the project: all of it or nothing")
+    .description(
+      "write a task's change set into the project: all of it or nothing, even on a crash",
+    )
     .argument('<task>', 'task id or unique prefix')
     .option('--force', 'overwrite files changed in the project since the task started')
     .option('--skip-refused', 'apply even though some changes were refused at collection')
     .action((task: string, o: { force?: boolean; skipRefused?: boolean }) => {
-      const { dir } = resolveChangeSet(ctx.stateRoot(), task);
+      const { dir } = load(ctx.stateRoot(), task);
       const { manifest } = loadChangeSet(dir);
       const r = applyChangeSet(dir, manifest.projectDir, {
         force: !!o.force,
         skipRefused: !!o.skipRefused,
+        stateRoot: ctx.stateRoot(),
+        ...applyFeedback(),
       });
+      discardChangeSet(dir, { record: false });
       for (const s of r.skipped) out(`skipped ${quotePath(s.path)}: ${escapeText(s.reason)}\n`);
       for (const f of r.forced)
         out(`overwrote ${quotePath(f)} (changed in the project since the task started)\n`);
       out(
         `applied ${r.applied} change(s) (${formatSize(manifest.totalBytes)}) to ${quotePath(manifest.projectDir)}\n`,
       );
-      discardChangeSet(dir);
     });
 
   program
@@ -59,7 +123,7 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
     .description("throw away a task's change set")
     .argument('<task>', 'task id or unique prefix')
     .action((task: string) => {
-      const { id, dir } = resolveChangeSet(ctx.stateRoot(), task);
+      const { id, dir } = load(ctx.stateRoot(), task);
       discardChangeSet(dir);
       out(`discarded the change set of task ${id}\n`);
     });

@@ -37,7 +37,7 @@ export function escapeContent(text: string): string {
 }
 
 /** True when the text would be shown changed by escapeText. */
-export function hasUnsafe(text: string): boolean {
+function hasUnsafe(text: string): boolean {
   UNSAFE.lastIndex = 0;
   const r = UNSAFE.test(text);
   UNSAFE.lastIndex = 0;

@@ -6,6 +6,7 @@
 import { closeSync, readSync } from 'node:fs';
 import { createTwoFilesPatch } from 'diff';
 import { openRegularNoFollow } from './fsSafe.js';
+import { gitHistorySection } from './gitHistory.js';
 import { loadChangeSet, type ChangeEntry } from './manifest.js';
 import { lstatNoSymlinkComponents, relPathProblem } from './paths.js';
 import { escapeContent, escapeText, quotePath } from '../util/display.js';
@@ -121,7 +122,11 @@ export function writeDiff(
   }
   for (const r of m.refused)
     write(`# refused (never applied): ${quotePath(r.path)}: ${escapeText(r.reason)}\n`);
-  const entries = [...m.entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const git = gitHistorySection(changeDir, projectDir, m);
+  write(git.text);
+  const entries = [...m.entries]
+    .filter((e) => !git.covers(e.path))
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   for (const e of entries) write(entryDiff(changeDir, projectDir, e));
 }
 
