@@ -101,6 +101,8 @@ function netPayload() {
     reason: z.string(),
     /** e.g. "http-connect", "socks5", "http". */
     protocol: z.string(),
+    /** An allowed connection that could not be made: why (e.g. the name does not resolve). */
+    error: z.string().optional(),
     /** Known once the connection closed; absent for refusals. */
     bytesUp: count.optional(),
     bytesDown: count.optional(),

@@ -17,7 +17,7 @@ export interface RunFlags {
   allowDegraded?: string[];
 }
 
-export function parseEnvFlags(pairs: string[]): Record<string, string> {
+function parseEnvFlags(pairs: string[]): Record<string, string> {
   const env: Record<string, string> = {};
   for (const p of pairs) {
     const eq = p.indexOf('=');

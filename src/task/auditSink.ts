@@ -141,6 +141,7 @@ export function toAuditEvents(e: CellEvent, summaries = new DenialSummaries()): 
           ...(e.rule ? { rule: str(e.rule, 256) } : {}),
           reason: str(e.reason ?? (e.type === 'net.allowed' ? 'allowed' : 'denied'), 512),
           protocol: str(e.protocol, 32),
+          ...(e.type === 'net.allowed' && e.error ? { error: str(e.error, 512) } : {}),
           ...(e.bytesUp !== undefined ? { bytesUp: int(e.bytesUp) } : {}),
           ...(e.bytesDown !== undefined ? { bytesDown: int(e.bytesDown) } : {}),
           ...(e.durationMs !== undefined ? { durationMs: int(e.durationMs) } : {}),
