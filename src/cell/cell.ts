@@ -46,6 +46,7 @@ import {
 } from './state.js';
 import { materializeBundle } from './bundle.js';
 import { resolveExecAllow } from './execAllow.js';
+import { planExecRule } from './execRule.js';
 import { CellWorkspace } from './workspaceMount.js';
 import { CellSeccomp } from './seccompSetup.js';
 import { CellNetwork } from './networkSetup.js';
@@ -266,7 +267,11 @@ export class Cell extends EventEmitter {
 
     trace('network', t);
     t = performance.now();
-    const execAllow = resolveExecAllow(policy.exec.allow, this.ws.cellPath);
+    const execRule = planExecRule(
+      resolveExecAllow(policy.exec.allow, this.ws.cellPath),
+      this.ws.cellPath,
+      policy.exec.scratch,
+    );
     this.plan = planCell({
       cellId: this.id,
       policy,
@@ -276,7 +281,8 @@ export class Cell extends EventEmitter {
       initBinary: nativeBinary('nanocell-init'),
       hostUidBase: lease?.uidBase,
       workspace: this.ws.mountPlan,
-      execAllow,
+      execAllow: execRule.paths,
+      execMounts: execRule.mounts,
       seccomp: seccomp?.profile,
       proxySocket: this.net.enabled && !proxyOnCellLoopback ? this.dirs.proxySocket : undefined,
     });

@@ -6,6 +6,7 @@ import type { Policy } from '../policy/defaults.js';
 import type { DegradableControl } from '../policy/schema.js';
 import type { HostFacts } from '../host/facts.js';
 import { NanocellError } from '../util/errors.js';
+import type { ExecMounts } from './execRule.js';
 import type { OciMount, OciResources, OciSeccomp, OciSpec } from './oci.js';
 import { runtimeTraits } from './runtimeTraits.js';
 
@@ -78,6 +79,8 @@ export interface PlanInput {
   workspace: WorkspaceMountPlan;
   /** Concrete paths (files or dirs) that may be executed; Landlock enforces them. */
   execAllow: string[];
+  /** Which writable places are mounted executable (planExecRule); the rest are noexec. */
+  execMounts: ExecMounts;
   seccomp?: OciSeccomp;
   /** Host path of this cell's proxy socket, when the policy allows any egress. */
   proxySocket?: string;
@@ -344,8 +347,8 @@ function planMounts(input: PlanInput): OciMount[] {
       source: 'shm',
       options: [
         'nosuid',
-        'noexec',
         'nodev',
+        ...noexec(input.execMounts.shm),
         'mode=1777',
         `size=${policy.limits.tmp}`,
         `nr_inodes=${inodeCap(policy.limits.tmp)}`,
@@ -368,7 +371,7 @@ function planMounts(input: PlanInput): OciMount[] {
       options: [
         'nosuid',
         'nodev',
-        'noexec',
+        ...noexec(input.execMounts.tmp),
         'mode=1777',
         `size=${policy.limits.tmp}`,
         `nr_inodes=${inodeCap(policy.limits.tmp)}`,
@@ -381,7 +384,7 @@ function planMounts(input: PlanInput): OciMount[] {
       options: [
         'nosuid',
         'nodev',
-        'noexec',
+        ...noexec(input.execMounts.home),
         // One option per entry: runsc parses each entry as a single option.
         'mode=700',
         `uid=${cellUser(host).uid}`,
@@ -412,7 +415,7 @@ function planMounts(input: PlanInput): OciMount[] {
       destination: workspace.path,
       type: 'bind',
       source: workspace.mergedDir,
-      options: ['bind', 'rw', 'nosuid', 'nodev'],
+      options: ['bind', 'rw', 'nosuid', 'nodev', ...noexec(input.execMounts.workspace)],
     });
   } else {
     const { lowerDir, upperDir, workDir } = workspace;
@@ -430,10 +433,15 @@ function planMounts(input: PlanInput): OciMount[] {
         'userxattr',
         'nosuid',
         'nodev',
+        ...noexec(input.execMounts.workspace),
       ],
     });
   }
-  mounts.push(...workspace.extraMounts);
+  // A bind mount has its own flags: the workspace's exec rule must hold under it too.
+  const wsExec = noexec(input.execMounts.workspace);
+  mounts.push(
+    ...workspace.extraMounts.map((m) => ({ ...m, options: [...(m.options ?? []), ...wsExec] })),
+  );
   return mounts;
 }
 
@@ -475,6 +483,9 @@ function planInitArgs(input: PlanInput, landlock: boolean): string[] {
   }
   return args;
 }
+
+/** noexec unless the place's exec rule allows exec (see execRule.ts for why mounts matter). */
+const noexec = (exec: boolean): string[] => (exec ? [] : ['noexec']);
 
 /**
  * tmpfs caps bytes with size= but not inodes: empty files and dirs cost no blocks, only kernel
