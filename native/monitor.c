@@ -3,7 +3,7 @@
  *
  *   nanocell-monitor --listener /abs/seccomp.sock [--pid-file /abs/init.pid]
  *                    [--syscall-table FILE] [--max-events N] [--max-exec-events N]
- *                    [--proxy-port PORT] -- RUNTIME ARGV...
+ *                    [--proxy-port PORT] [--exec-allow PATH]... -- RUNTIME ARGV...
  *
  * Node can neither reap orphans nor receive an fd over SCM_RIGHTS, so this process does both:
  * it is the child subreaper that inherits the cell's init once `runc run --detach` exits, and
@@ -44,6 +44,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "execguard.h"
 
 #ifndef AUDIT_ARCH_AARCH64
 #define AUDIT_ARCH_AARCH64 (EM_AARCH64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE)
@@ -407,6 +409,38 @@ static struct seccomp_notif_sizes sizes;
 static struct seccomp_notif *req;
 static struct seccomp_notif_resp *resp;
 
+/* Answers the pending notification with -err and records the denial (with why, if given). */
+static void deny_and_record(pid_t pid, uint32_t arch, int nr, const char *name, int err,
+			    const char *why)
+{
+	int full = (long)denials_seen++ < max_events;
+	/* Read the executable while the task still waits on us; it may exit right after. */
+	char exe[PATH_MAX] = "", link[64];
+	if (full) {
+		snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+		ssize_t n = readlink(link, exe, sizeof(exe) - 1);
+		exe[n > 0 ? n : 0] = 0;
+	}
+	resp->error = -err;
+	ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_SEND, resp);
+	if (!full) {
+		count_denial(name, pid);
+		return;
+	}
+	struct out o = {0};
+	out_fmt(&o, "{\"type\":\"syscall.denied\",\"time\":%lld,\"pid\":%d,\"arch\":\"%s\",\"nr\":%d,\"name\":",
+		now_ms(), (int)pid, arch_name(arch), nr);
+	out_cstr(&o, name);
+	out_fmt(&o, ",\"errno\":%d,\"exe\":", err);
+	out_cstr(&o, exe);
+	if (why && *why) {
+		out_raw(&o, ",\"detail\":", 10);
+		out_cstr(&o, why);
+	}
+	out_raw(&o, "}", 1);
+	emit(&o);
+}
+
 static void handle_notification(void)
 {
 	memset(req, 0, sizes.seccomp_notif);
@@ -422,6 +456,20 @@ static void handle_notification(void)
 	int is_at;
 	memset(resp, 0, sizes.seccomp_notif_resp);
 	resp->id = id;
+	/* Exec, mmap(PROT_EXEC) of a file and memfd_create first pass the exec allowlist's guard. */
+	static char why[PATH_MAX + 160];
+	int guard = execguard_check(notify_fd, req, why, sizeof(why));
+	if (guard == EG_ANSWERED)
+		return;
+	if (guard > 0) {
+		deny_and_record(pid, arch, nr, execguard_call_name(req), guard, why);
+		return;
+	}
+	if (guard == EG_ALLOW && !is_exec(arch, nr, &is_at)) {
+		resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+		ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_SEND, resp);
+		return;
+	}
 	if (is_exec(arch, nr, &is_at)) {
 		static struct exec_info info;
 		int full = (long)execs_seen < max_exec_events;
@@ -457,30 +505,7 @@ static void handle_notification(void)
 		return;
 	}
 	const struct sysent *ent = lookup(arch, nr);
-	const char *name = ent ? ent->name : "unknown";
-	int err = ent ? ent->err : EPERM;
-	int full = (long)denials_seen++ < max_events;
-	/* Read the executable while the task still waits on us; it may exit right after. */
-	char exe[PATH_MAX] = "", link[64];
-	if (full) {
-		snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
-		ssize_t n = readlink(link, exe, sizeof(exe) - 1);
-		exe[n > 0 ? n : 0] = 0;
-	}
-	resp->error = -err;
-	ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_SEND, resp);
-	if (!full) {
-		count_denial(name, pid);
-		return;
-	}
-	struct out o = {0};
-	out_fmt(&o, "{\"type\":\"syscall.denied\",\"time\":%lld,\"pid\":%d,\"arch\":\"%s\",\"nr\":%d,\"name\":",
-		now_ms(), (int)pid, arch_name(arch), nr);
-	out_cstr(&o, name);
-	out_fmt(&o, ",\"errno\":%d,\"exe\":", err);
-	out_cstr(&o, exe);
-	out_raw(&o, "}", 1);
-	emit(&o);
+	deny_and_record(pid, arch, nr, ent ? ent->name : "unknown", ent ? ent->err : EPERM, NULL);
 }
 
 /* ---------- proxy listener ---------- */
@@ -723,7 +748,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: nanocell-monitor --listener /abs/seccomp.sock [--pid-file FILE] "
 			"[--syscall-table FILE] [--max-events N] [--max-exec-events N] "
-			"[--proxy-port PORT] -- RUNTIME ARGV...\n");
+			"[--proxy-port PORT] [--exec-allow PATH]... -- RUNTIME ARGV...\n");
 	exit(2);
 }
 
@@ -751,6 +776,8 @@ int main(int argc, char **argv)
 			max_exec_events = atol(v);
 		else if (strcmp(argv[i], "--proxy-port") == 0)
 			proxy_port = atoi(v);
+		else if (strcmp(argv[i], "--exec-allow") == 0)
+			execguard_allow(v);
 		else
 			usage();
 		i++;

@@ -5,7 +5,7 @@
 // (`ld.so ./bin`) and dlopen, since mmap(PROT_EXEC) of a file there fails; Landlock only sees
 // execve. Pure: no file system.
 import { PolicyError } from '../policy/load.js';
-import { CELL_HOME } from './plan.js';
+import { CELL_HOME, CELL_INIT, type CellPlan } from './plan.js';
 
 /** How the scratch places follow the workspace (policy `exec.scratch`). */
 export type ScratchExec = 'follow-workspace' | 'deny';
@@ -81,4 +81,22 @@ export function planExecRule(
       shm: reaches(SCRATCH_PLACES.shm),
     },
   };
+}
+
+/**
+ * The monitor's exec guard judges execve and mmap(PROT_EXEC) against the same paths Landlock
+ * enforces, so it can record what Landlock refuses silently; without Landlock (a degradation)
+ * it gets none and only refuses memfds and noexec mounts, as the kernel does.
+ */
+export function execGuardArgs(plan: CellPlan): string[] {
+  const args = plan.spec.process.args;
+  // The runtime execs the cell's first process (init, or the shell that starts it) under the
+  // filter before init applies Landlock; Landlock keeps the task from running init again.
+  const out: string[] = [];
+  if (!args.includes('--ll-exec')) return out;
+  for (const first of new Set([args[0]!, CELL_INIT])) out.push('--exec-allow', first);
+  args.forEach((a, i) => {
+    if (a === '--ll-exec' && args[i + 1]) out.push('--exec-allow', args[i + 1]!);
+  });
+  return out;
 }
