@@ -1,0 +1,116 @@
+// Runs a compatibility project's script on the host (as the unprivileged test user, with its
+// own HOME and TMPDIR, like a cell's) and in a real cell (default policy plus the project's
+// egress), and returns both outcomes with the cell's recorded denials.
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { AuditEventInput } from '../../src/audit/events.js';
+import { DenialSummaries, toAuditEvents } from '../../src/cell/auditSink.js';
+import { Cell } from '../../src/cell/cell.js';
+import { CELL_PATH } from '../../src/cell/env.js';
+import { parsePolicy, resolvePolicy } from '../../src/policy/load.js';
+import { makeSandbox } from '../helpers/cells.js';
+import type { CompatProject } from './projects.js';
+
+export interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+const HOST_USER = 'nanocell-ci';
+const id = (flag: '-u' | '-g') =>
+  Number(execFileSync('id', [flag, HOST_USER], { encoding: 'utf8' }));
+
+/** The script on the host, in a fresh copy of the project owned by the test user. */
+export async function runOnHost(p: CompatProject, opts: { taskset?: string } = {}) {
+  const sb = makeSandbox(p.files);
+  try {
+    const home = path.join(sb.stateRoot, 'home');
+    const tmp = path.join(sb.stateRoot, 'tmp');
+    fs.mkdirSync(home, { recursive: true });
+    fs.mkdirSync(tmp, { recursive: true });
+    execFileSync('chown', ['-R', `${HOST_USER}:${HOST_USER}`, sb.project, sb.stateRoot]);
+    const argv = ['bash', '-c', p.script];
+    return await spawnOutcome(opts.taskset ? ['taskset', '-c', opts.taskset, ...argv] : argv, {
+      cwd: sb.project,
+      uid: id('-u'),
+      gid: id('-g'),
+      env: {
+        PATH: CELL_PATH,
+        HOME: home,
+        TMPDIR: tmp,
+        USER: HOST_USER,
+        LOGNAME: HOST_USER,
+        SHELL: '/bin/bash',
+        ...(process.env.LANG ? { LANG: process.env.LANG } : {}),
+      },
+    });
+  } finally {
+    sb.cleanup();
+  }
+}
+
+function spawnOutcome(
+  argv: string[],
+  o: { cwd: string; uid: number; gid: number; env: NodeJS.ProcessEnv },
+): Promise<Outcome> {
+  const t = performance.now();
+  return new Promise((resolve, reject) => {
+    const c = spawn(argv[0]!, argv.slice(1), { ...o, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    c.once('error', reject);
+    c.once('close', (code) =>
+      resolve({ code: code ?? 128, stdout, stderr, ms: performance.now() - t }),
+    );
+  });
+}
+
+/** The script in a real cell under the default policy (plus the project's egress). */
+export async function runInCell(p: CompatProject, policyOver: object = {}) {
+  const sb = makeSandbox(p.files);
+  const denials: AuditEventInput[] = [];
+  const summaries = new DenialSummaries();
+  let cell: Cell | undefined;
+  try {
+    cell = await Cell.create({
+      policy: resolvePolicy(
+        parsePolicy({ ...(p.network ? { network: p.network } : {}), ...policyOver }),
+      ),
+      workspace: sb.project,
+      stateRoot: sb.stateRoot,
+      onEvent: (e) => {
+        for (const a of toAuditEvents(e, summaries)) {
+          if (a.type === 'syscall.denied' || a.type === 'net.denied') denials.push(a);
+        }
+      },
+    });
+    const t = performance.now();
+    const r = await cell.run(['bash', '-c', p.script], { cwd: sb.project });
+    const outcome: Outcome = {
+      code: r.exitCode ?? 128,
+      stdout: r.stdout,
+      stderr: r.stderr,
+      ms: performance.now() - t,
+    };
+    await cell.destroy();
+    cell = undefined;
+    return { ...outcome, denials };
+  } finally {
+    await cell?.destroy().catch(() => undefined);
+    sb.cleanup();
+  }
+}
+
+/** A denial as one line, for failure messages and docs/compatibility.md. */
+export function denialLine(d: AuditEventInput): string {
+  if (d.type === 'syscall.denied')
+    return `${d.name} by ${d.exe}: ${d.detail ?? `errno ${d.errno}`}`;
+  if (d.type === 'net.denied') return `egress ${d.host}:${d.port}: ${d.reason}`;
+  return d.type;
+}
