@@ -117,7 +117,7 @@ const npm: CompatProject = {
       "test('dependency', () => assert.ok(isNumber(5) && !isNumber('x')));\n",
   },
   script: [
-    'set -e',
+    'set -eo pipefail',
     // Their summaries print timings: only the status counts.
     'npm install --no-audit --no-fund --loglevel=error >/dev/null',
     'rm -rf node_modules && npm ci --offline --no-audit --no-fund --loglevel=error >/dev/null',
@@ -145,7 +145,7 @@ const go: CompatProject = {
       'func main() { fmt.Println("app", calc.Add(40, 2)) }\n',
   },
   script: [
-    'set -e',
+    'set -eo pipefail',
     'export GOPROXY=off GOFLAGS=-mod=mod',
     'go vet ./...',
     'go test -count=1 ./... | sed "s/\\t[0-9.]*s$//"',
