@@ -168,7 +168,7 @@ export function compatFigure(json: Record<string, unknown>): Figure {
     unit: 'ms',
     what:
       'From bench/compat.ts: the projects of test/compat (CPython regression tests, git, npm, go, gcc/make) run on ' +
-      'the host as an unprivileged user and in a default-policy cell allowed every core, alternating; script wall time.',
+      'the host as an unprivileged user (project, HOME, TMPDIR on a tmpfs, as in the cell) and in a default-policy cell allowed every core, alternating; script wall time.',
     rows: results.flatMap((r) => [
       { label: `${r.project}, cell`, kind: 'nanocell' as const, stat: stat(r.timesMs.cell) },
       { label: `${r.project}, host`, kind: 'baseline' as const, stat: stat(r.timesMs.host) },

@@ -47,6 +47,7 @@ import {
 import { materializeBundle } from './bundle.js';
 import { resolveExecAllow } from './execAllow.js';
 import { execGuardArgs, planExecRule } from './execRule.js';
+import { realpathOrSelf } from '../util/fs.js';
 import { CellWorkspace } from './workspaceMount.js';
 import { CellSeccomp } from './seccompSetup.js';
 import { CellNetwork } from './networkSetup.js';
@@ -337,7 +338,7 @@ export class Cell extends EventEmitter {
     // The monitor requires a listener; with seccomp off (benchmarks) nothing connects to it.
     const monitorArgs = ['--pid-file', this.dirs.initPid, '--listener', this.dirs.seccompSocket];
     if (withListener) monitorArgs.push('--syscall-table', this.dirs.syscallTable);
-    if (withListener) monitorArgs.push(...execGuardArgs(this.plan!));
+    if (withListener) monitorArgs.push(...execGuardArgs(this.plan!, realpathOrSelf));
     if (proxyOnCellLoopback) monitorArgs.push('--proxy-port', String(CELL_PROXY_PORT));
     const monitor = spawn(
       nativeBinary('nanocell-monitor'),

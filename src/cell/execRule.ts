@@ -88,13 +88,14 @@ export function planExecRule(
  * enforces, so it can record what Landlock refuses silently; without Landlock (a degradation)
  * it gets none and only refuses memfds and noexec mounts, as the kernel does.
  */
-export function execGuardArgs(plan: CellPlan): string[] {
+export function execGuardArgs(plan: CellPlan, realpath: (p: string) => string): string[] {
   const args = plan.spec.process.args;
   // The runtime execs the cell's first process (init, or the shell that starts it) under the
   // filter before init applies Landlock; Landlock keeps the task from running init again.
   const out: string[] = [];
   if (!args.includes('--ll-exec')) return out;
-  for (const first of new Set([args[0]!, CELL_INIT])) out.push('--exec-allow', first);
+  // The guard compares canonical paths: /bin/sh is /usr/bin/dash by the time it looks.
+  for (const first of new Set([realpath(args[0]!), CELL_INIT])) out.push('--exec-allow', first);
   args.forEach((a, i) => {
     if (a === '--ll-exec' && args[i + 1]) out.push('--exec-allow', args[i + 1]!);
   });

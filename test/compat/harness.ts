@@ -10,7 +10,7 @@ import { DenialSummaries, toAuditEvents } from '../../src/cell/auditSink.js';
 import { Cell } from '../../src/cell/cell.js';
 import { CELL_PATH } from '../../src/cell/env.js';
 import { parsePolicy, resolvePolicy } from '../../src/policy/load.js';
-import { makeSandbox } from '../helpers/cells.js';
+import { makeSandbox, TEST_ROOT } from '../helpers/cells.js';
 import type { CompatProject } from './projects.js';
 
 export interface Outcome {
@@ -24,18 +24,30 @@ const HOST_USER = 'nanocell-ci';
 const id = (flag: '-u' | '-g') =>
   Number(execFileSync('id', [flag, HOST_USER], { encoding: 'utf8' }));
 
-/** The script on the host, in a fresh copy of the project owned by the test user. */
-export async function runOnHost(p: CompatProject, opts: { taskset?: string } = {}) {
-  const sb = makeSandbox(p.files);
+/**
+ * The script on the host, in a fresh copy of the project owned by the test user. `tmpfs` puts
+ * the project, HOME and TMPDIR on a tmpfs, as a cell has them (its upper layer, HOME and /tmp
+ * are tmpfs), so that a timing compares the cell with the host rather than tmpfs with a disk.
+ */
+export async function runOnHost(p: CompatProject, opts: { tmpfs?: boolean } = {}) {
+  fs.mkdirSync(TEST_ROOT, { recursive: true, mode: 0o755 });
+  const base = fs.mkdtempSync(path.join(TEST_ROOT, `compat-${p.id}-`));
+  let mounted = false;
   try {
-    const home = path.join(sb.stateRoot, 'home');
-    const tmp = path.join(sb.stateRoot, 'tmp');
-    fs.mkdirSync(home, { recursive: true });
-    fs.mkdirSync(tmp, { recursive: true });
-    execFileSync('chown', ['-R', `${HOST_USER}:${HOST_USER}`, sb.project, sb.stateRoot]);
-    const argv = ['bash', '-c', p.script];
-    return await spawnOutcome(opts.taskset ? ['taskset', '-c', opts.taskset, ...argv] : argv, {
-      cwd: sb.project,
+    if (opts.tmpfs) {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4g,mode=755', 'tmpfs', base]);
+      mounted = true;
+    }
+    const [project, home, tmp] = ['project', 'home', 'tmp'].map((d) => path.join(base, d));
+    for (const [rel, body] of Object.entries(p.files)) {
+      fs.mkdirSync(path.dirname(path.join(project!, rel)), { recursive: true });
+      fs.writeFileSync(path.join(project!, rel), body);
+    }
+    fs.mkdirSync(home!);
+    fs.mkdirSync(tmp!);
+    execFileSync('chown', ['-R', `${HOST_USER}:${HOST_USER}`, project!, home!, tmp!]);
+    return await spawnOutcome(['bash', '-c', p.script], {
+      cwd: project!,
       uid: id('-u'),
       gid: id('-g'),
       env: {
@@ -49,7 +61,8 @@ export async function runOnHost(p: CompatProject, opts: { taskset?: string } = {
       },
     });
   } finally {
-    sb.cleanup();
+    if (mounted) execFileSync('umount', ['-l', base]);
+    fs.rmSync(base, { recursive: true, force: true });
   }
 }
 

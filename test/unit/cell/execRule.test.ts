@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveExecAllow } from '../../../src/cell/execAllow.js';
-import { planExecRule } from '../../../src/cell/execRule.js';
+import { execGuardArgs, planExecRule } from '../../../src/cell/execRule.js';
+import type { CellPlan } from '../../../src/cell/plan.js';
 import { DEFAULT_EXEC_ALLOW } from '../../../src/policy/defaults.js';
 import { parsePolicy, resolvePolicy } from '../../../src/policy/load.js';
 
@@ -59,5 +60,19 @@ describe('planExecRule', () => {
     expect(resolvePolicy(parsePolicy({})).exec.scratch).toBe('follow-workspace');
     expect(resolvePolicy(parsePolicy({ exec: { scratch: 'deny' } })).exec.scratch).toBe('deny');
     expect(() => parsePolicy({ exec: { scratch: 'sometimes' } })).toThrow(/scratch/);
+  });
+
+  it("gives the monitor's exec guard Landlock's paths and the cell's first process, or nothing", () => {
+    const plan = (args: string[]) => ({ spec: { process: { args } } }) as unknown as CellPlan;
+    const withLl = plan(['/bin/sh', '-c', 'x', '/.nanocell/init', '--ll-exec', '/usr']);
+    expect(execGuardArgs(withLl, (p) => (p === '/bin/sh' ? '/usr/bin/dash' : p))).toEqual([
+      '--exec-allow',
+      '/usr/bin/dash',
+      '--exec-allow',
+      '/.nanocell/init',
+      '--exec-allow',
+      '/usr',
+    ]);
+    expect(execGuardArgs(plan(['/.nanocell/init', '--landlock', 'off']), (p) => p)).toEqual([]);
   });
 });
