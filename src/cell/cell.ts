@@ -229,6 +229,7 @@ export class Cell extends EventEmitter {
       host: this.host,
       cellUidBase: lease?.uidBase,
       disabled: this.opts.benchOff?.workspace === true,
+      stateRoot: this.layout.root,
     });
     const ws = this.ws;
     const merged = ws.mountPlan.mergedDir;

@@ -37,6 +37,7 @@ import {
   removePartial,
   type WireError,
 } from '../workspace/collectWorker.js';
+import { homeSecretExcludes, hostHomeDirs } from '../workspace/homeSecrets.js';
 import type { CellEvent } from './cell.js';
 import { CELL_UID, checkWorkspacePath, type WorkspaceMountPlan } from './plan.js';
 import type { CellDirs, StateLayout } from './state.js';
@@ -81,7 +82,7 @@ export function resolveProjectDir(p: string): string {
 
 /** What the workspace could not give the task; reported like a degradation, never refused. */
 export interface WorkspaceNotice {
-  control: 'workspace-owners';
+  control: 'workspace-owners' | 'workspace-home';
   reason: string;
 }
 
@@ -108,6 +109,8 @@ export class CellWorkspace {
     host: HostFacts;
     cellUidBase?: number;
     disabled?: boolean;
+    /** Hidden from the cell when the workspace contains it. */
+    stateRoot?: string;
   }): Promise<CellWorkspace> {
     const project = resolveProjectDir(o.project);
     const disk = o.policy.limits.disk;
@@ -139,7 +142,17 @@ export class CellWorkspace {
     // Rootless: the owner listing stats every inode in its own process while the walk reads dirs.
     const caller: Owner = { uid: o.host.uid, gid: o.host.gid };
     const foreignListing = o.host.rootless ? listForeignOwned(project, caller) : undefined;
-    const scope = await planScope(project, o.policy.workspace);
+    const home =
+      o.policy.workspace.defaultExcludes === false
+        ? { patterns: [] }
+        : homeSecretExcludes(project, hostHomeDirs(), o.stateRoot);
+    const scope = await planScope(project, {
+      ...o.policy.workspace,
+      exclude: [...o.policy.workspace.exclude, ...home.patterns],
+    });
+    const notices: WorkspaceNotice[] = home.notice
+      ? [{ control: 'workspace-home', reason: home.notice }]
+      : [];
 
     if (o.host.rootless) {
       const base = path.join(o.dirs.dir, 'ws');
@@ -171,6 +184,7 @@ export class CellWorkspace {
       );
       const foreign = foreignOwnersInScope(await foreignListing!, scope);
       if (foreign) ws.notices.push(foreignOwnersNotice(foreign, project, o.host));
+      ws.notices.push(...notices);
       return ws;
     }
 
@@ -215,7 +229,7 @@ export class CellWorkspace {
       await teardownOverlay(overlay).catch(() => undefined);
       throw e;
     }
-    return new CellWorkspace(
+    const ws = new CellWorkspace(
       project,
       {
         path: project,
@@ -230,6 +244,8 @@ export class CellWorkspace {
       overlay.upperDir,
       overlay.whiteoutDir,
     );
+    ws.notices.push(...notices);
+    return ws;
   }
 
   /**

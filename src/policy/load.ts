@@ -88,6 +88,7 @@ export function resolvePolicy(...layers: PolicyFile[]): Policy {
         ...(ws.defaultProtected === false ? [] : DEFAULT_PROTECTED),
         ...(ws.protected ?? []),
       ],
+      ...(ws.defaultExcludes === false ? { defaultExcludes: false } : {}),
     },
     exec: {
       allow: m.exec?.allow ?? [...DEFAULT_EXEC_ALLOW],
