@@ -260,7 +260,18 @@ static int answer_memfd(int notify_fd, const struct seccomp_notif *req, char *wh
 	char name[250];
 	if (read_task_str((pid_t)req->pid, a[0], name, sizeof(name)) < 0)
 		return EFAULT;
-	int fd = (int)syscall(SYS_memfd_create, name, (flags & ~MFD_CLOEXEC) | MFD_NOEXEC_SEAL | MFD_CLOEXEC);
+	unsigned base = (flags & ~MFD_CLOEXEC) | MFD_CLOEXEC;
+	int fd = (int)syscall(SYS_memfd_create, name, base | MFD_NOEXEC_SEAL);
+	if (fd < 0 && errno == EINVAL && !(flags & MFD_NOEXEC_SEAL)) {
+		/* Before Linux 6.3 there is no exec seal: drop the exec bits. The task does not own
+		 * the memfd (the monitor does), so in root mode it cannot add them back. */
+		fd = (int)syscall(SYS_memfd_create, name, base);
+		if (fd >= 0 && fchmod(fd, 0666) < 0) {
+			int e = errno;
+			close(fd);
+			return e;
+		}
+	}
 	if (fd < 0)
 		return errno;
 	struct seccomp_notif_addfd add = {
