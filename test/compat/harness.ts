@@ -32,6 +32,7 @@ const id = (flag: '-u' | '-g') =>
 export async function runOnHost(p: CompatProject, opts: { tmpfs?: boolean } = {}) {
   fs.mkdirSync(TEST_ROOT, { recursive: true, mode: 0o755 });
   const base = fs.mkdtempSync(path.join(TEST_ROOT, `compat-${p.id}-`));
+  fs.chmodSync(base, 0o755); // the test user must reach its dirs inside
   let mounted = false;
   try {
     if (opts.tmpfs) {
