@@ -38,51 +38,19 @@ import {
   type WireError,
 } from '../workspace/collectWorker.js';
 import { homeSecretExcludes, hostHomeDirs } from '../workspace/homeSecrets.js';
-import type { CellEvent } from './cell.js';
-import { CELL_UID, checkWorkspacePath, type WorkspaceMountPlan } from './plan.js';
+import { gitChangeEvents } from '../workspace/gitHistory.js';
+import { trackedHiddenNotice } from '../workspace/gitIndexView.js';
+import { loadChangeSet } from '../workspace/manifest.js';
+import type { CellEvent } from './types.js';
+import { CELL_UID } from '../plan/layout.js';
+import type { WorkspaceMountPlan } from '../plan/plan.js';
+import type { ProjectDir } from '../plan/projectDir.js';
 import type { CellDirs, StateLayout } from './state.js';
-import type { OciMount } from './oci.js';
-
-/** Resolves and checks the project dir; the one-line errors are the user's first contact. */
-export function resolveProjectDir(p: string): string {
-  const abs = path.resolve(p);
-  const st = fs.lstatSync(abs, { throwIfNoEntry: false });
-  if (!st) {
-    throw new NanocellError(
-      `workspace ${abs} does not exist`,
-      'pass an existing project directory with --workspace',
-      'WORKSPACE',
-    );
-  }
-  if (st.isSymbolicLink()) {
-    let target = '?';
-    try {
-      target = fs.realpathSync(abs);
-    } catch {
-      // dangling
-    }
-    throw new NanocellError(
-      `workspace ${abs} is a symlink (to ${target})`,
-      'pass the real directory path with --workspace, after checking it is the project you mean',
-      'WORKSPACE',
-    );
-  }
-  if (!st.isDirectory()) {
-    throw new NanocellError(
-      `workspace ${abs} is not a directory`,
-      'pass the project directory with --workspace',
-      'WORKSPACE',
-    );
-  }
-  // Parent components may be symlinks (e.g. /var/run): use the real path everywhere.
-  const real = fs.realpathSync(abs);
-  checkWorkspacePath(real);
-  return real;
-}
+import type { OciMount } from '../plan/oci.js';
 
 /** What the workspace could not give the task; reported like a degradation, never refused. */
 export interface WorkspaceNotice {
-  control: 'workspace-owners' | 'workspace-home';
+  control: 'workspace-owners' | 'workspace-home' | 'workspace-git-history';
   reason: string;
 }
 
@@ -103,7 +71,7 @@ export class CellWorkspace {
   ) {}
 
   static async prepare(o: {
-    project: string;
+    project: ProjectDir;
     policy: Policy;
     dirs: CellDirs;
     host: HostFacts;
@@ -112,7 +80,7 @@ export class CellWorkspace {
     /** Hidden from the cell when the workspace contains it. */
     stateRoot?: string;
   }): Promise<CellWorkspace> {
-    const project = resolveProjectDir(o.project);
+    const project = o.project;
     const disk = o.policy.limits.disk;
     if (o.disabled) {
       // Benchmarks only: the project bind-mounted read-only, no overlay, no change set.
@@ -163,7 +131,12 @@ export class CellWorkspace {
       fs.mkdirSync(upper, { recursive: true, mode: 0o755 });
       fs.mkdirSync(work, { recursive: true, mode: 0o700 });
       fs.chmodSync(upper, fs.statSync(project).mode & 0o777);
-      const hiddenLayer = await writeRootlessWhiteouts(scope, path.join(base, 'whiteouts'), caller);
+      const hiddenLayer = await writeRootlessWhiteouts(
+        scope,
+        path.join(base, 'whiteouts'),
+        caller,
+        notices,
+      );
       const ws = new CellWorkspace(
         project,
         {
@@ -198,6 +171,8 @@ export class CellWorkspace {
       sizeBytes: disk,
       owner: { uid: cellHostUid, gid: cellHostUid },
     });
+    const gitNotice = trackedHiddenNotice(overlay.gitViews ?? []);
+    if (gitNotice) notices.push({ control: 'workspace-git-history', reason: gitNotice });
     let idmapped: string | undefined;
     try {
       // Files owned by the project's owner appear owned by the cell user, so the task can
@@ -235,7 +210,7 @@ export class CellWorkspace {
         path: project,
         mode: 'host-overlay',
         mergedDir: overlay.mergedDir,
-        extraMounts: scopeMounts(scope, project, overlay.mergedDir) as OciMount[],
+        extraMounts: scopeMounts(scope, project, overlay.mergedDir),
       },
       scope,
       overlay,
@@ -264,7 +239,7 @@ export class CellWorkspace {
       upperDir: this.upperDir,
       lowerDir: this.cellPath,
       projectDir: this.cellPath,
-      outDir: path.join(layout.changes, taskId),
+      outDir: layout.changeSet(taskId),
       taskId,
       startedAtMs,
       limits: { maxFiles: DEFAULT_MAX_FILES, maxBytes: this.diskBytes },
@@ -280,10 +255,12 @@ export class CellWorkspace {
             { signal },
           );
     const kinds = { add: 'added', modify: 'modified', delete: 'deleted', mode: 'mode' } as const;
+    const git = gitChangeEvents(summary.dir, this.cellPath, loadChangeSet(summary.dir).manifest);
     for (const c of summary.changes) {
-      if (c.kind === 'refused') continue;
+      if (c.kind === 'refused' || git.covers(c.path)) continue;
       emit({ type: 'fs.change', path: c.path, kind: kinds[c.kind] });
     }
+    for (const e of git.events) emit({ type: 'fs.change', ...e });
     return summary;
   }
 
@@ -348,12 +325,16 @@ async function writeRootlessWhiteouts(
   scope: ScopePlan,
   layerDir: string,
   owner: Owner,
+  notices: WorkspaceNotice[],
 ): Promise<string | undefined> {
   const hidden = allHidden(scope);
   if (!hidden.length) return undefined;
   assertMountablePath(layerDir);
   try {
-    await writeWhiteoutLayer(layerDir, scope.projectDir, hidden, owner);
+    const git = trackedHiddenNotice(
+      await writeWhiteoutLayer(layerDir, scope.projectDir, hidden, owner),
+    );
+    if (git) notices.push({ control: 'workspace-git-history', reason: git });
   } catch (e) {
     if (e instanceof NanocellError && e.kind !== 'HOST') throw e;
     throw new NanocellError(

@@ -1,6 +1,6 @@
 // `nanocell doctor`
 import type { Command } from 'commander';
-import { runDoctor } from '../host/doctor.js';
+import { runDoctor } from '../runtime/doctor.js';
 import type { RuntimeName } from '../policy/defaults.js';
 import { colorEnabled, paint } from './format.js';
 

@@ -1,6 +1,6 @@
 // Defaults are chosen for an agent task on a developer laptop: enough to build and test a
 // project, small enough that a runaway task cannot starve the machine.
-import type { DegradableControl } from './schema.js';
+import type { DegradableControl, runtimeNames } from './schema.js';
 
 export const DEFAULT_LIMITS = {
   memory: 1024 ** 3,
@@ -229,7 +229,7 @@ export const DEFAULT_PROTECTED: readonly string[] = [
  */
 export const DEFAULT_EXEC_ALLOW: readonly string[] = ['/usr/**', '$WORKSPACE/**'];
 
-export type RuntimeName = 'runc' | 'crun' | 'runsc';
+export type RuntimeName = (typeof runtimeNames)[number];
 
 /** A policy with every default filled in: what planning works from. */
 export interface Policy {
