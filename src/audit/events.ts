@@ -70,6 +70,8 @@ const payloads = {
     pid,
     exe: z.string(),
     errno: z.number().int().nonnegative(),
+    /** What was refused and why, when the monitor's exec guard refused it (one line). */
+    detail: z.string().optional(),
     count: aggregateCount,
   },
   'net.allowed': netPayload(),

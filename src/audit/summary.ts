@@ -287,7 +287,7 @@ export function describeEvent(e: AuditEvent): string {
       if (e.path === '' && e.argv.length === 0) return `${COUNTED_EXECS}${times(e.count)}`;
       return `${formatCommand(e.argv.length ? e.argv : [e.path])} [${e.path}] pid ${e.pid} ppid ${e.ppid} (unverified)${times(e.count)}`;
     case 'syscall.denied':
-      return `${e.name} (nr ${e.nr}, ${e.arch}) by ${e.exe} pid ${e.pid} -> ${errnoName(e.errno)}${times(e.count)}`;
+      return `${e.name} (nr ${e.nr}, ${e.arch}) by ${e.exe} pid ${e.pid} -> ${errnoName(e.errno)}${e.detail ? `: ${e.detail}` : ''}${times(e.count)}`;
     case 'net.allowed':
     case 'net.denied': {
       const traffic =

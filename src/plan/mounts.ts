@@ -29,8 +29,8 @@ export function planMounts(input: PlanInput): OciMount[] {
       source: 'shm',
       options: [
         'nosuid',
-        'noexec',
         'nodev',
+        ...noexec(input.execMounts.shm),
         'mode=1777',
         `size=${policy.limits.tmp}`,
         `nr_inodes=${inodeCap(policy.limits.tmp)}`,
@@ -53,7 +53,7 @@ export function planMounts(input: PlanInput): OciMount[] {
       options: [
         'nosuid',
         'nodev',
-        'noexec',
+        ...noexec(input.execMounts.tmp),
         'mode=1777',
         `size=${policy.limits.tmp}`,
         `nr_inodes=${inodeCap(policy.limits.tmp)}`,
@@ -66,7 +66,7 @@ export function planMounts(input: PlanInput): OciMount[] {
       options: [
         'nosuid',
         'nodev',
-        'noexec',
+        ...noexec(input.execMounts.home),
         // One option per entry: runsc parses each entry as a single option.
         'mode=700',
         `uid=${cellUser(host).uid}`,
@@ -97,7 +97,7 @@ export function planMounts(input: PlanInput): OciMount[] {
       destination: workspace.path,
       type: 'bind',
       source: workspace.mergedDir,
-      options: ['bind', 'rw', 'nosuid', 'nodev'],
+      options: ['bind', 'rw', 'nosuid', 'nodev', ...noexec(input.execMounts.workspace)],
     });
   } else {
     const { lowerDir, upperDir, workDir } = workspace;
@@ -115,10 +115,15 @@ export function planMounts(input: PlanInput): OciMount[] {
         'userxattr',
         'nosuid',
         'nodev',
+        ...noexec(input.execMounts.workspace),
       ],
     });
   }
-  mounts.push(...workspace.extraMounts);
+  // A bind mount has its own flags: the workspace's exec rule must hold under it too.
+  const wsExec = noexec(input.execMounts.workspace);
+  mounts.push(
+    ...workspace.extraMounts.map((m) => ({ ...m, options: [...(m.options ?? []), ...wsExec] })),
+  );
   return mounts;
 }
 
@@ -147,6 +152,9 @@ export function planMountpoints(input: PlanInput, mounts: OciMount[]): CellPlan[
   }
   return { dirs: [...dirs].sort(), files: [...files].sort(), symlinks };
 }
+
+/** noexec unless the place's exec rule allows exec (see execRule.ts for why mounts matter). */
+const noexec = (exec: boolean): string[] => (exec ? [] : ['noexec']);
 
 /**
  * tmpfs caps bytes with size= but not inodes: empty files and dirs cost no blocks, only kernel

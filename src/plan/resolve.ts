@@ -7,6 +7,7 @@ import type { HostFacts } from '../host/facts.js';
 import { compileNetRules, type NetRules } from '../net/rules.js';
 import type { Policy } from '../policy/defaults.js';
 import { resolveExecAllow } from './execAllow.js';
+import { planExecRule, type ExecMounts } from './execRule.js';
 import { planDegradations, type BenchSwitches, type Degradation } from './plan.js';
 import { resolveProjectDir, type ProjectDir } from './projectDir.js';
 import { CellSeccomp, type CellSeccompPlan } from './seccomp.js';
@@ -30,6 +31,8 @@ export interface ResolvedCell {
   readonly egress: boolean;
   /** Concrete paths the task may execute (Landlock). */
   readonly execAllow: readonly string[];
+  /** Which writable places are mounted executable (execRule.ts). */
+  readonly execMounts: Readonly<ExecMounts>;
   /** The seccomp profile without its per-cell listener path; undefined when a bench turned it off. */
   readonly seccomp: CellSeccompPlan | undefined;
   /**
@@ -49,7 +52,11 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
   const project = resolveProjectDir(i.workspace);
   // Rules are compiled even when nothing is allowed, so a bad entry is always an error.
   const netRules = compileNetRules(policy.network, [...(i.extraAllowNet ?? [])]);
-  const execAllow = resolveExecAllow(policy.exec.allow, project);
+  const execRule = planExecRule(
+    resolveExecAllow(policy.exec.allow, project),
+    project,
+    policy.exec.scratch,
+  );
   const seccomp = CellSeccomp.plan({ policy, host, disabled: benchOff.seccomp === true });
   const { degradations } = planDegradations({
     policy,
@@ -67,7 +74,8 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
     netRules,
     // A cidrs entry alone allows IP-literal destinations in its range, so it needs the proxy too.
     egress: netRules.allow.length > 0 || netRules.cidrs.length > 0,
-    execAllow: Object.freeze(execAllow),
+    execAllow: Object.freeze(execRule.paths),
+    execMounts: Object.freeze(execRule.mounts),
     seccomp,
     proxyOnCellLoopback: seccomp?.monitor === true,
     degradations: Object.freeze(degradations.map((d) => Object.freeze(d))),

@@ -77,6 +77,11 @@ const workspaceSchema = z.strictObject({
 const execSchema = z.strictObject({
   /** Absolute paths or globs of binaries the cell may execute (enforced by Landlock). */
   allow: z.array(z.string().min(1)).optional(),
+  /**
+   * Exec in /tmp, HOME and /dev/shm: "follow-workspace" (default) allows it when the whole
+   * workspace is allowed; "deny" mounts them noexec whatever the workspace's rule.
+   */
+  scratch: z.enum(['follow-workspace', 'deny']).optional(),
 });
 
 const networkSchema = z.strictObject({

@@ -87,6 +87,7 @@ export function toAuditEvents(e: CellEvent, summaries = new DenialSummaries()): 
           pid: int(e.pid),
           exe: str(e.exe, 1024),
           errno: int(e.errno),
+          ...(e.detail ? { detail: str(e.detail, 1024) } : {}),
         },
       ];
     case 'syscall.denied.summary': {
