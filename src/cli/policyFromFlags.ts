@@ -15,6 +15,7 @@ export interface RunFlags {
   runtime?: string;
   runtimePath?: string;
   allowDegraded?: string[];
+  mount?: string[];
 }
 
 export function parseEnvFlags(pairs: string[]): Record<string, string> {
@@ -62,6 +63,7 @@ export function policyFromFlags(f: RunFlags): PolicyFile {
       ...(f.runtimePath ? { path: f.runtimePath } : {}),
     };
   }
+  if (f.mount?.length) doc.mounts = f.mount;
   if (f.allowDegraded?.length) doc.allowDegraded = f.allowDegraded;
   return parsePolicy(doc, 'command line');
 }

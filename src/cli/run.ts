@@ -41,6 +41,11 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
     .option('--disk <size>', 'cap on what the task may write to the workspace')
     .option('--env <K=V>', 'environment variable for the command (repeatable)', collect)
     .option(
+      '--mount <HOST[:CELL]>',
+      'bind a host path read-only into the cell, checked first (repeatable)',
+      collect,
+    )
+    .option(
       '--allow-net <host>',
       'allow egress to a host pattern, e.g. registry.npmjs.org (repeatable)',
       collect,

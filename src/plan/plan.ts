@@ -15,6 +15,7 @@ import {
   checkWorkspacePath,
 } from './layout.js';
 import { planMounts, planMountpoints } from './mounts.js';
+import type { HostMount } from './hostMounts.js';
 import { runtimeTraits } from '../runtime/traits.js';
 import { UID_RANGE_SIZE } from '../host/slots.js';
 
@@ -56,6 +57,8 @@ export interface PlanInput {
   workspace: WorkspaceMountPlan;
   /** Concrete paths (files or dirs) that may be executed; Landlock enforces them. */
   execAllow: string[];
+  /** Checked read-only host paths (resolve's hostMounts). */
+  hostMounts?: readonly HostMount[];
   seccomp?: OciSeccomp;
   /** Host path of the proxy socket init bridges to; only when the port is not handed in. */
   proxySocket?: string;

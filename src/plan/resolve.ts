@@ -6,7 +6,9 @@
 import type { HostFacts } from '../host/facts.js';
 import { compileNetRules, type NetRules } from '../net/rules.js';
 import type { Policy } from '../policy/defaults.js';
+import { invokingHome, probeHostPath } from '../host/hostPaths.js';
 import { resolveExecAllow } from './execAllow.js';
+import { checkHostMounts, expandMountPath, type HostMount } from './hostMounts.js';
 import { planDegradations, type BenchSwitches, type Degradation } from './plan.js';
 import { resolveProjectDir, type ProjectDir } from './projectDir.js';
 import { CellSeccomp, type CellSeccompPlan } from './seccomp.js';
@@ -19,6 +21,9 @@ export interface ResolveInput {
   /** Extra `network.allow` entries (the CLI's --allow-net). */
   extraAllowNet?: readonly string[];
   benchOff?: BenchSwitches;
+  /** For the host-mount rules: the state root and every host home directory. */
+  stateRoot: string;
+  homes: readonly string[];
 }
 
 export interface ResolvedCell {
@@ -28,6 +33,8 @@ export interface ResolvedCell {
   readonly netRules: NetRules;
   /** The policy allows some destination, so the cell gets a proxy. */
   readonly egress: boolean;
+  /** Read-only host paths, checked. */
+  readonly hostMounts: readonly HostMount[];
   /** Concrete paths the task may execute (Landlock). */
   readonly execAllow: readonly string[];
   /** The seccomp profile without its per-cell listener path; undefined when a bench turned it off. */
@@ -49,7 +56,13 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
   const project = resolveProjectDir(i.workspace);
   // Rules are compiled even when nothing is allowed, so a bad entry is always an error.
   const netRules = compileNetRules(policy.network, [...(i.extraAllowNet ?? [])]);
-  const execAllow = resolveExecAllow(policy.exec.allow, project);
+  const hostMounts = resolveHostMounts(i, project);
+  const execAllow = [
+    ...new Set([
+      ...resolveExecAllow(policy.exec.allow, project),
+      ...hostMounts.filter((m) => m.exec).map((m) => m.cell),
+    ]),
+  ].sort();
   const seccomp = CellSeccomp.plan({ policy, host, disabled: benchOff.seccomp === true });
   const { degradations } = planDegradations({
     policy,
@@ -67,10 +80,28 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
     netRules,
     // A cidrs entry alone allows IP-literal destinations in its range, so it needs the proxy too.
     egress: netRules.allow.length > 0 || netRules.cidrs.length > 0,
+    hostMounts: Object.freeze(hostMounts.map((m) => Object.freeze(m))),
     execAllow: Object.freeze(execAllow),
     seccomp,
     proxyOnCellLoopback: seccomp?.monitor === true,
     degradations: Object.freeze(degradations.map((d) => Object.freeze(d))),
     benchOff: Object.freeze(benchOff),
   });
+}
+
+/** Probes each requested host path (stat and realpath only), then applies the mount rules. */
+function resolveHostMounts(i: ResolveInput, project: ProjectDir): HostMount[] {
+  if (!i.policy.mounts.length) return [];
+  const home = invokingHome();
+  const facts = new Map(
+    i.policy.mounts.map((m) => {
+      const p = expandMountPath(m.host, home);
+      return [p, probeHostPath(p)] as const;
+    }),
+  );
+  return checkHostMounts(
+    i.policy.mounts,
+    { home, homes: i.homes, stateRoot: i.stateRoot, workspace: project },
+    facts,
+  );
 }
