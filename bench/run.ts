@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  compatFigure,
   exists,
   netFigures,
   runChildBench,
@@ -169,6 +170,11 @@ async function main(): Promise<void> {
             quick ? { RUNS: '3', FILES: '2000' } : { RUNS: '5', FILES: '10000' },
           ),
         ),
+      );
+    }
+    if (exists(repo, 'compat.ts')) {
+      await attempt('compat', async () =>
+        compatFigure(await runChildBench(repo, 'compat.ts', quick ? { RUNS: '1' } : { RUNS: '3' })),
       );
     }
     await attempt('concurrency', async () => {

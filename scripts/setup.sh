@@ -23,9 +23,10 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say "system packages"
 # runc is the default runtime; crun and runsc (gVisor) are the alternatives `--runtime` takes;
 # bubblewrap is a peer for benchmarks. libc6-dev provides the static libc nanocell-init needs;
-# clang-format checks the native sources' format (`npm run check`).
+# clang-format checks the native sources' format (`npm run check`). CPython's test package and
+# Go are what test/compat runs on the host and in a cell.
 packages=(runc crun runsc bubblewrap uidmap gcc make libc6-dev clang-format git python3
-  python3-venv sqlite3 curl wget openssl ca-certificates iproute2 util-linux bsdutils procps psmisc)
+  python3-venv sqlite3 libpython3.11-testsuite golang-go curl wget openssl ca-certificates iproute2 util-linux bsdutils procps psmisc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

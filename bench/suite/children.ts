@@ -154,6 +154,31 @@ export function seccompFigure(json: Record<string, unknown>): Figure {
   };
 }
 
+interface CompatResult {
+  project: string;
+  timesMs: { host: number[]; cell: number[] };
+  overheadPct: number;
+}
+
+export function compatFigure(json: Record<string, unknown>): Figure {
+  const results = json.results as CompatResult[];
+  return {
+    id: 'compat',
+    title: "Real projects' test suites: cell vs. host",
+    unit: 'ms',
+    what:
+      'From bench/compat.ts: the projects of test/compat (CPython regression tests, git, npm, go, gcc/make) run on ' +
+      'the host as an unprivileged user (project, HOME, TMPDIR on a tmpfs, as in the cell) and in a default-policy cell allowed every core, alternating; script wall time.',
+    rows: results.flatMap((r) => [
+      { label: `${r.project}, cell`, kind: 'nanocell' as const, stat: stat(r.timesMs.cell) },
+      { label: `${r.project}, host`, kind: 'baseline' as const, stat: stat(r.timesMs.host) },
+    ]),
+    notes: results.map(
+      (r) => `${r.project}: ${r.overheadPct}% slower in a cell (median vs. median; target 10%).`,
+    ),
+  };
+}
+
 interface WsStep {
   files: number;
   runs: number;

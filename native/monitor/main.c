@@ -3,7 +3,7 @@
  *
  *   nanocell-monitor --listener /abs/seccomp.sock [--pid-file /abs/init.pid]
  *                    [--syscall-table FILE] [--max-events N] [--max-exec-events N]
- *                    [--proxy-port PORT] -- RUNTIME ARGV...
+ *                    [--proxy-port PORT] [--exec-allow PATH]... -- RUNTIME ARGV...
  *
  * Node can neither reap orphans nor receive an fd over SCM_RIGHTS, so this process does both:
  * it is the child subreaper that inherits the cell's init once `runc run --detach` exits
@@ -26,6 +26,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "execguard.h"
 #include "monitor.h"
 
 struct config {
@@ -38,7 +39,7 @@ static void __attribute__((noreturn)) usage(void)
 {
 	fprintf(stderr, "usage: nanocell-monitor --listener /abs/seccomp.sock [--pid-file FILE] "
 			"[--syscall-table FILE] [--max-events N] [--max-exec-events N] "
-			"[--proxy-port PORT] -- RUNTIME ARGV...\n");
+			"[--proxy-port PORT] [--exec-allow PATH]... -- RUNTIME ARGV...\n");
 	exit(2);
 }
 
@@ -56,6 +57,8 @@ static void parse_option(struct config *cfg, const char *a, const char *v)
 		max_exec_events = atol(v);
 	else if (strcmp(a, "--proxy-port") == 0)
 		proxy_port = atoi(v);
+	else if (strcmp(a, "--exec-allow") == 0)
+		execguard_allow(v);
 	else
 		usage();
 }

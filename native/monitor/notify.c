@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "execguard.h"
 #include "monitor.h"
 
 #ifndef SECCOMP_USER_NOTIF_FLAG_CONTINUE
@@ -143,11 +144,10 @@ static void handle_exec(uint64_t id, pid_t pid, uint32_t arch, int is_at)
 	emit_exec(pid, ppid, nspid, &info);
 }
 
-static void handle_denial(pid_t pid, uint32_t arch, int nr)
+/* Answers the pending notification with -err and records the denial (with why, if given). */
+static void deny_and_record(pid_t pid, uint32_t arch, int nr, const char *name, int err,
+			    const char *why)
 {
-	const struct sysent *ent = lookup_syscall(arch, nr);
-	const char *name = ent ? ent->name : "unknown";
-	int err = ent ? ent->err : EPERM;
 	int full = (long)denials_seen++ < max_events;
 	/* Read the executable while the task still waits on us; it may exit right after. */
 	char exe[PATH_MAX] = "", link[64];
@@ -170,8 +170,18 @@ static void handle_denial(pid_t pid, uint32_t arch, int nr)
 	out_cstr(&o, name);
 	out_fmt(&o, ",\"errno\":%d,\"exe\":", err);
 	out_cstr(&o, exe);
+	if (why && *why) {
+		out_raw(&o, ",\"detail\":", 10);
+		out_cstr(&o, why);
+	}
 	out_raw(&o, "}", 1);
 	emit(&o);
+}
+
+static void handle_denial(pid_t pid, uint32_t arch, int nr)
+{
+	const struct sysent *ent = lookup_syscall(arch, nr);
+	deny_and_record(pid, arch, nr, ent ? ent->name : "unknown", ent ? ent->err : EPERM, NULL);
 }
 
 void handle_notification(void)
@@ -185,6 +195,21 @@ void handle_notification(void)
 	int is_at;
 	memset(resp, 0, sizes.seccomp_notif_resp);
 	resp->id = req->id;
+	/* Exec, mmap(PROT_EXEC) of a file and memfd_create first pass the exec allowlist's guard. */
+	static char why[PATH_MAX + 160];
+	int guard = execguard_check(notify_fd, req, why, sizeof(why));
+	if (guard == EG_ANSWERED)
+		return;
+	if (guard > 0) {
+		deny_and_record((pid_t)req->pid, req->data.arch, req->data.nr,
+				execguard_call_name(req), guard, why);
+		return;
+	}
+	if (guard == EG_ALLOW && !is_exec(req->data.arch, req->data.nr, &is_at)) {
+		resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+		ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_SEND, resp);
+		return;
+	}
 	if (is_exec(req->data.arch, req->data.nr, &is_at))
 		handle_exec(req->id, (pid_t)req->pid, req->data.arch, is_at);
 	else

@@ -70,6 +70,8 @@ const payloads = {
     pid,
     exe: z.string(),
     errno: z.number().int().nonnegative(),
+    /** What was refused and why, when the monitor's exec guard refused it (one line). */
+    detail: z.string().optional(),
     count: aggregateCount,
   },
   'net.allowed': netPayload(),
@@ -101,6 +103,8 @@ function netPayload() {
     reason: z.string(),
     /** e.g. "http-connect", "socks5", "http". */
     protocol: z.string(),
+    /** An allowed connection that could not be made: why (e.g. the name does not resolve). */
+    error: z.string().optional(),
     /** Known once the connection closed; absent for refusals. */
     bytesUp: count.optional(),
     bytesDown: count.optional(),

@@ -29,7 +29,7 @@ import {
   type EndReason,
 } from './events.js';
 import { isOwnerAlive, readProcStat } from '../host/owner.js';
-import { TASK_ID_PREFIX_PATTERN } from './taskId.js';
+import { resolveTaskIdPrefix } from './taskId.js';
 
 export { newTaskId } from './taskId.js';
 
@@ -551,27 +551,15 @@ export class AuditStore {
 
   /** Full id for a unique prefix; a NanocellError (exit 125) for none or several. */
   resolveTaskId(prefix: string): string {
-    const p = prefix.trim().toLowerCase();
-    const none = new NanocellError(
-      `no task ${JSON.stringify(prefix)} in the audit trail`,
-      'list recorded tasks with `nanocell tasks`',
-      'USAGE',
-    );
-    if (!TASK_ID_PREFIX_PATTERN.test(p)) throw none;
+    return resolveTaskIdPrefix(prefix, (p) => this.taskIdsWithPrefix(p));
+  }
+
+  /** A few recorded task ids that start with `prefix` (already normalised). */
+  taskIdsWithPrefix(prefix: string): string[] {
     this.flushIfWriter();
-    const ids = (this.run(() => this.stmts.prefix.all(p, `${p}~`)) as { id: string }[]).map(
+    return (this.run(() => this.stmts.prefix.all(prefix, `${prefix}~`)) as { id: string }[]).map(
       (r) => r.id,
     );
-    if (ids.includes(p)) return p;
-    if (ids.length === 0) throw none;
-    if (ids.length > 1) {
-      throw new NanocellError(
-        `task id prefix ${p} is ambiguous (${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', ...' : ''})`,
-        'give more characters of the task id',
-        'USAGE',
-      );
-    }
-    return ids[0]!;
   }
 
   close(): void {

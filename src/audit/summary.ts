@@ -1,7 +1,7 @@
 // What a task did, derived from its events and stored report (pure): the material of
 // `nanocell report` and the one-line descriptions of `nanocell logs`.
 import { constants } from 'node:os';
-import { formatCommand } from '../cli/format.js';
+import { formatCommand } from '../util/display.js';
 import { formatDuration, formatSize } from '../util/units.js';
 import type { AuditEvent, AuditEventOf, FsChangeKind } from './events.js';
 import type { TaskRow } from './store.js';
@@ -41,7 +41,12 @@ export interface TaskResources {
 export interface TaskSummary {
   task: TaskRow;
   durationMs: number | null;
-  ran: { total: number; commands: Counted<{ path: string; argv: string[] }>[] };
+  /**
+   * Programs that ran. A shell's PATH lookup tries execve in each PATH dir with the same argv
+   * from the same pid; only the last try of such a run can have succeeded, so the earlier ones
+   * are counted as `lookups`, not as programs.
+   */
+  ran: { total: number; lookups: number; commands: Counted<{ path: string; argv: string[] }>[] };
   denied: {
     network: Counted<{ host: string; port: number; reason: string; rule?: string }>[];
     syscalls: Counted<{ name: string; exe: string; errno: number }>[];
@@ -49,6 +54,8 @@ export interface TaskSummary {
     files: Counted<{ name: string; exe: string; errno: number }>[];
   };
   network: Counted<{ host: string; port: number; bytesUp: number; bytesDown: number }>[];
+  /** Allowed connections that could not be made (no such name, refused, timed out). */
+  networkFailed: Counted<{ host: string; port: number; error: string }>[];
   changed: { counts: Record<FsChangeKind, number>; paths: AuditEventOf<'fs.change'>[] };
   limits: { limit: string; detail: string }[];
   degraded: { control: string; reason: string }[];
@@ -71,14 +78,50 @@ class Tally<T> {
   }
 }
 
+/** Exec events to programs that ran, folding each PATH lookup into its last try. */
+class ExecTally {
+  private readonly tally = new Tally<{ path: string; argv: string[] }>();
+  /** Per pid, the last exec not yet known to be a failed lookup. */
+  private readonly pending = new Map<number, AuditEventOf<'exec'>>();
+  private total = 0;
+  private lookups = 0;
+
+  add(e: AuditEventOf<'exec'>): void {
+    if (e.count !== undefined || (e.path === '' && e.argv.length === 0)) return this.count(e);
+    const prev = this.pending.get(e.pid);
+    if (prev && sameArgv(prev.argv, e.argv) && prev.path !== e.path) this.lookups++;
+    else if (prev) this.count(prev);
+    this.pending.set(e.pid, e);
+  }
+
+  result(): {
+    total: number;
+    lookups: number;
+    commands: Counted<{ path: string; argv: string[] }>[];
+  } {
+    for (const e of this.pending.values()) this.count(e);
+    this.pending.clear();
+    return { total: this.total, lookups: this.lookups, commands: this.tally.sorted() };
+  }
+
+  private count(e: AuditEventOf<'exec'>): void {
+    const n = e.count ?? 1;
+    this.total += n;
+    this.tally.add(`${e.path}\0${e.argv.join('\0')}`, { path: e.path, argv: e.argv }, n);
+  }
+}
+
+const sameArgv = (a: string[], b: string[]) =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
+
 export function summarizeTask(task: TaskRow, events: AuditEvent[], maxPaths = 50): TaskSummary {
-  const ran = new Tally<{ path: string; argv: string[] }>();
-  let ranTotal = 0;
+  const ran = new ExecTally();
   const netDenied = new Tally<{ host: string; port: number; reason: string; rule?: string }>();
   const sysDenied = new Tally<{ name: string; exe: string; errno: number }>();
   const execDenied = new Tally<{ name: string; exe: string; errno: number }>();
   const fileDenied = new Tally<{ name: string; exe: string; errno: number }>();
   const net = new Tally<{ host: string; port: number; bytesUp: number; bytesDown: number }>();
+  const netFailed = new Tally<{ host: string; port: number; error: string }>();
   const counts: Record<FsChangeKind, number> = {
     added: 0,
     modified: 0,
@@ -93,12 +136,9 @@ export function summarizeTask(task: TaskRow, events: AuditEvent[], maxPaths = 50
 
   for (const e of events) {
     switch (e.type) {
-      case 'exec': {
-        const n = e.count ?? 1;
-        ranTotal += n;
-        ran.add(`${e.path}\0${e.argv.join('\0')}`, { path: e.path, argv: e.argv }, n);
+      case 'exec':
+        ran.add(e);
         break;
-      }
       case 'syscall.denied': {
         const tally = EXEC_SYSCALLS.has(e.name)
           ? execDenied
@@ -121,6 +161,14 @@ export function summarizeTask(task: TaskRow, events: AuditEvent[], maxPaths = 50
         });
         break;
       case 'net.allowed': {
+        if (e.error !== undefined) {
+          netFailed.add(`${e.host}\0${e.port}\0${e.error}`, {
+            host: e.host,
+            port: e.port,
+            error: e.error,
+          });
+          break;
+        }
         const hit = net.add(`${e.host}\0${e.port}`, {
           host: e.host,
           port: e.port,
@@ -159,7 +207,7 @@ export function summarizeTask(task: TaskRow, events: AuditEvent[], maxPaths = 50
       exit?.durationMs ??
       resources.durationMs ??
       (task.endedAt !== null ? task.endedAt - task.createdAt : null),
-    ran: { total: ranTotal, commands: ran.sorted() },
+    ran: ran.result(),
     denied: {
       network: netDenied.sorted(),
       syscalls: sysDenied.sorted(),
@@ -167,6 +215,7 @@ export function summarizeTask(task: TaskRow, events: AuditEvent[], maxPaths = 50
       files: fileDenied.sorted(),
     },
     network: net.sorted(),
+    networkFailed: netFailed.sorted(),
     changed: { counts, paths },
     limits,
     degraded,
@@ -238,7 +287,7 @@ export function describeEvent(e: AuditEvent): string {
       if (e.path === '' && e.argv.length === 0) return `${COUNTED_EXECS}${times(e.count)}`;
       return `${formatCommand(e.argv.length ? e.argv : [e.path])} [${e.path}] pid ${e.pid} ppid ${e.ppid} (unverified)${times(e.count)}`;
     case 'syscall.denied':
-      return `${e.name} (nr ${e.nr}, ${e.arch}) by ${e.exe} pid ${e.pid} -> ${errnoName(e.errno)}${times(e.count)}`;
+      return `${e.name} (nr ${e.nr}, ${e.arch}) by ${e.exe} pid ${e.pid} -> ${errnoName(e.errno)}${e.detail ? `: ${e.detail}` : ''}${times(e.count)}`;
     case 'net.allowed':
     case 'net.denied': {
       const traffic =
@@ -246,7 +295,8 @@ export function describeEvent(e: AuditEvent): string {
           ? `, ${formatSize(e.bytesUp ?? 0)} up ${formatSize(e.bytesDown ?? 0)} down`
           : '';
       const took = e.durationMs !== undefined ? ` in ${formatDuration(e.durationMs)}` : '';
-      return `${e.protocol} ${e.host}:${e.port}${e.ip && e.ip !== e.host ? ` (${e.ip})` : ''}: ${e.reason}${e.rule ? ` [rule ${e.rule}]` : ''}${traffic}${took}`;
+      const failed = e.type === 'net.allowed' && e.error ? ` (failed: ${e.error})` : '';
+      return `${e.protocol} ${e.host}:${e.port}${e.ip && e.ip !== e.host ? ` (${e.ip})` : ''}: ${e.reason}${failed}${e.rule ? ` [rule ${e.rule}]` : ''}${traffic}${took}`;
     }
     case 'fs.change':
       return `${e.kind} ${e.path}${e.size !== undefined ? ` (${formatSize(e.size)})` : ''}`;

@@ -12,7 +12,7 @@ import { probeHost } from '../host/probe.js';
 import type { HostFacts } from '../host/facts.js';
 import { nativeBinary } from '../host/native.js';
 import { NanocellError } from '../util/errors.js';
-import { removeTree } from '../util/fs.js';
+import { realpathOrSelf, removeTree } from '../util/fs.js';
 import { CgroupReader } from '../host/cgroups.js';
 import { cellEnv } from '../plan/env.js';
 import { ensureEtcDir } from './etc.js';
@@ -38,6 +38,7 @@ import {
 } from './state.js';
 import { materializeBundle } from './bundle.js';
 import { resolveCell, type ResolvedCell } from '../plan/resolve.js';
+import { execGuardArgs } from '../plan/execRule.js';
 import { CellWorkspace } from './workspaceMount.js';
 import { hostHomeDirs } from '../workspace/homeSecrets.js';
 import { CellSeccomp } from '../plan/seccomp.js';
@@ -246,6 +247,7 @@ export class Cell extends EventEmitter {
       workspace: ws.mountPlan,
       execAllow: [...r.execAllow],
       hostMounts: r.hostMounts,
+      execMounts: { ...r.execMounts },
       seccomp: r.seccomp && CellSeccomp.profileFor(r.seccomp, this.dirs.seccompSocket),
       proxySocket: this.net!.enabled && !r.proxyOnCellLoopback ? this.dirs.proxySocket : undefined,
       benchOff: r.benchOff,
@@ -277,6 +279,7 @@ export class Cell extends EventEmitter {
       runtimeArgs,
       withListener,
       proxyOnCellLoopback,
+      execGuardArgs: withListener ? execGuardArgs(this.plan, realpathOrSelf) : [],
     });
     this.monitor = monitor;
     this.monitorExited = new Promise((resolve) => monitor.once('close', () => resolve()));

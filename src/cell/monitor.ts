@@ -14,11 +14,13 @@ export function spawnMonitor(o: {
   runtimeArgs: string[];
   withListener: boolean;
   proxyOnCellLoopback: boolean;
+  /** The exec guard's paths (execGuardArgs), given only with a listener. */
+  execGuardArgs: string[];
 }): ChildProcess {
   const { dirs } = o;
   // The monitor requires a listener; with seccomp off (benchmarks) nothing connects to it.
   const args = ['--pid-file', dirs.initPid, '--listener', dirs.seccompSocket];
-  if (o.withListener) args.push('--syscall-table', dirs.syscallTable);
+  if (o.withListener) args.push('--syscall-table', dirs.syscallTable, ...o.execGuardArgs);
   if (o.proxyOnCellLoopback) args.push('--proxy-port', String(CELL_PROXY_PORT));
   return spawn(nativeBinary('nanocell-monitor'), [...args, '--', ...o.runtimeArgs], {
     // fd 4: Node's IPC channel, the one way a child can hand this process a socket.

@@ -68,6 +68,7 @@ function toCellEvent(e: ProxyEvent): CellEvent {
     ip: e.ip,
     rule: e.rule,
     reason: e.reason ?? e.error ?? e.decision,
+    ...(e.error ? { error: e.error } : {}),
     protocol: e.protocol,
     bytesUp: e.bytesUp,
     bytesDown: e.bytesDown,

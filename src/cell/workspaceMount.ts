@@ -39,6 +39,11 @@ import {
 } from '../workspace/collectWorker.js';
 import { homeSecretExcludes, hostHomeDirs } from '../workspace/homeSecrets.js';
 import { gitChangeEvents } from '../workspace/gitHistory.js';
+import {
+  credentialConfigs,
+  gitCredentialsNotice,
+  writeGitConfigViews,
+} from '../workspace/gitConfigView.js';
 import { trackedHiddenNotice } from '../workspace/gitIndexView.js';
 import { loadChangeSet } from '../workspace/manifest.js';
 import type { CellEvent } from './types.js';
@@ -50,7 +55,8 @@ import type { OciMount } from '../plan/oci.js';
 
 /** What the workspace could not give the task; reported like a degradation, never refused. */
 export interface WorkspaceNotice {
-  control: 'workspace-owners' | 'workspace-home' | 'workspace-git-history';
+  control:
+    'workspace-owners' | 'workspace-home' | 'workspace-git-history' | 'workspace-git-credentials';
   reason: string;
 }
 
@@ -131,12 +137,16 @@ export class CellWorkspace {
       fs.mkdirSync(upper, { recursive: true, mode: 0o755 });
       fs.mkdirSync(work, { recursive: true, mode: 0o700 });
       fs.chmodSync(upper, fs.statSync(project).mode & 0o777);
+      const gitConfigs = credentialConfigs(project);
       const hiddenLayer = await writeRootlessWhiteouts(
         scope,
         path.join(base, 'whiteouts'),
         caller,
         notices,
+        gitConfigs,
       );
+      const credNotice = gitCredentialsNotice(gitConfigs);
+      if (credNotice) notices.push({ control: 'workspace-git-credentials', reason: credNotice });
       const ws = new CellWorkspace(
         project,
         {
@@ -146,7 +156,7 @@ export class CellWorkspace {
           lowerDir: hiddenLayer ? `${hiddenLayer}:${project}` : project,
           upperDir: upper,
           workDir: work,
-          extraMounts: protectMounts(scope, project),
+          extraMounts: protectMounts(scope, project, hiddenLayer, gitConfigs),
         },
         scope,
         undefined,
@@ -173,6 +183,8 @@ export class CellWorkspace {
     });
     const gitNotice = trackedHiddenNotice(overlay.gitViews ?? []);
     if (gitNotice) notices.push({ control: 'workspace-git-history', reason: gitNotice });
+    const credNotice = gitCredentialsNotice(overlay.gitConfigs ?? new Map());
+    if (credNotice) notices.push({ control: 'workspace-git-credentials', reason: credNotice });
     let idmapped: string | undefined;
     try {
       // Files owned by the project's owner appear owned by the cell user, so the task can
@@ -326,15 +338,17 @@ async function writeRootlessWhiteouts(
   layerDir: string,
   owner: Owner,
   notices: WorkspaceNotice[],
+  gitConfigs: Map<string, string>,
 ): Promise<string | undefined> {
   const hidden = allHidden(scope);
-  if (!hidden.length) return undefined;
+  if (!hidden.length && !gitConfigs.size) return undefined;
   assertMountablePath(layerDir);
   try {
     const git = trackedHiddenNotice(
       await writeWhiteoutLayer(layerDir, scope.projectDir, hidden, owner),
     );
     if (git) notices.push({ control: 'workspace-git-history', reason: git });
+    writeGitConfigViews(layerDir, scope.projectDir, gitConfigs, owner);
   } catch (e) {
     if (e instanceof NanocellError && e.kind !== 'HOST') throw e;
     throw new NanocellError(
@@ -361,11 +375,17 @@ function foreignOwnersNotice(
   };
 }
 
-function protectMounts(scope: ScopePlan, project: string): OciMount[] {
+/** Rootless binds come from the project itself, or from the middle layer's redacted copy. */
+function protectMounts(
+  scope: ScopePlan,
+  project: string,
+  layer: string | undefined,
+  gitConfigs: Map<string, string>,
+): OciMount[] {
   return scope.protected.map((rel) => ({
     destination: path.join(project, rel),
     type: 'bind',
-    source: path.join(project, rel),
+    source: path.join(layer && gitConfigs.has(rel) ? layer : project, rel),
     options: ['rbind', 'ro', 'nosuid', 'nodev'],
   }));
 }

@@ -12,7 +12,7 @@ import { renderDiff } from '../workspace/index.js';
 import type { CliContext } from './context.js';
 import { colorEnabled, paint } from './format.js';
 
-export const ROGUE_AGENT_SCRIPT = String.raw`
+const ROGUE_AGENT_SCRIPT = String.raw`
 step() { printf '\n== %s\n' "$*"; }
 try() { desc=$1; shift; if "$@" >/dev/null 2>&1; then echo "  ALLOWED  $desc"; else echo "  refused  $desc"; fi; }
 

@@ -3,12 +3,13 @@ import type { Command } from 'commander';
 import { runDoctor } from '../runtime/doctor.js';
 import type { RuntimeName } from '../policy/defaults.js';
 import { colorEnabled, paint } from './format.js';
+import { runtimeOption } from './runtimeOption.js';
 
 export function registerDoctorCommand(program: Command): void {
   program
     .command('doctor')
     .description('check what this host supports, what would be degraded, and how to fix it')
-    .option('--runtime <name>', 'OCI runtime to check (runc, crun, runsc)', 'runc')
+    .addOption(runtimeOption('OCI runtime to check').default('runc'))
     .option('--runtime-path <path>', 'path to the runtime binary')
     .option('--json', 'machine-readable output')
     .action((opts: { runtime: RuntimeName; runtimePath?: string; json?: boolean }) => {

@@ -36,6 +36,9 @@ export function visibleWidth(text: string): number {
   return [...stripVTControlCharacters(text)].length;
 }
 
+/** A command in a table is cut here when no terminal width says otherwise. */
+export const MAX_COMMAND_CHARS = 120;
+
 export function truncate(text: string, width: number): string {
   if (width <= 0) return '';
   const chars = [...text];
@@ -103,9 +106,4 @@ export function formatAge(ms: number, now: number = Date.now()): string {
   if (s < 3600) return `${Math.floor(s / 60)}m ago`;
   if (s < 86_400) return `${Math.floor(s / 3600)}h ago`;
   return `${Math.floor(s / 86_400)}d ago`;
-}
-
-/** A command line for display: arguments with spaces or quotes are quoted. */
-export function formatCommand(argv: string[]): string {
-  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
 }

@@ -3,6 +3,7 @@
 // 127 not found, 137 killed or out of memory.
 import { Command, CommanderError, Option } from 'commander';
 import { NanocellError } from '../util/errors.js';
+import { BrokenPipe } from './output.js';
 import { registerRunCommand } from './run.js';
 import { registerDoctorCommand } from './doctor.js';
 import { registerGcCommand } from './gc.js';
@@ -13,9 +14,9 @@ import { registerDemoCommand } from './demo.js';
 import { AuditStore } from '../audit/store.js';
 import { defaultStateRoot, ensureStateRoot } from '../cell/state.js';
 
-export const EXIT_NANOCELL_ERROR = 125;
+const EXIT_NANOCELL_ERROR = 125;
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command('nanocell')
     .description('Run AI-agent tasks in disposable, locked-down cells')
     .version('0.1.0')
@@ -46,6 +47,9 @@ export function buildProgram(): Command {
 }
 
 export function reportError(e: unknown): number {
+  // The reader of our output went away (`nanocell logs X | head`): end quietly, with the
+  // status the command had reached.
+  if (e instanceof BrokenPipe) return process.exitCode === undefined ? 0 : Number(process.exitCode);
   if (e instanceof CommanderError) {
     if (
       e.code === 'commander.helpDisplayed' ||
@@ -70,7 +74,17 @@ export function reportError(e: unknown): number {
   return EXIT_NANOCELL_ERROR;
 }
 
+/** An EPIPE on Node's own streams (help text, notes on stderr) is not worth a stack trace. */
+function quietOnBrokenPipe(): void {
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+    });
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
+  quietOnBrokenPipe();
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -8,9 +8,11 @@ import { ensureStateRoot } from '../cell/state.js';
 import { probeCgroups } from '../host/probe.js';
 import { formatSize } from '../util/units.js';
 import type { CliContext } from './context.js';
-import { colorEnabled, formatAge, formatCommand, paint, table } from './format.js';
+import { escapeText, formatCommand, toJson } from '../util/display.js';
+import { colorEnabled, formatAge, paint, table, truncate, MAX_COMMAND_CHARS } from './format.js';
+import { stdoutSink } from './output.js';
 
-export interface LiveCell {
+interface LiveCell {
   cellId: string;
   taskId: string;
   session: string;
@@ -20,7 +22,7 @@ export interface LiveCell {
   commands: string[][];
 }
 
-export function listLiveCells(stateRoot: string): LiveCell[] {
+function listLiveCells(stateRoot: string): LiveCell[] {
   const layout = ensureStateRoot(stateRoot);
   const facts = probeCgroups(process.geteuid!() !== 0);
   const out: LiveCell[] = [];
@@ -60,20 +62,21 @@ export function registerPsCommand(program: Command, ctx: CliContext): void {
     .option('--json', 'machine-readable output')
     .action((opts: { json?: boolean }) => {
       const cells = listLiveCells(ctx.stateRoot());
+      const out = stdoutSink();
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify(cells, null, 2)}\n`);
+        out.write(`${toJson(cells, 2)}\n`);
         return;
       }
       const p = paint(colorEnabled(process.stdout));
       const rows = cells.map((c) => [
         c.taskId,
-        c.session,
+        escapeText(c.session),
         formatAge(Date.now() - c.ageMs).replace(/ ago$/, ''),
         c.memoryBytes === null ? '-' : formatSize(c.memoryBytes),
         c.pids === null ? '-' : String(c.pids),
-        c.commands.map((a) => formatCommand(a)).join('; ') || '-',
+        truncate(c.commands.map((a) => formatCommand(a)).join('; ') || '-', MAX_COMMAND_CHARS),
       ]);
-      process.stdout.write(
+      out.write(
         table(rows, {
           header: ['TASK', 'SESSION', 'AGE', 'MEMORY', 'PIDS', 'COMMAND'],
           right: [3, 4],

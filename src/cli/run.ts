@@ -4,12 +4,15 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { loadPolicyFile, resolvePolicy } from '../policy/load.js';
 import type { PolicyFile } from '../policy/schema.js';
-import { degradableControls, runtimeNames } from '../policy/schema.js';
+import { degradableControls } from '../policy/schema.js';
 import { runTask, type TaskReport } from '../task/task.js';
 import { NanocellError } from '../util/errors.js';
+import { escapeText } from '../util/display.js';
 import type { CliContext } from './context.js';
 import { policyFromFlags, type RunFlags } from './policyFromFlags.js';
 import { LiveStatus } from './liveStatus.js';
+import { TaskOutput } from './output.js';
+import { runtimeOption } from './runtimeOption.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -22,6 +25,7 @@ interface RunOpts extends RunFlags {
   apply?: boolean;
   discard?: boolean;
   quiet?: boolean;
+  rawOutput?: boolean;
 }
 
 export function registerRunCommand(program: Command, ctx: CliContext): void {
@@ -62,7 +66,7 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
     )
     .option('--session <name>', 'session name for grouping tasks', 'default')
     .option('--report <file>', 'write the JSON task report here')
-    .addOption(new Option('--runtime <name>', 'OCI runtime').choices(runtimeNames))
+    .addOption(runtimeOption('OCI runtime'))
     .option('--runtime-path <path>', 'path to the OCI runtime binary')
     .addOption(
       new Option('--apply', 'apply the change set after the task if it has no conflict').conflicts(
@@ -70,7 +74,11 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
       ),
     )
     .option('--discard', 'discard the change set after the task')
-    .option('--quiet', 'no live status line')
+    .option('--quiet', 'no live status line and no notes (the change-set id is still printed)')
+    .option(
+      '--raw-output',
+      "pass the task's terminal escape sequences (title, clipboard, cursor) through to a terminal",
+    )
     .action(async (command: string[], opts: RunOpts) => {
       process.exitCode = await runCommand(command, opts, ctx);
     });
@@ -99,6 +107,18 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
   const live = opts.quiet ? undefined : LiveStatus.forStderr();
+  const output = (fd: 1 | 2) => {
+    const toTerminal = (fd === 1 ? process.stdout : process.stderr).isTTY === true;
+    return new TaskOutput({
+      fd,
+      toTerminal,
+      filter: toTerminal && !opts.rawOutput,
+      ...(live ? { live } : {}),
+      // Nobody reads any more: stop the task as SIGPIPE would stop it on the host; the cell is
+      // still destroyed, collected and recorded as usual.
+      onBroken: () => abort.abort(),
+    });
+  };
   let report: TaskReport | undefined;
   try {
     report = await runTask({
@@ -109,8 +129,8 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
       stateRoot: ctx.stateRoot(),
       extraAllowNet: opts.allowNet,
       stdin: process.stdin.isTTY ? null : process.stdin,
-      stdout: process.stdout,
-      stderr: process.stderr,
+      stdout: output(1),
+      stderr: output(2),
       abort: abort.signal,
       abandonChanges: abandon.signal,
       changes: opts.apply ? 'apply' : opts.discard ? 'discard' : 'keep',
@@ -128,27 +148,44 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
     process.stdin.unref?.();
   }
   if (reportPath) writeReport(reportPath, report);
+  printOutcome(report, command, workspace, !!opts.quiet);
+  // --apply that did not apply is a failure even when the command succeeded: a script must
+  // not go on as if the project held the task's changes. The reason was printed above.
   const fate = report.changeSetFate;
-  if (fate && !opts.quiet) {
-    if (fate.action === 'applied')
-      process.stderr.write(`nanocell: applied ${fate.applied} change(s) to ${workspace}\n`);
-    else if (fate.action === 'kept') {
-      process.stderr.write(
-        `nanocell: changes kept as change set ${report.taskId}${fate.error ? ` (${fate.error})` : ''}; review with \`nanocell diff ${report.taskId}\`\n`,
-      );
-    }
-  } else if (fate?.error) {
-    process.stderr.write(`nanocell: ${fate.error}\n`);
+  if (opts.apply && fate?.action === 'kept' && report.exitCode === 0) return EXIT_APPLY_NOT_DONE;
+  return report.exitCode;
+}
+
+/** What the user must know after the task, on stderr (stdout is the task's). */
+function printOutcome(report: TaskReport, command: string[], workspace: string, quiet: boolean) {
+  const note = (s: string) => process.stderr.write(`nanocell: ${s}\n`);
+  const fate = report.changeSetFate;
+  if (fate?.action === 'applied' && !quiet)
+    note(`applied ${fate.applied} change(s) to ${escapeText(workspace)}`);
+  else if (fate?.action === 'kept' && quiet) {
+    // Scripts need the id even when quiet: the change set waits for them.
+    note(`change set ${report.taskId}${fate.error ? ` (${fate.error})` : ''}`);
+  } else if (fate?.action === 'kept') {
+    note(
+      `changes kept as change set ${report.taskId}${fate.error ? ` (${fate.error})` : ''}; review with \`nanocell diff ${report.taskId}\``,
+    );
   }
+  const spawn = spawnFailure(report, command);
+  if (spawn) note(spawn);
   if (report.endReason === 'timeout')
     process.stderr.write(`nanocell: task ${report.taskId} timed out\n`);
   if (report.endReason === 'oom')
     process.stderr.write(`nanocell: task ${report.taskId} ran out of memory\n`);
-  // --apply that did not apply is a failure even when the command succeeded: a script must
-  // not go on as if the project held the task's changes.
-  // The reason (fate.error) was printed above.
-  if (opts.apply && fate?.action === 'kept' && report.exitCode === 0) return EXIT_APPLY_NOT_DONE;
-  return report.exitCode;
+}
+
+/** A command that never started: one line naming it, like a shell says it. */
+function spawnFailure(report: TaskReport, command: string[]): string | undefined {
+  if (report.endReason !== 'error' || report.error !== undefined) return undefined;
+  const name = escapeText(command[0] ?? '');
+  if (report.exitCode === 127) return `${name}: not found (in the cell's PATH or file system)`;
+  if (report.exitCode === 126)
+    return `${name}: cannot execute (not executable, a directory, or outside exec.allow)`;
+  return undefined;
 }
 
 /** `run --apply` whose command succeeded but whose change set was kept (nanocell's error code). */

@@ -1,24 +1,21 @@
 // `nanocell diff | apply | discard TASK`: thin commands over the change set in the state dir.
-import { existsSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import type { Command } from 'commander';
-import { stateLayout } from '../cell/state.js';
 import { NanocellError } from '../util/errors.js';
+import { escapeText, quotePath, toJson } from '../util/display.js';
 import { formatSize } from '../util/units.js';
 import { applyChangeSet } from '../workspace/apply.js';
 import { describeFate, readFate } from '../workspace/changeFate.js';
-import { renderDiff } from '../workspace/diff.js';
+import { writeDiff } from '../workspace/diff.js';
 import { discardChangeSet } from '../workspace/discard.js';
 import { loadChangeSet } from '../workspace/manifest.js';
 import { recoverApplies, type Recovered } from '../workspace/applyRecover.js';
+import { stdoutSink } from './output.js';
+import { resolveChangeSet } from './taskRef.js';
 
 export interface WorkspaceCommandContext {
   stateRoot(): string;
   stdout?: { write(s: string): unknown };
-}
-
-/** The change set dir of `task`; StateLayout checks the id so it can never name another path. */
-function changeDirOf(stateRoot: string, task: string): string {
-  return stateLayout(stateRoot).changeSet(task);
 }
 
 export function describeRecovery(r: Recovered): string {
@@ -32,23 +29,32 @@ export function describeRecovery(r: Recovered): string {
  * A state root that does not exist yet has nothing to recover and is not created here.
  */
 export function recoverBeforeCommand(stateRoot: string): void {
-  if (!existsSync(stateRoot)) return;
+  // A state root that is missing, not a directory or not ours to read is the command's to
+  // refuse, with its own message and fix; there is nothing this step could recover there.
+  try {
+    if (!statSync(stateRoot).isDirectory()) return;
+    accessSync(stateRoot, constants.R_OK | constants.X_OK);
+  } catch {
+    return;
+  }
   for (const r of recoverApplies(stateRoot))
     process.stderr.write(`nanocell: ${describeRecovery(r)}\n`);
 }
 
-/** Loads the change set, or says what became of it when it is gone. */
-function load(stateRoot: string, task: string): ReturnType<typeof loadChangeSet> {
-  const dir = changeDirOf(stateRoot, task);
+/**
+ * Resolves a task id or unique prefix to its change set, or says what became of it when it is
+ * gone (applied or discarded: the fate record names when and by whom).
+ */
+function load(stateRoot: string, task: string): { id: string; dir: string } {
   const fate = readFate(stateRoot, task);
   if (fate) {
     throw new NanocellError(
-      `the change set of task ${task} was ${describeFate(fate)}`,
+      `the change set of task ${escapeText(task)} was ${describeFate(fate)}`,
       'nothing to do; see nanocell report for what the task did',
       'STATE',
     );
   }
-  return loadChangeSet(dir);
+  return resolveChangeSet(stateRoot, task);
 }
 
 /** On a terminal: a progress line for long applies, and a note that Ctrl-C is held. */
@@ -76,15 +82,21 @@ function applyFeedback(): Pick<
 }
 
 export function registerWorkspaceCommands(program: Command, ctx: WorkspaceCommandContext): void {
-  const out = (s: string) => (ctx.stdout ?? process.stdout).write(s);
+  const stdout = () => ctx.stdout ?? stdoutSink();
+  const out = (s: string) => stdout().write(s);
 
   program
     .command('diff')
     .description("show a task's change set as a unified diff against the project")
-    .argument('<task>', 'task id')
-    .action((task: string) => {
-      const { manifest } = load(ctx.stateRoot(), task);
-      out(renderDiff(changeDirOf(ctx.stateRoot(), task), manifest.projectDir));
+    .argument('<task>', 'task id or unique prefix')
+    .option('--json', 'print the change set manifest (entries, refusals) as JSON')
+    .action((task: string, o: { json?: boolean }) => {
+      const { dir } = load(ctx.stateRoot(), task);
+      const { manifest } = loadChangeSet(dir);
+      if (o.json) return void out(`${toJson(manifest, 2)}\n`);
+      // Streamed entry by entry: a 50,000-file change set never sits in memory as text.
+      const sink = stdout();
+      writeDiff(dir, manifest.projectDir, (t) => sink.write(t));
     });
 
   program
@@ -92,33 +104,34 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
     .description(
       "write a task's change set into the project: all of it or nothing, even on a crash",
     )
-    .argument('<task>', 'task id')
+    .argument('<task>', 'task id or unique prefix')
     .option('--force', 'overwrite files changed in the project since the task started')
     .option('--skip-refused', 'apply even though some changes were refused at collection')
     .action((task: string, o: { force?: boolean; skipRefused?: boolean }) => {
-      const { manifest } = load(ctx.stateRoot(), task);
-      const r = applyChangeSet(changeDirOf(ctx.stateRoot(), task), manifest.projectDir, {
+      const { dir } = load(ctx.stateRoot(), task);
+      const { manifest } = loadChangeSet(dir);
+      const r = applyChangeSet(dir, manifest.projectDir, {
         force: !!o.force,
         skipRefused: !!o.skipRefused,
         stateRoot: ctx.stateRoot(),
         ...applyFeedback(),
       });
-      discardChangeSet(changeDirOf(ctx.stateRoot(), task), { record: false });
-      for (const s of r.skipped) out(`skipped ${s.path}: ${s.reason}\n`);
+      discardChangeSet(dir, { record: false });
+      for (const s of r.skipped) out(`skipped ${quotePath(s.path)}: ${escapeText(s.reason)}\n`);
       for (const f of r.forced)
-        out(`overwrote ${f} (changed in the project since the task started)\n`);
+        out(`overwrote ${quotePath(f)} (changed in the project since the task started)\n`);
       out(
-        `applied ${r.applied} change(s) (${formatSize(manifest.totalBytes)}) to ${manifest.projectDir}\n`,
+        `applied ${r.applied} change(s) (${formatSize(manifest.totalBytes)}) to ${quotePath(manifest.projectDir)}\n`,
       );
     });
 
   program
     .command('discard')
     .description("throw away a task's change set")
-    .argument('<task>', 'task id')
+    .argument('<task>', 'task id or unique prefix')
     .action((task: string) => {
-      load(ctx.stateRoot(), task);
-      discardChangeSet(changeDirOf(ctx.stateRoot(), task));
-      out(`discarded the change set of task ${task}\n`);
+      const { id, dir } = load(ctx.stateRoot(), task);
+      discardChangeSet(dir);
+      out(`discarded the change set of task ${id}\n`);
     });
 }

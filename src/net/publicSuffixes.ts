@@ -42,10 +42,14 @@ const COUNTRY_SECOND_LEVEL = {
   us: ['com'],
 } as const;
 
-/** Platforms where anyone can get a subdomain (and so receive data) for free. */
+/**
+ * Platforms where anyone can get a subdomain (and so receive data) for free. Only those: a
+ * Public Suffix List entry whose hosts are all run by its operator (githubusercontent.com:
+ * raw., objects., avatars. are GitHub's own services, listed there for cookie isolation) is an
+ * ordinary registrable domain here, so `*.githubusercontent.com` is allowed as documented.
+ */
 const SHARED_PLATFORMS = [
   'github.io',
-  'githubusercontent.com',
   'gitlab.io',
   'bitbucket.io',
   'herokuapp.com',

@@ -15,7 +15,7 @@ const HOST_ENV_ALLOWLIST = [
   'NO_COLOR',
 ];
 
-const CELL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const CELL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export function cellEnv(opts: {
   hostEnv: NodeJS.ProcessEnv;

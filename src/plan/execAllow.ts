@@ -4,8 +4,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import picomatch from 'picomatch';
 import { PolicyError } from '../util/errors.js';
+import { scratchEntry, scratchPlaceOf } from './execRule.js';
+import { CELL_HOME } from './layout.js';
 
 const WORKSPACE_TOKEN = '$WORKSPACE';
+/** The cell's HOME, which exists only in the cell. */
+const HOME_TOKEN = '$HOME';
 const MAX_GLOB_SCAN = 200_000;
 
 /** The dynamic loader must be executable for any dynamically linked program to start. */
@@ -34,7 +38,12 @@ export function resolveExecAllow(patterns: string[], workspace: string): string[
       out.add(workspace);
       continue;
     }
-    const pattern = raw.replaceAll(WORKSPACE_TOKEN, workspace);
+    const pattern = raw.replaceAll(WORKSPACE_TOKEN, workspace).replaceAll(HOME_TOKEN, CELL_HOME);
+    // /tmp, HOME and /dev/shm exist only in the cell: never looked up on the host.
+    if (!raw.startsWith(WORKSPACE_TOKEN) && scratchPlaceOf(pattern)) {
+      out.add(scratchEntry(raw, pattern));
+      continue;
+    }
     if (!path.isAbsolute(pattern)) {
       throw new PolicyError(
         `invalid policy: exec.allow: "${raw}" must be an absolute path or glob`,

@@ -30,8 +30,8 @@ export function planMounts(input: PlanInput): OciMount[] {
       source: 'shm',
       options: [
         'nosuid',
-        'noexec',
         'nodev',
+        ...noexec(input.execMounts.shm),
         'mode=1777',
         `size=${policy.limits.tmp}`,
         `nr_inodes=${inodeCap(policy.limits.tmp)}`,
@@ -54,7 +54,7 @@ export function planMounts(input: PlanInput): OciMount[] {
       options: [
         'nosuid',
         'nodev',
-        'noexec',
+        ...noexec(input.execMounts.tmp),
         'mode=1777',
         `size=${policy.limits.tmp}`,
         `nr_inodes=${inodeCap(policy.limits.tmp)}`,
@@ -67,7 +67,7 @@ export function planMounts(input: PlanInput): OciMount[] {
       options: [
         'nosuid',
         'nodev',
-        'noexec',
+        ...noexec(input.execMounts.home),
         // One option per entry: runsc parses each entry as a single option.
         'mode=700',
         `uid=${cellUser(host).uid}`,
@@ -100,7 +100,7 @@ export function planMounts(input: PlanInput): OciMount[] {
       destination: workspace.path,
       type: 'bind',
       source: workspace.mergedDir,
-      options: ['bind', 'rw', 'nosuid', 'nodev'],
+      options: ['bind', 'rw', 'nosuid', 'nodev', ...noexec(input.execMounts.workspace)],
     });
   } else {
     const { lowerDir, upperDir, workDir } = workspace;
@@ -118,10 +118,15 @@ export function planMounts(input: PlanInput): OciMount[] {
         'userxattr',
         'nosuid',
         'nodev',
+        ...noexec(input.execMounts.workspace),
       ],
     });
   }
-  mounts.push(...workspace.extraMounts);
+  // A bind mount has its own flags: the workspace's exec rule must hold under it too.
+  const wsExec = noexec(input.execMounts.workspace);
+  mounts.push(
+    ...workspace.extraMounts.map((m) => ({ ...m, options: [...(m.options ?? []), ...wsExec] })),
+  );
   return mounts;
 }
 
@@ -156,6 +161,9 @@ export function planMountpoints(input: PlanInput, mounts: OciMount[]): CellPlan[
   }
   return { dirs: [...dirs].sort(), files: [...files].sort(), symlinks };
 }
+
+/** noexec unless the place's exec rule allows exec (see execRule.ts for why mounts matter). */
+const noexec = (exec: boolean): string[] => (exec ? [] : ['noexec']);
 
 /**
  * tmpfs caps bytes with size= but not inodes: empty files and dirs cost no blocks, only kernel

@@ -5,6 +5,7 @@ import type { Policy } from '../policy/defaults.js';
 import type { DegradableControl } from '../policy/schema.js';
 import type { HostFacts } from '../host/facts.js';
 import { NanocellError } from '../util/errors.js';
+import type { ExecMounts } from './execRule.js';
 import type { OciMount, OciResources, OciSeccomp, OciSpec } from './oci.js';
 import {
   CELL_HOME,
@@ -59,6 +60,8 @@ export interface PlanInput {
   execAllow: string[];
   /** Checked read-only host paths (resolve's hostMounts). */
   hostMounts?: readonly HostMount[];
+  /** Which writable places are mounted executable (planExecRule); the rest are noexec. */
+  execMounts: ExecMounts;
   seccomp?: OciSeccomp;
   /** Host path of the proxy socket init bridges to; only when the port is not handed in. */
   proxySocket?: string;

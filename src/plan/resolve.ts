@@ -8,6 +8,7 @@ import { compileNetRules, type NetRules } from '../net/rules.js';
 import type { Policy } from '../policy/defaults.js';
 import { invokingHome, probeHostPath } from '../host/hostPaths.js';
 import { resolveExecAllow } from './execAllow.js';
+import { planExecRule, type ExecMounts } from './execRule.js';
 import { checkHostMounts, expandMountPath, type HostMount } from './hostMounts.js';
 import { planDegradations, type BenchSwitches, type Degradation } from './plan.js';
 import { resolveProjectDir, type ProjectDir } from './projectDir.js';
@@ -37,6 +38,8 @@ export interface ResolvedCell {
   readonly hostMounts: readonly HostMount[];
   /** Concrete paths the task may execute (Landlock). */
   readonly execAllow: readonly string[];
+  /** Which writable places are mounted executable (execRule.ts). */
+  readonly execMounts: Readonly<ExecMounts>;
   /** The seccomp profile without its per-cell listener path; undefined when a bench turned it off. */
   readonly seccomp: CellSeccompPlan | undefined;
   /**
@@ -57,12 +60,15 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
   // Rules are compiled even when nothing is allowed, so a bad entry is always an error.
   const netRules = compileNetRules(policy.network, [...(i.extraAllowNet ?? [])]);
   const hostMounts = resolveHostMounts(i, project);
-  const execAllow = [
-    ...new Set([
+  const execRule = planExecRule(
+    [
       ...resolveExecAllow(policy.exec.allow, project),
+      // A mount with exec: true is executable at its cell path (and only there).
       ...hostMounts.filter((m) => m.exec).map((m) => m.cell),
-    ]),
-  ].sort();
+    ],
+    project,
+    policy.exec.scratch,
+  );
   const seccomp = CellSeccomp.plan({ policy, host, disabled: benchOff.seccomp === true });
   const { degradations } = planDegradations({
     policy,
@@ -81,7 +87,8 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
     // A cidrs entry alone allows IP-literal destinations in its range, so it needs the proxy too.
     egress: netRules.allow.length > 0 || netRules.cidrs.length > 0,
     hostMounts: Object.freeze(hostMounts.map((m) => Object.freeze(m))),
-    execAllow: Object.freeze(execAllow),
+    execAllow: Object.freeze(execRule.paths),
+    execMounts: Object.freeze(execRule.mounts),
     seccomp,
     proxyOnCellLoopback: seccomp?.monitor === true,
     degradations: Object.freeze(degradations.map((d) => Object.freeze(d))),

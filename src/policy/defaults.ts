@@ -223,7 +223,10 @@ export const DEFAULT_PROTECTED: readonly string[] = [
   'opencode.jsonc',
 ];
 
-/** System binaries, and what the task builds in its workspace (HOME and /tmp stay noexec). */
+/**
+ * System binaries, and what the task builds in its workspace; /tmp, HOME and /dev/shm follow the
+ * workspace (exec.scratch).
+ */
 export const DEFAULT_EXEC_ALLOW: readonly string[] = ['/usr/**', '$WORKSPACE/**'];
 
 export type RuntimeName = (typeof runtimeNames)[number];
@@ -256,7 +259,7 @@ export interface Policy {
     defaultExcludes?: boolean;
   };
   /** Landlock exec allowlist: paths or globs; `$WORKSPACE` stands for the workspace path. */
-  exec: { allow: string[] };
+  exec: { allow: string[]; scratch: 'follow-workspace' | 'deny' };
   network: {
     allow: string[];
     deny: string[];

@@ -85,7 +85,10 @@ export function resolvePolicy(...layers: PolicyFile[]): Policy {
       ],
       ...(ws.defaultExcludes === false ? { defaultExcludes: false } : {}),
     },
-    exec: { allow: m.exec?.allow ?? [...DEFAULT_EXEC_ALLOW] },
+    exec: {
+      allow: m.exec?.allow ?? [...DEFAULT_EXEC_ALLOW],
+      scratch: m.exec?.scratch ?? 'follow-workspace',
+    },
     network: {
       allow: m.network?.allow ?? [],
       deny: m.network?.deny ?? [],

@@ -1,7 +1,7 @@
 // The policy file format. Every object is strict: an unknown key is an error, because a
 // misspelt security setting that is silently ignored is worse than no setting.
 import { z } from 'zod';
-import { parseDuration, parseSize } from '../util/units.js';
+import { MAX_TIMER_MS, parseDuration, parseSize } from '../util/units.js';
 
 const size = (what: string) =>
   z.union([z.string(), z.number()]).transform((v, ctx) => {
@@ -23,6 +23,13 @@ const duration = (what: string) =>
       ctx.addIssue({
         code: 'custom',
         message: `${what} must be a positive duration such as 30s, 10m or 1h (got ${JSON.stringify(v)})`,
+      });
+      return z.NEVER;
+    }
+    if (n > MAX_TIMER_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${what} must be at most 24d (timers hold ${MAX_TIMER_MS} ms; got ${JSON.stringify(v)})`,
       });
       return z.NEVER;
     }
@@ -70,6 +77,11 @@ const workspaceSchema = z.strictObject({
 const execSchema = z.strictObject({
   /** Absolute paths or globs of binaries the cell may execute (enforced by Landlock). */
   allow: z.array(z.string().min(1)).optional(),
+  /**
+   * Exec in /tmp, HOME and /dev/shm: "follow-workspace" (default) allows it when the whole
+   * workspace is allowed; "deny" mounts them noexec whatever the workspace's rule.
+   */
+  scratch: z.enum(['follow-workspace', 'deny']).optional(),
 });
 
 const networkSchema = z.strictObject({

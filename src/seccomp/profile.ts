@@ -3,6 +3,7 @@
 // each denial and answers EPERM or ENOSYS (notify-table.ts); anything the tables do not know
 // falls to the default action, ENOSYS, so newer syscalls look unimplemented and libc falls back.
 import { NanocellError, PolicyError } from '../util/errors.js';
+import { EXEC_GUARDED, execGuardRules } from './execGuard.js';
 import {
   anyBitSet,
   argIn,
@@ -234,7 +235,13 @@ export function buildSeccompProfile(opts: SeccompOptions): SeccompPlan {
       .map(([n]) => n)
       .sort();
 
-  rules.push({ names: named('allow'), action: 'SCMP_ACT_ALLOW' });
+  // With the monitor on, the exec guard answers some allowed calls (see execGuard.ts).
+  const guarded = opts.monitor ? named('allow').filter((n) => EXEC_GUARDED.includes(n)) : [];
+  rules.push({
+    names: named('allow').filter((n) => !guarded.includes(n)),
+    action: 'SCMP_ACT_ALLOW',
+  });
+  rules.push(...execGuardRules(guarded));
   const execs = named('exec');
   if (execs.length)
     rules.push({ names: execs, action: opts.monitor ? 'SCMP_ACT_NOTIFY' : 'SCMP_ACT_ALLOW' });
@@ -290,7 +297,8 @@ function denial(
 
 /**
  * The monitor's table: every syscall a NOTIFY rule can report, for x86_64, i386 and aarch64.
- * ERRNO is what the task gets (1 EPERM, 38 ENOSYS), or 0 for "let it continue" (exec audit).
+ * ERRNO is what the task gets (1 EPERM, 38 ENOSYS), or 0 for "let it continue" (exec audit, and
+ * the calls the exec guard answers).
  * i386 rows use the x86_64 decisions: the profile refuses that ABI as a whole, so they only
  * name a call the monitor should never see.
  */
@@ -309,10 +317,16 @@ function notifyTableFor(
     for (const [name, d] of decisions) {
       const nr = syscallNumber(abi, name);
       if (nr === undefined) continue;
-      if (d.kind === 'allow' || (d.kind === 'filtered' && name === 'clone3')) continue;
+      const guarded = d.kind === 'allow' && EXEC_GUARDED.includes(name);
+      if ((d.kind === 'allow' && !guarded) || (d.kind === 'filtered' && name === 'clone3'))
+        continue;
       if (d.kind === 'deny' && RUNC_NO_NOTIFY.includes(name)) continue;
       const errno =
-        d.kind === 'exec' ? 0 : d.kind === 'deny' ? ERRNO_VALUE[d.errno] : ERRNO_VALUE.EPERM;
+        d.kind === 'exec' || guarded
+          ? 0
+          : d.kind === 'deny'
+            ? ERRNO_VALUE[d.errno]
+            : ERRNO_VALUE.EPERM;
       rows.push([nr, name, errno]);
     }
     rows.sort((a, b) => a[0] - b[0]);

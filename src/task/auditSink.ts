@@ -87,6 +87,7 @@ export function toAuditEvents(e: CellEvent, summaries = new DenialSummaries()): 
           pid: int(e.pid),
           exe: str(e.exe, 1024),
           errno: int(e.errno),
+          ...(e.detail ? { detail: str(e.detail, 1024) } : {}),
         },
       ];
     case 'syscall.denied.summary': {
@@ -141,6 +142,7 @@ export function toAuditEvents(e: CellEvent, summaries = new DenialSummaries()): 
           ...(e.rule ? { rule: str(e.rule, 256) } : {}),
           reason: str(e.reason ?? (e.type === 'net.allowed' ? 'allowed' : 'denied'), 512),
           protocol: str(e.protocol, 32),
+          ...(e.type === 'net.allowed' && e.error ? { error: str(e.error, 512) } : {}),
           ...(e.bytesUp !== undefined ? { bytesUp: int(e.bytesUp) } : {}),
           ...(e.bytesDown !== undefined ? { bytesDown: int(e.bytesDown) } : {}),
           ...(e.durationMs !== undefined ? { durationMs: int(e.durationMs) } : {}),

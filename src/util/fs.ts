@@ -25,3 +25,12 @@ export function removeTree(dir: string): void {
   open(dir);
   fs.rmSync(dir, { recursive: true, force: true });
 }
+
+/** The canonical path of `p` on the host, or `p` itself when it cannot be resolved. */
+export function realpathOrSelf(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return p;
+  }
+}

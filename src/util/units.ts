@@ -27,6 +27,9 @@ const DURATION_UNITS: Record<string, number> = {
   d: 86_400_000,
 };
 
+/** The longest delay a Node timer holds (2^31-1 ms, about 24.8 days); longer ones fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export function parseSize(input: string | number): number | undefined {
   if (typeof input === 'number') {
     return Number.isSafeInteger(input) && input >= 0 ? input : undefined;

@@ -1,10 +1,15 @@
 // `nanocell diff`: each change against the project's current file, as a unified diff (jsdiff).
+// Streams: each entry's diff is handed to the writer as soon as it is made, so memory stays
+// bounded by one file (MAX_TEXT_BYTES) whatever the number of changes. Names and contents come
+// from the cell: paths are quoted and controls escaped (util/display.ts), so no name or line
+// can inject a terminal escape or fake a line of the diff.
 import { closeSync, readSync } from 'node:fs';
 import { createTwoFilesPatch } from 'diff';
 import { openRegularNoFollow } from './fsSafe.js';
 import { gitHistorySection } from './gitHistory.js';
 import { loadChangeSet, type ChangeEntry } from './manifest.js';
 import { lstatNoSymlinkComponents, relPathProblem } from './paths.js';
+import { escapeContent, escapeText, quotePath } from '../util/display.js';
 
 /** Text files larger than this are summarised like binary ones. */
 const MAX_TEXT_BYTES = 1024 * 1024;
@@ -51,9 +56,10 @@ function asText(c: Content): string | undefined {
 const octal = (m: number | undefined) => (m ?? 0).toString(8).padStart(3, '0');
 
 function fileDiff(changeDir: string, projectDir: string, e: ChangeEntry): string {
-  const p = e.path;
-  const before = projectFile(projectDir, p);
-  if (typeof before === 'string') return `# ${p}: cannot read the project's file (${before})\n`;
+  const p = quotePath(e.path);
+  const before = projectFile(projectDir, e.path);
+  if (typeof before === 'string')
+    return `# ${p}: cannot read the project's file (${escapeText(before)})\n`;
   const after: Content =
     e.kind === 'delete' ? undefined : readCapped(`${changeDir}/files/${e.sha256}`);
   const oldText = asText(before);
@@ -62,21 +68,22 @@ function fileDiff(changeDir: string, projectDir: string, e: ChangeEntry): string
     return `Binary file ${p} changed (${before?.size ?? 0} bytes → ${after?.size ?? 0} bytes)\n`;
   }
   const patch = createTwoFilesPatch(
-    before ? `a/${p}` : '/dev/null',
-    after ? `b/${p}` : '/dev/null',
+    // jsdiff quotes unusual names itself; the line pass below escapes what it leaves.
+    before ? `a/${e.path}` : '/dev/null',
+    after ? `b/${e.path}` : '/dev/null',
     oldText,
     newText,
     undefined,
     undefined,
     { context: 3 },
   );
-  // Drop jsdiff's "=====" banner line; keep the ---/+++ headers.
-  return patch.slice(patch.indexOf('---'));
+  // Drop jsdiff's "=====" banner line; keep the ---/+++ headers. Content lines keep tabs.
+  return patch.slice(patch.indexOf('---')).split('\n').map(escapeContent).join('\n');
 }
 
 function entryDiff(changeDir: string, projectDir: string, e: ChangeEntry): string {
-  const p = e.path;
-  const head = `diff --nanocell a/${p} b/${p}\n`;
+  const p = quotePath(e.path);
+  const head = `diff --nanocell ${quotePath(`a/${e.path}`)} ${quotePath(`b/${e.path}`)}\n`;
   if (e.type === 'dir') {
     if (e.kind === 'delete') return `${head}deleted directory ${p}\n`;
     if (e.kind === 'mode')
@@ -84,9 +91,10 @@ function entryDiff(changeDir: string, projectDir: string, e: ChangeEntry): strin
     return `${head}new directory ${p} (mode ${octal(e.mode)})\n`;
   }
   if (e.type === 'symlink') {
-    if (e.kind === 'delete') return `${head}deleted symlink ${p} -> ${e.base.target ?? '?'}\n`;
-    const was = e.base.type === 'symlink' ? ` (was -> ${e.base.target})` : '';
-    return `${head}symlink ${p} -> ${e.target}${was}\n`;
+    if (e.kind === 'delete')
+      return `${head}deleted symlink ${p} -> ${quotePath(e.base.target ?? '?')}\n`;
+    const was = e.base.type === 'symlink' ? ` (was -> ${quotePath(e.base.target ?? '?')})` : '';
+    return `${head}symlink ${p} -> ${quotePath(e.target ?? '?')}${was}\n`;
   }
   if (e.kind === 'mode') {
     return `${head}old mode ${octal(e.base.mode)}\nnew mode ${octal(e.mode)}\n`;
@@ -101,17 +109,30 @@ function entryDiff(changeDir: string, projectDir: string, e: ChangeEntry): strin
   return out + fileDiff(changeDir, projectDir, e);
 }
 
-/** The whole change set as one unified diff, refused changes listed first. */
-export function renderDiff(changeDir: string, projectDir: string): string {
+/** The whole change set as one unified diff, refused changes listed first, piece by piece. */
+export function writeDiff(
+  changeDir: string,
+  projectDir: string,
+  write: (text: string) => void,
+): void {
   const { manifest: m } = loadChangeSet(changeDir);
-  if (m.status !== 'ok') return `# change set of task ${m.taskId} was refused: ${m.reason ?? ''}\n`;
-  let out = '';
-  for (const r of m.refused) out += `# refused (never applied): ${r.path}: ${r.reason}\n`;
+  if (m.status !== 'ok') {
+    write(`# change set of task ${m.taskId} was refused: ${escapeText(m.reason ?? '')}\n`);
+    return;
+  }
+  for (const r of m.refused)
+    write(`# refused (never applied): ${quotePath(r.path)}: ${escapeText(r.reason)}\n`);
   const git = gitHistorySection(changeDir, projectDir, m);
-  out += git.text;
+  write(git.text);
   const entries = [...m.entries]
     .filter((e) => !git.covers(e.path))
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  for (const e of entries) out += entryDiff(changeDir, projectDir, e);
-  return out;
+  for (const e of entries) write(entryDiff(changeDir, projectDir, e));
+}
+
+/** The whole diff as one string (small change sets; the CLI streams with writeDiff). */
+export function renderDiff(changeDir: string, projectDir: string): string {
+  const parts: string[] = [];
+  writeDiff(changeDir, projectDir, (t) => parts.push(t));
+  return parts.join('');
 }

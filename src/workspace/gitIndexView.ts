@@ -128,7 +128,7 @@ function indexError(indexRel: string, stderr: string): NanocellError {
  * Creates `rel` and its ancestors in the layer with the project's modes and `owner`, as the
  * whiteout layer does: a merged directory shows the attributes of its topmost layer.
  */
-function mkdirsLike(
+export function mkdirsLike(
   layerDir: string,
   projectDir: string,
   rel: string,
@@ -159,7 +159,7 @@ function mkdirsLike(
 }
 
 /** Final modes, children first (a final mode may deny its owner write). */
-function setModes(made: Array<[string, number]>): void {
+export function setModes(made: Array<[string, number]>): void {
   for (const [dir, mode] of [...made].reverse()) chmodSync(dir, mode);
 }
 

@@ -13,6 +13,7 @@ import {
 } from 'node:fs';
 import { execa } from 'execa';
 import { NanocellError } from '../util/errors.js';
+import { credentialConfigs, writeGitConfigViews } from './gitConfigView.js';
 import { writeGitIndexViews, type GitIndexView } from './gitIndexView.js';
 import { parentOf, relPathProblem, selfAndAncestors } from './paths.js';
 import { allHidden, assertProjectDir, type ScopePlan } from './scope.js';
@@ -30,6 +31,8 @@ export interface OverlayDirs {
   mergedDir: string;
   /** Index copies in the middle layer that keep hidden tracked paths out of git's sight. */
   gitViews?: GitIndexView[];
+  /** Git configuration files shown to the cell without their credentials (rel → text). */
+  gitConfigs?: Map<string, string>;
 }
 
 export interface Owner {
@@ -127,13 +130,15 @@ export async function prepareOverlay(opts: {
   chownSync(upperDir, owner.uid, owner.gid);
   chmodSync(upperDir, rootSt.mode & 0o7777);
   const hidden = allHidden(plan);
+  const gitConfigs = credentialConfigs(plan.projectDir);
   let whiteoutDir: string | undefined;
   let gitViews: GitIndexView[] = [];
-  if (hidden.length) {
+  if (hidden.length || gitConfigs.size) {
     whiteoutDir = `${tmpfsDir}/whiteouts`;
     gitViews = await writeWhiteoutLayer(whiteoutDir, plan.projectDir, hidden, owner);
+    writeGitConfigViews(whiteoutDir, plan.projectDir, gitConfigs, owner);
   }
-  return { baseDir, tmpfsDir, upperDir, workDir, whiteoutDir, mergedDir, gitViews };
+  return { baseDir, tmpfsDir, upperDir, workDir, whiteoutDir, mergedDir, gitViews, gitConfigs };
 }
 
 /**

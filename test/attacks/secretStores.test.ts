@@ -178,4 +178,26 @@ describe('secret stores', () => {
     );
     expect(JSON.stringify(notice)).toContain('state root');
   });
+
+  it("SS-07 reads credentials embedded in git's own configuration", async () => {
+    const config =
+      '[core]\n\trepositoryformatversion = 0\n' +
+      `[remote "origin"]\n\turl = https://alice:${SECRET}-pat@github.com/acme/app.git\n` +
+      `[remote "mirror"]\n\turl = https://${SECRET}-tok@gitlab.example/acme/app.git\n` +
+      `[http "https://github.com/"]\n\textraheader = AUTHORIZATION: basic ${SECRET}-hdr\n`;
+    ac = await AttackCell.start({
+      files: { '.git/config': config, '.git/HEAD': 'ref: refs/heads/main\n' },
+    });
+    const r = await ac.sh(
+      'cat .git/config; git config --list; git remote -v; grep -r STORE .git; true',
+    );
+    expect(r.stdout).not.toContain(SECRET);
+    expect(r.stdout).toContain('https://github.com/acme/app.git');
+    expect(r.stdout).toContain('https://gitlab.example/acme/app.git');
+    // The project's own file is untouched.
+    expect(fs.readFileSync(path.join(ac.project, '.git/config'), 'utf8')).toBe(config);
+    await ac.recorded(
+      (e) => e.type === 'policy.degraded' && e.control === 'workspace-git-credentials',
+    );
+  });
 });

@@ -46,29 +46,41 @@ describe.concurrent('exec allowlist (Landlock)', { timeout: 180_000 }, () => {
       const direct = await cell.run(['/usr/bin/python3', '-c', 'print(1)']);
       expect(direct).toMatchObject({ exitCode: EACCES_EXIT, stdout: '' });
 
-      // The workspace is not in this allowlist: an executable file there does not run.
-      const local = await cell.run(['bash', '-c', 'test -x mytrue && ./mytrue']);
+      // The workspace is not in this allowlist: it is mounted noexec and nothing there runs.
+      const local = await cell.run(['bash', '-c', './mytrue']);
       expect(local.exitCode).toBe(EACCES_EXIT);
 
       await cell.destroy();
-      // Seccomp sees the exec before Landlock refuses it, so each attempt is on record.
+      // Seccomp sees every exec; the monitor's exec guard records each refusal with its reason.
       const paths = execs(events).map((e) => e.path);
       expect(paths).toContain('/usr/bin/ls');
-      expect(paths).toContain('/usr/bin/id');
-      expect(paths).toContain('/usr/bin/python3');
-      expect(denials(events)).toEqual([]);
+      const why = denials(events).map((d) => `${d.name}: ${String(d.detail)}`);
+      expect(why).toEqual(
+        expect.arrayContaining([
+          'execve: exec /usr/bin/id: not in exec.allow',
+          'execve: exec /usr/bin/python3.11: not in exec.allow',
+          expect.stringMatching(/^execve: exec \S+\/mytrue: its mount is noexec/),
+        ]),
+      );
     });
   });
 
-  it('keeps HOME and /tmp non-executable under the default policy', async ({ expect }) => {
+  it('HOME, /tmp and /dev/shm follow the workspace by default; exec.scratch: deny keeps them noexec', async ({
+    expect,
+  }) => {
+    const script =
+      'for d in /tmp ~ /dev/shm .; do cp /usr/bin/true $d/t; $d/t 2>/dev/null; echo -n "$?,"; done';
     await withCell({}, async ({ cell }) => {
-      const r = await cell.run([
-        'bash',
-        '-c',
-        'cp /usr/bin/true /tmp/t && cp /usr/bin/true ~/t && cp /usr/bin/true ./t; ' +
-          '/tmp/t; echo tmp=$?; ~/t; echo home=$?; ./t; echo workspace=$?',
-      ]);
-      expect(r.stdout).toBe('tmp=126\nhome=126\nworkspace=0\n');
+      expect((await cell.run(['bash', '-c', script])).stdout).toBe('0,0,0,0,');
+    });
+    const deny = policy({ exec: { allow: ['/usr/**', '$WORKSPACE/**'], scratch: 'deny' } });
+    await withCell({ policy: deny }, async ({ cell, events }) => {
+      expect((await cell.run(['bash', '-c', script])).stdout).toBe('126,126,126,0,');
+      await cell.destroy();
+      const why = denials(events).map((d) => String(d.detail));
+      for (const place of ['/tmp', '/home/cell', '/dev/shm']) {
+        expect(why).toContainEqual(expect.stringMatching(`^exec ${place}/t: its mount is noexec`));
+      }
     });
   });
 

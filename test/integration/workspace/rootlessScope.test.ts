@@ -150,3 +150,34 @@ describe('rootless workspace scope', () => {
     expect(fs.readdirSync(path.join(project, '.ssh')).sort()).toEqual(['id_rsa', 'known_hosts']);
   });
 });
+
+describe('rootless git configuration with credentials', () => {
+  it('shows the cell a copy of .git/config without the token, bound read-only', () => {
+    const config = '[remote "origin"]\n\turl = https://bob:ROOTLESS-PAT@github.com/a/b.git\n';
+    const git = makeRootlessSandbox('rootless-gitcfg-', {
+      '.git/config': config,
+      '.git/HEAD': 'ref: refs/heads/main\n',
+    });
+    try {
+      const r = git.asUser([
+        'run',
+        '--quiet',
+        '--allow-degraded',
+        'cgroups',
+        '--allow-degraded',
+        'disk-cap',
+        '--',
+        'sh',
+        '-c',
+        'cat .git/config; echo x >> .git/config 2>/dev/null || echo read-only',
+      ]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).not.toContain('ROOTLESS-PAT');
+      expect(r.stdout).toContain('url = https://github.com/a/b.git');
+      expect(r.stdout).toContain('read-only');
+      expect(fs.readFileSync(path.join(git.project, '.git/config'), 'utf8')).toBe(config);
+    } finally {
+      git.cleanup();
+    }
+  });
+});

@@ -3,12 +3,12 @@ import { describe, expect, it } from 'vitest';
 import {
   colorEnabled,
   formatAge,
-  formatCommand,
   paint,
   table,
   truncate,
   visibleWidth,
 } from '../../../src/cli/format.js';
+import { formatCommand } from '../../../src/util/display.js';
 
 describe('colour', () => {
   it('is on only for a TTY without NO_COLOR', () => {

@@ -166,3 +166,50 @@ describe('describeEvent', () => {
     ]);
   });
 });
+
+describe('summarizeTask counts what really ran and what failed', () => {
+  const exec = (pid: number, path: string, argv: string[]) =>
+    stored({ type: 'exec', path, argv, pid, ppid: 1, unverified: true } as AuditEventInput);
+  const events = [
+    // A shell's PATH lookup: three tries with the same argv from one pid; one program.
+    exec(7, '/usr/local/sbin/make', ['make', 'all']),
+    exec(7, '/usr/local/bin/make', ['make', 'all']),
+    exec(7, '/usr/bin/make', ['make', 'all']),
+    // A program that execs another (different argv) from the same pid: two programs.
+    exec(8, '/usr/bin/env', ['env', 'node', 'x.js']),
+    exec(8, '/usr/bin/node', ['node', 'x.js']),
+    stored({
+      type: 'net.allowed',
+      host: 'no-such.example.org',
+      port: 443,
+      reason: 'allowed',
+      protocol: 'http-connect',
+      error: 'getaddrinfo ENOTFOUND no-such.example.org',
+    } as AuditEventInput),
+  ];
+  const s = summarizeTask(task, events);
+
+  it('folds failed PATH lookups into the program that ran', () => {
+    expect(s.ran.total).toBe(3);
+    expect(s.ran.lookups).toBe(2);
+    expect(s.ran.commands.map((c) => c.item.path).sort()).toEqual([
+      '/usr/bin/env',
+      '/usr/bin/make',
+      '/usr/bin/node',
+    ]);
+  });
+
+  it('lists allowed connections that failed with their error, apart from traffic', () => {
+    expect(s.network).toEqual([]);
+    expect(s.networkFailed).toEqual([
+      {
+        count: 1,
+        item: {
+          host: 'no-such.example.org',
+          port: 443,
+          error: 'getaddrinfo ENOTFOUND no-such.example.org',
+        },
+      },
+    ]);
+  });
+});

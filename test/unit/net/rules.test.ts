@@ -115,6 +115,14 @@ describe('decideHost', () => {
     expect(decideHost(r, 'example.com.evil.net', 443).decision).toBe('denied');
   });
 
+  it('a wildcard under an operator-run PSL entry works as the docs show (*.githubusercontent.com)', () => {
+    const r = rules({ allow: ['*.githubusercontent.com:443'] });
+    expect(decideHost(r, 'raw.githubusercontent.com', 443).decision).toBe('allowed');
+    expect(decideHost(r, 'githubusercontent.com', 443).decision).toBe('denied');
+    for (const entry of ['*', '*.com', '*.github.io', '*.ngrok.io'])
+      expect(() => rules({ allow: [entry] }), entry).toThrow(PolicyError);
+  });
+
   it('explicit ports replace the defaults', () => {
     const r = rules({ allow: ['git.example.com:8443'] });
     expect(decideHost(r, 'git.example.com', 8443).decision).toBe('allowed');

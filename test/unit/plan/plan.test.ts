@@ -32,6 +32,7 @@ function input(over: Partial<PlanInput> = {}, doc: object = {}): PlanInput {
       extraMounts: [],
     },
     execAllow: ['/usr'],
+    execMounts: { workspace: true, tmp: false, home: false, shm: false },
     ...over,
   };
 }
@@ -93,6 +94,39 @@ describe('planCell', () => {
     expect(mountpoints.dirs).toEqual(
       expect.arrayContaining(['/srv', '/srv/app', '/usr', '/etc', '/tmp']),
     );
+  });
+
+  it('mounts each writable place noexec unless its exec rule allows exec, protected paths too', () => {
+    const protectedMount = {
+      destination: '/srv/app/.git',
+      type: 'bind',
+      source: '/srv/app/.git',
+      options: ['rbind', 'ro'],
+    };
+    const ws = { ...input().workspace, extraMounts: [protectedMount] };
+    const opts = (execMounts: PlanInput['execMounts']) =>
+      Object.fromEntries(
+        planCell(input({ execMounts, workspace: ws })).spec.mounts.map((m) => [
+          m.destination,
+          m.options?.includes('noexec') ?? false,
+        ]),
+      );
+    expect(opts({ workspace: true, tmp: true, home: true, shm: true })).toMatchObject({
+      '/srv/app': false,
+      '/srv/app/.git': false,
+      '/tmp': false,
+      '/home/cell': false,
+      '/dev/shm': false,
+      '/etc': true,
+      '/proc': true,
+    });
+    expect(opts({ workspace: false, tmp: false, home: true, shm: false })).toMatchObject({
+      '/srv/app': true,
+      '/srv/app/.git': true,
+      '/tmp': true,
+      '/home/cell': false,
+      '/dev/shm': true,
+    });
   });
 
   it('puts every limit in cgroup resources and rlimits', () => {

@@ -10,6 +10,7 @@ import {
   low32NotIn,
 } from '../../../src/seccomp/args.js';
 import { SYSCALL_CATEGORY_LISTS } from '../../../src/seccomp/categories.js';
+import { EXEC_GUARDED } from '../../../src/seccomp/execGuard.js';
 import { decideCall } from '../../../src/seccomp/evaluate.js';
 import {
   buildSeccompProfile,
@@ -284,6 +285,17 @@ describe('buildSeccompProfile', () => {
     );
   });
 
+  it('sends only file-backed executable mappings and memfd_create to the exec guard', () => {
+    const p = build();
+    const [PROT_READ, PROT_EXEC, MAP_PRIVATE, MAP_ANONYMOUS] = [1, 4, 2, 0x20];
+    expect(call(p, 'mmap', 0, 4096, PROT_READ, MAP_PRIVATE, 3, 0)).toEqual(ALLOW);
+    expect(call(p, 'mmap', 0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS)).toEqual(
+      ALLOW,
+    );
+    expect(call(p, 'mmap', 0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, 3, 0)).toEqual(NOTIFY);
+    expect(call(p, 'memfd_create', 0, 1)).toEqual(NOTIFY);
+  });
+
   it('with monitor off answers by errno and notifies nothing', () => {
     const p = build({ monitor: false, listenerPath: undefined });
     expect(p.profile.listenerPath).toBeUndefined();
@@ -298,7 +310,11 @@ describe('buildSeccompProfile', () => {
       (q.profile.syscalls ?? [])
         .filter((r) => r.action === 'SCMP_ACT_ALLOW' && !r.args)
         .flatMap((r) => r.names);
-    expect(names(p).filter((n) => !EXEC_AUDITED.includes(n))).toEqual(names(build()));
+    expect(names(p).filter((n) => !EXEC_AUDITED.includes(n) && !EXEC_GUARDED.includes(n))).toEqual(
+      names(build()),
+    );
+    // Without the monitor nothing guards mmap or memfd_create: they are plainly allowed.
+    expect(names(p)).toEqual(expect.arrayContaining([...EXEC_GUARDED]));
   });
 
   it('never names a syscall both allowed unconditionally and denied', () => {

@@ -1,0 +1,104 @@
+// The exec rule of each writable place of a cell: the workspace and the scratch places (/tmp,
+// HOME, /dev/shm). One fact decides both walls, so they cannot disagree: a place is mounted
+// without noexec exactly when some exec.allow path reaches into it, and Landlock's execute
+// right is granted only to the allowed paths. A noexec mount is what stops the dynamic loader
+// (`ld.so ./bin`) and dlopen, since mmap(PROT_EXEC) of a file there fails; Landlock only sees
+// execve. Pure: no file system.
+import { PolicyError } from '../util/errors.js';
+import { CELL_HOME, CELL_INIT } from './layout.js';
+import type { CellPlan } from './plan.js';
+
+/** How the scratch places follow the workspace (policy `exec.scratch`). */
+export type ScratchExec = 'follow-workspace' | 'deny';
+
+/** The cell's own scratch places: empty, private tmpfs mounts that go with the cell. */
+const SCRATCH_PLACES = { tmp: '/tmp', home: CELL_HOME, shm: '/dev/shm' } as const;
+export type ScratchPlace = keyof typeof SCRATCH_PLACES;
+
+/** Whether each writable place is mounted executable. */
+export interface ExecMounts {
+  workspace: boolean;
+  tmp: boolean;
+  home: boolean;
+  shm: boolean;
+}
+
+const within = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
+
+/** The scratch place a policy path lies in, if any. */
+export function scratchPlaceOf(p: string): ScratchPlace | undefined {
+  for (const [name, dir] of Object.entries(SCRATCH_PLACES)) {
+    if (within(p, dir)) return name as ScratchPlace;
+  }
+  return undefined;
+}
+
+/**
+ * A scratch place starts empty, so only the whole place can be named (Landlock opens each rule's
+ * path when the cell starts). Returns the place's path for an entry such as `/tmp/**`.
+ */
+export function scratchEntry(raw: string, pattern: string): string {
+  const norm = pattern.replace(/\/\*\*$/, '');
+  const place = scratchPlaceOf(norm)!;
+  if (norm !== SCRATCH_PLACES[place]) {
+    throw new PolicyError(
+      `invalid policy: exec.allow: "${raw}" names part of ${SCRATCH_PLACES[place]}, which starts empty in every cell`,
+      `name the whole place ("${SCRATCH_PLACES[place]}/**") or a path in the workspace`,
+    );
+  }
+  return norm;
+}
+
+/**
+ * Completes the Landlock exec paths with the scratch places that follow the workspace, and
+ * derives each place's mount rule from the result.
+ */
+export function planExecRule(
+  allowed: readonly string[],
+  workspace: string,
+  scratch: ScratchExec,
+): { paths: string[]; mounts: ExecMounts } {
+  const named = new Set(allowed.map((p) => scratchPlaceOf(p)).filter((p) => p !== undefined));
+  if (scratch === 'deny' && named.size) {
+    throw new PolicyError(
+      `invalid policy: exec.scratch is "deny" but exec.allow names ${[...named].map((p) => SCRATCH_PLACES[p]).join(', ')}`,
+      'drop one of the two',
+    );
+  }
+  const paths = new Set(allowed);
+  // The whole workspace executable (the default) makes the scratch places executable too:
+  // test runners and build tools write what they run to $TMPDIR and HOME's caches.
+  const wholeWorkspace = allowed.some((p) => within(workspace, p));
+  if (scratch === 'follow-workspace' && wholeWorkspace) {
+    for (const dir of Object.values(SCRATCH_PLACES)) paths.add(dir);
+  }
+  const reaches = (dir: string) => [...paths].some((p) => within(p, dir) || within(dir, p));
+  return {
+    paths: [...paths].sort(),
+    mounts: {
+      workspace: reaches(workspace),
+      tmp: reaches(SCRATCH_PLACES.tmp),
+      home: reaches(SCRATCH_PLACES.home),
+      shm: reaches(SCRATCH_PLACES.shm),
+    },
+  };
+}
+
+/**
+ * The monitor's exec guard judges execve and mmap(PROT_EXEC) against the same paths Landlock
+ * enforces, so it can record what Landlock refuses silently; without Landlock (a degradation)
+ * it gets none and only refuses memfds and noexec mounts, as the kernel does.
+ */
+export function execGuardArgs(plan: CellPlan, realpath: (p: string) => string): string[] {
+  const args = plan.spec.process.args;
+  // The runtime execs the cell's first process (init, or the shell that starts it) under the
+  // filter before init applies Landlock; Landlock keeps the task from running init again.
+  const out: string[] = [];
+  if (!args.includes('--ll-exec')) return out;
+  // The guard compares canonical paths: /bin/sh is /usr/bin/dash by the time it looks.
+  for (const first of new Set([realpath(args[0]!), CELL_INIT])) out.push('--exec-allow', first);
+  args.forEach((a, i) => {
+    if (a === '--ll-exec' && args[i + 1]) out.push('--exec-allow', args[i + 1]!);
+  });
+  return out;
+}
