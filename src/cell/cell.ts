@@ -40,6 +40,7 @@ import { materializeBundle } from './bundle.js';
 import { resolveCell, type ResolvedCell } from '../plan/resolve.js';
 import { execGuardArgs } from '../plan/execRule.js';
 import { CellWorkspace } from './workspaceMount.js';
+import { hostHomeDirs } from '../workspace/homeSecrets.js';
 import { CellSeccomp } from '../plan/seccomp.js';
 import { CellNetwork } from './networkSetup.js';
 import { gcStaleCells } from './gc.js';
@@ -152,6 +153,8 @@ export class Cell extends EventEmitter {
       workspace: this.opts.workspace,
       extraAllowNet: this.opts.extraAllowNet,
       benchOff: this.opts.benchOff,
+      stateRoot: path.resolve(this.opts.stateRoot ?? defaultStateRoot()),
+      homes: hostHomeDirs(),
     });
 
     // 2. Acquire: state dirs, uid slot, workspace view, proxy, bundle.
@@ -243,6 +246,7 @@ export class Cell extends EventEmitter {
       hostUidBase: lease?.uidBase,
       workspace: ws.mountPlan,
       execAllow: [...r.execAllow],
+      hostMounts: r.hostMounts,
       execMounts: { ...r.execMounts },
       seccomp: r.seccomp && CellSeccomp.profileFor(r.seccomp, this.dirs.seccompSocket),
       proxySocket: this.net!.enabled && !r.proxyOnCellLoopback ? this.dirs.proxySocket : undefined,

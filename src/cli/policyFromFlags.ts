@@ -3,6 +3,7 @@
 import type { PolicyFile } from '../policy/schema.js';
 import { parsePolicy } from '../policy/load.js';
 import { NanocellError } from '../util/errors.js';
+import { parseEnvFlags, readEnvFile } from '../policy/envFile.js';
 
 export interface RunFlags {
   memory?: string;
@@ -12,25 +13,11 @@ export interface RunFlags {
   outputLimit?: string;
   disk?: string;
   env?: string[];
+  envFile?: string[];
   runtime?: string;
   runtimePath?: string;
   allowDegraded?: string[];
-}
-
-function parseEnvFlags(pairs: string[]): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const p of pairs) {
-    const eq = p.indexOf('=');
-    if (eq <= 0) {
-      throw new NanocellError(
-        `--env ${JSON.stringify(p)} is not K=V`,
-        'write --env NAME=value',
-        'USAGE',
-      );
-    }
-    env[p.slice(0, eq)] = p.slice(eq + 1);
-  }
-  return env;
+  mount?: string[];
 }
 
 function num(flag: string, v: string): number {
@@ -55,13 +42,20 @@ export function policyFromFlags(f: RunFlags): PolicyFile {
   if (f.disk !== undefined) limits.disk = f.disk;
   const doc: Record<string, unknown> = {};
   if (Object.keys(limits).length) doc.limits = limits;
-  if (f.env?.length) doc.env = parseEnvFlags(f.env);
+  // The env file first, then --env on top, as in Docker. Values never come from argv alone:
+  // `--env NAME` and the file keep secrets off the host's command lines.
+  const env = {
+    ...Object.assign({}, ...(f.envFile ?? []).map((file) => readEnvFile(file, process.env))),
+    ...parseEnvFlags(f.env ?? [], process.env),
+  } as Record<string, string>;
+  if (Object.keys(env).length) doc.env = env;
   if (f.runtime || f.runtimePath) {
     doc.runtime = {
       ...(f.runtime ? { name: f.runtime } : {}),
       ...(f.runtimePath ? { path: f.runtimePath } : {}),
     };
   }
+  if (f.mount?.length) doc.mounts = f.mount;
   if (f.allowDegraded?.length) doc.allowDegraded = f.allowDegraded;
   return parsePolicy(doc, 'command line');
 }

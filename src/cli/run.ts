@@ -43,7 +43,17 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
     .option('--timeout <duration>', 'wall-clock limit, e.g. 30s, 10m')
     .option('--output-limit <size>', 'stdout+stderr bytes kept, e.g. 16m')
     .option('--disk <size>', 'cap on what the task may write to the workspace')
-    .option('--env <K=V>', 'environment variable for the command (repeatable)', collect)
+    .option(
+      '--env <NAME[=V]>',
+      'environment variable; NAME alone passes the host value, off the command line (repeatable)',
+      collect,
+    )
+    .option('--env-file <file>', 'NAME=VALUE lines, Docker syntax (repeatable)', collect)
+    .option(
+      '--mount <HOST[:CELL]>',
+      'bind a host path read-only into the cell, checked first (repeatable)',
+      collect,
+    )
     .option(
       '--allow-net <host>',
       'allow egress to a host pattern, e.g. registry.npmjs.org (repeatable)',

@@ -46,13 +46,19 @@ export function checkWorkspacePath(p: string): void {
       'WORKSPACE',
     );
   }
-  for (const r of [...RESERVED_CELL_PATHS, ...RESERVED_TOP]) {
-    if (p === r || p.startsWith(`${r}/`) || r.startsWith(`${p}/`)) {
-      throw new NanocellError(
-        `workspace ${p} overlaps ${r}, which the cell reserves for its own system files`,
-        'move the project to a directory such as /srv/project or your home directory',
-        'WORKSPACE',
-      );
-    }
+  const r = reservedOverlap(p);
+  if (r) {
+    throw new NanocellError(
+      `workspace ${p} overlaps ${r}, which the cell reserves for its own system files`,
+      'move the project to a directory such as /srv/project or your home directory',
+      'WORKSPACE',
+    );
   }
+}
+
+/** The reserved cell path that `p` is, sits under or contains; undefined when none. */
+export function reservedOverlap(p: string): string | undefined {
+  return [...RESERVED_CELL_PATHS, ...RESERVED_TOP].find(
+    (r) => p === r || p.startsWith(`${r}/`) || r.startsWith(`${p}/`),
+  );
 }

@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { NanocellError } from '../util/errors.js';
 import { CELL_HOME, CELL_INIT, CELL_PROXY_SOCKET, cellUser } from './layout.js';
+import { hostMountSpecs } from './hostMounts.js';
 import type { OciMount } from './oci.js';
 import type { CellPlan, PlanInput } from './plan.js';
 
@@ -90,6 +91,8 @@ export function planMounts(input: PlanInput): OciMount[] {
       options: ['bind', 'nosuid', 'nodev', 'noexec'],
     });
   }
+  // Host paths the policy named, read-only; checked by resolve, never inside the workspace.
+  mounts.push(...hostMountSpecs(input.hostMounts ?? []));
   if (workspace.mode === 'host-overlay') {
     if (!workspace.mergedDir)
       throw new NanocellError('workspace overlay has no merged dir', 'report a bug');
@@ -137,12 +140,18 @@ export function planMountpoints(input: PlanInput, mounts: OciMount[]): CellPlan[
   };
   const underMount = (p: string, m: OciMount) =>
     m.destination !== p && p.startsWith(`${m.destination}/`);
+  const hostFiles = new Set(
+    (input.hostMounts ?? []).filter((m) => m.kind === 'file').map((m) => m.cell),
+  );
   for (const m of mounts) {
     // Mount points inside another mount (e.g. /dev/pts, workspace sub-paths) are the
     // runtime's or the overlay's business, not the rootfs's.
     if (mounts.some((outer) => underMount(m.destination, outer))) continue;
     addParents(m.destination);
-    const isFile = m.destination === CELL_INIT || m.destination === CELL_PROXY_SOCKET;
+    const isFile =
+      m.destination === CELL_INIT ||
+      m.destination === CELL_PROXY_SOCKET ||
+      hostFiles.has(m.destination);
     (isFile ? files : dirs).add(m.destination);
   }
   if (input.host.mergedUsr) {

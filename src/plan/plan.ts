@@ -16,6 +16,7 @@ import {
   checkWorkspacePath,
 } from './layout.js';
 import { planMounts, planMountpoints } from './mounts.js';
+import type { HostMount } from './hostMounts.js';
 import { runtimeTraits } from '../runtime/traits.js';
 import { UID_RANGE_SIZE } from '../host/slots.js';
 
@@ -57,6 +58,8 @@ export interface PlanInput {
   workspace: WorkspaceMountPlan;
   /** Concrete paths (files or dirs) that may be executed; Landlock enforces them. */
   execAllow: string[];
+  /** Checked read-only host paths (resolve's hostMounts). */
+  hostMounts?: readonly HostMount[];
   /** Which writable places are mounted executable (planExecRule); the rest are noexec. */
   execMounts: ExecMounts;
   seccomp?: OciSeccomp;

@@ -6,8 +6,10 @@
 import type { HostFacts } from '../host/facts.js';
 import { compileNetRules, type NetRules } from '../net/rules.js';
 import type { Policy } from '../policy/defaults.js';
+import { invokingHome, probeHostPath } from '../host/hostPaths.js';
 import { resolveExecAllow } from './execAllow.js';
 import { planExecRule, type ExecMounts } from './execRule.js';
+import { checkHostMounts, expandMountPath, type HostMount } from './hostMounts.js';
 import { planDegradations, type BenchSwitches, type Degradation } from './plan.js';
 import { resolveProjectDir, type ProjectDir } from './projectDir.js';
 import { CellSeccomp, type CellSeccompPlan } from './seccomp.js';
@@ -20,6 +22,9 @@ export interface ResolveInput {
   /** Extra `network.allow` entries (the CLI's --allow-net). */
   extraAllowNet?: readonly string[];
   benchOff?: BenchSwitches;
+  /** For the host-mount rules: the state root and every host home directory. */
+  stateRoot: string;
+  homes: readonly string[];
 }
 
 export interface ResolvedCell {
@@ -29,6 +34,8 @@ export interface ResolvedCell {
   readonly netRules: NetRules;
   /** The policy allows some destination, so the cell gets a proxy. */
   readonly egress: boolean;
+  /** Read-only host paths, checked. */
+  readonly hostMounts: readonly HostMount[];
   /** Concrete paths the task may execute (Landlock). */
   readonly execAllow: readonly string[];
   /** Which writable places are mounted executable (execRule.ts). */
@@ -52,8 +59,13 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
   const project = resolveProjectDir(i.workspace);
   // Rules are compiled even when nothing is allowed, so a bad entry is always an error.
   const netRules = compileNetRules(policy.network, [...(i.extraAllowNet ?? [])]);
+  const hostMounts = resolveHostMounts(i, project);
   const execRule = planExecRule(
-    resolveExecAllow(policy.exec.allow, project),
+    [
+      ...resolveExecAllow(policy.exec.allow, project),
+      // A mount with exec: true is executable at its cell path (and only there).
+      ...hostMounts.filter((m) => m.exec).map((m) => m.cell),
+    ],
     project,
     policy.exec.scratch,
   );
@@ -74,6 +86,7 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
     netRules,
     // A cidrs entry alone allows IP-literal destinations in its range, so it needs the proxy too.
     egress: netRules.allow.length > 0 || netRules.cidrs.length > 0,
+    hostMounts: Object.freeze(hostMounts.map((m) => Object.freeze(m))),
     execAllow: Object.freeze(execRule.paths),
     execMounts: Object.freeze(execRule.mounts),
     seccomp,
@@ -81,4 +94,21 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
     degradations: Object.freeze(degradations.map((d) => Object.freeze(d))),
     benchOff: Object.freeze(benchOff),
   });
+}
+
+/** Probes each requested host path (stat and realpath only), then applies the mount rules. */
+function resolveHostMounts(i: ResolveInput, project: ProjectDir): HostMount[] {
+  if (!i.policy.mounts.length) return [];
+  const home = invokingHome();
+  const facts = new Map(
+    i.policy.mounts.map((m) => {
+      const p = expandMountPath(m.host, home);
+      return [p, probeHostPath(p)] as const;
+    }),
+  );
+  return checkHostMounts(
+    i.policy.mounts,
+    { home, homes: i.homes, stateRoot: i.stateRoot, workspace: project },
+    facts,
+  );
 }

@@ -231,6 +231,13 @@ export const DEFAULT_EXEC_ALLOW: readonly string[] = ['/usr/**', '$WORKSPACE/**'
 
 export type RuntimeName = (typeof runtimeNames)[number];
 
+export interface HostMountRequest {
+  host: string;
+  /** Absent: the same path as on the host. */
+  cell?: string;
+  exec: boolean;
+}
+
 /** A policy with every default filled in: what planning works from. */
 export interface Policy {
   limits: {
@@ -261,6 +268,8 @@ export interface Policy {
   };
   syscalls: { allow: string[]; deny: string[]; unsafeAllowForbidden: boolean };
   runtime: { name: RuntimeName; path?: string };
+  /** Read-only host paths, as written (`~` not yet expanded, nothing checked). */
+  mounts: HostMountRequest[];
   env: Record<string, string>;
   allowDegraded: DegradableControl[];
 }

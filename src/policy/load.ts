@@ -8,6 +8,7 @@ import {
   DEFAULT_EXEC_ALLOW,
   DEFAULT_LIMITS,
   DEFAULT_PROTECTED,
+  type HostMountRequest,
   type Policy,
 } from './defaults.js';
 import { policySchema, type PolicyFile } from './schema.js';
@@ -103,9 +104,21 @@ export function resolvePolicy(...layers: PolicyFile[]): Policy {
       name: m.runtime?.name ?? 'runc',
       ...(m.runtime?.path ? { path: m.runtime.path } : {}),
     },
+    mounts: (m.mounts ?? []).map(mountRequest),
     env: m.env ?? {},
     allowDegraded: [...new Set(m.allowDegraded ?? [])],
   };
+}
+
+/** `HOST[:CELL]` (the first ':' splits, as in Docker's -v) or the long form. */
+export function mountRequest(m: NonNullable<PolicyFile['mounts']>[number]): HostMountRequest {
+  if (typeof m !== 'string') {
+    return { host: m.host, ...(m.cell ? { cell: m.cell } : {}), exec: m.exec ?? false };
+  }
+  const colon = m.indexOf(':');
+  if (colon < 0) return { host: m, exec: false };
+  const cell = m.slice(colon + 1);
+  return { host: m.slice(0, colon), ...(cell ? { cell } : {}), exec: false };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
@@ -120,6 +133,9 @@ function mergeLayers(layers: PolicyFile[]): PolicyFile {
       const prev = out[k];
       if (isPlainObject(v) && isPlainObject(prev) && k !== 'env' && k !== 'hosts') {
         out[k] = { ...prev, ...stripUndefined(v) };
+      } else if (k === 'mounts' && Array.isArray(v) && Array.isArray(prev)) {
+        // --mount adds to the policy's mounts; each is checked the same way.
+        out[k] = [...(prev as unknown[]), ...v];
       } else if (k === 'env' && isPlainObject(v) && isPlainObject(prev)) {
         out[k] = { ...prev, ...v };
       } else {

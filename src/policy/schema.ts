@@ -116,6 +116,19 @@ const runtimeSchema = z.strictObject({
   path: z.string().min(1).optional(),
 });
 
+/** A read-only host path: `HOST[:CELL]`, or the long form with `exec`. */
+const mountSchema = z.union([
+  z.string().min(1),
+  z.strictObject({
+    /** Host path; `~` is the invoking user's home. */
+    host: z.string().min(1),
+    /** Path in the cell; default: the same as on the host. */
+    cell: z.string().min(1).optional(),
+    /** Let the cell execute files under it (mounted without noexec, added to exec.allow). */
+    exec: z.boolean().optional(),
+  }),
+]);
+
 /** Controls the user may let degrade instead of failing; each degradation is reported. */
 export const degradableControls = ['cgroups', 'disk-cap', 'landlock'] as const;
 export type DegradableControl = (typeof degradableControls)[number];
@@ -128,6 +141,8 @@ export const policySchema = z.strictObject({
   network: networkSchema.optional(),
   syscalls: syscallsSchema.optional(),
   runtime: runtimeSchema.optional(),
+  /** Host directories or files bound read-only into the cell (nosuid, nodev, noexec unless exec). */
+  mounts: z.array(mountSchema).optional(),
   /** Extra environment variables for every command in the cell. */
   env: z.record(envName, z.string()).optional(),
   /** Controls allowed to degrade (for example cgroups when running rootless without delegation). */

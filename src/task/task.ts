@@ -65,6 +65,10 @@ export interface TaskReport {
   denials: AuditEventInput[];
   network: AuditEventInput[];
   limitHits: { limit: string; detail: string }[];
+  /** Names of the variables the policy and flags set; values are never written down. */
+  envNames: string[];
+  /** Host paths bound read-only into the cell, as the policy named them. */
+  mounts: Policy['mounts'];
   changes?: unknown;
   /** What happened to the change set after the task (--apply / --discard). */
   changeSetFate?: {
@@ -108,6 +112,8 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
       network: o.policy.network,
       exec: o.policy.exec,
       allowDegraded: o.policy.allowDegraded,
+      mounts: o.policy.mounts,
+      envNames: envNames(o),
     },
   });
 
@@ -187,6 +193,8 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
     denials: tally.firstDenials,
     network: tally.firstNet,
     limitHits: tally.limitHits,
+    envNames: envNames(o),
+    mounts: o.policy.mounts,
     ...(summary?.changeSet !== undefined ? { changes: summary.changeSet } : {}),
   };
   const changeDir = layout.changeSet(taskId);
@@ -274,4 +282,9 @@ function ended(s: Readable): Promise<void> {
     s.once('close', resolve);
     s.once('error', () => resolve());
   });
+}
+
+/** Variable names only: a value may be a token passed with --env NAME or --env-file. */
+function envNames(o: TaskOptions): string[] {
+  return [...new Set([...Object.keys(o.policy.env), ...Object.keys(o.env ?? {})])].sort();
 }

@@ -74,10 +74,13 @@ export function nanocell(
   return { status: r.status ?? 128 + 9, stdout: r.stdout, stderr: r.stderr };
 }
 
-export function spawnNanocell(args: string[], opts: { cwd?: string; stateRoot: string }) {
+export function spawnNanocell(
+  args: string[],
+  opts: { cwd?: string; stateRoot: string; env?: NodeJS.ProcessEnv },
+) {
   return spawn('node', [CLI, ...args], {
     cwd: opts.cwd ?? REPO,
-    env: { ...process.env, NANOCELL_STATE_ROOT: opts.stateRoot },
+    env: { ...process.env, NANOCELL_STATE_ROOT: opts.stateRoot, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }

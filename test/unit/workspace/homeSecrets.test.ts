@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileScope } from '../../../src/workspace/globs.js';
-import { HOME_SECRET_PATHS, homeSecretExcludes } from '../../../src/workspace/homeSecrets.js';
+import { HOME_SECRET_PATHS } from '../../../src/policy/homeSecretPaths.js';
+import { homeSecretExcludes } from '../../../src/workspace/homeSecrets.js';
 
 const homes = ['/home/alice', '/home/bob', '/root', '/var/www'];
 
