@@ -1,0 +1,122 @@
+// `nanocell k8s render` and `nanocell proxy --serve`: the Kubernetes backend's commands.
+// Thin: parsing and printing over src/k8s and src/net/tenants.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import YAML from 'yaml';
+import { loadPolicyFile, resolvePolicy } from '../policy/load.js';
+import type { PolicyFile } from '../policy/schema.js';
+import { presetLayer, PRESETS } from '../k8s/presets.js';
+import { renderShape, type Rendered } from '../k8s/render.js';
+import { NanocellError } from '../util/errors.js';
+import type { CliContext } from './context.js';
+import { registerProxyCommand } from './proxyServe.js';
+
+const collectList = (v: string, prev: string[] = []) => [
+  ...prev,
+  ...v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+];
+
+interface RenderOpts {
+  policy?: string;
+  preset: string;
+  shape?: string;
+  namespace: string;
+  image?: string;
+  proxyImage?: string;
+  replicas: string;
+  runtimeClass?: string;
+  arch: 'x86_64' | 'aarch64';
+  allowDegraded?: string[];
+  output?: string;
+}
+
+export function registerK8sCommands(program: Command, ctx: CliContext): void {
+  const k8s = program.command('k8s').description('run cells on Kubernetes (agent-sandbox)');
+  k8s
+    .command('render')
+    .description('print the Kubernetes objects of a sandbox shape for a policy')
+    .option('--policy <file>', 'policy file (YAML or JSON), layered over the preset')
+    .option('--preset <name>', `shipped shape (${Object.keys(PRESETS).join(', ')})`, 'default')
+    .option('--shape <name>', 'name of the template and warm pool (default: the preset name)')
+    .option('--namespace <ns>', 'namespace of the objects', 'nanocell')
+    .option(
+      '--image <ref>',
+      'cell image: the toolchain under /usr and nanocell init at /.nanocell/init',
+    )
+    .option(
+      '--proxy-image <ref>',
+      'image with the nanocell CLI for the proxy tier (default: --image)',
+    )
+    .option('--replicas <n>', 'warm sandboxes to keep', '2')
+    .option(
+      '--runtime-class <name>',
+      'RuntimeClass (default: gvisor for runsc, cluster default otherwise)',
+    )
+    .addOption(
+      new Option('--arch <arch>', 'node architecture of the seccomp profile')
+        .choices(['x86_64', 'aarch64'])
+        .default(process.arch === 'arm64' ? 'aarch64' : 'x86_64'),
+    )
+    .option(
+      '--allow-degraded <control>',
+      'accept a control the cluster cannot enforce (repeatable, or a,b)',
+      collectList,
+    )
+    .option('-o, --output <dir>', 'write one file per object (and the seccomp profile) here')
+    .action((opts: RenderOpts) => {
+      const rendered = renderFromOpts(opts);
+      for (const d of rendered.degradations) {
+        process.stderr.write(`nanocell: degraded ${d.control}: ${d.reason}\n`);
+      }
+      if (opts.output) writeRendered(path.resolve(opts.output), rendered);
+      else process.stdout.write(toYaml(rendered));
+    });
+  registerProxyCommand(program, ctx);
+}
+
+export function renderFromOpts(opts: RenderOpts): Rendered {
+  if (!opts.image) {
+    throw new NanocellError(
+      'k8s render needs --image',
+      'pass the cell image, e.g. --image registry.example/nanocell-cell:0.1',
+      'USAGE',
+    );
+  }
+  const layers: PolicyFile[] = [presetLayer(opts.preset)];
+  if (opts.policy) layers.push(loadPolicyFile(path.resolve(opts.policy)));
+  const replicas = Number(opts.replicas);
+  return renderShape({
+    policy: resolvePolicy(...layers),
+    shape: opts.shape ?? opts.preset,
+    namespace: opts.namespace,
+    image: opts.image,
+    proxyImage: opts.proxyImage,
+    replicas,
+    runtimeClass: opts.runtimeClass,
+    arch: opts.arch,
+    allowDegraded: opts.allowDegraded ?? [],
+  });
+}
+
+export function toYaml(r: Rendered): string {
+  return r.objects.map((o) => YAML.stringify(o, { lineWidth: 0 })).join('---\n');
+}
+
+function writeRendered(dir: string, r: Rendered): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const files: [string, string][] = r.objects.map((o, i) => [
+    `${String(i).padStart(2, '0')}-${o.kind.toLowerCase()}-${o.metadata.name}.yaml`,
+    YAML.stringify(o, { lineWidth: 0 }),
+  ]);
+  files.push([r.seccomp.file, r.seccomp.json]);
+  for (const [name, text] of files) {
+    // Written beside and renamed: a symlink planted at the name is replaced, never followed.
+    const tmp = path.join(dir, `.${name}.${process.pid}.tmp`);
+    fs.writeFileSync(tmp, text, { flag: 'wx', mode: 0o644 });
+    fs.renameSync(tmp, path.join(dir, name));
+  }
+}
