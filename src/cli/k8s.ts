@@ -11,6 +11,9 @@ import { renderShape, type Rendered } from '../k8s/render.js';
 import { NanocellError } from '../util/errors.js';
 import type { CliContext } from './context.js';
 import { registerProxyCommand } from './proxyServe.js';
+import { policyFromFlags, type RunFlags } from './policyFromFlags.js';
+import { applyChangeSet } from '../workspace/apply.js';
+import { discardChangeSet } from '../workspace/discard.js';
 
 const collectList = (v: string, prev: string[] = []) => [
   ...prev,
@@ -118,5 +121,105 @@ function writeRendered(dir: string, r: Rendered): void {
     const tmp = path.join(dir, `.${name}.${process.pid}.tmp`);
     fs.writeFileSync(tmp, text, { flag: 'wx', mode: 0o644 });
     fs.renameSync(tmp, path.join(dir, name));
+  }
+}
+
+// ---- run --backend k8s -------------------------------------------------------------------
+
+export interface K8sRunOpts extends RunFlags {
+  backend?: string;
+  policy?: string;
+  workspace?: string;
+  session?: string;
+  apply?: boolean;
+  discard?: boolean;
+  quiet?: boolean;
+  shape?: string;
+  namespace?: string;
+  kubeconfig?: string;
+  context?: string;
+  proxyControl?: string;
+}
+
+/** The options `run` takes for the Kubernetes backend (one call from src/cli/run.ts). */
+export function addK8sRunOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option('--backend <name>', 'where the cell runs')
+        .choices(['local', 'k8s'])
+        .default('local'),
+    )
+    .option('--shape <name>', 'k8s: the warm pool to claim from', 'default')
+    .addOption(
+      new Option('--namespace <ns>', 'k8s: namespace of the shape')
+        .env('NANOCELL_K8S_NAMESPACE')
+        .default('nanocell'),
+    )
+    .option(
+      '--kubeconfig <file>',
+      'k8s: kubeconfig (default: KUBECONFIG, ~/.kube/config, in-cluster)',
+    )
+    .option('--context <name>', 'k8s: kubeconfig context')
+    .addOption(
+      new Option('--proxy-control <url>', 'k8s: the proxy tier control endpoint').env(
+        'NANOCELL_PROXY_CONTROL',
+      ),
+    );
+}
+
+export async function runOnK8s(
+  command: string[],
+  opts: K8sRunOpts,
+  ctx: CliContext,
+): Promise<number> {
+  const layers: PolicyFile[] = [];
+  if (opts.policy) layers.push(loadPolicyFile(path.resolve(opts.policy)));
+  layers.push(policyFromFlags(opts));
+  const policy = resolvePolicy(...layers);
+  const workspace = path.resolve(opts.workspace ?? process.cwd());
+  const { connectK8s } = await import('../k8s/client.js');
+  const { runK8sTask } = await import('../k8s/run.js');
+  const api = await connectK8s({ kubeconfig: opts.kubeconfig, context: opts.context });
+  const token = process.env.NANOCELL_PROXY_CONTROL_TOKEN;
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const r = await runK8sTask({
+      api,
+      namespace: opts.namespace ?? 'nanocell',
+      shape: opts.shape ?? 'default',
+      policy,
+      workspace,
+      command,
+      stateRoot: ctx.stateRoot(),
+      session: opts.session,
+      ...(opts.proxyControl && token ? { tier: { control: opts.proxyControl, token } } : {}),
+      stdout: process.stdout,
+      stderr: process.stderr,
+      abort: abort.signal,
+      onEvent: (e) => {
+        if (!opts.quiet && e.type === 'claim.ready')
+          process.stderr.write(`nanocell: sandbox ${e.pod} claimed (${e.claim})\n`);
+      },
+    });
+    const dir = `${ctx.stateRoot()}/changes/${r.taskId}`;
+    const n = r.changes ? r.changes.changes.length + r.changes.more : 0;
+    if (opts.discard) discardChangeSet(dir);
+    else if (n > 0 && opts.apply) {
+      const applied = applyChangeSet(dir, workspace);
+      if (!opts.quiet)
+        process.stderr.write(`nanocell: applied ${applied.applied} change(s) to ${workspace}\n`);
+    } else if (n > 0 && !opts.quiet) {
+      process.stderr.write(
+        `nanocell: changes kept as change set ${r.taskId}; review with \`nanocell diff ${r.taskId}\`\n`,
+      );
+    }
+    if (r.endReason === 'timeout') process.stderr.write(`nanocell: task ${r.taskId} timed out\n`);
+    return r.exitCode;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }

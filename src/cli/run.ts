@@ -10,6 +10,7 @@ import { NanocellError } from '../util/errors.js';
 import type { CliContext } from './context.js';
 import { policyFromFlags, type RunFlags } from './policyFromFlags.js';
 import { LiveStatus } from './liveStatus.js';
+import { addK8sRunOptions, runOnK8s, type K8sRunOpts } from './k8s.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -25,8 +26,7 @@ interface RunOpts extends RunFlags {
 }
 
 export function registerRunCommand(program: Command, ctx: CliContext): void {
-  program
-    .command('run')
+  addK8sRunOptions(program.command('run'))
     .description('run a command in a new cell; the cell is destroyed when it ends')
     .usage('[options] -- CMD [ARGS...]')
     .argument('<command...>', 'the command and its arguments')
@@ -61,7 +61,9 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
     )
     .option('--discard', 'discard the change set after the task')
     .option('--quiet', 'no live status line')
-    .action(async (command: string[], opts: RunOpts) => {
+    .action(async (command: string[], opts: RunOpts & K8sRunOpts) => {
+      if (opts.backend === 'k8s')
+        return void (process.exitCode = await runOnK8s(command, opts, ctx));
       process.exitCode = await runCommand(command, opts, ctx);
     });
 }
