@@ -223,3 +223,32 @@ export async function runOnK8s(
     process.off('SIGTERM', onSignal);
   }
 }
+
+// ---- doctor --backend k8s ------------------------------------------------------------------
+
+export function addK8sDoctorOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option('--backend <name>', 'what to check').choices(['local', 'k8s']).default('local'),
+    )
+    .option('--namespace <ns>', 'k8s: namespace of the shapes and the proxy tier', 'nanocell')
+    .option('--shape <name>', 'k8s: the shape whose NetworkPolicy the canary tests', 'default')
+    .option('--runtime-class <name>', 'k8s: RuntimeClass to check')
+    .option('--canary-image <ref>', 'k8s: image with node for the NetworkPolicy canary')
+    .option('--kubeconfig <file>', 'k8s: kubeconfig')
+    .option('--context <name>', 'k8s: kubeconfig context');
+}
+
+export async function runK8sDoctorCommand(opts: {
+  namespace: string;
+  shape: string;
+  runtimeClass?: string;
+  canaryImage?: string;
+  kubeconfig?: string;
+  context?: string;
+  json?: boolean;
+}): Promise<void> {
+  const { runK8sDoctor } = await import('../k8s/doctor.js');
+  const { printChecks } = await import('./doctor.js');
+  printChecks(await runK8sDoctor(opts), opts.json);
+}

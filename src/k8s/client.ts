@@ -2,6 +2,8 @@
 // (create, get, watch until Ready, delete), the proxy Service's address, and pods/exec as a
 // byte channel (the v5 channel protocol: stdin 0, stdout 1, stderr 2, status 3, close 255).
 // Every API error becomes a NanocellError naming the status and the fix.
+import http from 'node:http';
+import https from 'node:https';
 import { PassThrough, Duplex } from 'node:stream';
 import type * as K8s from '@kubernetes/client-node';
 import { NanocellError } from '../util/errors.js';
@@ -361,4 +363,39 @@ export class K8sApi {
     channel.on('close', () => ws.close());
     return { channel, status };
   }
+}
+
+/**
+ * GET of a path as plain JSON, bypassing the generated models (which rename keys such as
+ * x-kubernetes-validations, so a CRD's schema would no longer be the one the server serves).
+ */
+export async function rawGetJson(
+  kc: K8s.KubeConfig,
+  path: string,
+): Promise<Record<string, unknown>> {
+  const server = kc.getCurrentCluster()?.server ?? '';
+  const url = new URL(path, server);
+  const opts: https.RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
+  await kc.applyToHTTPSOptions(opts);
+  const lib = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = lib.request(url, opts, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => {
+        if (res.statusCode !== 200) {
+          return reject(Object.assign(new Error(text.slice(0, 300)), { code: res.statusCode }));
+        }
+        try {
+          resolve(JSON.parse(text) as Record<string, unknown>);
+        } catch (e) {
+          reject(e as Error);
+        }
+      });
+    });
+    req.setTimeout(15_000, () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
 }

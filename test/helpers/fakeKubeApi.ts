@@ -35,6 +35,8 @@ export interface ExecSession {
 export interface FakeKubeApi {
   url: string;
   claims: Map<string, Obj>;
+  /** Pods created and not deleted (the doctor's canary). */
+  pods: Map<string, Obj>;
   /** Every request, "METHOD path", for assertions on the client's behaviour. */
   log: string[];
   /** Sets a claim's status and emits MODIFIED. */
@@ -55,6 +57,13 @@ export async function startFakeKubeApi(o: {
   controller: (claim: { metadata: { name: string } }, api: FakeKubeApi) => void;
   onExec: (s: ExecSession) => void;
   services?: Record<string, string>;
+  /** CustomResourceDefinitions served by GET /apis/apiextensions.k8s.io/v1/..., by name. */
+  crds?: Record<string, unknown>;
+  runtimeClasses?: Record<string, string>;
+  /** SelfSubjectAccessReview answers: "verb resource[/sub]" → allowed (default true). */
+  access?: Record<string, boolean>;
+  /** What a created pod's container exits with (the NetworkPolicy canary); undefined: never. */
+  podExitCode?: () => number | undefined;
 }): Promise<FakeKubeApi> {
   let rv = 100;
   let floor = 0;
@@ -91,6 +100,7 @@ export async function startFakeKubeApi(o: {
   const api: FakeKubeApi = {
     url: '',
     claims,
+    pods: new Map(),
     log,
     crdInstalled: true,
     setStatus(name, st) {
@@ -106,8 +116,9 @@ export async function startFakeKubeApi(o: {
       floor = rv;
     },
     closeWatches() {
-      for (const w of watchers) w.res.end();
+      for (const w of [...watchers, ...podWatchers]) w.res.end();
       watchers.clear();
+      podWatchers.clear();
     },
     openWatches: () => watchers.size,
     close: async () => {
@@ -118,6 +129,47 @@ export async function startFakeKubeApi(o: {
     },
   };
 
+  // Pods: create, watch by name, delete; a created pod terminates with podExitCode().
+  const podStore = new Map<string, Obj>();
+  const podWatchers = new Set<{ name?: string; res: http.ServerResponse }>();
+  const pods = (req: http.IncomingMessage, res: http.ServerResponse, url: URL): boolean => {
+    const pm = /^\/api\/v1\/namespaces\/[^/]+\/pods(?:\/([^/]+))?$/.exec(url.pathname);
+    if (!pm) return false;
+    if (req.method === 'POST') {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        const pod = JSON.parse(body) as Obj;
+        podStore.set(pod.metadata.name, pod);
+        json(res, 201, pod);
+        const code = o.podExitCode?.();
+        if (code === undefined) return;
+        setTimeout(() => {
+          pod.status = {
+            phase: code === 0 ? 'Succeeded' : 'Failed',
+            containerStatuses: [{ name: 'canary', state: { terminated: { exitCode: code } } }],
+          };
+          for (const w of podWatchers)
+            if (w.name === pod.metadata.name)
+              w.res.write(`${JSON.stringify({ type: 'MODIFIED', object: pod })}\n`);
+        }, 50);
+      });
+    } else if (req.method === 'GET' && url.searchParams.get('watch') === 'true') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const w = {
+        name: /^metadata\.name=(.+)$/.exec(url.searchParams.get('fieldSelector') ?? '')?.[1],
+        res,
+      };
+      podWatchers.add(w);
+      req.on('close', () => podWatchers.delete(w));
+    } else if (req.method === 'DELETE' && pm[1]) {
+      podStore.delete(pm[1]);
+      json(res, 200, { kind: 'Status', status: 'Success' });
+    } else status(res, 405, 'MethodNotAllowed', 'not implemented by the stand-in');
+    return true;
+  };
+  api.pods = podStore;
+
   const claimPath =
     /^\/apis\/extensions\.agents\.x-k8s\.io\/v1beta1\/namespaces\/([^/]+)\/sandboxclaims(?:\/([^/?]+))?$/;
   const server = http.createServer((req, res) => {
@@ -125,6 +177,35 @@ export async function startFakeKubeApi(o: {
     log.push(`${req.method} ${url.pathname}${url.searchParams.get('watch') ? '?watch' : ''}`);
     const m = claimPath.exec(url.pathname);
     const svc = /^\/api\/v1\/namespaces\/[^/]+\/services\/([^/]+)$/.exec(url.pathname);
+    const crd = /^\/apis\/apiextensions\.k8s\.io\/v1\/customresourcedefinitions\/([^/]+)$/.exec(
+      url.pathname,
+    );
+    if (crd)
+      return o.crds?.[crd[1]!]
+        ? json(res, 200, o.crds[crd[1]!])
+        : status(res, 404, 'NotFound', 'crd not found');
+    const rc = /^\/apis\/node\.k8s\.io\/v1\/runtimeclasses\/([^/]+)$/.exec(url.pathname);
+    if (rc) {
+      const h = o.runtimeClasses?.[rc[1]!];
+      return h
+        ? json(res, 200, { kind: 'RuntimeClass', metadata: { name: rc[1] }, handler: h })
+        : status(res, 404, 'NotFound', 'runtimeclass not found');
+    }
+    if (
+      req.method === 'POST' &&
+      url.pathname === '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews'
+    ) {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        const r = JSON.parse(body) as Obj;
+        const a = r.spec.resourceAttributes;
+        const key = `${a.verb} ${a.resource}${a.subresource ? `/${a.subresource}` : ''}`;
+        json(res, 201, { ...r, status: { allowed: o.access?.[key] ?? true } });
+      });
+      return;
+    }
+    if (pods(req, res, url)) return;
     if (svc) {
       const ip = o.services?.[svc[1]!];
       return ip

@@ -7,8 +7,8 @@
 //   NetworkPolicy, Deployment, Service, DaemonSet, ConfigMap).
 import fs from 'node:fs';
 import path from 'node:path';
-import { Ajv, type ValidateFunction } from 'ajv';
-import addFormats from 'ajv-formats';
+import type { ValidateFunction } from 'ajv';
+import { crdCompiler } from '../../src/k8s/crdSchema.js';
 import YAML from 'yaml';
 import { ConfigMap, Pod, Service } from 'kubernetes-models/v1';
 import { DaemonSet, Deployment } from 'kubernetes-models/apps/v1';
@@ -26,34 +26,6 @@ export function crdDir(): string {
 
 type Schema = Record<string, unknown>;
 
-/** Structural-schema keywords made plain JSON Schema, objects closed (see the header). */
-function strictify(s: Schema): Schema {
-  const out: Schema = {};
-  for (const [k, v] of Object.entries(s)) {
-    if (k.startsWith('x-kubernetes-')) continue;
-    if (k === 'properties') {
-      out[k] = Object.fromEntries(
-        Object.entries(v as Record<string, Schema>).map(([n, c]) => [n, strictify(c)]),
-      );
-    } else if (k === 'items' || (k === 'additionalProperties' && typeof v === 'object')) {
-      out[k] = strictify(v as Schema);
-    } else if (k === 'allOf' || k === 'anyOf' || k === 'oneOf') {
-      out[k] = (v as Schema[]).map(strictify);
-    } else {
-      out[k] = v;
-    }
-  }
-  if (s['x-kubernetes-int-or-string']) {
-    delete out.type;
-    out.anyOf = [{ type: 'integer' }, { type: 'string' }];
-  }
-  const open = s['x-kubernetes-preserve-unknown-fields'] === true;
-  if (out.properties && out.additionalProperties === undefined && !open) {
-    out.additionalProperties = false;
-  }
-  return out;
-}
-
 export interface CrdValidators {
   byKind: Map<string, ValidateFunction>;
   /** The CEL rules the schemas carry, which ajv cannot run (listed so a test can name them). */
@@ -61,13 +33,7 @@ export interface CrdValidators {
 }
 
 export function loadCrdValidators(): CrdValidators {
-  const ajv = new Ajv({
-    strictSchema: true,
-    strictTypes: false,
-    allErrors: true,
-    useDefaults: true,
-  });
-  addFormats.default(ajv);
+  const compile = crdCompiler();
   const byKind = new Map<string, ValidateFunction>();
   const celRules: string[] = [];
   for (const f of fs.readdirSync(crdDir()).filter((n) => n.endsWith('.yaml'))) {
@@ -79,7 +45,7 @@ export function loadCrdValidators(): CrdValidators {
         celRules.push(...val.map((r: { rule: string }) => r.rule));
       return val;
     });
-    byKind.set(crd.spec.names.kind, ajv.compile(strictify(raw)));
+    byKind.set(crd.spec.names.kind, compile(raw));
   }
   return { byKind, celRules };
 }
