@@ -98,6 +98,8 @@ export function unpackWorkspace(
 
   return new Promise<Unpacked>((resolve, reject) => {
     extract.on('entry', (header, body, next) => {
+      // Destroying the extractor errors the current entry too; the extractor reports it.
+      body.on('error', () => undefined);
       const fail = (e: Error) => {
         body.resume();
         extract.destroy(e);
@@ -169,8 +171,12 @@ export function unpackWorkspace(
       for (const [abs, mode] of dirModes.reverse()) chmodSync(abs, mode);
       resolve(result);
     });
-    extract.once('error', reject);
-    stream.once('error', (e) => extract.destroy(e));
+    // Listeners stay on: a destroyed stream may report its error more than once.
+    extract.on('error', (e: Error) => {
+      stream.destroy();
+      reject(e);
+    });
+    stream.on('error', (e) => extract.destroy(e));
     stream.pipe(extract);
   });
 }
