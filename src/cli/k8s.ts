@@ -10,6 +10,7 @@ import { presetLayer, PRESETS } from '../k8s/presets.js';
 import { renderShape, type Rendered } from '../k8s/render.js';
 import { NanocellError } from '../util/errors.js';
 import type { CliContext } from './context.js';
+import type { K8sDoctorOptions } from '../k8s/doctor.js';
 import { registerProxyCommand } from './proxyServe.js';
 import { policyFromFlags, type RunFlags } from './policyFromFlags.js';
 import { applyChangeSet } from '../workspace/apply.js';
@@ -239,15 +240,9 @@ export function addK8sDoctorOptions(cmd: Command): Command {
     .option('--context <name>', 'k8s: kubeconfig context');
 }
 
-export async function runK8sDoctorCommand(opts: {
-  namespace: string;
-  shape: string;
-  runtimeClass?: string;
-  canaryImage?: string;
-  kubeconfig?: string;
-  context?: string;
-  json?: boolean;
-}): Promise<void> {
+export async function runK8sDoctorCommand(
+  opts: K8sDoctorOptions & { json?: boolean },
+): Promise<void> {
   const { runK8sDoctor } = await import('../k8s/doctor.js');
   const { printChecks } = await import('./doctor.js');
   printChecks(await runK8sDoctor(opts), opts.json);

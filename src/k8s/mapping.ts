@@ -169,12 +169,8 @@ export const POLICY_MAPPING: readonly FieldMapping[] = [
   },
 ];
 
-/** Controls every rendered shape loses whatever the policy says. */
-export const ALWAYS_DEGRADED: readonly K8sDegradableControl[] = [
-  'pids',
-  'rlimits',
-  'noexec-tmp',
-  'protected-readonly',
-  'syscall-audit',
-  'exec-audit',
-];
+/**
+ * Controls every rendered shape loses whatever the policy says: today all of the
+ * Kubernetes-only ones (protected-readonly only when the policy protects a path).
+ */
+export const ALWAYS_DEGRADED: readonly K8sDegradableControl[] = k8sDegradableControls;
