@@ -12,8 +12,9 @@
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { AuditStore } from '../src/audit/store.js';
 import { newTaskId } from '../src/audit/taskId.js';
-import { DenialSummaries, toAuditEvents } from '../src/cell/auditSink.js';
-import { Cell, type CellEvent } from '../src/cell/cell.js';
+import { DenialSummaries, toAuditEvents } from '../src/task/auditSink.js';
+import { Cell } from '../src/cell/cell.js';
+import type { CellEvent } from '../src/cell/types.js';
 import { parsePolicy, resolvePolicy } from '../src/policy/load.js';
 
 const EXECS = Number(process.env.EXECS ?? 2000);

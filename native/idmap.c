@@ -170,8 +170,9 @@ int main(int argc, char **argv)
 	if (tree < 0)
 		fail("open_tree", errno);
 	struct nc_mount_attr attr = {
-	    .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-	    .userns_fd = (uint64_t)userns,
+		.attr_set =
+			MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+		.userns_fd = (uint64_t)userns,
 	};
 	if (syscall(__NR_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
 		fail("mount_setattr", errno);

@@ -1,6 +1,7 @@
 // nanocell as the figures drive it: through the library in this process, and through the CLI.
 import path from 'node:path';
-import { Cell, type CellOptions } from '../../src/cell/cell.js';
+import { Cell } from '../../src/cell/cell.js';
+import type { CellOptions } from '../../src/cell/types.js';
 import { parsePolicy, resolvePolicy } from '../../src/policy/load.js';
 import { runQuiet } from './peers.js';
 

@@ -45,12 +45,12 @@ const migrations: string[] = [
   `,
 ];
 
-export const SCHEMA_VERSION = migrations.length;
+const SCHEMA_VERSION = migrations.length;
 
 const SQLITE_MAGIC = 'SQLite format 3\0';
 const BUSY_TIMEOUT_MS = 5000;
 
-export function corruptedError(path: string, detail: string): NanocellError {
+function corruptedError(path: string, detail: string): NanocellError {
   // SQLite's integrity report can run to many kilobytes; the first problem is enough to act on.
   const first = detail
     .replace(/\*\*\* in database \w+ \*\*\*\s*/, '')

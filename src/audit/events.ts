@@ -10,14 +10,13 @@ import { z } from 'zod';
 /** Version of the event schemas below; bump it (and keep reading old ones) when a type changes. */
 export const AUDIT_EVENT_VERSION = 1;
 
-export const endReasons = ['exited', 'signaled', 'timeout', 'oom', 'killed', 'error'] as const;
+const endReasons = ['exited', 'signaled', 'timeout', 'oom', 'killed', 'error'] as const;
 export type EndReason = (typeof endReasons)[number];
 
-export const fsChangeKinds = ['added', 'modified', 'deleted', 'mode', 'symlink'] as const;
+const fsChangeKinds = ['added', 'modified', 'deleted', 'mode', 'symlink'] as const;
 export type FsChangeKind = (typeof fsChangeKinds)[number];
 
-export const limitKinds = ['oom', 'pids', 'timeout', 'output', 'disk'] as const;
-export type LimitKind = (typeof limitKinds)[number];
+const limitKinds = ['oom', 'pids', 'timeout', 'output', 'disk'] as const;
 
 const count = z.number().int().nonnegative();
 const pid = z.number().int().nonnegative();

@@ -28,7 +28,7 @@ import {
   type AuditEventType,
   type EndReason,
 } from './events.js';
-import { isOwnerAlive, readProcStat } from './owner.js';
+import { isOwnerAlive, readProcStat } from '../host/owner.js';
 import { TASK_ID_PREFIX_PATTERN } from './taskId.js';
 
 export { newTaskId } from './taskId.js';

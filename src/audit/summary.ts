@@ -24,7 +24,7 @@ const EXEC_SYSCALLS = new Set(['execve', 'execveat']);
 /** How an exec counted past the monitor's cap (no path or argv read) is shown. */
 export const COUNTED_EXECS = 'more execs, past the monitor cap (path and argv not read)';
 
-export interface Counted<T> {
+interface Counted<T> {
   count: number;
   item: T;
 }

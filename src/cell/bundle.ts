@@ -1,7 +1,7 @@
 // Writes a planned bundle to disk: the empty rootfs with its mount points, and config.json.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { CellPlan } from './plan.js';
+import type { CellPlan } from '../plan/plan.js';
 import type { CellDirs } from './state.js';
 
 /** Mount point modes matter: runc gives a tmpfs the mode of the directory it covers. */

@@ -1,42 +1,34 @@
 // A cell's life: create (plan, mount, start), exec commands, destroy (collect, clean up).
 // Every step that acquires something registers how to release it, so any failure, timeout
 // or signal unwinds exactly what was done.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { PassThrough, type Duplex, type Readable, type Writable } from 'node:stream';
-import type { Policy } from '../policy/defaults.js';
+import { PassThrough, type Duplex, type Readable } from 'node:stream';
 import { probeHost } from '../host/probe.js';
 import type { HostFacts } from '../host/facts.js';
 import { nativeBinary } from '../host/native.js';
 import { NanocellError } from '../util/errors.js';
 import { removeTree } from '../util/fs.js';
-import { CgroupReader, type CgroupTotals } from './cgroupStats.js';
-import { cellEnv } from './env.js';
+import { CgroupReader } from '../host/cgroups.js';
+import { cellEnv } from '../plan/env.js';
 import { ensureEtcDir } from './etc.js';
 import { InitClient, type ExecHandle, type ExecResult } from './initClient.js';
-import { currentOwner } from './owner.js';
-import {
-  CELL_GID,
-  CELL_PROXY_PORT,
-  CELL_UID,
-  planCell,
-  type AppliedLimits,
-  type CellPlan,
-  type Degradation,
-} from './plan.js';
+import { currentOwner } from '../host/owner.js';
+import { planCell, type AppliedLimits, type CellPlan, type Degradation } from '../plan/plan.js';
+import { CELL_GID, CELL_PROXY_PORT, CELL_UID } from '../plan/layout.js';
 import {
   assertRuntimeWorksHere,
   deleteContainer,
   resolveRuntime,
   runtimeRunArgv,
   type RuntimeInfo,
-} from './runtime.js';
-import { runtimeTraits } from './runtimeTraits.js';
-import { leaseSlot, releaseSlot, type SlotLease } from './slots.js';
+} from '../runtime/runtime.js';
+import { runtimeTraits } from '../runtime/traits.js';
+import { leaseSlot, releaseSlot, type SlotLease } from '../host/slots.js';
 import {
   cellDirs,
   defaultStateRoot,
@@ -45,68 +37,21 @@ import {
   type StateLayout,
 } from './state.js';
 import { materializeBundle } from './bundle.js';
-import { resolveExecAllow } from './execAllow.js';
+import { resolveCell, type ResolvedCell } from '../plan/resolve.js';
 import { CellWorkspace } from './workspaceMount.js';
-import { CellSeccomp } from './seccompSetup.js';
+import { CellSeccomp } from '../plan/seccomp.js';
 import { CellNetwork } from './networkSetup.js';
 import { gcStaleCells } from './gc.js';
-
-export type EndReason = 'exited' | 'signaled' | 'timeout' | 'oom' | 'killed' | 'error';
-
-/** An event for the audit trail; the sink adds task id, session, time and sequence. */
-export interface CellEvent {
-  type: string;
-  [k: string]: unknown;
-}
-
-export interface CellOptions {
-  policy: Policy;
-  /** The project directory; it appears in the cell at the same absolute path. */
-  workspace: string;
-  taskId?: string;
-  session?: string;
-  stateRoot?: string;
-  /** Extra `network.allow` entries (the CLI's --allow-net). */
-  extraAllowNet?: string[];
-  onEvent?: (e: CellEvent) => void;
-  /** Skip parts of the cell, for benchmarks that show what each part costs. Not for users. */
-  benchOff?: { seccomp?: boolean; workspace?: boolean; cgroups?: boolean };
-}
-
-export interface ExecOptions {
-  env?: Record<string, string>;
-  cwd?: string;
-}
-
-export interface ExecOutcome {
-  /** Exit status with Docker's conventions (124 timeout, 125 nanocell, 126/127 exec, 137 kill). */
-  exitCode: number;
-  endReason: EndReason;
-  signal?: number;
-  outputTruncated: boolean;
-}
-
-export interface CellExec {
-  readonly stdout: Readable;
-  readonly stderr: Readable;
-  readonly stdin: Writable;
-  readonly result: Promise<ExecOutcome>;
-  kill(signal?: number): void;
-}
-
-export interface CellSummary {
-  taskId: string;
-  cellId: string;
-  startedAt: number;
-  endedAt: number;
-  durationMs: number;
-  endReason: EndReason | null;
-  resources: CgroupTotals;
-  limits: AppliedLimits;
-  degradations: Degradation[];
-  runtime: { name: string; version: string };
-  changeSet?: unknown;
-}
+import { readMonitorEvents, runtimeFailureOf, spawnMonitor } from './monitor.js';
+import type {
+  CellEvent,
+  CellExec,
+  CellOptions,
+  CellSummary,
+  EndReason,
+  ExecOptions,
+  ExecOutcome,
+} from './types.js';
 
 type Cleanup = { what: string; run: () => Promise<void> | void };
 
@@ -121,7 +66,7 @@ const trace: (step: string, since: number) => void = process.env.NANOCELL_TRACE
   : () => undefined;
 const SIGKILL = 9;
 
-export function newCellId(): string {
+function newCellId(): string {
   // Sortable by creation time; short enough for unix socket paths under the state root.
   return `${Date.now().toString(36)}${randomBytes(5).toString('hex')}`;
 }
@@ -193,130 +138,125 @@ export class Cell extends EventEmitter {
     return this.plan.degradations;
   }
 
+  // The order is the point: resolve refuses a bad policy or host before anything exists;
+  // each acquire step registers its release before the next one runs.
   private async start(): Promise<void> {
-    const { policy } = this.opts;
+    // 1. Resolve: policy + flags + host facts -> a validated, frozen plan. No side effect.
     this.host = probeHost();
-    this.runtime = resolveRuntime(policy.runtime.name, policy.runtime.path);
+    this.runtime = resolveRuntime(this.opts.policy.runtime.name, this.opts.policy.runtime.path);
     assertRuntimeWorksHere(this.runtime);
-    this.layout = ensureStateRoot(this.opts.stateRoot ?? defaultStateRoot());
-    let t = performance.now();
-    await gcStaleCells(this.layout, this.runtime).catch(() => undefined);
-    trace('gc', t);
-    this.dirs = cellDirs(this.layout, this.id);
-
-    fs.mkdirSync(this.dirs.dir, { mode: 0o711 });
-    this.cleanups.push({
-      what: 'cell dir',
-      run: () => removeTree(this.dirs.dir),
+    const r = resolveCell({
+      policy: this.opts.policy,
+      host: this.host,
+      workspace: this.opts.workspace,
+      extraAllowNet: this.opts.extraAllowNet,
+      benchOff: this.opts.benchOff,
     });
-    fs.writeFileSync(this.dirs.owner, JSON.stringify(currentOwner(this.taskId)));
 
-    let lease: SlotLease | undefined;
-    if (!this.host.rootless) {
-      lease = leaseSlot(this.layout.slots, this.dirs.dir);
-      const l = lease;
-      this.cleanups.push({ what: 'uid slot', run: () => releaseSlot(l) });
-    }
-
-    // Workspace: scoped overlay of the project.
+    // 2. Acquire: state dirs, uid slot, workspace view, proxy, bundle.
+    let t = performance.now();
+    const lease = await this.acquireDirs();
+    trace('gc', t);
     t = performance.now();
-    this.ws = await CellWorkspace.prepare({
-      project: this.opts.workspace,
-      policy,
+    await this.acquireWorkspace(r, lease);
+    trace('workspace', t);
+    t = performance.now();
+    await this.acquireNetwork(r, lease);
+    trace('network', t);
+    t = performance.now();
+    this.writeBundle(r, lease);
+    trace('plan', t);
+
+    // 3. Launch: monitor, runtime, init.
+    t = performance.now();
+    await this.launch(r.seccomp !== undefined, this.net!.enabled && r.proxyOnCellLoopback);
+    trace('launch', t);
+    this.cgroup = new CgroupReader(this.host.cgroup, this.id);
+    this.sampler = setInterval(() => this.cgroup?.sample(), 250);
+    this.sampler.unref();
+    this.timer = setTimeout(() => void this.kill('timeout'), r.policy.limits.timeout);
+    this.timer.unref();
+    this.emitEvent({ type: 'task.started', cellId: this.id });
+  }
+
+  /** The state root, this cell's dir and owner file, and (root mode) its host uid range. */
+  private async acquireDirs(): Promise<SlotLease | undefined> {
+    this.layout = ensureStateRoot(this.opts.stateRoot ?? defaultStateRoot());
+    await gcStaleCells(this.layout, this.runtime).catch(() => undefined);
+    this.dirs = cellDirs(this.layout, this.id);
+    fs.mkdirSync(this.dirs.dir, { mode: 0o711 });
+    this.cleanups.push({ what: 'cell dir', run: () => removeTree(this.dirs.dir) });
+    fs.writeFileSync(this.dirs.owner, JSON.stringify(currentOwner(this.taskId)));
+    if (this.host.rootless) return undefined;
+    const lease = leaseSlot(this.layout.slots, this.dirs.dir);
+    this.cleanups.push({ what: 'uid slot', run: () => releaseSlot(lease) });
+    return lease;
+  }
+
+  /** The scoped copy-on-write view of the project. */
+  private async acquireWorkspace(r: ResolvedCell, lease: SlotLease | undefined): Promise<void> {
+    const ws = await CellWorkspace.prepare({
+      project: r.project,
+      policy: r.policy,
       dirs: this.dirs,
       host: this.host,
       cellUidBase: lease?.uidBase,
-      disabled: this.opts.benchOff?.workspace === true,
+      disabled: r.benchOff.workspace === true,
+      stateRoot: this.layout.root,
     });
-    const ws = this.ws;
+    this.ws = ws;
+    this.cleanups.push({ what: 'workspace', run: () => ws.unmount() });
     const merged = ws.mountPlan.mergedDir;
-    if (merged && runtimeTraits(policy.runtime.name).opensMountsAsCellRoot) {
+    if (merged && runtimeTraits(r.policy.runtime.name).opensMountsAsCellRoot) {
       // Search-only for others, like the cell dir above it: runsc's gofer reaches the merged
       // view as the cell's root, which owns no parent on the path.
       fs.chmodSync(path.dirname(merged), 0o711);
     }
-    trace('workspace', t);
-    t = performance.now();
-    this.cleanups.push({ what: 'workspace', run: () => ws.unmount() });
+  }
 
-    const seccomp = CellSeccomp.plan({
-      policy,
-      host: this.host,
-      listenerPath: this.dirs.seccompSocket,
-      disabled: this.opts.benchOff?.seccomp === true,
-    });
-    // With a seccomp listener the monitor learns the cell's pid before init runs, so it makes
-    // the proxy's port inside the cell's own network namespace and no relay is needed. Without
-    // one (gVisor, or seccomp off for a benchmark), init bridges the port to a unix socket.
-    const proxyOnCellLoopback = seccomp?.profile.listenerPath !== undefined;
-
-    // Network: a proxy only when the policy allows some destination.
-    this.net = await CellNetwork.start({
-      policy,
-      extraAllow: this.opts.extraAllowNet ?? [],
-      socketPath: proxyOnCellLoopback ? undefined : this.dirs.proxySocket,
+  /** The egress proxy, when the policy allows some destination. */
+  private async acquireNetwork(r: ResolvedCell, lease: SlotLease | undefined): Promise<void> {
+    const net = await CellNetwork.start({
+      rules: r.netRules,
+      socketPath: r.proxyOnCellLoopback ? undefined : this.dirs.proxySocket,
       // The cell user must be able to connect; nobody else on the host should.
       ...(lease
         ? { socketOwner: { uid: lease.uidBase + CELL_UID, gid: lease.uidBase + CELL_GID } }
         : {}),
       onEvent: (e) => this.emitEvent(e),
     });
-    const net = this.net;
+    this.net = net;
     this.cleanups.push({ what: 'proxy', run: () => net.close() });
+  }
 
-    trace('network', t);
-    t = performance.now();
-    const execAllow = resolveExecAllow(policy.exec.allow, this.ws.cellPath);
+  /** The OCI spec for what was acquired, written out as the bundle; reports degradations. */
+  private writeBundle(r: ResolvedCell, lease: SlotLease | undefined): void {
+    const ws = this.ws!;
     this.plan = planCell({
       cellId: this.id,
-      policy,
+      policy: r.policy,
       host: this.host,
       rootfsDir: this.dirs.rootfs,
       etcDir: ensureEtcDir(this.layout.etc),
       initBinary: nativeBinary('nanocell-init'),
       hostUidBase: lease?.uidBase,
-      workspace: this.ws.mountPlan,
-      execAllow,
-      seccomp: seccomp?.profile,
-      proxySocket: this.net.enabled && !proxyOnCellLoopback ? this.dirs.proxySocket : undefined,
+      workspace: ws.mountPlan,
+      execAllow: [...r.execAllow],
+      seccomp: r.seccomp && CellSeccomp.profileFor(r.seccomp, this.dirs.seccompSocket),
+      proxySocket: this.net!.enabled && !r.proxyOnCellLoopback ? this.dirs.proxySocket : undefined,
+      benchOff: r.benchOff,
     });
-    if (this.opts.benchOff?.cgroups) {
-      // Bench only: no limits and no cgroupsPath; runc still makes its default cgroups.
-      delete this.plan.spec.linux.resources;
-      delete this.plan.spec.linux.cgroupsPath;
-      Object.assign(this.plan.limits, { memoryBytes: null, pids: null, cpus: null });
-    }
-    // A part switched off for a benchmark is never silent: it is a degradation like any other.
-    for (const [part, off] of Object.entries(this.opts.benchOff ?? {})) {
-      if (off) {
-        this.plan.degradations.push({
-          control: `bench:${part}`,
-          reason: `${part} switched off for a benchmark`,
-        });
-      }
-    }
     for (const d of this.plan.degradations) this.emitEvent({ type: 'policy.degraded', ...d });
-    for (const n of this.ws.notices) this.emitEvent({ type: 'policy.degraded', ...n });
-    if (seccomp?.unsafeAllowed.length) {
+    for (const n of ws.notices) this.emitEvent({ type: 'policy.degraded', ...n });
+    if (r.seccomp?.unsafeAllowed.length) {
       this.emitEvent({
         type: 'policy.degraded',
         control: 'syscalls',
-        reason: `policy re-allowed forbidden syscalls: ${seccomp.unsafeAllowed.join(', ')}`,
+        reason: `policy re-allowed forbidden syscalls: ${r.seccomp.unsafeAllowed.join(', ')}`,
       });
     }
     materializeBundle(this.plan, this.dirs);
-    if (seccomp) fs.writeFileSync(this.dirs.syscallTable, seccomp.notifyTable);
-
-    trace('plan', t);
-    t = performance.now();
-    await this.launch(Boolean(seccomp), this.net.enabled && proxyOnCellLoopback);
-    trace('launch', t);
-    this.cgroup = new CgroupReader(this.host.cgroup, this.id);
-    this.sampler = setInterval(() => this.cgroup?.sample(), 250);
-    this.sampler.unref();
-    this.timer = setTimeout(() => void this.kill('timeout'), policy.limits.timeout);
-    this.timer.unref();
-    this.emitEvent({ type: 'task.started', cellId: this.id });
+    if (r.seccomp) fs.writeFileSync(this.dirs.syscallTable, r.seccomp.notifyTable);
   }
 
   private async launch(withListener: boolean, proxyOnCellLoopback: boolean): Promise<void> {
@@ -328,22 +268,12 @@ export class Cell extends EventEmitter {
       pidFile: this.dirs.initPid,
       hostSocket: this.net?.enabled === true,
     });
-    // The monitor requires a listener; with seccomp off (benchmarks) nothing connects to it.
-    const monitorArgs = ['--pid-file', this.dirs.initPid, '--listener', this.dirs.seccompSocket];
-    if (withListener) monitorArgs.push('--syscall-table', this.dirs.syscallTable);
-    if (proxyOnCellLoopback) monitorArgs.push('--proxy-port', String(CELL_PROXY_PORT));
-    const monitor = spawn(
-      nativeBinary('nanocell-monitor'),
-      [...monitorArgs, '--', ...runtimeArgs],
-      {
-        // fd 4: Node's IPC channel, the one way a child can hand this process a socket.
-        stdio: proxyOnCellLoopback
-          ? ['ignore', 'pipe', 'pipe', 'pipe', 'ipc']
-          : ['ignore', 'pipe', 'pipe', 'pipe'],
-        cwd: this.dirs.bundle,
-        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
-      },
-    );
+    const monitor = spawnMonitor({
+      dirs: this.dirs,
+      runtimeArgs,
+      withListener,
+      proxyOnCellLoopback,
+    });
     this.monitor = monitor;
     this.monitorExited = new Promise((resolve) => monitor.once('close', () => resolve()));
     this.cleanups.push({
@@ -352,27 +282,13 @@ export class Cell extends EventEmitter {
     });
     this.cleanups.push({ what: 'monitor', run: () => this.stopMonitor() });
 
-    let stderr = '';
-    monitor.stderr!.setEncoding('utf8');
-    monitor.stderr!.on('data', (d: string) => {
-      if (stderr.length < 8192) stderr += d;
+    const runtime = runtimeFailureOf(monitor, rt.name);
+    readMonitorEvents(monitor.stdout!, {
+      listener: (pid) => (this.initPid = pid),
+      runtimeExited: (status) => runtime.failed(status),
+      monitor: (ev) => this.emit('monitor', ev),
+      audit: (ev) => this.emitEvent(ev),
     });
-    let runtimeFailed: ((msg: string) => void) | undefined;
-    const runtimeFailure = new Promise<never>((_, reject) => {
-      runtimeFailed = (msg) =>
-        reject(
-          new NanocellError(
-            `the ${rt.name} runtime could not start the cell: ${msg}`,
-            'run `nanocell doctor` to see what this host lacks',
-            'RUNTIME',
-          ),
-        );
-    });
-    runtimeFailure.catch(() => undefined);
-    this.readMonitorEvents(monitor.stdout!, (status) => {
-      if (status !== 0) runtimeFailed?.(lastLine(stderr) || `exit status ${status}`);
-    });
-    monitor.once('close', () => runtimeFailed?.(lastLine(stderr) || 'the monitor exited'));
 
     const proxyListener = proxyOnCellLoopback
       ? this.adoptProxyListener(monitor)
@@ -398,14 +314,14 @@ export class Cell extends EventEmitter {
     try {
       await Promise.race([
         Promise.all([this.client.ready(), proxyListener]),
-        runtimeFailure,
+        runtime.failure,
         timeout,
       ]);
     } catch (e) {
       if (e instanceof NanocellError) throw e;
       // The init channel closes as soon as the runtime fails, usually just before the
       // runtime's exit is reported; its stderr names the real problem, so wait briefly for it.
-      await Promise.race([runtimeFailure, delay(2000)]);
+      await Promise.race([runtime.failure, delay(2000)]);
       throw new NanocellError(
         `the cell's init failed to start: ${(e as Error).message}`,
         'run `nanocell doctor` to see what this host lacks',
@@ -414,7 +330,7 @@ export class Cell extends EventEmitter {
     } finally {
       clearTimeout(readyTimer);
     }
-    runtimeFailed = undefined;
+    runtime.disarm();
     this.initPid ??= readPid(this.dirs.initPid);
     this.client.closed.then(() => this.onInitGone()).catch(() => undefined);
   }
@@ -449,40 +365,6 @@ export class Cell extends EventEmitter {
         monitor.channel?.unref();
         resolve();
       });
-    });
-  }
-
-  private readMonitorEvents(stream: Readable, onRuntimeExit: (status: number) => void): void {
-    let buf = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      buf += chunk;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        let ev: CellEvent;
-        try {
-          ev = JSON.parse(line) as CellEvent;
-        } catch {
-          continue;
-        }
-        switch (ev.type) {
-          case 'listener':
-            this.initPid = Number(ev.initPid);
-            break;
-          case 'runtime.exited':
-            onRuntimeExit(Number(ev.status));
-            break;
-          case 'init.exited':
-          case 'error':
-            this.emit('monitor', ev);
-            break;
-          default:
-            // exec, syscall.denied, syscall.denied.summary: audit events.
-            this.emitEvent(ev);
-        }
-      }
     });
   }
 
@@ -759,17 +641,6 @@ function readPid(file: string): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-function lastLine(s: string): string {
-  return (
-    s
-      .trim()
-      .split('\n')
-      .filter(Boolean)
-      .pop()
-      ?.replace(/^time=".*?" level=\w+ msg=/, '') ?? ''
-  );
 }
 
 function delay(ms: number): Promise<void> {

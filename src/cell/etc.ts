@@ -4,10 +4,10 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { lexists } from '../util/fs.js';
 import path from 'node:path';
-import { CELL_GID, CELL_HOME, CELL_UID } from './plan.js';
+import { CELL_GID, CELL_HOME, CELL_UID } from '../plan/layout.js';
 
 /** Files nanocell writes itself; the content is the same for every cell. */
-export function generatedEtcFiles(): Record<string, string> {
+function generatedEtcFiles(): Record<string, string> {
   return {
     passwd: [
       'root:x:0:0:root:/nonexistent:/usr/sbin/nologin',
@@ -43,7 +43,7 @@ export function generatedEtcFiles(): Record<string, string> {
  * cache, Debian's alternatives symlinks (awk, editor, ...), CA certificates, time zone,
  * interpreters' site configuration.
  */
-export const HOST_ETC_ALLOWLIST: readonly string[] = [
+const HOST_ETC_ALLOWLIST: readonly string[] = [
   'alternatives',
   'ld.so.cache',
   'ld.so.conf',

@@ -4,9 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { removeTree } from '../util/fs.js';
-import { ownerAlive, type OwnerRecord } from './owner.js';
-import { deleteContainer, listRuntimeContainers, type RuntimeInfo } from './runtime.js';
-import { releaseOrphanSlots } from './slots.js';
+import { ownerAlive, type OwnerRecord } from '../host/owner.js';
+import { deleteContainer, listRuntimeContainers, type RuntimeInfo } from '../runtime/runtime.js';
+import { releaseOrphanSlots } from '../host/slots.js';
 import type { StateLayout } from './state.js';
 
 /** A cell dir younger than this without an owner file is still being created. */
@@ -28,7 +28,7 @@ function readOwner(dir: string): OwnerRecord | undefined {
 }
 
 /** Mount points at or below `dir`, deepest first, from this process's mount table. */
-export function mountsUnder(dir: string): string[] {
+function mountsUnder(dir: string): string[] {
   const table = fs.readFileSync('/proc/self/mountinfo', 'utf8');
   const out: string[] = [];
   for (const line of table.split('\n')) {
@@ -40,7 +40,7 @@ export function mountsUnder(dir: string): string[] {
   return out.sort((a, b) => b.length - a.length);
 }
 
-export async function unmountAllUnder(dir: string): Promise<void> {
+async function unmountAllUnder(dir: string): Promise<void> {
   for (const mp of mountsUnder(dir)) {
     const r = await execa('umount', [mp], { reject: false });
     if (r.exitCode !== 0) await execa('umount', ['-l', mp], { reject: false });

@@ -1,6 +1,7 @@
 // Framing of the init control protocol (docs/architecture.md, "Init control protocol"):
 // `type:u8 | id:u32le | len:u32le | payload[len]`. Pure: no I/O.
 
+/** @public The protocol test holds it equal to the C header's constant. */
 export const FRAME_HEADER_BYTES = 9;
 /** Larger frames are a protocol error; init enforces the same bound on its input. */
 export const MAX_FRAME_PAYLOAD = 8 * 1024 * 1024;

@@ -1,12 +1,13 @@
-// The cell's egress: nothing, or a proxy of its own on a unix socket that only this cell's
-// mount namespace can see. The proxy decides and records every connection.
+// The cell's egress: nothing, or a proxy of its own. It listens on 127.0.0.1:3128 inside the
+// cell's network namespace (the monitor makes that socket and hands it over; see adopt), or,
+// without a seccomp listener, on a unix socket that init bridges that port to. The proxy
+// decides and records every connection.
 import fs from 'node:fs';
 import type { Server } from 'node:net';
-import type { Policy } from '../policy/defaults.js';
-import { compileNetRules, type NetRules } from '../net/rules.js';
+import type { NetRules } from '../net/rules.js';
 import { startEgressProxy, type EgressProxy, type ProxyEvent } from '../net/proxy.js';
 import { proxyEnv } from '../net/env.js';
-import type { CellEvent } from './cell.js';
+import type { CellEvent } from './types.js';
 
 export class CellNetwork {
   private constructor(
@@ -23,15 +24,14 @@ export class CellNetwork {
   }
 
   static async start(o: {
-    policy: Policy;
-    extraAllow: string[];
+    /** Compiled and validated by the resolve step. */
+    rules: NetRules;
     /** Where init's bridge reaches the proxy; undefined when the monitor hands it a socket. */
     socketPath: string | undefined;
     socketOwner?: { uid: number; gid: number };
     onEvent: (e: CellEvent) => void;
   }): Promise<CellNetwork> {
-    // Rules are compiled even when nothing is allowed, so a bad entry is always an error.
-    const rules = compileNetRules(o.policy.network, o.extraAllow);
+    const { rules } = o;
     // A cidrs entry alone allows IP-literal destinations in its range, so it needs the proxy too.
     if (rules.allow.length === 0 && rules.cidrs.length === 0) {
       return new CellNetwork(undefined, rules);

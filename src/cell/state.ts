@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { NanocellError } from '../util/errors.js';
-import { HOST_SLOTS_DIR } from './slots.js';
+import { HOST_SLOTS_DIR } from '../host/slots.js';
 
 export function defaultStateRoot(): string {
   if (process.env.NANOCELL_STATE_ROOT) return path.resolve(process.env.NANOCELL_STATE_ROOT);
@@ -22,9 +22,29 @@ export interface StateLayout {
   etc: string;
   changes: string;
   reports: string;
+  /** The change set dir of a task; refuses an id that could name any other path. */
+  changeSet(taskId: string): string;
+  /** The JSON report of a task; same check. */
+  report(taskId: string): string;
 }
 
+const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+function checkedTaskId(taskId: string): string {
+  if (!TASK_ID.test(taskId) || taskId.includes('..')) {
+    throw new NanocellError(
+      `${JSON.stringify(taskId)} is not a task id`,
+      'pass the id shown by nanocell run or nanocell tasks',
+      'USAGE',
+    );
+  }
+  return taskId;
+}
+
+/** Every path under a state root, computed without touching the disk (see ensureStateRoot). */
 export function stateLayout(root: string): StateLayout {
+  const changes = path.join(root, 'changes');
+  const reports = path.join(root, 'reports');
   return {
     root,
     db: path.join(root, 'nanocell.db'),
@@ -32,8 +52,10 @@ export function stateLayout(root: string): StateLayout {
     slots: HOST_SLOTS_DIR,
     runtimeRoot: path.join(root, 'runc'),
     etc: path.join(root, 'etc'),
-    changes: path.join(root, 'changes'),
-    reports: path.join(root, 'reports'),
+    changes,
+    reports,
+    changeSet: (taskId) => path.join(changes, checkedTaskId(taskId)),
+    report: (taskId) => path.join(reports, `${checkedTaskId(taskId)}.json`),
   };
 }
 

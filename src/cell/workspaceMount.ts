@@ -37,51 +37,17 @@ import {
   removePartial,
   type WireError,
 } from '../workspace/collectWorker.js';
-import type { CellEvent } from './cell.js';
-import { CELL_UID, checkWorkspacePath, type WorkspaceMountPlan } from './plan.js';
+import { homeSecretExcludes, hostHomeDirs } from '../workspace/homeSecrets.js';
+import type { CellEvent } from './types.js';
+import { CELL_UID } from '../plan/layout.js';
+import type { WorkspaceMountPlan } from '../plan/plan.js';
+import type { ProjectDir } from '../plan/projectDir.js';
 import type { CellDirs, StateLayout } from './state.js';
-import type { OciMount } from './oci.js';
-
-/** Resolves and checks the project dir; the one-line errors are the user's first contact. */
-export function resolveProjectDir(p: string): string {
-  const abs = path.resolve(p);
-  const st = fs.lstatSync(abs, { throwIfNoEntry: false });
-  if (!st) {
-    throw new NanocellError(
-      `workspace ${abs} does not exist`,
-      'pass an existing project directory with --workspace',
-      'WORKSPACE',
-    );
-  }
-  if (st.isSymbolicLink()) {
-    let target = '?';
-    try {
-      target = fs.realpathSync(abs);
-    } catch {
-      // dangling
-    }
-    throw new NanocellError(
-      `workspace ${abs} is a symlink (to ${target})`,
-      'pass the real directory path with --workspace, after checking it is the project you mean',
-      'WORKSPACE',
-    );
-  }
-  if (!st.isDirectory()) {
-    throw new NanocellError(
-      `workspace ${abs} is not a directory`,
-      'pass the project directory with --workspace',
-      'WORKSPACE',
-    );
-  }
-  // Parent components may be symlinks (e.g. /var/run): use the real path everywhere.
-  const real = fs.realpathSync(abs);
-  checkWorkspacePath(real);
-  return real;
-}
+import type { OciMount } from '../plan/oci.js';
 
 /** What the workspace could not give the task; reported like a degradation, never refused. */
 export interface WorkspaceNotice {
-  control: 'workspace-owners';
+  control: 'workspace-owners' | 'workspace-home';
   reason: string;
 }
 
@@ -102,14 +68,16 @@ export class CellWorkspace {
   ) {}
 
   static async prepare(o: {
-    project: string;
+    project: ProjectDir;
     policy: Policy;
     dirs: CellDirs;
     host: HostFacts;
     cellUidBase?: number;
     disabled?: boolean;
+    /** Hidden from the cell when the workspace contains it. */
+    stateRoot?: string;
   }): Promise<CellWorkspace> {
-    const project = resolveProjectDir(o.project);
+    const project = o.project;
     const disk = o.policy.limits.disk;
     if (o.disabled) {
       // Benchmarks only: the project bind-mounted read-only, no overlay, no change set.
@@ -139,7 +107,17 @@ export class CellWorkspace {
     // Rootless: the owner listing stats every inode in its own process while the walk reads dirs.
     const caller: Owner = { uid: o.host.uid, gid: o.host.gid };
     const foreignListing = o.host.rootless ? listForeignOwned(project, caller) : undefined;
-    const scope = await planScope(project, o.policy.workspace);
+    const home =
+      o.policy.workspace.defaultExcludes === false
+        ? { patterns: [] }
+        : homeSecretExcludes(project, hostHomeDirs(), o.stateRoot);
+    const scope = await planScope(project, {
+      ...o.policy.workspace,
+      exclude: [...o.policy.workspace.exclude, ...home.patterns],
+    });
+    const notices: WorkspaceNotice[] = home.notice
+      ? [{ control: 'workspace-home', reason: home.notice }]
+      : [];
 
     if (o.host.rootless) {
       const base = path.join(o.dirs.dir, 'ws');
@@ -171,6 +149,7 @@ export class CellWorkspace {
       );
       const foreign = foreignOwnersInScope(await foreignListing!, scope);
       if (foreign) ws.notices.push(foreignOwnersNotice(foreign, project, o.host));
+      ws.notices.push(...notices);
       return ws;
     }
 
@@ -215,13 +194,13 @@ export class CellWorkspace {
       await teardownOverlay(overlay).catch(() => undefined);
       throw e;
     }
-    return new CellWorkspace(
+    const ws = new CellWorkspace(
       project,
       {
         path: project,
         mode: 'host-overlay',
         mergedDir: overlay.mergedDir,
-        extraMounts: scopeMounts(scope, project, overlay.mergedDir) as OciMount[],
+        extraMounts: scopeMounts(scope, project, overlay.mergedDir),
       },
       scope,
       overlay,
@@ -230,6 +209,8 @@ export class CellWorkspace {
       overlay.upperDir,
       overlay.whiteoutDir,
     );
+    ws.notices.push(...notices);
+    return ws;
   }
 
   /**
@@ -248,7 +229,7 @@ export class CellWorkspace {
       upperDir: this.upperDir,
       lowerDir: this.cellPath,
       projectDir: this.cellPath,
-      outDir: path.join(layout.changes, taskId),
+      outDir: layout.changeSet(taskId),
       taskId,
       startedAtMs,
       limits: { maxFiles: DEFAULT_MAX_FILES, maxBytes: this.diskBytes },

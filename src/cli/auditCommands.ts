@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AuditEvent } from '../audit/events.js';
-import { isOwnerAlive } from '../audit/owner.js';
+import { isOwnerAlive } from '../host/owner.js';
 import { type AuditStore, type TaskRow, taskStatuses } from '../audit/store.js';
 import {
   COUNTED_EXECS,

@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { parsePolicy, resolvePolicy } from '../policy/load.js';
-import { runTask } from '../cell/task.js';
+import { stateLayout } from '../cell/state.js';
+import { runTask } from '../task/task.js';
 import { renderDiff } from '../workspace/index.js';
 import type { CliContext } from './context.js';
 import { colorEnabled, paint } from './format.js';
@@ -83,14 +84,14 @@ export function registerDemoCommand(program: Command, ctx: CliContext): void {
           `  syscalls denied: ${report.events.syscallDenied} ${JSON.stringify(report.events.deniedBySyscall)}\n`,
         );
         process.stdout.write(`  programs run: ${report.events.execs}\n`);
-        const leftovers = fs.readdirSync(path.join(ctx.stateRoot(), 'cells'));
+        const leftovers = fs.readdirSync(stateLayout(ctx.stateRoot()).cells);
         process.stdout.write(
           `  cells left behind: ${leftovers.length} (the background sleep died with the cell)\n`,
         );
         process.stdout.write(
           p.bold('\n== the change set, for you to review (nothing was written to the project)\n'),
         );
-        changeDir = path.join(ctx.stateRoot(), 'changes', report.taskId);
+        changeDir = stateLayout(ctx.stateRoot()).changeSet(report.taskId);
         if (fs.existsSync(changeDir)) process.stdout.write(renderDiff(changeDir, project));
         process.stdout.write(
           `\n  project hello.txt still says: ${fs.readFileSync(path.join(project, 'hello.txt'), 'utf8')}`,

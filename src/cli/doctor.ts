@@ -1,6 +1,6 @@
 // `nanocell doctor`
 import type { Command } from 'commander';
-import { runDoctor, type Check } from '../host/doctor.js';
+import { runDoctor, type Check } from '../runtime/doctor.js';
 import { addK8sDoctorOptions, runK8sDoctorCommand } from './k8s.js';
 import type { RuntimeName } from '../policy/defaults.js';
 import { colorEnabled, paint } from './format.js';

@@ -1,12 +1,14 @@
 // `nanocell gc`: remove leftovers of dead supervisors, and old history with --older-than.
 import type { Command } from 'commander';
 import { gcStaleCells } from '../cell/gc.js';
-import { resolveRuntime } from '../cell/runtime.js';
+import { resolveRuntime } from '../runtime/runtime.js';
 import { ensureStateRoot } from '../cell/state.js';
 import { parseDuration } from '../util/units.js';
 import { NanocellError } from '../util/errors.js';
 import type { CliContext } from './context.js';
 import { removeStaleChangeSets } from './staleChanges.js';
+import { recoverApplies } from '../workspace/applyRecover.js';
+import { describeRecovery } from './workspaceCommands.js';
 
 export function registerGcCommand(program: Command, ctx: CliContext): void {
   program
@@ -18,12 +20,20 @@ export function registerGcCommand(program: Command, ctx: CliContext): void {
       '--older-than <duration>',
       'also delete ended tasks, events and change sets older than this, e.g. 12h or 7d',
     )
+    .option(
+      '--include-pending',
+      'with --older-than, also delete change sets never applied or discarded',
+    )
     .option('--json', 'machine-readable output')
-    .action(async (opts: { olderThan?: string; json?: boolean }) => {
+    .action(async (opts: { olderThan?: string; json?: boolean; includePending?: boolean }) => {
       const layout = ensureStateRoot(ctx.stateRoot());
+      // Interrupted applies first: their staging dirs are in projects, their locks here.
+      const applies = recoverApplies(layout.root);
+      if (!opts.json)
+        for (const r of applies) process.stderr.write(`nanocell: ${describeRecovery(r)}\n`);
       const rt = resolveRuntime('runc');
       const res = await gcStaleCells(layout, rt);
-      let history = { tasks: 0, events: 0, changeSets: 0 };
+      let history = { tasks: 0, events: 0, changeSets: 0, pendingKept: 0 };
       const recovered = (() => {
         const store = ctx.openStore();
         try {
@@ -44,18 +54,21 @@ export function registerGcCommand(program: Command, ctx: CliContext): void {
         const store = ctx.openStore();
         try {
           const r = store.gc({ olderThanMs: ms });
-          history = { ...r, changeSets: removeStaleChangeSets(layout, ms) };
+          history = { ...r, ...removeStaleChangeSets(layout, ms, !!opts.includePending) };
         } finally {
           store.close();
         }
       }
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify({ ...res, recovered, history })}\n`);
+        process.stdout.write(`${JSON.stringify({ ...res, recovered, history, applies })}\n`);
       } else {
         process.stdout.write(
           `removed ${res.cells.length} stale cells (${recovered.length} tasks marked abnormal), ${res.containers.length} runtime containers, ${res.slots} uid slots` +
             (opts.olderThan
-              ? `; ${history.tasks} tasks, ${history.events} events, ${history.changeSets} change sets`
+              ? `; ${history.tasks} tasks, ${history.events} events, ${history.changeSets} change sets` +
+                (history.pendingKept
+                  ? ` (kept ${history.pendingKept} pending change sets; --include-pending deletes them)`
+                  : '')
               : '') +
             '\n',
         );

@@ -1,7 +1,7 @@
 // One status line on stderr while a task runs: elapsed time, memory, network decisions, denials.
 // Only on a TTY; redrawn at most a few times a second so a flood of events costs nothing.
 import type { AuditEventInput } from '../audit/events.js';
-import { CgroupReader } from '../cell/cgroupStats.js';
+import { CgroupReader } from '../host/cgroups.js';
 import { probeCgroups } from '../host/probe.js';
 import { formatDuration, formatSize } from '../util/units.js';
 

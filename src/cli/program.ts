@@ -8,7 +8,7 @@ import { registerDoctorCommand } from './doctor.js';
 import { registerGcCommand } from './gc.js';
 import { registerPsCommand } from './ps.js';
 import { registerAuditCommands } from './auditCommands.js';
-import { registerWorkspaceCommands } from './workspaceCommands.js';
+import { recoverBeforeCommand, registerWorkspaceCommands } from './workspaceCommands.js';
 import { registerDemoCommand } from './demo.js';
 import { registerK8sCommands } from './k8s.js';
 import { AuditStore } from '../audit/store.js';
@@ -33,6 +33,7 @@ export function buildProgram(): Command {
     stateRoot,
     openStore: () => AuditStore.open(ensureStateRoot(stateRoot()).db),
   };
+  program.hook('preAction', () => recoverBeforeCommand(stateRoot()));
   registerRunCommand(program, ctx);
   registerDemoCommand(program, ctx);
   registerDoctorCommand(program);

@@ -2,8 +2,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { CgroupReader } from '../cell/cgroupStats.js';
-import { ownerAlive, type OwnerRecord } from '../cell/owner.js';
+import { CgroupReader } from '../host/cgroups.js';
+import { ownerAlive, type OwnerRecord } from '../host/owner.js';
 import { ensureStateRoot } from '../cell/state.js';
 import { probeCgroups } from '../host/probe.js';
 import { formatSize } from '../util/units.js';

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { loadPolicyFile, resolvePolicy } from '../policy/load.js';
 import type { PolicyFile } from '../policy/schema.js';
-import { degradableControls } from '../policy/schema.js';
-import { runTask, type TaskReport } from '../cell/task.js';
+import { degradableControls, runtimeNames } from '../policy/schema.js';
+import { runTask, type TaskReport } from '../task/task.js';
 import { NanocellError } from '../util/errors.js';
 import type { CliContext } from './context.js';
 import { policyFromFlags, type RunFlags } from './policyFromFlags.js';
@@ -52,7 +52,7 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
     )
     .option('--session <name>', 'session name for grouping tasks', 'default')
     .option('--report <file>', 'write the JSON task report here')
-    .addOption(new Option('--runtime <name>', 'OCI runtime').choices(['runc', 'crun', 'runsc']))
+    .addOption(new Option('--runtime <name>', 'OCI runtime').choices(runtimeNames))
     .option('--runtime-path <path>', 'path to the OCI runtime binary')
     .addOption(
       new Option('--apply', 'apply the change set after the task if it has no conflict').conflicts(
@@ -136,8 +136,15 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
     process.stderr.write(`nanocell: task ${report.taskId} timed out\n`);
   if (report.endReason === 'oom')
     process.stderr.write(`nanocell: task ${report.taskId} ran out of memory\n`);
+  // --apply that did not apply is a failure even when the command succeeded: a script must
+  // not go on as if the project held the task's changes.
+  // The reason (fate.error) was printed above.
+  if (opts.apply && fate?.action === 'kept' && report.exitCode === 0) return EXIT_APPLY_NOT_DONE;
   return report.exitCode;
 }
+
+/** `run --apply` whose command succeeded but whose change set was kept (nanocell's error code). */
+const EXIT_APPLY_NOT_DONE = 125;
 
 function checkReportPath(p: string): void {
   const dir = path.dirname(p);

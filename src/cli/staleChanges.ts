@@ -1,20 +1,38 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { StateLayout } from '../cell/state.js';
+import { applyPaths } from '../workspace/applyPaths.js';
 
-/** Change sets and reports older than the cutoff (by mtime). */
-export function removeStaleChangeSets(layout: StateLayout, olderThanMs: number): number {
+/**
+ * Reports and records of applied/discarded change sets older than the cutoff (by mtime); the
+ * change sets themselves only with includePending: one still in changes/ was never applied
+ * or discarded, so it is the user's only copy of the task's work.
+ */
+export function removeStaleChangeSets(
+  layout: StateLayout,
+  olderThanMs: number,
+  includePending = false,
+): { changeSets: number; pendingKept: number } {
   const cutoff = Date.now() - olderThanMs;
-  let n = 0;
-  for (const dir of [layout.changes, layout.reports]) {
-    for (const name of fs.readdirSync(dir)) {
+  const res = { changeSets: 0, pendingKept: 0 };
+  for (const dir of [layout.changes, layout.reports, applyPaths(layout.root).fates]) {
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
       const p = path.join(dir, name);
       const st = fs.lstatSync(p, { throwIfNoEntry: false });
-      if (st && st.mtimeMs < cutoff) {
-        fs.rmSync(p, { recursive: true, force: true });
-        if (dir === layout.changes) n++;
+      if (!st || st.mtimeMs >= cutoff) continue;
+      if (dir === layout.changes && !includePending) {
+        res.pendingKept++;
+        continue;
       }
+      fs.rmSync(p, { recursive: true, force: true });
+      if (dir === layout.changes) res.changeSets++;
     }
   }
-  return n;
+  return res;
 }

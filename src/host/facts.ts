@@ -1,6 +1,6 @@
 // What the host offers, as plain data, so that planning a cell stays pure and testable.
 
-export type CgroupVersion = 1 | 2 | 'none';
+type CgroupVersion = 1 | 2 | 'none';
 
 export interface CgroupFacts {
   version: CgroupVersion;

@@ -11,7 +11,7 @@ export function packageRoot(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 }
 
-export function nativeDir(): string {
+function nativeDir(): string {
   return process.env.NANOCELL_NATIVE_DIR ?? path.join(packageRoot(), 'native', 'build');
 }
 

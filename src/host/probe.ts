@@ -56,7 +56,7 @@ function writable(p: string): boolean {
   }
 }
 
-export function cgroupVersion(): 1 | 2 | 'none' {
+function cgroupVersion(): 1 | 2 | 'none' {
   try {
     if (fs.existsSync(path.join(CGROUP_ROOT, 'cgroup.controllers'))) return 2;
     if (fs.existsSync(path.join(CGROUP_ROOT, 'memory'))) return 1;

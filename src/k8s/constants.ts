@@ -1,7 +1,7 @@
 // One owner for the Kubernetes names nanocell depends on: API groups and versions of the
 // agent-sandbox CRDs, the labels that tie a shape's objects together, and the paths inside
 // a sandbox pod. Pure data.
-import { CELL_HOME, CELL_GID, CELL_UID } from '../cell/plan.js';
+import { CELL_HOME, CELL_GID, CELL_UID } from '../plan/layout.js';
 
 export const SANDBOX_GROUP = 'agents.x-k8s.io';
 export const EXTENSIONS_GROUP = 'extensions.agents.x-k8s.io';

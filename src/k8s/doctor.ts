@@ -8,7 +8,7 @@
 //   5. the CNI enforces NetworkPolicy: a canary pod labelled like a cell tries to connect out
 //      directly; it must fail (exit 0 = every attempt was blocked).
 import type * as K8s from '@kubernetes/client-node';
-import type { Check } from '../host/doctor.js';
+import type { Check } from '../runtime/doctor.js';
 import { resolvePolicy } from '../policy/load.js';
 import { API_VERSION, CRDS, LABELS, MANAGER } from './constants.js';
 import { crdCompiler, servedSchema } from './crdSchema.js';

@@ -3,7 +3,7 @@
 // port serves HTTP (forward + CONNECT) and SOCKS5 alike.
 
 /** Loopback inside the cell is the cell's own: going direct there never leaves the cell. */
-export const CELL_NO_PROXY = 'localhost,127.0.0.1,::1';
+const CELL_NO_PROXY = 'localhost,127.0.0.1,::1';
 
 export function proxyEnv(httpPort: number): Record<string, string> {
   if (!Number.isInteger(httpPort) || httpPort < 1 || httpPort > 65535) {

@@ -5,7 +5,7 @@
 // body needs no framing by the proxy: it ends when the upstream closes.
 
 /** Headers that describe one connection, not the message: never forwarded (RFC 9110 7.6.1). */
-export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',

@@ -3,7 +3,7 @@
 // IPv6 addresses, which would hide which rule decided).
 import { isIPv4, isIPv6 } from 'node:net';
 
-export type Family = 4 | 6;
+type Family = 4 | 6;
 
 export interface Ip {
   family: Family;

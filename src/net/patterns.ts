@@ -4,7 +4,7 @@
 //   [ipv6][:port]      one IPv6 address; a.b.c.d[:port] likewise for one IPv4 address
 // Without a port an allow entry means ports 80 and 443; a deny entry means every port.
 import { domainToASCII } from 'node:url';
-import { PolicyError } from '../policy/load.js';
+import { PolicyError } from '../util/errors.js';
 import { parseIp, type Ip } from './ip.js';
 import { isPublicSuffix } from './publicSuffixes.js';
 

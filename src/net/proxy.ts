@@ -34,7 +34,7 @@ export interface ProxyEvent {
   durationMs: number;
 }
 
-export interface ProxyStats {
+interface ProxyStats {
   /** Client connections open now. */
   active: number;
   /** Destination attempts so far, by decision. */
@@ -75,7 +75,7 @@ export interface EgressProxyOptions {
 }
 
 /** Request heads and SOCKS handshakes larger than this are refused. */
-export const MAX_HEADER_BYTES = 64 * 1024;
+const MAX_HEADER_BYTES = 64 * 1024;
 const MAX_SOCKS_HANDSHAKE = 1024;
 /**
  * Tunnels read the upstream in chunks of up to this size into one buffer per tunnel, instead of

@@ -2,7 +2,7 @@
 // destination twice — by name and port before resolution (decideHost), and by address after
 // resolution (checkAddress). Both must allow a connection.
 import type { Policy } from '../policy/defaults.js';
-import { PolicyError } from '../policy/load.js';
+import { PolicyError } from '../util/errors.js';
 import {
   cidrContains,
   formatCidr,
@@ -26,7 +26,7 @@ import {
 import { specialRangeOf } from './specialRanges.js';
 
 /** An explicit address range: a network.cidrs entry, or an address pattern in network.allow. */
-export interface CidrRule {
+interface CidrRule {
   cidr: Cidr;
   /** Ports an IP-literal destination in the range may use. */
   ports: PortSet;
@@ -281,12 +281,6 @@ function embeddedMapped(ip: Ip): Ip | undefined {
 
 function sameIp(a: Ip, b: Ip): boolean {
   return a.family === b.family && a.value === b.value;
-}
-
-/** The address a pinned name resolves to, if network.hosts pins it. */
-export function pinnedAddress(rules: NetRules, name: string): string | undefined {
-  const key = normalizeHostName(name);
-  return key === undefined ? undefined : rules.pins.get(key);
 }
 
 /** One line per rule, for reports and `--explain`. */

@@ -4,7 +4,7 @@
 // and IPv6 Special-Purpose Address Registries (RFC 6890 and its updates).
 import { cidrContains, low32, parseCidr, type Cidr, type Ip } from './ip.js';
 
-export interface SpecialRange {
+interface SpecialRange {
   /** Short rule name used in decisions and events, e.g. `special:loopback`. */
   name: string;
   cidr: Cidr;
@@ -20,7 +20,7 @@ function range(name: string, text: string, embedsV4 = false): SpecialRange {
 
 // Order matters: the first match names the refusal, so narrow ranges come before the ranges
 // that contain them (the metadata address before link-local, ::1 before ::/96).
-export const SPECIAL_RANGES: readonly SpecialRange[] = [
+const SPECIAL_RANGES: readonly SpecialRange[] = [
   range('cloud-metadata', '169.254.169.254/32'),
   range('cloud-metadata', '169.254.170.2/32'), // AWS ECS task metadata
   range('cloud-metadata', '100.100.100.200/32'), // Alibaba Cloud metadata

@@ -4,10 +4,11 @@
 // connection to that tenant's own egress proxy over its unix socket. Everything after the
 // credentials is the per-cell proxy's business, so every rule and record is the local one.
 import net from 'node:net';
-import { MAX_HEADER_BYTES } from './index.js';
 import { normalizeSource, type Tenant, type TenantRegistry } from './tenants.js';
 
 const SOCKS = 0x05;
+/** The front reads at most this much before it knows who is calling (as the proxy's head cap). */
+const MAX_HEADER_BYTES = 64 * 1024;
 const AUTH_USERPASS = 0x02;
 
 export interface TenantFront {

@@ -5,18 +5,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
-import { networkSchema } from '../policy/schema.js';
+import { policySchema } from '../policy/schema.js';
 import { NanocellError } from '../util/errors.js';
 import { parseTarget } from './rules.js';
-import {
-  checkAddress,
-  compileNetRules,
-  startEgressProxy,
-  systemResolver,
-  type EgressProxy,
-  type ProxyEvent,
-  type Resolver,
-} from './index.js';
+import { checkAddress, compileNetRules } from './rules.js';
+import { startEgressProxy, type EgressProxy, type ProxyEvent } from './proxy.js';
+import { systemResolver, type Resolver } from './dial.js';
 
 /** A decision as the tier records it: the proxy's event, or a refusal before any rule. */
 export type TenantEvent = (ProxyEvent & { tenant: string }) | RefusalEvent;
@@ -36,7 +30,7 @@ export const tenantSpecSchema = z.strictObject({
   token: z.string().regex(/^[A-Za-z0-9._~-]{32,256}$/, 'a token is 32-256 URL-safe characters'),
   /** The sandbox pod's addresses (status.sandbox.podIPs): connections from elsewhere are refused. */
   podIPs: z.array(z.string()).min(1).max(8),
-  network: networkSchema.optional(),
+  network: policySchema.shape.network,
 });
 export type TenantSpec = z.output<typeof tenantSpecSchema>;
 

@@ -1,6 +1,6 @@
 // Defaults are chosen for an agent task on a developer laptop: enough to build and test a
 // project, small enough that a runaway task cannot starve the machine.
-import type { DegradableControl } from './schema.js';
+import type { DegradableControl, runtimeNames } from './schema.js';
 
 export const DEFAULT_LIMITS = {
   memory: 1024 ** 3,
@@ -45,25 +45,156 @@ export const DEFAULT_EXCLUDES: readonly string[] = [
   '**/.terraform.d/credentials.tfrc.json',
   '**/.vault-token',
   '**/.htpasswd',
+  // Infrastructure tools: state and variable files hold every secret they manage, in plain text.
+  '**/*.tfstate',
+  '**/*.tfstate.*',
+  '**/*.tfvars',
+  '**/*.tfvars.json',
+  '**/.terraformrc',
+  '**/terraform.rc',
+  '**/.pulumi',
+  '**/.vagrant',
+  '**/.vault_pass*',
+  '**/.vault-pass*',
+  '**/kubeconfig',
+  '**/*.kubeconfig',
+  '**/.kube',
+  '**/.dockercfg',
+  '**/.s3cfg',
+  '**/.boto',
+  '**/.passwd-s3fs',
+  '**/rclone.conf',
+  '**/*.ovpn',
+  '**/*.ppk',
+  '**/*.p8',
+  '**/*.kdbx',
+  '**/.my.cnf',
+  // Local secret files of serverless and app platforms.
+  '**/.dev.vars',
+  '**/.dev.vars.*',
+  '**/local.settings.json',
+  '**/.runtimeconfig.json',
+  '**/serviceAccountKey.json',
+  '**/*service-account*.json',
+  '**/*-adminsdk-*.json',
+  '**/application_default_credentials.json',
+  '**/client_secret*.json',
+  '**/.streamlit/secrets.toml',
+  '**/keystore.properties',
+  '**/.microsoft/usersecrets',
+  // Registry and forge credentials.
+  '**/.yarnrc',
+  '**/pip.conf',
+  '**/pip.ini',
+  '**/pypoetry/auth.toml',
+  '**/.gem/credentials',
+  '**/.bundle/config',
+  '**/.cargo/credentials',
+  '**/.cargo/credentials.toml',
+  '**/.m2/settings.xml',
+  '**/.m2/settings-security.xml',
+  '**/.gradle/gradle.properties',
+  '**/.nuget/NuGet/NuGet.Config',
+  '**/auth.json',
+  '**/.config/gh',
+  '**/.config/hub',
+  '**/.config/glab-cli',
+  '**/.config/git/credentials',
+  // Coding agents' login tokens.
+  '**/.claude/.credentials.json',
+  '**/.gemini/oauth_creds.json',
+  '**/.config/github-copilot/hosts.json',
+  '**/.config/github-copilot/apps.json',
 ];
 
-/** Paths that run code on the host later (persistence): visible, read-only, never applied. */
+/**
+ * Paths that a host program later runs or reads as configuration (persistence): visible to the
+ * cell, read-only where they exist, and refused by apply however they are spelt (see foldPath
+ * in workspace/globs.ts). Agent instruction files (CLAUDE.md, AGENTS.md) are prose the user
+ * reviews in the diff; agent settings, hooks and MCP server lists run programs, so they are here.
+ */
 export const DEFAULT_PROTECTED: readonly string[] = [
+  // git: hooks, configuration, and files that send git to other repositories or object stores,
+  // in the project's repository and in any nested one.
   '.git/hooks',
   '.git/config',
+  '.git/config.worktree',
   '.git/info',
+  '.git/commondir',
+  '.git/objects/info/alternates',
+  '.git/objects/info/http-alternates',
+  '.git/worktrees/*/config.worktree',
+  '.git/worktrees/*/commondir',
+  '.git/worktrees/*/gitdir',
   '.git/modules/**/hooks',
   '.git/modules/**/config',
+  '.git/modules/**/info',
+  '**/.git/hooks',
+  '**/.git/config',
+  '**/.git/info',
+  '**/.git/commondir',
+  '**/.git/objects/info/alternates',
+  '**/.gitmodules',
+  '.lfsconfig',
+  '.githooks',
   '.husky',
   '.pre-commit-config.yaml',
   'lefthook.yml',
   '.lefthook.yml',
-  '.gitmodules',
-  '.envrc',
+  'lefthook-local.yml',
+  '.lefthook-local.yml',
+  '.lefthook',
+  '.overcommit.yml',
+  // CI pipelines of the common forges and services
+  '.github/workflows',
+  '.github/actions',
+  '.gitlab-ci.yml',
+  '.gitlab',
+  '.gitea/workflows',
+  '.forgejo/workflows',
+  '.circleci',
+  '.travis.yml',
+  'azure-pipelines.yml',
+  '.azure-pipelines',
+  'bitbucket-pipelines.yml',
+  'Jenkinsfile',
+  '.buildkite',
+  '.drone.yml',
+  '.woodpecker.yml',
+  '.woodpecker',
+  'appveyor.yml',
+  '.appveyor.yml',
+  'cloudbuild.yaml',
+  'cloudbuild.yml',
+  'buildspec.yml',
+  '.cirrus.yml',
+  '.semaphore',
+  '.tekton',
+  // editors and IDEs: tasks, launch configs, settings that name programs
   '.vscode',
   '.idea',
   '.devcontainer',
-  '.github/workflows',
+  '.devcontainer.json',
+  '*.code-workspace',
+  '.zed',
+  '.fleet',
+  '.helix',
+  '.vim',
+  '.exrc',
+  '.nvimrc',
+  '.nvim.lua',
+  '.vimrc',
+  // environment loaders that run on cd, and package-manager code that runs on install
+  '.envrc',
+  'mise.toml',
+  '.mise.toml',
+  'mise.local.toml',
+  '.mise',
+  '.config/mise',
+  '.pnpmfile.cjs',
+  '.yarn/plugins',
+  '.yarn/releases',
+  // shells
   '.bashrc',
   '.bash_profile',
   '.profile',
@@ -72,16 +203,30 @@ export const DEFAULT_PROTECTED: readonly string[] = [
   '.zshenv',
   '.config/fish',
   '.gitconfig',
+  // coding agents and their MCP servers
   '.claude',
   '.cursor',
   '.codex',
+  '.gemini',
   '.mcp.json',
+  '.continue',
+  '.continuerc.json',
+  '.aider.conf.yml',
+  '.aider.model.settings.yml',
+  '.roo',
+  '.kilocode',
+  '.amazonq',
+  '.kiro',
+  '.junie',
+  '.opencode',
+  'opencode.json',
+  'opencode.jsonc',
 ];
 
 /** System binaries, and what the task builds in its workspace (HOME and /tmp stay noexec). */
 export const DEFAULT_EXEC_ALLOW: readonly string[] = ['/usr/**', '$WORKSPACE/**'];
 
-export type RuntimeName = 'runc' | 'crun' | 'runsc';
+export type RuntimeName = (typeof runtimeNames)[number];
 
 /** A policy with every default filled in: what planning works from. */
 export interface Policy {
@@ -96,7 +241,13 @@ export interface Policy {
     home: number;
     files: number;
   };
-  workspace: { include: string[]; exclude: string[]; protected: string[] };
+  workspace: {
+    include: string[];
+    exclude: string[];
+    protected: string[];
+    /** false when the policy turned the default excludes off (home-directory ones included). */
+    defaultExcludes?: boolean;
+  };
   /** Landlock exec allowlist: paths or globs; `$WORKSPACE` stands for the workspace path. */
   exec: { allow: string[] };
   network: {

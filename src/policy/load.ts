@@ -2,7 +2,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import YAML from 'yaml';
 import type { z } from 'zod';
-import { NanocellError } from '../util/errors.js';
+import { PolicyError } from '../util/errors.js';
 import {
   DEFAULT_EXCLUDES,
   DEFAULT_EXEC_ALLOW,
@@ -14,12 +14,6 @@ import { policySchema, type PolicyFile } from './schema.js';
 import { validateSyscallNames } from '../seccomp/index.js';
 
 const MAX_POLICY_BYTES = 1024 * 1024;
-
-export class PolicyError extends NanocellError {
-  constructor(message: string, fix = 'correct the policy; see schema/policy.schema.json') {
-    super(message, fix, 'POLICY');
-  }
-}
 
 function formatIssue(issue: z.core.$ZodIssue, source: string): string {
   const path = issue.path.length ? issue.path.join('.') : '(top level)';
@@ -88,6 +82,7 @@ export function resolvePolicy(...layers: PolicyFile[]): Policy {
         ...(ws.defaultProtected === false ? [] : DEFAULT_PROTECTED),
         ...(ws.protected ?? []),
       ],
+      ...(ws.defaultExcludes === false ? { defaultExcludes: false } : {}),
     },
     exec: { allow: m.exec?.allow ?? [...DEFAULT_EXEC_ALLOW] },
     network: {

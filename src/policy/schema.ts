@@ -33,7 +33,7 @@ const envName = z
   .string()
   .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are letters, digits and _');
 
-export const limitsSchema = z.strictObject({
+const limitsSchema = z.strictObject({
   /** Memory limit of the whole cell (cgroup), swap included. */
   memory: size('limits.memory').optional(),
   /** Maximum number of processes and threads in the cell (cgroup pids). */
@@ -54,7 +54,7 @@ export const limitsSchema = z.strictObject({
   files: z.number().int().min(16).max(1_048_576).optional(),
 });
 
-export const workspaceSchema = z.strictObject({
+const workspaceSchema = z.strictObject({
   /** Globs, relative to the workspace root, of what the cell may see. Default: everything. */
   include: z.array(z.string().min(1)).optional(),
   /** Globs hidden from the cell, added to the default secret excludes. */
@@ -67,12 +67,12 @@ export const workspaceSchema = z.strictObject({
   defaultProtected: z.boolean().optional(),
 });
 
-export const execSchema = z.strictObject({
+const execSchema = z.strictObject({
   /** Absolute paths or globs of binaries the cell may execute (enforced by Landlock). */
   allow: z.array(z.string().min(1)).optional(),
 });
 
-export const networkSchema = z.strictObject({
+const networkSchema = z.strictObject({
   /** Host patterns: example.com, *.example.com, [2001:db8::1], each with an optional :port. */
   allow: z.array(z.string()).optional(),
   /** Host patterns that are refused even when allow matches. */
@@ -83,7 +83,7 @@ export const networkSchema = z.strictObject({
   hosts: z.record(z.string(), z.string()).optional(),
 });
 
-export const syscallsSchema = z.strictObject({
+const syscallsSchema = z.strictObject({
   /** Syscalls to add to the allowlist. */
   allow: z.array(z.string()).optional(),
   /** Syscalls to deny in addition to the default denials. */
@@ -95,8 +95,11 @@ export const syscallsSchema = z.strictObject({
   unsafeAllowForbidden: z.boolean().optional(),
 });
 
-export const runtimeSchema = z.strictObject({
-  name: z.enum(['runc', 'crun', 'runsc']).optional(),
+/** The OCI runtimes nanocell drives; the one list every other module reads. */
+export const runtimeNames = ['runc', 'crun', 'runsc'] as const;
+
+const runtimeSchema = z.strictObject({
+  name: z.enum(runtimeNames).optional(),
   /** Path to the runtime binary; default: found on PATH. */
   path: z.string().min(1).optional(),
 });
@@ -121,5 +124,3 @@ export const policySchema = z.strictObject({
 
 /** What a policy file holds, after unit parsing. */
 export type PolicyFile = z.output<typeof policySchema>;
-/** What a policy file may contain, before unit parsing (for the JSON Schema). */
-export type PolicyFileInput = z.input<typeof policySchema>;

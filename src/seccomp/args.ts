@@ -152,7 +152,7 @@ export function noBitSet(index: number, mask: number): OciSeccompArg[] {
 }
 
 /** Whether one comparison holds for a 64-bit argument value, as libseccomp evaluates it. */
-export function argHolds(cond: OciSeccompArg, arg: bigint): boolean {
+function argHolds(cond: OciSeccompArg, arg: bigint): boolean {
   const v = BigInt(cond.value);
   switch (cond.op) {
     case 'SCMP_CMP_EQ':

@@ -11,10 +11,9 @@ export type OciSeccompAction =
   | 'SCMP_ACT_LOG'
   | 'SCMP_ACT_NOTIFY';
 
-export type OciSeccompArch =
-  'SCMP_ARCH_X86_64' | 'SCMP_ARCH_X86' | 'SCMP_ARCH_X32' | 'SCMP_ARCH_AARCH64';
+type OciSeccompArch = 'SCMP_ARCH_X86_64' | 'SCMP_ARCH_X86' | 'SCMP_ARCH_X32' | 'SCMP_ARCH_AARCH64';
 
-export type OciSeccompOperator =
+type OciSeccompOperator =
   | 'SCMP_CMP_NE'
   | 'SCMP_CMP_LT'
   | 'SCMP_CMP_LE'
@@ -23,7 +22,7 @@ export type OciSeccompOperator =
   | 'SCMP_CMP_GT'
   | 'SCMP_CMP_MASKED_EQ';
 
-export type OciSeccompFlag =
+type OciSeccompFlag =
   'SECCOMP_FILTER_FLAG_TSYNC' | 'SECCOMP_FILTER_FLAG_LOG' | 'SECCOMP_FILTER_FLAG_SPEC_ALLOW';
 
 /**

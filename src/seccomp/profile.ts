@@ -2,8 +2,7 @@
 // but the policy does not allow get an explicit SCMP_ACT_NOTIFY rule, so the monitor records
 // each denial and answers EPERM or ENOSYS (notify-table.ts); anything the tables do not know
 // falls to the default action, ENOSYS, so newer syscalls look unimplemented and libc falls back.
-import { PolicyError } from '../policy/load.js';
-import { NanocellError } from '../util/errors.js';
+import { NanocellError, PolicyError } from '../util/errors.js';
 import {
   anyBitSet,
   argIn,
@@ -165,7 +164,7 @@ function defaultDecisions(arch: SeccompArch): Map<string, Decision> {
 }
 
 /** Whether re-allowing `name` needs `unsafeAllowForbidden`. */
-export function isForbidden(name: string): boolean {
+function isForbidden(name: string): boolean {
   return (
     Object.hasOwn(FORBIDDEN, name) ||
     Object.hasOwn(ARG_FILTERED, name) ||
@@ -295,7 +294,7 @@ function denial(
  * i386 rows use the x86_64 decisions: the profile refuses that ABI as a whole, so they only
  * name a call the monitor should never see.
  */
-export function notifyTableFor(
+function notifyTableFor(
   opts: Pick<SeccompOptions, 'allow' | 'deny' | 'unsafeAllowForbidden'>,
 ): string {
   const lines: string[] = [];

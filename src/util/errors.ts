@@ -19,3 +19,13 @@ export class NanocellError extends Error {
     return `${this.message}${this.fix ? ` (fix: ${this.fix})` : ''}`.replace(/\s*\n\s*/g, ' ');
   }
 }
+
+/**
+ * A policy the user wrote cannot be honoured. It lives here, below policy/ and seccomp/, so
+ * that every layer that validates a policy field can throw it without importing the loader.
+ */
+export class PolicyError extends NanocellError {
+  constructor(message: string, fix = 'correct the policy; see schema/policy.schema.json') {
+    super(message, fix, 'POLICY');
+  }
+}

@@ -29,7 +29,7 @@ import { isMountPoint, mountReadOnlyView, unmountOverlay } from './overlay.js';
 import { isSameOrBelow, lstatNoSymlinkComponents, relPathProblem } from './paths.js';
 import type { ScopePlan } from './scope.js';
 
-export interface ChangeLimits {
+interface ChangeLimits {
   /** Most paths the upper dir may hold (touched entries, whiteouts and expanded deletions). */
   maxFiles: number;
   /** Most bytes of file content stored (normally the disk cap). */
@@ -332,7 +332,7 @@ class Collector {
 }
 
 /** The project's state of `rel` now, for the conflict check at apply. */
-export function baseState(projectDir: string, rel: string): BaseState {
+function baseState(projectDir: string, rel: string): BaseState {
   let st: Stats | undefined;
   try {
     st = lstatNoSymlinkComponents(projectDir, rel);

@@ -60,7 +60,7 @@ export function fromWireError(w: WireError): Error {
  * The worker's entry. Tests run the TypeScript sources, which a worker cannot load, so both
  * they and the installed package use the compiled file (the test setup builds dist first).
  */
-export function collectThreadFile(): string {
+function collectThreadFile(): string {
   return path.join(packageRoot(), 'dist', 'workspace', 'collectThread.js');
 }
 
@@ -69,7 +69,7 @@ export function collectThreadFile(): string {
  * worker's start-up (loading the collector's modules) takes 0.1 to 0.3 s, so only an upper
  * layer past these bounds goes to a worker.
  */
-export const IN_THREAD_MAX = { entries: 256, bytes: 4 * 1024 * 1024 };
+const IN_THREAD_MAX = { entries: 256, bytes: 4 * 1024 * 1024 };
 
 /**
  * Whether the upper layer is within `max`. It stops at the first entry past a bound, so a

@@ -1,12 +1,18 @@
 import { lstatSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { NanocellError } from '../util/errors.js';
+import { stateRootOfChangeDir } from './applyPaths.js';
+import { readFate, recordFate, describeFate } from './changeFate.js';
 
 /** Removes a change set directory (refusing anything that does not look like one). */
-export function discardChangeSet(changeDir: string): void {
+export function discardChangeSet(changeDir: string, opts: { record?: boolean } = {}): void {
   const st = lstatSync(changeDir, { throwIfNoEntry: false });
   if (!st) {
+    const fate = readFate(stateRootOfChangeDir(changeDir), path.basename(changeDir));
     throw new NanocellError(
-      `no change set at ${changeDir}`,
+      fate
+        ? `the change set of task ${path.basename(changeDir)} was ${describeFate(fate)}`
+        : `no change set at ${changeDir}`,
       'check the task id; it may already have been applied or discarded',
       'STATE',
     );
@@ -19,4 +25,6 @@ export function discardChangeSet(changeDir: string): void {
     );
   }
   rmSync(changeDir, { recursive: true, force: true });
+  if (opts.record !== false)
+    recordFate(stateRootOfChangeDir(changeDir), path.basename(changeDir), { status: 'discarded' });
 }

@@ -9,7 +9,7 @@ const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = constants;
 // large share of collecting a change set of many small files.
 const readBuf = Buffer.allocUnsafe(CHUNK);
 
-export class NotRegularFileError extends Error {}
+class NotRegularFileError extends Error {}
 export class BudgetExceededError extends Error {}
 
 /** Opens a regular file for reading without following a final symlink or blocking on a fifo. */

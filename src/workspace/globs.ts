@@ -72,9 +72,57 @@ function staticBases(patterns: string[]): string[] {
   });
 }
 
+/**
+ * Code points that some file systems and tools drop from names (HFS+ ignores them, as git did
+ * in CVE-2014-9390): zero-width and direction marks, joiners, the BOM.
+ */
+const IGNORABLE: ReadonlyArray<readonly [number, number]> = [
+  [0x00ad, 0x00ad],
+  [0x034f, 0x034f],
+  [0x115f, 0x1160],
+  [0x17b4, 0x17b5],
+  [0x180b, 0x180f],
+  [0x200b, 0x200f],
+  [0x202a, 0x202e],
+  [0x2060, 0x206f],
+  [0x3164, 0x3164],
+  [0xfe00, 0xfe0f],
+  [0xfeff, 0xfeff],
+  [0xffa0, 0xffa0],
+];
+
+function dropIgnorable(s: string): string {
+  let out = '';
+  for (const ch of s) {
+    const cp = ch.codePointAt(0)!;
+    if (!IGNORABLE.some(([lo, hi]) => cp >= lo && cp <= hi)) out += ch;
+  }
+  return out;
+}
+
+/**
+ * A path as a case-insensitive, normalising host may read it: NFC, ignorable code points
+ * dropped, lower case, and trailing dots and spaces of each segment dropped (Windows file
+ * systems ignore them). `.GIT/Hooks`, `.git\u200c/hooks` and `.git./hooks` all fold to
+ * `.git/hooks`.
+ */
+export function foldPath(rel: string): string {
+  // Plain ASCII (almost every path) has nothing to normalise or drop.
+  const text = /^[\x20-\x7e]*$/.test(rel) ? rel : dropIgnorable(rel.normalize('NFC'));
+  return text
+    .toLowerCase()
+    .split('/')
+    .map((seg) => seg.replace(/[. ]+$/, '') || seg)
+    .join('/');
+}
+
 export function compileScope(patterns: WorkspacePatterns): ScopeMatcher {
   const excluded = compile(patterns.exclude);
-  const protectedM = compile(patterns.protected);
+  // A protected path is one a host program runs or reads later; the host may read the name
+  // case-insensitively or normalised, so every spelling that folds to a protected one counts.
+  const exact = compile(patterns.protected);
+  const folded = compile(patterns.protected.map(foldPath));
+  const protectedM = (rel: string) => exact(rel) || folded(foldPath(rel));
   const include = patterns.include.length ? patterns.include : ['**'];
   const included = compile(include);
   const bases = staticBases(include);

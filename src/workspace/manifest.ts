@@ -8,9 +8,9 @@ const MAX_MANIFEST_BYTES = 512 * 1024 * 1024;
 
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
 const count = z.number().int().nonnegative();
-export const fileTypes = ['file', 'dir', 'symlink'] as const;
+const fileTypes = ['file', 'dir', 'symlink'] as const;
 
-export const baseStateSchema = z.strictObject({
+const baseStateSchema = z.strictObject({
   exists: z.boolean(),
   type: z.enum(['file', 'dir', 'symlink', 'other']).optional(),
   size: count.optional(),
@@ -21,7 +21,7 @@ export const baseStateSchema = z.strictObject({
   target: z.string().optional(),
 });
 
-export const entrySchema = z.strictObject({
+const entrySchema = z.strictObject({
   path: z.string(),
   /** add: did not exist; modify: content or type changed; mode: permissions only; delete. */
   kind: z.enum(['add', 'modify', 'mode', 'delete']),
@@ -37,9 +37,9 @@ export const entrySchema = z.strictObject({
   base: baseStateSchema,
 });
 
-export const refusedSchema = z.strictObject({ path: z.string(), reason: z.string() });
+const refusedSchema = z.strictObject({ path: z.string(), reason: z.string() });
 
-export const manifestSchema = z.strictObject({
+const manifestSchema = z.strictObject({
   version: z.literal(1),
   taskId: z.string().min(1),
   projectDir: z.string().min(1),
@@ -120,7 +120,7 @@ export interface ChangeSummary {
   more: number;
 }
 
-export const SUMMARY_LIST_CAP = 100;
+const SUMMARY_LIST_CAP = 100;
 
 export function summarize(cs: ChangeSet): ChangeSummary {
   const m = cs.manifest;

@@ -21,10 +21,6 @@ export function relPathProblem(rel: unknown): string | undefined {
   return undefined;
 }
 
-export function isCleanRelPath(rel: unknown): rel is string {
-  return relPathProblem(rel) === undefined;
-}
-
 /** `rel` and every ancestor of it, shortest first: a/b/c → [a, a/b, a/b/c]. */
 export function selfAndAncestors(rel: string): string[] {
   const parts = rel.split('/');

@@ -3,7 +3,7 @@
 import { lstatSync, readdirSync, type Dirent } from 'node:fs';
 import { NanocellError } from '../util/errors.js';
 import { compileScope, matchAny, type WorkspacePatterns } from './globs.js';
-import type { OciMount } from './ociMount.js';
+import type { OciMount } from '../plan/oci.js';
 import { isSameOrBelow, relPathProblem } from './paths.js';
 
 export interface ScopePlan {

@@ -5,7 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AuditStore } from '../../src/audit/store.js';
-import { HOST_SLOTS_DIR } from '../../src/cell/slots.js';
+import { HOST_SLOTS_DIR } from '../../src/host/slots.js';
 import { CLI as REPO_CLI, cellProcesses, mountsUnder, nanocell } from '../helpers/cells.js';
 
 /** The CLI to run; bench/soak.ts compiles elsewhere and points this at the repo's dist. */

@@ -7,8 +7,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AuditStore, newTaskId } from '../../src/audit/store.js';
 import type { AuditEvent } from '../../src/audit/events.js';
-import { Cell, type CellSummary } from '../../src/cell/cell.js';
-import { DenialSummaries, toAuditEvents } from '../../src/cell/auditSink.js';
+import { Cell } from '../../src/cell/cell.js';
+import type { CellSummary } from '../../src/cell/types.js';
+import { DenialSummaries, toAuditEvents } from '../../src/task/auditSink.js';
 import { parsePolicy, resolvePolicy } from '../../src/policy/load.js';
 import { SYSCALL_NUMBERS } from '../../src/seccomp/syscall-numbers.generated.js';
 import { leftovers, makeSandbox, TEST_ROOT, type Sandbox } from '../helpers/cells.js';
@@ -55,14 +56,17 @@ export class AttackCell {
       files?: Record<string, string>;
       policy?: object;
       prepare?: (project: string) => void;
+      /** A state root of the test's choosing (e.g. inside the project); default: the sandbox's. */
+      stateRoot?: (project: string) => string;
     } = {},
   ): Promise<AttackCell> {
     const sb = makeSandbox({ 'atk.py': ATK_PY, 'nr.json': NR_JSON, ...(o.files ?? {}) });
     let store: AuditStore | undefined;
     try {
       o.prepare?.(sb.project);
-      fs.mkdirSync(sb.stateRoot, { recursive: true });
-      store = AuditStore.open(path.join(sb.stateRoot, 'nanocell.db'));
+      const stateRoot = o.stateRoot?.(sb.project) ?? sb.stateRoot;
+      fs.mkdirSync(stateRoot, { recursive: true });
+      store = AuditStore.open(path.join(stateRoot, 'nanocell.db'));
       const s = store;
       const taskId = newTaskId();
       s.createTask({ id: taskId, session: 'attacks', command: ['attack'], ownerPid: process.pid });
@@ -71,7 +75,7 @@ export class AttackCell {
       const cell = await Cell.create({
         policy: resolvePolicy(parsePolicy(o.policy ?? {})),
         workspace: sb.project,
-        stateRoot: sb.stateRoot,
+        stateRoot,
         taskId,
         session: 'attacks',
         onEvent: (e) => {

@@ -5,7 +5,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_EXCLUDES, DEFAULT_PROTECTED } from '../../src/policy/defaults.js';
-import { parsePolicy, PolicyError, resolvePolicy } from '../../src/policy/load.js';
+import { parsePolicy, resolvePolicy } from '../../src/policy/load.js';
+import { PolicyError } from '../../src/util/errors.js';
 import { compileNetRules } from '../../src/net/rules.js';
 import { decideSyscalls } from '../../src/seccomp/profile.js';
 import { SYSCALL_NUMBERS } from '../../src/seccomp/syscall-numbers.generated.js';

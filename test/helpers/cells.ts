@@ -4,7 +4,7 @@ import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from 'node:chil
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HOST_SLOTS_DIR } from '../../src/cell/slots.js';
+import { HOST_SLOTS_DIR } from '../../src/host/slots.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = path.join(REPO, 'dist', 'cli', 'nanocell.mjs');

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditStore } from '../../../src/audit/store.js';
-import { runTask } from '../../../src/cell/task.js';
+import { runTask } from '../../../src/task/task.js';
 import { parsePolicy, resolvePolicy } from '../../../src/policy/load.js';
 import { makeSandbox, type Sandbox } from '../../helpers/cells.js';
 

@@ -1,7 +1,8 @@
 // Hard limits: memory, pids, CPU, wall time, output. Each test runs its own small cell.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
-import { Cell, type CellEvent } from '../../../src/cell/cell.js';
+import { Cell } from '../../../src/cell/cell.js';
+import type { CellEvent } from '../../../src/cell/types.js';
 import { parsePolicy, resolvePolicy } from '../../../src/policy/load.js';
 import { makeSandbox, type Sandbox } from '../../helpers/cells.js';
 

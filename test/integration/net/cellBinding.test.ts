@@ -2,7 +2,8 @@
 // the other's proxy or allowances, nor reach the host's loopback services directly.
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cell, type CellEvent } from '../../../src/cell/cell.js';
+import { Cell } from '../../../src/cell/cell.js';
+import type { CellEvent } from '../../../src/cell/types.js';
 import { parsePolicy, resolvePolicy } from '../../../src/policy/load.js';
 import { makeSandbox, type Sandbox } from '../../helpers/cells.js';
 import {

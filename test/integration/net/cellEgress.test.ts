@@ -1,7 +1,8 @@
 // Egress from real cells: no network by default; with an allowlist, real tools reach local
 // servers only through the cell's own proxy, and every attempt is decided and recorded.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cell, type CellEvent } from '../../../src/cell/cell.js';
+import { Cell } from '../../../src/cell/cell.js';
+import type { CellEvent } from '../../../src/cell/types.js';
 import { parsePolicy, resolvePolicy } from '../../../src/policy/load.js';
 import { makeSandbox, type Sandbox } from '../../helpers/cells.js';
 import {

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runTask } from '../../../src/cell/task.js';
+import { runTask } from '../../../src/task/task.js';
 import { parsePolicy, resolvePolicy } from '../../../src/policy/load.js';
 import { makeSandbox, nanocell, readReport, type Sandbox } from '../../helpers/cells.js';
 

@@ -1,7 +1,7 @@
 // Ordinary agent work under the default profile: every workload must succeed and the monitor
 // must record no denial at all (a denial here is a compatibility bug in the profile or plan).
 import { describe, it } from 'vitest';
-import type { CellEvent } from '../../../src/cell/cell.js';
+import type { CellEvent } from '../../../src/cell/types.js';
 import { denials, execs, withCell } from './harness.js';
 
 interface Outcome {

@@ -3,7 +3,7 @@
 // Then the exec audit: every execve/execveat is recorded as an unverified hint.
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'vitest';
-import { runTask } from '../../../src/cell/task.js';
+import { runTask } from '../../../src/task/task.js';
 import { leftovers, makeSandbox } from '../../helpers/cells.js';
 import { denials, execs, policy, PROBE_PY, probeResults, SIGSYS, withCell } from './harness.js';
 

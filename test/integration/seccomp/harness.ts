@@ -3,7 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Cell, type CellEvent } from '../../../src/cell/cell.js';
+import { Cell } from '../../../src/cell/cell.js';
+import type { CellEvent } from '../../../src/cell/types.js';
 import { parsePolicy, resolvePolicy } from '../../../src/policy/load.js';
 import type { Policy } from '../../../src/policy/defaults.js';
 import { leftovers, makeSandbox, type Sandbox } from '../../helpers/cells.js';

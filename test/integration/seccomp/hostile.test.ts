@@ -2,8 +2,8 @@
 // supervisor, and a dead monitor must leave every notified syscall failing (fail closed).
 import fs from 'node:fs';
 import { describe, it } from 'vitest';
-import type { CellEvent } from '../../../src/cell/cell.js';
-import { DenialSummaries, toAuditEvents } from '../../../src/cell/auditSink.js';
+import type { CellEvent } from '../../../src/cell/types.js';
+import { DenialSummaries, toAuditEvents } from '../../../src/task/auditSink.js';
 import { denials, eventually, PROBE_PY, withCell } from './harness.js';
 
 const files = { 'probe.py': PROBE_PY };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PolicyError } from '../../../src/policy/load.js';
+import { PolicyError } from '../../../src/util/errors.js';
 import {
   checkAddress,
   compileNetRules,

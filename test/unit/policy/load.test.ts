@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { parsePolicy, PolicyError, resolvePolicy } from '../../../src/policy/load.js';
+import { parsePolicy, resolvePolicy } from '../../../src/policy/load.js';
+import { PolicyError } from '../../../src/util/errors.js';
 import { DEFAULT_EXCLUDES, DEFAULT_LIMITS } from '../../../src/policy/defaults.js';
 import { policyJsonSchema } from '../../../src/policy/jsonSchema.js';
 import { parseDuration, parseSize } from '../../../src/util/units.js';

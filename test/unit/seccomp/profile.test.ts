@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { PolicyError } from '../../../src/policy/load.js';
+import { PolicyError } from '../../../src/util/errors.js';
 import {
   alignedBlocks,
   argIn,

@@ -1,0 +1,143 @@
+/*
+ * The seccomp listener: a unix socket (mode 0600) runc connects to once, sending the OCI state
+ * JSON as data and the notify fd as SCM_RIGHTS. One fd per cell; the socket is removed after.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "monitor.h"
+
+int listen_fd = -1;
+long init_pid = -1;
+static const char *listener_path;
+
+int open_listener(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		emit_error("listener path too long: %s", path);
+		return -1;
+	}
+	listener_path = path;
+	strcpy(sa.sun_path, path);
+	unlink(path);
+	listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* The socket file is created 0600 from the start, not chmod'ed after a window. */
+	mode_t um = umask(0177);
+	int rc = listen_fd < 0 ? -1 : bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(um);
+	if (rc < 0 || chmod(path, 0600) < 0 || listen(listen_fd, 4) < 0) {
+		emit_error("listener %s: %s", path, strerror(errno));
+		if (rc == 0)
+			unlink(path);
+		return -1;
+	}
+	return 0;
+}
+
+void close_listener(void)
+{
+	if (listen_fd >= 0) {
+		close(listen_fd);
+		listen_fd = -1;
+		unlink(listener_path);
+	}
+}
+
+/* Keeps the first fd passed, closes any other. */
+static void take_fds(struct msghdr *msg, int *got_fd)
+{
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(msg); h; h = CMSG_NXTHDR(msg, h)) {
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		int nfds = (int)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		int *fds = (int *)CMSG_DATA(h);
+		for (int i = 0; i < nfds; i++) {
+			if (*got_fd < 0)
+				*got_fd = fds[i];
+			else
+				close(fds[i]);
+		}
+	}
+}
+
+/* Reads runc's whole message into state (NUL-terminated); returns the notify fd or -1. */
+static int receive_state(int c, char *state, size_t cap)
+{
+	size_t len = 0;
+	int got_fd = -1;
+	for (;;) {
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(sizeof(int) * 8)];
+		} cm;
+		struct iovec iov = { .iov_base = state + len, .iov_len = cap - 1 - len };
+		struct msghdr msg = { .msg_iov = &iov,
+				      .msg_iovlen = 1,
+				      .msg_control = cm.buf,
+				      .msg_controllen = sizeof(cm.buf) };
+		ssize_t n = recvmsg(c, &msg, MSG_CMSG_CLOEXEC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n >= 0)
+			take_fds(&msg, &got_fd);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len >= cap - 1)
+			break;
+	}
+	state[len] = 0;
+	return got_fd;
+}
+
+/* Before the event: the supervisor counts the cell as started only with its proxy socket.
+ * Without it the cell must not run (fail closed). */
+static void make_proxy_port(void)
+{
+	if (init_pid <= 0) {
+		emit_error("proxy listener: the runtime did not say which pid the cell has");
+		return;
+	}
+	if (hand_over_proxy_listener(init_pid) < 0)
+		kill((pid_t)init_pid, SIGKILL);
+}
+
+void accept_listener(void)
+{
+	int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0)
+		return;
+	struct timeval tv = { .tv_sec = 2 };
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	static char state[256 * 1024];
+	int got_fd = receive_state(c, state, sizeof(state));
+	close(c);
+	if (got_fd < 0) {
+		emit_error("listener connection without a seccomp fd");
+		return;
+	}
+	if (notify_fd >= 0) {
+		emit_error("second seccomp fd on the listener ignored");
+		close(got_fd);
+		return;
+	}
+	notify_fd = got_fd;
+	/* Go marshals the state's top-level "pid" before "bundle" and "annotations". */
+	const char *p = strstr(state, "\"pid\":");
+	if (p)
+		init_pid = strtol(p + 6, NULL, 10);
+	if (proxy_port > 0)
+		make_proxy_port();
+	struct out o = { 0 };
+	out_fmt(&o, "{\"type\":\"listener\",\"pid\":%ld,\"initPid\":%ld}", init_pid, init_pid);
+	emit(&o);
+	/* One fd per cell: nobody else needs the socket. */
+	close_listener();
+}

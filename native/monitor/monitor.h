@@ -1,0 +1,97 @@
+/*
+ * Declarations shared by the modules of nanocell-monitor. Each section names the file that owns
+ * the state or the functions.
+ */
+#ifndef NANOCELL_MONITOR_H
+#define NANOCELL_MONITOR_H
+
+#include <limits.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../protocol.h"
+
+/* ---------- events.c: JSON lines on stdout ---------- */
+
+struct out {
+	char *p;
+	size_t len, cap;
+};
+
+void out_raw(struct out *o, const char *s, size_t n);
+void out_fmt(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void out_cstr(struct out *o, const char *s);
+void emit(struct out *o);
+void emit_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+long long now_ms(void);
+long long mono_ms(void);
+
+/* ---------- syscalls.c: the syscall table and exec numbers ---------- */
+
+struct sysent {
+	uint32_t arch;
+	int nr;
+	int err;
+	char name[48];
+};
+
+const char *arch_name(uint32_t arch);
+int load_table(const char *path);
+const struct sysent *lookup_syscall(uint32_t arch, int nr);
+int is_exec(uint32_t arch, int nr, int *is_at);
+
+/* ---------- taskmem.c: what a notified task is doing ---------- */
+
+#define ARGV_MAX	 64
+#define ARG_MAX_BYTES	 256
+#define ARGV_TOTAL_BYTES 4096
+
+struct exec_info {
+	char path[PATH_MAX];
+	int argc;
+	char argv[ARGV_MAX][ARG_MAX_BYTES];
+	int truncated;
+};
+
+void read_exec(pid_t pid, uint32_t arch, const __u64 *args, int is_at, struct exec_info *info);
+void read_ppid(pid_t pid, long *ppid, long *nspid);
+
+/* ---------- notify.c: the seccomp agent ---------- */
+
+extern int notify_fd;
+extern long max_events, max_exec_events;
+
+int notify_init(void);
+void handle_notification(void);
+void emit_summaries(void);
+
+/* ---------- listener.c: runc's connection with the notify fd ---------- */
+
+extern int listen_fd;
+extern long init_pid;
+
+int open_listener(const char *path);
+void accept_listener(void);
+void close_listener(void);
+
+/* ---------- proxyport.c: the egress proxy's socket in the cell's netns ---------- */
+
+extern int proxy_port;
+
+int take_node_channel(void);
+int hand_over_proxy_listener(long pid);
+
+/* ---------- runtime.c: the runtime process, init's exit, shutdown ---------- */
+
+extern int runtime_exited, runtime_status, init_reaped;
+extern const char *pid_file;
+
+int start_runtime(char **argv, const sigset_t *mask);
+void reap(int flags);
+void check_init_gone(void);
+void __attribute__((noreturn)) cleanup_and_exit(int code);
+void __attribute__((noreturn)) terminate(void);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * The init control protocol (docs/architecture.md, "Init control protocol"), shared by
+ * nanocell-init, nanocell-monitor and, through test/unit/native/protocol.test.ts, the
+ * TypeScript side (src/cell/initFrames.ts), which must hold the same values.
+ *
+ * Frames: type:u8 | id:u32le | len:u32le | payload[len]. id names an exec; 0 is the cell.
+ */
+#ifndef NANOCELL_PROTOCOL_H
+#define NANOCELL_PROTOCOL_H
+
+/* The control socket: the monitor passes it through the runtime, init serves it. */
+#define NC_CTL_FD 3
+
+#define NC_FRAME_HEADER_BYTES 9
+/* Larger frames are a protocol error, in both directions. */
+#define NC_MAX_FRAME_PAYLOAD  (8u << 20)
+/* An exec request starts with argc:u32le envc:u32le. */
+#define NC_EXEC_HEADER_BYTES  8
+
+/* Supervisor -> init. */
+#define NC_FRAME_EXEC  'E'
+#define NC_FRAME_STDIN 'I'
+#define NC_FRAME_KILL  'K'
+#define NC_FRAME_QUIT  'Q'
+
+/* Init -> supervisor. */
+#define NC_FRAME_READY	 'R'
+#define NC_FRAME_STARTED 'S'
+#define NC_FRAME_STDOUT	 'O'
+#define NC_FRAME_STDERR	 'e'
+#define NC_FRAME_EXITED	 'X'
+#define NC_FRAME_FAILED	 'F'
+#define NC_FRAME_LOG	 'L'
+#define NC_FRAME_FATAL	 'Z'
+
+#endif

@@ -1,0 +1,123 @@
+// The per-cell native monitor: how it is started, how its failures surface, and its JSON
+// lines on stdout. readMonitorEvents is the one place that parses them; the monitor relays
+// what the cell did (execs, denied syscalls), so every line is untrusted input.
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { nativeBinary } from '../host/native.js';
+import { CELL_PROXY_PORT } from '../plan/layout.js';
+import { NanocellError } from '../util/errors.js';
+import type { CellDirs } from './state.js';
+import type { CellEvent } from './types.js';
+
+export function spawnMonitor(o: {
+  dirs: CellDirs;
+  runtimeArgs: string[];
+  withListener: boolean;
+  proxyOnCellLoopback: boolean;
+}): ChildProcess {
+  const { dirs } = o;
+  // The monitor requires a listener; with seccomp off (benchmarks) nothing connects to it.
+  const args = ['--pid-file', dirs.initPid, '--listener', dirs.seccompSocket];
+  if (o.withListener) args.push('--syscall-table', dirs.syscallTable);
+  if (o.proxyOnCellLoopback) args.push('--proxy-port', String(CELL_PROXY_PORT));
+  return spawn(nativeBinary('nanocell-monitor'), [...args, '--', ...o.runtimeArgs], {
+    // fd 4: Node's IPC channel, the one way a child can hand this process a socket.
+    stdio: o.proxyOnCellLoopback
+      ? ['ignore', 'pipe', 'pipe', 'pipe', 'ipc']
+      : ['ignore', 'pipe', 'pipe', 'pipe'],
+    cwd: dirs.bundle,
+    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+  });
+}
+
+export interface MonitorHandlers {
+  /** The monitor learned init's host pid. */
+  listener(initPid: number): void;
+  runtimeExited(status: number): void;
+  /** init.exited and error: the lifecycle's business. */
+  monitor(ev: CellEvent): void;
+  /** exec, syscall.denied, syscall.denied.summary: audit events. */
+  audit(ev: CellEvent): void;
+}
+
+export function readMonitorEvents(stream: Readable, h: MonitorHandlers): void {
+  let buf = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    buf += chunk;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      let ev: CellEvent;
+      try {
+        ev = JSON.parse(line) as CellEvent;
+      } catch {
+        continue;
+      }
+      if (ev === null || typeof ev !== 'object' || typeof ev.type !== 'string') continue;
+      switch (ev.type) {
+        case 'listener':
+          h.listener(Number(ev.initPid));
+          break;
+        case 'runtime.exited':
+          h.runtimeExited(Number(ev.status));
+          break;
+        case 'init.exited':
+        case 'error':
+          h.monitor(ev);
+          break;
+        default:
+          h.audit(ev);
+      }
+    }
+  });
+}
+
+/**
+ * A promise that rejects, naming the runtime's last stderr line, if the runtime fails or the
+ * monitor exits before the cell is up; disarm() once it is.
+ */
+export function runtimeFailureOf(
+  monitor: ChildProcess,
+  runtimeName: string,
+): { failure: Promise<never>; failed(status: number): void; disarm(): void } {
+  let stderr = '';
+  monitor.stderr!.setEncoding('utf8');
+  monitor.stderr!.on('data', (d: string) => {
+    if (stderr.length < 8192) stderr += d;
+  });
+  let fail: ((msg: string) => void) | undefined;
+  const failure = new Promise<never>((_, reject) => {
+    fail = (msg) =>
+      reject(
+        new NanocellError(
+          `the ${runtimeName} runtime could not start the cell: ${msg}`,
+          'run `nanocell doctor` to see what this host lacks',
+          'RUNTIME',
+        ),
+      );
+  });
+  failure.catch(() => undefined);
+  monitor.once('close', () => fail?.(lastLine(stderr) || 'the monitor exited'));
+  return {
+    failure,
+    failed: (status) => {
+      if (status !== 0) fail?.(lastLine(stderr) || `exit status ${status}`);
+    },
+    disarm: () => {
+      fail = undefined;
+    },
+  };
+}
+
+function lastLine(s: string): string {
+  return (
+    s
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .pop()
+      ?.replace(/^time=".*?" level=\w+ msg=/, '') ?? ''
+  );
+}

@@ -1,0 +1,64 @@
+// The types a cell's users see: its options, events, exec handles and summary. They live
+// apart from the Cell class so that the modules the cell wires in (network, workspace) and
+// the task's audit sink can name them without importing the lifecycle.
+import type { Readable, Writable } from 'node:stream';
+import type { CgroupTotals } from '../host/cgroups.js';
+import type { AppliedLimits, Degradation } from '../plan/plan.js';
+import type { Policy } from '../policy/defaults.js';
+
+export type EndReason = 'exited' | 'signaled' | 'timeout' | 'oom' | 'killed' | 'error';
+
+/** An event for the audit trail; the sink adds task id, session, time and sequence. */
+export interface CellEvent {
+  type: string;
+  [k: string]: unknown;
+}
+
+export interface CellOptions {
+  policy: Policy;
+  /** The project directory; it appears in the cell at the same absolute path. */
+  workspace: string;
+  taskId?: string;
+  session?: string;
+  stateRoot?: string;
+  /** Extra `network.allow` entries (the CLI's --allow-net). */
+  extraAllowNet?: string[];
+  onEvent?: (e: CellEvent) => void;
+  /** Skip parts of the cell, for benchmarks that show what each part costs. Not for users. */
+  benchOff?: { seccomp?: boolean; workspace?: boolean; cgroups?: boolean };
+}
+
+export interface ExecOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+export interface ExecOutcome {
+  /** Exit status with Docker's conventions (124 timeout, 125 nanocell, 126/127 exec, 137 kill). */
+  exitCode: number;
+  endReason: EndReason;
+  signal?: number;
+  outputTruncated: boolean;
+}
+
+export interface CellExec {
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  readonly stdin: Writable;
+  readonly result: Promise<ExecOutcome>;
+  kill(signal?: number): void;
+}
+
+export interface CellSummary {
+  taskId: string;
+  cellId: string;
+  startedAt: number;
+  endedAt: number;
+  durationMs: number;
+  endReason: EndReason | null;
+  resources: CgroupTotals;
+  limits: AppliedLimits;
+  degradations: Degradation[];
+  runtime: { name: string; version: string };
+  changeSet?: unknown;
+}

@@ -1,0 +1,108 @@
+// Reading a cell's cgroup counters for the report and the live view (v1 and v2).
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CgroupFacts } from './facts.js';
+
+const ROOT = '/sys/fs/cgroup';
+
+export interface CgroupSample {
+  memoryBytes: number | null;
+  pids: number | null;
+  cpuNs: number | null;
+}
+
+export interface CgroupTotals {
+  peakMemoryBytes: number | null;
+  peakPids: number | null;
+  cpuMs: number | null;
+  oomKills: number;
+  pidsLimitHits: number;
+}
+
+function readNum(file: string): number | null {
+  try {
+    const v = fs.readFileSync(file, 'utf8').trim();
+    const n = Number(v.split(/\s+/)[0]);
+    return Number.isFinite(n) ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+function readKeyed(file: string, key: string): number | null {
+  try {
+    const m = new RegExp(`^${key}\\s+(\\d+)`, 'm').exec(fs.readFileSync(file, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+export class CgroupReader {
+  private peakMem = 0;
+  private peakPids = 0;
+
+  constructor(
+    private readonly facts: CgroupFacts,
+    private readonly cellId: string,
+  ) {}
+
+  private v1(ctrl: string, file: string): string {
+    return path.join(ROOT, ctrl, this.facts.parent, this.cellId, file);
+  }
+
+  private v2(file: string): string {
+    return path.join(ROOT, this.facts.parent, this.cellId, file);
+  }
+
+  sample(): CgroupSample {
+    const s: CgroupSample =
+      this.facts.version === 1
+        ? {
+            memoryBytes: this.facts.memory
+              ? readNum(this.v1('memory', 'memory.usage_in_bytes'))
+              : null,
+            pids: this.facts.pids ? readNum(this.v1('pids', 'pids.current')) : null,
+            cpuNs: readNum(this.v1('cpuacct', 'cpuacct.usage')),
+          }
+        : this.facts.version === 2
+          ? {
+              memoryBytes: this.facts.memory ? readNum(this.v2('memory.current')) : null,
+              pids: this.facts.pids ? readNum(this.v2('pids.current')) : null,
+              cpuNs: (readKeyed(this.v2('cpu.stat'), 'usage_usec') ?? NaN) * 1000 || null,
+            }
+          : { memoryBytes: null, pids: null, cpuNs: null };
+    if (s.memoryBytes !== null) this.peakMem = Math.max(this.peakMem, s.memoryBytes);
+    if (s.pids !== null) this.peakPids = Math.max(this.peakPids, s.pids);
+    return s;
+  }
+
+  /** Call before the runtime deletes the cgroup. */
+  totals(): CgroupTotals {
+    const last = this.sample();
+    if (this.facts.version === 1) {
+      const maxUsage = this.facts.memory
+        ? readNum(this.v1('memory', 'memory.max_usage_in_bytes'))
+        : null;
+      return {
+        peakMemoryBytes: maxUsage ?? (this.facts.memory ? this.peakMem : null),
+        peakPids: this.facts.pids ? (readNum(this.v1('pids', 'pids.peak')) ?? this.peakPids) : null,
+        cpuMs: last.cpuNs === null ? null : Math.round(last.cpuNs / 1e6),
+        oomKills: readKeyed(this.v1('memory', 'memory.oom_control'), 'oom_kill') ?? 0,
+        pidsLimitHits: readKeyed(this.v1('pids', 'pids.events'), 'max') ?? 0,
+      };
+    }
+    if (this.facts.version === 2) {
+      return {
+        peakMemoryBytes: this.facts.memory
+          ? (readNum(this.v2('memory.peak')) ?? this.peakMem)
+          : null,
+        peakPids: this.facts.pids ? (readNum(this.v2('pids.peak')) ?? this.peakPids) : null,
+        cpuMs: last.cpuNs === null ? null : Math.round(last.cpuNs / 1e6),
+        oomKills: readKeyed(this.v2('memory.events'), 'oom_kill') ?? 0,
+        pidsLimitHits: readKeyed(this.v2('pids.events'), 'max') ?? 0,
+      };
+    }
+    return { peakMemoryBytes: null, peakPids: null, cpuMs: null, oomKills: 0, pidsLimitHits: 0 };
+  }
+}

@@ -1,0 +1,76 @@
+// Resolve: policy + flags + host facts -> a validated, immutable description of the cell.
+// Every refusal of a cell happens here, before anything is created, mounted or listened on:
+// a bad network.allow or exec.allow entry, a forbidden syscall, a project dir the cell cannot
+// show, a control the host cannot apply and the policy did not let degrade. Reads the host
+// (stat, realpath), changes nothing.
+import type { HostFacts } from '../host/facts.js';
+import { compileNetRules, type NetRules } from '../net/rules.js';
+import type { Policy } from '../policy/defaults.js';
+import { resolveExecAllow } from './execAllow.js';
+import { planDegradations, type BenchSwitches, type Degradation } from './plan.js';
+import { resolveProjectDir, type ProjectDir } from './projectDir.js';
+import { CellSeccomp, type CellSeccompPlan } from './seccomp.js';
+
+export interface ResolveInput {
+  policy: Policy;
+  host: HostFacts;
+  /** The project dir as the user gave it. */
+  workspace: string;
+  /** Extra `network.allow` entries (the CLI's --allow-net). */
+  extraAllowNet?: readonly string[];
+  benchOff?: BenchSwitches;
+}
+
+export interface ResolvedCell {
+  readonly policy: Policy;
+  readonly host: HostFacts;
+  readonly project: ProjectDir;
+  readonly netRules: NetRules;
+  /** The policy allows some destination, so the cell gets a proxy. */
+  readonly egress: boolean;
+  /** Concrete paths the task may execute (Landlock). */
+  readonly execAllow: readonly string[];
+  /** The seccomp profile without its per-cell listener path; undefined when a bench turned it off. */
+  readonly seccomp: CellSeccompPlan | undefined;
+  /**
+   * With a seccomp listener the monitor learns the cell's pid before init runs, so it makes the
+   * proxy's port inside the cell's own network namespace and no relay is needed. Without one
+   * (gVisor, or seccomp off for a benchmark), init bridges the port to a unix socket.
+   */
+  readonly proxyOnCellLoopback: boolean;
+  /** Opted-in degradations and bench switches, as planCell will report them. */
+  readonly degradations: readonly Degradation[];
+  readonly benchOff: Readonly<BenchSwitches>;
+}
+
+export function resolveCell(i: ResolveInput): ResolvedCell {
+  const { policy, host } = i;
+  const benchOff = { ...i.benchOff };
+  const project = resolveProjectDir(i.workspace);
+  // Rules are compiled even when nothing is allowed, so a bad entry is always an error.
+  const netRules = compileNetRules(policy.network, [...(i.extraAllowNet ?? [])]);
+  const execAllow = resolveExecAllow(policy.exec.allow, project);
+  const seccomp = CellSeccomp.plan({ policy, host, disabled: benchOff.seccomp === true });
+  const { degradations } = planDegradations({
+    policy,
+    host,
+    // Rootless cells mount the overlay in the cell; a bench's bind mount is host-side.
+    workspaceMode: host.rootless && !benchOff.workspace ? 'cell-overlay' : 'host-overlay',
+    seccomp: seccomp !== undefined,
+    benchOff,
+  });
+  // Frozen so that no later step (a bench switch, an acquire step) edits the plan it was given.
+  return Object.freeze({
+    policy,
+    host,
+    project,
+    netRules,
+    // A cidrs entry alone allows IP-literal destinations in its range, so it needs the proxy too.
+    egress: netRules.allow.length > 0 || netRules.cidrs.length > 0,
+    execAllow: Object.freeze(execAllow),
+    seccomp,
+    proxyOnCellLoopback: seccomp?.monitor === true,
+    degradations: Object.freeze(degradations.map((d) => Object.freeze(d))),
+    benchOff: Object.freeze(benchOff),
+  });
+}

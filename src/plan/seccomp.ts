@@ -1,0 +1,48 @@
+// The cell's seccomp profile: generated from the typed tables in src/seccomp, with denials
+// sent to the monitor (SCMP_ACT_NOTIFY) so every one is recorded.
+import type { HostFacts } from '../host/facts.js';
+import type { Policy } from '../policy/defaults.js';
+import { buildSeccompProfile, type SeccompPlan } from '../seccomp/index.js';
+import type { OciSeccomp } from './oci.js';
+import { runtimeTraits } from '../runtime/traits.js';
+
+/** The profile for a policy, before the per-cell listener path is known. */
+export type CellSeccompPlan = Omit<SeccompPlan, 'profile'> & {
+  profile: OciSeccomp;
+  /** Denials go to the monitor (SCMP_ACT_NOTIFY); false where the runtime cannot pass them. */
+  monitor: boolean;
+};
+
+const cache = new Map<string, SeccompPlan>();
+
+export const CellSeccomp = {
+  plan(o: { policy: Policy; host: HostFacts; disabled?: boolean }): CellSeccompPlan | undefined {
+    if (o.disabled) return undefined;
+    // gVisor implements its own syscall surface and does not pass notifications through: the
+    // same rules then answer with their errno directly (plan.ts reports the lost audit).
+    const monitor = runtimeTraits(o.policy.runtime.name).seccompNotify;
+    const opts = {
+      arch: o.host.arch,
+      monitor,
+      allow: o.policy.syscalls.allow,
+      deny: o.policy.syscalls.deny,
+      unsafeAllowForbidden: o.policy.syscalls.unsafeAllowForbidden,
+    };
+    // Building the profile walks every syscall table; it depends only on these options, so
+    // cells with the same policy share it. Only the listener path differs per cell.
+    const key = JSON.stringify(opts);
+    let plan = cache.get(key);
+    if (!plan) {
+      plan = buildSeccompProfile({ ...opts, listenerPath: monitor ? '/' : undefined });
+      cache.set(key, plan);
+    }
+    return { ...plan, profile: plan.profile as OciSeccomp, monitor };
+  },
+
+  /** The profile of one cell: its own listener socket, when denials go to the monitor. */
+  profileFor(plan: CellSeccompPlan, listenerPath: string): OciSeccomp {
+    const profile = { ...plan.profile };
+    if (plan.monitor) profile.listenerPath = listenerPath;
+    return profile;
+  },
+};
