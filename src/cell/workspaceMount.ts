@@ -38,6 +38,9 @@ import {
   type WireError,
 } from '../workspace/collectWorker.js';
 import { homeSecretExcludes, hostHomeDirs } from '../workspace/homeSecrets.js';
+import { gitChangeEvents } from '../workspace/gitHistory.js';
+import { trackedHiddenNotice } from '../workspace/gitIndexView.js';
+import { loadChangeSet } from '../workspace/manifest.js';
 import type { CellEvent } from './types.js';
 import { CELL_UID } from '../plan/layout.js';
 import type { WorkspaceMountPlan } from '../plan/plan.js';
@@ -47,7 +50,7 @@ import type { OciMount } from '../plan/oci.js';
 
 /** What the workspace could not give the task; reported like a degradation, never refused. */
 export interface WorkspaceNotice {
-  control: 'workspace-owners' | 'workspace-home';
+  control: 'workspace-owners' | 'workspace-home' | 'workspace-git-history';
   reason: string;
 }
 
@@ -128,7 +131,12 @@ export class CellWorkspace {
       fs.mkdirSync(upper, { recursive: true, mode: 0o755 });
       fs.mkdirSync(work, { recursive: true, mode: 0o700 });
       fs.chmodSync(upper, fs.statSync(project).mode & 0o777);
-      const hiddenLayer = await writeRootlessWhiteouts(scope, path.join(base, 'whiteouts'), caller);
+      const hiddenLayer = await writeRootlessWhiteouts(
+        scope,
+        path.join(base, 'whiteouts'),
+        caller,
+        notices,
+      );
       const ws = new CellWorkspace(
         project,
         {
@@ -163,6 +171,8 @@ export class CellWorkspace {
       sizeBytes: disk,
       owner: { uid: cellHostUid, gid: cellHostUid },
     });
+    const gitNotice = trackedHiddenNotice(overlay.gitViews ?? []);
+    if (gitNotice) notices.push({ control: 'workspace-git-history', reason: gitNotice });
     let idmapped: string | undefined;
     try {
       // Files owned by the project's owner appear owned by the cell user, so the task can
@@ -245,10 +255,12 @@ export class CellWorkspace {
             { signal },
           );
     const kinds = { add: 'added', modify: 'modified', delete: 'deleted', mode: 'mode' } as const;
+    const git = gitChangeEvents(summary.dir, this.cellPath, loadChangeSet(summary.dir).manifest);
     for (const c of summary.changes) {
-      if (c.kind === 'refused') continue;
+      if (c.kind === 'refused' || git.covers(c.path)) continue;
       emit({ type: 'fs.change', path: c.path, kind: kinds[c.kind] });
     }
+    for (const e of git.events) emit({ type: 'fs.change', ...e });
     return summary;
   }
 
@@ -313,12 +325,16 @@ async function writeRootlessWhiteouts(
   scope: ScopePlan,
   layerDir: string,
   owner: Owner,
+  notices: WorkspaceNotice[],
 ): Promise<string | undefined> {
   const hidden = allHidden(scope);
   if (!hidden.length) return undefined;
   assertMountablePath(layerDir);
   try {
-    await writeWhiteoutLayer(layerDir, scope.projectDir, hidden, owner);
+    const git = trackedHiddenNotice(
+      await writeWhiteoutLayer(layerDir, scope.projectDir, hidden, owner),
+    );
+    if (git) notices.push({ control: 'workspace-git-history', reason: git });
   } catch (e) {
     if (e instanceof NanocellError && e.kind !== 'HOST') throw e;
     throw new NanocellError(

@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { stateLayout } from '../cell/state.js';
+import { NanocellError } from '../util/errors.js';
 import { formatSize } from '../util/units.js';
 import { applyChangeSet } from '../workspace/apply.js';
 import { describeFate, readFate } from '../workspace/changeFate.js';

@@ -25,6 +25,7 @@ import { writeJournal, type Journal } from './applyJournal.js';
 import { planSteps, runSteps, stage, type Owner, type Progress } from './applyCommit.js';
 import { finishCommitted, recoverJournal } from './applyRecover.js';
 import { whoAmI } from './changeFate.js';
+import { assertHistoryKeepsHidden } from './gitHistory.js';
 
 export interface ApplyOptions {
   /** Apply over paths the user changed since the task started. */
@@ -68,6 +69,7 @@ export function applyChangeSet(
     );
   }
   const root = checkProject(projectDir, m);
+  assertHistoryKeepsHidden(changeDir, projectDir, m);
   const stateRoot = opts.stateRoot ?? stateRootOfChangeDir(changeDir);
   const paths = applyPaths(stateRoot);
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });

@@ -183,9 +183,9 @@ export function rollBack(j: Journal, step?: () => void): void {
  * so a path whose ctime is no later, and whose mtime, mode and content are as recorded, is not
  * a conflict.
  */
-export const ROLLED_BACK_AT = 'rolled-back-at';
+const ROLLED_BACK_AT = 'rolled-back-at';
 
-export function markRolledBack(j: Pick<Journal, 'changeDir'>): void {
+function markRolledBack(j: Pick<Journal, 'changeDir'>): void {
   if (!lstatSync(j.changeDir, { throwIfNoEntry: false })?.isDirectory()) return;
   const file = `${j.changeDir}/${ROLLED_BACK_AT}`;
   rmSync(file, { force: true });

@@ -14,7 +14,7 @@ import {
 } from 'node:fs';
 import { NanocellError } from '../util/errors.js';
 
-export interface LockHolder {
+interface LockHolder {
   pid: number;
   start: string;
   taskId: string;
@@ -31,7 +31,7 @@ export function processStart(pid: number): string | undefined {
   }
 }
 
-export function holderAlive(h: Pick<LockHolder, 'pid' | 'start'>): boolean {
+function holderAlive(h: Pick<LockHolder, 'pid' | 'start'>): boolean {
   return processStart(h.pid) === h.start;
 }
 

@@ -27,7 +27,7 @@ export function refuse(
   throw new NanocellError(message, fix, 'WORKSPACE');
 }
 
-export type Current = Stats | undefined;
+type Current = Stats | undefined;
 
 export function checkProject(projectDir: string, m: Manifest): Stats {
   if (!projectDir.startsWith('/'))

@@ -17,7 +17,6 @@ const Fate = z.object({
   recovered: z.boolean().optional(),
 });
 export type ChangeSetFate = z.infer<typeof Fate>;
-export type ChangeSetStatus = 'pending' | ChangeSetFate['status'];
 
 export function whoAmI(): { uid: number; user: string } {
   const uid = process.getuid?.() ?? -1;

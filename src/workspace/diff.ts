@@ -2,6 +2,7 @@
 import { closeSync, readSync } from 'node:fs';
 import { createTwoFilesPatch } from 'diff';
 import { openRegularNoFollow } from './fsSafe.js';
+import { gitHistorySection } from './gitHistory.js';
 import { loadChangeSet, type ChangeEntry } from './manifest.js';
 import { lstatNoSymlinkComponents, relPathProblem } from './paths.js';
 
@@ -106,7 +107,11 @@ export function renderDiff(changeDir: string, projectDir: string): string {
   if (m.status !== 'ok') return `# change set of task ${m.taskId} was refused: ${m.reason ?? ''}\n`;
   let out = '';
   for (const r of m.refused) out += `# refused (never applied): ${r.path}: ${r.reason}\n`;
-  const entries = [...m.entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const git = gitHistorySection(changeDir, projectDir, m);
+  out += git.text;
+  const entries = [...m.entries]
+    .filter((e) => !git.covers(e.path))
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   for (const e of entries) out += entryDiff(changeDir, projectDir, e);
   return out;
 }

@@ -13,6 +13,7 @@ import {
 } from 'node:fs';
 import { execa } from 'execa';
 import { NanocellError } from '../util/errors.js';
+import { writeGitIndexViews, type GitIndexView } from './gitIndexView.js';
 import { parentOf, relPathProblem, selfAndAncestors } from './paths.js';
 import { allHidden, assertProjectDir, type ScopePlan } from './scope.js';
 
@@ -27,6 +28,8 @@ export interface OverlayDirs {
   whiteoutDir: string | undefined;
   /** Where mountOverlay mounts the merged view by default. */
   mergedDir: string;
+  /** Index copies in the middle layer that keep hidden tracked paths out of git's sight. */
+  gitViews?: GitIndexView[];
 }
 
 export interface Owner {
@@ -125,11 +128,12 @@ export async function prepareOverlay(opts: {
   chmodSync(upperDir, rootSt.mode & 0o7777);
   const hidden = allHidden(plan);
   let whiteoutDir: string | undefined;
+  let gitViews: GitIndexView[] = [];
   if (hidden.length) {
     whiteoutDir = `${tmpfsDir}/whiteouts`;
-    await writeWhiteoutLayer(whiteoutDir, plan.projectDir, hidden, owner);
+    gitViews = await writeWhiteoutLayer(whiteoutDir, plan.projectDir, hidden, owner);
   }
-  return { baseDir, tmpfsDir, upperDir, workDir, whiteoutDir, mergedDir };
+  return { baseDir, tmpfsDir, upperDir, workDir, whiteoutDir, mergedDir, gitViews };
 }
 
 /**
@@ -144,7 +148,7 @@ export async function writeWhiteoutLayer(
   projectDir: string,
   hidden: string[],
   owner: Owner,
-): Promise<void> {
+): Promise<GitIndexView[]> {
   mkdirSync(layerDir, { mode: 0o700 });
   chownSync(layerDir, owner.uid, owner.gid);
   const modes: Array<[dir: string, mode: number]> = [[layerDir, lstatSync(projectDir).mode]];
@@ -188,6 +192,7 @@ export async function writeWhiteoutLayer(
   }
   // Children before parents: a parent's final mode may deny its owner write or search.
   for (const [dir, mode] of modes.reverse()) chmodSync(dir, mode & 0o7777);
+  return writeGitIndexViews(layerDir, projectDir, hidden, owner);
 }
 
 /** Mounts the overlay at `target` (default: dirs.mergedDir) over `lowerDir`. */
