@@ -244,6 +244,6 @@ export async function runK8sDoctorCommand(
   opts: K8sDoctorOptions & { json?: boolean },
 ): Promise<void> {
   const { runK8sDoctor } = await import('../k8s/doctor.js');
-  const { printChecks } = await import('./doctor.js');
+  const { printChecks } = await import('./printChecks.js');
   printChecks(await runK8sDoctor(opts), opts.json);
 }

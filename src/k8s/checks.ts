@@ -9,7 +9,7 @@ type Check = { name: string; ok: (pod: Obj, c: Obj) => boolean };
 const sc = (c: Obj) => (c.securityContext ?? {}) as Obj;
 const psc = (pod: Obj) => (pod.securityContext ?? {}) as Obj;
 
-export const POD_SECURITY_CHECKS: readonly Check[] = [
+const POD_SECURITY_CHECKS: readonly Check[] = [
   { name: 'no service-account token', ok: (p) => p.automountServiceAccountToken === false },
   { name: 'no service links', ok: (p) => p.enableServiceLinks === false },
   { name: 'no host namespaces', ok: (p) => !p.hostNetwork && !p.hostPID && !p.hostIPC },

@@ -69,7 +69,7 @@ export function loadKubeConfig(
 }
 
 /** An API error as a one-line NanocellError. */
-export function apiError(what: string, e: unknown): NanocellError {
+function apiError(what: string, e: unknown): NanocellError {
   const code = (e as { code?: number }).code ?? (e as { statusCode?: number }).statusCode;
   let message = (e as Error).message ?? String(e);
   const body = (e as { body?: unknown }).body;
@@ -96,7 +96,7 @@ export function apiError(what: string, e: unknown): NanocellError {
   return err;
 }
 
-export function claimStatus(o: Obj): ClaimStatus {
+function claimStatus(o: Obj): ClaimStatus {
   const status = (o.status ?? {}) as Obj;
   const conds = (status.conditions ?? []) as {
     type: string;

@@ -3,7 +3,7 @@
 // a sandbox pod. Pure data.
 import { CELL_HOME, CELL_GID, CELL_UID } from '../plan/layout.js';
 
-export const SANDBOX_GROUP = 'agents.x-k8s.io';
+const SANDBOX_GROUP = 'agents.x-k8s.io';
 export const EXTENSIONS_GROUP = 'extensions.agents.x-k8s.io';
 /** The only version nanocell speaks; upstream v1.0 serves nothing else. */
 export const API_VERSION = 'v1beta1';

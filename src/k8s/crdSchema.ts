@@ -8,7 +8,7 @@ import addFormats from 'ajv-formats';
 
 type Schema = Record<string, unknown>;
 
-export function strictSchema(s: Schema): Schema {
+function strictSchema(s: Schema): Schema {
   const out: Schema = {};
   for (const [k, v] of Object.entries(s)) {
     if (k.startsWith('x-kubernetes-')) continue;

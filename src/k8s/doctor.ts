@@ -29,7 +29,7 @@ export interface K8sDoctorOptions {
 }
 
 /** Addresses the canary tries to reach directly: a public one and the cluster resolver port. */
-export const CANARY_TARGETS = ['1.1.1.1:443', '8.8.8.8:53'];
+const CANARY_TARGETS = ['1.1.1.1:443', '8.8.8.8:53'];
 
 export async function runK8sDoctor(o: K8sDoctorOptions): Promise<Check[]> {
   const k8s = await clientModule();

@@ -5,7 +5,7 @@
 // Pure data.
 
 /** Controls that only the Kubernetes backend can lose; accepted with --allow-degraded. */
-export const k8sDegradableControls = [
+const k8sDegradableControls = [
   'pids',
   'rlimits',
   'noexec-tmp',
@@ -15,7 +15,7 @@ export const k8sDegradableControls = [
 ] as const;
 export type K8sDegradableControl = (typeof k8sDegradableControls)[number];
 
-export type Enforcement = 'exact' | 'client' | 'degraded' | 'not-applicable';
+type Enforcement = 'exact' | 'client' | 'degraded' | 'not-applicable';
 
 export interface FieldMapping {
   /** A policy field, dotted. */

@@ -34,7 +34,7 @@ export interface RenderInput {
   allowDegraded: readonly string[];
 }
 
-export interface RenderedDegradation {
+interface RenderedDegradation {
   control: string;
   reason: string;
 }

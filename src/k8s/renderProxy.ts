@@ -7,10 +7,10 @@ import type { K8sObject } from './render.js';
 export const PROXY_NAME = 'nanocell-proxy';
 export const PROXY_LABELS = { [LABELS.component]: 'proxy' } as const;
 /** The Secret holding the supervisors' control token; created by the operator, never rendered. */
-export const PROXY_CONTROL_SECRET = 'nanocell-proxy-control';
+const PROXY_CONTROL_SECRET = 'nanocell-proxy-control';
 
 /** Ranges the proxy tier itself may never reach: the cluster, the node, cloud metadata. */
-export const PROXY_EGRESS_EXCEPT = [
+const PROXY_EGRESS_EXCEPT = [
   '10.0.0.0/8',
   '172.16.0.0/12',
   '192.168.0.0/16',

@@ -37,7 +37,7 @@ export type TenantSpec = z.output<typeof tenantSpecSchema>;
 const TENANT_ID = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 /** Events kept per tenant for a supervisor that subscribes late or reconnects. */
 const EVENT_BACKLOG = 4096;
-export const MAX_TENANTS = 4096;
+const MAX_TENANTS = 4096;
 
 export interface Tenant {
   readonly id: string;
