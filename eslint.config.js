@@ -19,7 +19,7 @@ const LAYERS = [
   ['plan'],
   ['workspace', 'audit'],
   ['cell'],
-  ['task'],
+  ['task', 'k8s'],
   ['cli'],
 ];
 

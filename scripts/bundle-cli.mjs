@@ -14,8 +14,9 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  // A native addon: it must load from node_modules at run time.
-  external: ['better-sqlite3'],
+  // A native addon: it must load from node_modules at run time. The Kubernetes client is
+  // large and loaded only by the Kubernetes commands (src/k8s/client.ts).
+  external: ['better-sqlite3', '@kubernetes/client-node'],
   // Bundled CommonJS dependencies call require() on Node built-ins; ESM has no require.
   banner: {
     js: "import { createRequire as __nanocellRequire } from 'node:module'; const require = __nanocellRequire(import.meta.url);",

@@ -11,6 +11,7 @@ import { registerPsCommand } from './ps.js';
 import { registerAuditCommands } from './auditCommands.js';
 import { recoverBeforeCommand, registerWorkspaceCommands } from './workspaceCommands.js';
 import { registerDemoCommand } from './demo.js';
+import { registerK8sCommands } from './k8s.js';
 import { AuditStore } from '../audit/store.js';
 import { defaultStateRoot, ensureStateRoot } from '../cell/state.js';
 
@@ -41,6 +42,7 @@ function buildProgram(): Command {
   registerPsCommand(program, ctx);
   registerAuditCommands(program, ctx);
   registerWorkspaceCommands(program, ctx);
+  registerK8sCommands(program, ctx);
   for (const c of program.commands)
     c.exitOverride().configureOutput({ outputError: () => undefined });
   return program;

@@ -13,6 +13,7 @@ import { policyFromFlags, type RunFlags } from './policyFromFlags.js';
 import { LiveStatus } from './liveStatus.js';
 import { TaskOutput } from './output.js';
 import { runtimeOption } from './runtimeOption.js';
+import { addK8sRunOptions, runOnK8s, type K8sRunOpts } from './k8s.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -29,8 +30,7 @@ interface RunOpts extends RunFlags {
 }
 
 export function registerRunCommand(program: Command, ctx: CliContext): void {
-  program
-    .command('run')
+  addK8sRunOptions(program.command('run'))
     .description('run a command in a new cell; the cell is destroyed when it ends')
     .usage('[options] -- CMD [ARGS...]')
     .argument('<command...>', 'the command and its arguments')
@@ -79,7 +79,9 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
       '--raw-output',
       "pass the task's terminal escape sequences (title, clipboard, cursor) through to a terminal",
     )
-    .action(async (command: string[], opts: RunOpts) => {
+    .action(async (command: string[], opts: RunOpts & K8sRunOpts) => {
+      if (opts.backend === 'k8s')
+        return void (process.exitCode = await runOnK8s(command, opts, ctx));
       process.exitCode = await runCommand(command, opts, ctx);
     });
 }

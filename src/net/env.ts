@@ -9,9 +9,12 @@ export function proxyEnv(httpPort: number): Record<string, string> {
   if (!Number.isInteger(httpPort) || httpPort < 1 || httpPort > 65535) {
     throw new RangeError(`proxy port ${httpPort} is not a TCP port`);
   }
-  const httpUrl = `http://127.0.0.1:${httpPort}`;
   // socks5h: the client sends names, not addresses; the cell has no resolver of its own.
-  const socksUrl = `socks5h://127.0.0.1:${httpPort}`;
+  return proxyEnvForUrls(`http://127.0.0.1:${httpPort}`, `socks5h://127.0.0.1:${httpPort}`);
+}
+
+/** The same variables for any proxy URL (a Kubernetes cell's proxy tier, with its token). */
+export function proxyEnvForUrls(httpUrl: string, socksUrl: string): Record<string, string> {
   return {
     // curl, wget (lowercase only), git (libcurl), python urllib/requests/pip, Go, Deno, Bun.
     HTTP_PROXY: httpUrl,

@@ -61,6 +61,8 @@ export interface CollectOptions {
    * the view shows what the task saw: hidden paths absent, names it recreated over them new.
    */
   hiddenLayerDir?: string;
+  /** `mergedDir` is a plain directory, not a mount (a Kubernetes cell's workspace, unpacked). */
+  plainView?: boolean;
 }
 
 class Refusal extends Error {}
@@ -75,7 +77,7 @@ export async function collectChangeSet(o: CollectOptions): Promise<ChangeSummary
   mkdirSync(`${o.outDir}/files`, { mode: 0o700 });
   let viewDir = o.mergedDir;
   let ownView: string | undefined;
-  if (!viewDir || !isMountPoint(viewDir)) {
+  if (!viewDir || (!o.plainView && !isMountPoint(viewDir))) {
     ownView = `${o.outDir}.view`;
     mkdirSync(ownView, { mode: 0o700 });
     const layers = [o.upperDir, o.hiddenLayerDir, o.lowerDir].filter((l): l is string => !!l);

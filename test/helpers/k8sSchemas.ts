@@ -1,0 +1,83 @@
+// Validators for rendered Kubernetes objects, from published schemas only:
+// - the agent-sandbox CRDs' v1beta1 openAPIV3Schema (shared/reference/agent-sandbox, pinned
+//   upstream commit), compiled with ajv: formats checked, defaults applied, and every object
+//   that lists its properties made closed, so an unknown field is an error (the API server
+//   would prune it silently, which would hide a typo in a security setting);
+// - Kubernetes' own OpenAPI schemas as the kubernetes-models package ships them (Pod,
+//   NetworkPolicy, Deployment, Service, DaemonSet, ConfigMap).
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ValidateFunction } from 'ajv';
+import { crdCompiler } from '../../src/k8s/crdSchema.js';
+import YAML from 'yaml';
+import { ConfigMap, Pod, Service } from 'kubernetes-models/v1';
+import { DaemonSet, Deployment } from 'kubernetes-models/apps/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { REPO } from './cells.js';
+
+/** shared/reference/agent-sandbox/crds: beside the repo (CI, main) or in an ancestor dir. */
+export function crdDir(): string {
+  for (let d = path.dirname(REPO); ; d = path.dirname(d)) {
+    const c = path.join(d, 'shared', 'reference', 'agent-sandbox', 'crds');
+    if (fs.existsSync(c)) return c;
+    if (d === path.dirname(d)) throw new Error('shared/reference/agent-sandbox/crds not found');
+  }
+}
+
+type Schema = Record<string, unknown>;
+
+export interface CrdValidators {
+  byKind: Map<string, ValidateFunction>;
+  /** The CEL rules the schemas carry, which ajv cannot run (listed so a test can name them). */
+  celRules: string[];
+}
+
+export function loadCrdValidators(): CrdValidators {
+  const compile = crdCompiler();
+  const byKind = new Map<string, ValidateFunction>();
+  const celRules: string[] = [];
+  for (const f of fs.readdirSync(crdDir()).filter((n) => n.endsWith('.yaml'))) {
+    const crd = YAML.parse(fs.readFileSync(path.join(crdDir(), f), 'utf8'));
+    const v = crd.spec.versions.find((x: { name: string }) => x.name === 'v1beta1');
+    const raw = v.schema.openAPIV3Schema as Schema;
+    JSON.stringify(raw, (k, val) => {
+      if (k === 'x-kubernetes-validations')
+        celRules.push(...val.map((r: { rule: string }) => r.rule));
+      return val;
+    });
+    byKind.set(crd.spec.names.kind, compile(raw));
+  }
+  return { byKind, celRules };
+}
+
+/** Kubernetes' own schema for a built-in kind; throws with the schema's errors. */
+export function validateBuiltin(obj: Record<string, unknown>): void {
+  const models: Record<string, new (d: never) => { validate(): void }> = {
+    NetworkPolicy,
+    Deployment,
+    Service,
+    DaemonSet,
+    ConfigMap,
+    Pod,
+  };
+  const M = models[obj.kind as string];
+  if (!M) throw new Error(`no Kubernetes schema for kind ${String(obj.kind)}`);
+  new M(structuredClone(obj) as never).validate();
+}
+
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+/** ObjectMeta as the API server checks it (the CRD schemas leave metadata open). */
+export function metadataProblems(meta: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const name = String(meta.name ?? '');
+  if (!name || name.length > 253 || !DNS_SUBDOMAIN.test(name)) problems.push(`name ${name}`);
+  for (const [k, v] of Object.entries((meta.labels ?? {}) as Record<string, string>)) {
+    const [prefix, n] = k.includes('/') ? k.split('/') : [undefined, k];
+    if (prefix !== undefined && !DNS_SUBDOMAIN.test(prefix)) problems.push(`label key ${k}`);
+    if (!n || n.length > 63 || !LABEL_VALUE.test(n)) problems.push(`label key ${k}`);
+    if (v.length > 63 || !LABEL_VALUE.test(v)) problems.push(`label ${k}=${v}`);
+  }
+  return problems;
+}
