@@ -5,6 +5,7 @@
 // is never changed.
 import { chmodSync, chownSync, lstatSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { NanocellError } from '../util/errors.js';
 import { mkdirsLike, setModes } from './gitIndexView.js';
 import type { Owner } from './overlay.js';
 
@@ -42,7 +43,15 @@ export function credentialConfigs(projectDir: string): Map<string, string> {
   for (const rel of CANDIDATES) {
     const abs = path.join(projectDir, rel);
     const st = lstatSync(abs, { throwIfNoEntry: false });
-    if (!st?.isFile() || st.size > MAX_BYTES) continue;
+    if (!st?.isFile()) continue;
+    // Too large to redact is refused, never shown as it is: it may hold a token.
+    if (st.size > MAX_BYTES) {
+      throw new NanocellError(
+        `${rel} is larger than 1 MiB, too large to show the cell without its credentials`,
+        'shrink the repository configuration, or exclude .git from the workspace',
+        'WORKSPACE',
+      );
+    }
     const r = redactGitConfig(readFileSync(abs, 'utf8'));
     if (r.redacted) out.set(rel, r.text);
   }
