@@ -156,6 +156,12 @@ export const POLICY_MAPPING: readonly FieldMapping[] = [
     note: 'per command, as locally; nothing lands in the pod spec',
   },
   {
+    field: 'mounts',
+    target: 'render and run refuse a policy with host mounts',
+    enforcement: 'not-applicable',
+    note: "a path on the developer's machine does not exist on a node; bake tools into the cell image",
+  },
+  {
     field: 'allowDegraded',
     target: 'render and run refuse a degraded field unless listed (or passed as --allow-degraded)',
     enforcement: 'exact',

@@ -68,6 +68,13 @@ export function renderShape(input: RenderInput): Rendered {
       'USAGE',
     );
   }
+  if (policy.mounts?.length) {
+    throw new NanocellError(
+      `policy mounts (${policy.mounts.map((m) => (typeof m === 'string' ? m : m.host)).join(', ')}) are host paths, which no pod has`,
+      'drop mounts: from the policy for --backend k8s and put those tools in the cell image',
+      'POLICY',
+    );
+  }
   const accepted = new Set<string>([...policy.allowDegraded, ...input.allowDegraded]);
   const degradations: RenderedDegradation[] = [];
   const refused: string[] = [];

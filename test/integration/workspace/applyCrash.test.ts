@@ -29,6 +29,8 @@ import { CLI, nanocell } from '../../helpers/cells.js';
 
 const FILES = 1200;
 const patterns = { include: ['**'], exclude: [], protected: [] };
+// A real-shaped task id: every verb resolves ids by the task-id pattern (audit/taskId.ts).
+const T1 = '0000000000000000t1';
 
 /** A small deterministic PRNG (mulberry32) so a seed replays the same kill point. */
 function rng(seed: number): () => number {
@@ -49,7 +51,7 @@ interface Trial {
   after: Snapshot;
 }
 
-/** A project, a real overlay edited like an agent would, and its change set as task t1. */
+/** A project, a real overlay edited like an agent would, and its change set as task T1. */
 async function prepare(): Promise<Trial> {
   const sb = makeSandbox();
   for (let d = 0; d < 24; d++) {
@@ -92,8 +94,8 @@ async function prepare(): Promise<Trial> {
     upperDir: dirs.upperDir,
     lowerDir: sb.project,
     projectDir: sb.project,
-    outDir: `${stateRoot}/changes/t1`,
-    taskId: 't1',
+    outDir: `${stateRoot}/changes/${T1}`,
+    taskId: T1,
     startedAtMs,
     limits: { maxFiles: 100_000, maxBytes: 1 << 26 },
     scope: plan,
@@ -102,12 +104,12 @@ async function prepare(): Promise<Trial> {
   return { sb, stateRoot, before, after };
 }
 
-/** Runs `nanocell apply t1`, killed with SIGKILL after `afterSteps` steps or `afterMs`. */
+/** Runs `nanocell apply T1`, killed with SIGKILL after `afterSteps` steps or `afterMs`. */
 function applyKilled(
   t: Trial,
   kill: { afterSteps?: number; afterMs?: number },
 ): Promise<number | null> {
-  const child = spawn('node', [CLI, '--state-root', t.stateRoot, 'apply', 't1'], {
+  const child = spawn('node', [CLI, '--state-root', t.stateRoot, 'apply', T1], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: {
       ...process.env,
@@ -149,8 +151,9 @@ function expectOneOfTwo(t: Trial, seed: number): 'before' | 'after' {
     `seed ${seed}`,
   ).toEqual([]);
   // Applied: recorded as applied; rolled back: still pending, its change set in place.
-  if (which === 'before') expect(existsSync(`${t.stateRoot}/changes/t1/manifest.json`)).toBe(true);
-  expect(existsSync(`${t.stateRoot}/fates/t1.json`), `seed ${seed}`).toBe(which === 'after');
+  if (which === 'before')
+    expect(existsSync(`${t.stateRoot}/changes/${T1}/manifest.json`)).toBe(true);
+  expect(existsSync(`${t.stateRoot}/fates/${T1}.json`), `seed ${seed}`).toBe(which === 'after');
   return which;
 }
 
@@ -198,7 +201,7 @@ describe('apply killed with SIGKILL at any point leaves the project as it was or
     }
     // A rolled-back change set still applies whole.
     if (seen.before) {
-      expect(nanocell(['--state-root', t.stateRoot, 'apply', 't1']).status).toBe(0);
+      expect(nanocell(['--state-root', t.stateRoot, 'apply', T1]).status).toBe(0);
       expect(snapshot(t.sb.project)).toEqual(t.after);
     }
     expect(seen.before).toBeGreaterThan(0);
@@ -213,7 +216,7 @@ describe('apply lock, change set fates and gc of pending change sets', () => {
       await import('../../../src/workspace/applyPaths.js');
     const { processStart } = await import('../../../src/workspace/applyLock.js');
     const { loadChangeSet } = await import('../../../src/workspace/manifest.js');
-    const key = projectKey(loadChangeSet(`${t.stateRoot}/changes/t1`).manifest.projectId);
+    const key = projectKey(loadChangeSet(`${t.stateRoot}/changes/${T1}`).manifest.projectId);
     const lock = lockPath(applyPaths(t.stateRoot), key);
     mkdirSync(`${t.stateRoot}/apply`, { recursive: true });
     const holder = {
@@ -223,7 +226,7 @@ describe('apply lock, change set fates and gc of pending change sets', () => {
       since: 'x',
     };
     writeFileSync(lock, JSON.stringify(holder));
-    const busy = nanocell(['--state-root', t.stateRoot, 'apply', 't1']);
+    const busy = nanocell(['--state-root', t.stateRoot, 'apply', T1]);
     expect(busy.status).toBe(125);
     expect(busy.stderr.trim().split('\n')).toHaveLength(1);
     expect(busy.stderr).toMatch(/task other-task is being applied to .* \(pid \d+/);
@@ -231,25 +234,27 @@ describe('apply lock, change set fates and gc of pending change sets', () => {
     expect(snapshot(t.sb.project)).toEqual(t.before);
     // A pid that has exited (or was reused: another start time) holds nothing.
     writeFileSync(lock, JSON.stringify({ ...holder, start: 'not-this-process' }));
-    const ok = nanocell(['--state-root', t.stateRoot, 'apply', 't1']);
+    const ok = nanocell(['--state-root', t.stateRoot, 'apply', T1]);
     expect(ok.status, ok.stderr).toBe(0);
     expect(snapshot(t.sb.project)).toEqual(t.after);
     expect(existsSync(lock)).toBe(false);
     // What became of it is shown instead of "no change set".
-    const again = nanocell(['--state-root', t.stateRoot, 'diff', 't1']);
+    const again = nanocell(['--state-root', t.stateRoot, 'diff', T1]);
     expect(again.status).toBe(125);
-    expect(again.stderr).toMatch(/change set of task t1 was applied \S+ by \S+ \(uid 0\)/);
+    expect(again.stderr).toMatch(
+      /change set of task 0000000000000000t1 was applied \S+ by \S+ \(uid 0\)/,
+    );
   }, 120_000);
 
   it('gc --older-than keeps a pending change set unless --include-pending', async () => {
     const t = await prepare();
     trials.push(t);
     const old = new Date(Date.now() - 3 * 3600_000);
-    utimesSync(`${t.stateRoot}/changes/t1`, old, old);
+    utimesSync(`${t.stateRoot}/changes/${T1}`, old, old);
     const kept = nanocell(['--state-root', t.stateRoot, 'gc', '--older-than', '1h']);
     expect(kept.status, kept.stderr).toBe(0);
     expect(kept.stdout).toMatch(/kept 1 pending change sets; --include-pending deletes them/);
-    expect(existsSync(`${t.stateRoot}/changes/t1/manifest.json`)).toBe(true);
+    expect(existsSync(`${t.stateRoot}/changes/${T1}/manifest.json`)).toBe(true);
     const gone = nanocell([
       '--state-root',
       t.stateRoot,
@@ -259,7 +264,7 @@ describe('apply lock, change set fates and gc of pending change sets', () => {
       '--include-pending',
     ]);
     expect(gone.status, gone.stderr).toBe(0);
-    expect(existsSync(`${t.stateRoot}/changes/t1`)).toBe(false);
+    expect(existsSync(`${t.stateRoot}/changes/${T1}`)).toBe(false);
     expect(snapshot(t.sb.project)).toEqual(t.before);
   }, 120_000);
 });
