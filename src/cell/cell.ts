@@ -43,7 +43,10 @@ import { CellWorkspace } from './workspaceMount.js';
 import { hostHomeDirs } from '../workspace/homeSecrets.js';
 import { CellSeccomp } from '../plan/seccomp.js';
 import { CellNetwork } from './networkSetup.js';
-import { gcStaleCells } from './gc.js';
+import { assertNothingMountedUnder, gcStaleCells } from './gc.js';
+import { acquireToolCaches } from './toolCaches.js';
+import { projectKey } from '../workspace/applyPaths.js';
+import type { OciMount } from '../plan/oci.js';
 import { readMonitorEvents, runtimeFailureOf, spawnMonitor } from './monitor.js';
 import type {
   CellEvent,
@@ -97,6 +100,8 @@ export class Cell extends EventEmitter {
   private ws?: CellWorkspace;
   private net?: CellNetwork;
   private sampler?: NodeJS.Timeout;
+  private toolchainEnv?: Record<string, string>;
+  private cacheMounts?: OciMount[];
   readonly current = new Map<number, string[]>();
 
   private constructor(private readonly opts: CellOptions) {
@@ -163,6 +168,7 @@ export class Cell extends EventEmitter {
     trace('gc', t);
     t = performance.now();
     await this.acquireWorkspace(r, lease);
+    await this.acquireCaches(r, lease);
     trace('workspace', t);
     t = performance.now();
     await this.acquireNetwork(r, lease);
@@ -189,7 +195,13 @@ export class Cell extends EventEmitter {
     await gcStaleCells(this.layout, this.runtime).catch(() => undefined);
     this.dirs = cellDirs(this.layout, this.id);
     fs.mkdirSync(this.dirs.dir, { mode: 0o711 });
-    this.cleanups.push({ what: 'cell dir', run: () => removeTree(this.dirs.dir) });
+    this.cleanups.push({
+      what: 'cell dir',
+      run: () => {
+        assertNothingMountedUnder(this.dirs.dir);
+        removeTree(this.dirs.dir);
+      },
+    });
     fs.writeFileSync(this.dirs.owner, JSON.stringify(currentOwner(this.taskId)));
     if (this.host.rootless) return undefined;
     const lease = leaseSlot(this.layout.slots, this.dirs.dir);
@@ -216,6 +228,24 @@ export class Cell extends EventEmitter {
       // view as the cell's root, which owns no parent on the path.
       fs.chmodSync(path.dirname(merged), 0o711);
     }
+  }
+
+  /** Toolchain caches of this project, kept between its tasks (toolCaches.ts). */
+  private async acquireCaches(r: ResolvedCell, lease: SlotLease | undefined): Promise<void> {
+    this.toolchainEnv = r.toolchains.env;
+    if (!r.toolchains.caches.length) return;
+    const st = fs.statSync(r.project);
+    const caches = await acquireToolCaches({
+      caches: r.toolchains.caches,
+      layout: this.layout,
+      dirs: this.dirs,
+      projectKey: projectKey({ dev: String(st.dev), ino: String(st.ino) }),
+      ...(lease
+        ? { cellHost: { uid: lease.uidBase + CELL_UID, gid: lease.uidBase + CELL_GID } }
+        : {}),
+    });
+    this.cacheMounts = caches.mounts;
+    this.cleanups.push({ what: 'toolchain caches', run: () => caches.release() });
   }
 
   /** The egress proxy, when the policy allows some destination. */
@@ -247,6 +277,7 @@ export class Cell extends EventEmitter {
       workspace: ws.mountPlan,
       execAllow: [...r.execAllow],
       hostMounts: r.hostMounts,
+      cacheMounts: this.cacheMounts,
       execMounts: { ...r.execMounts },
       seccomp: r.seccomp && CellSeccomp.profileFor(r.seccomp, this.dirs.seccompSocket),
       proxySocket: this.net!.enabled && !r.proxyOnCellLoopback ? this.dirs.proxySocket : undefined,
@@ -254,6 +285,15 @@ export class Cell extends EventEmitter {
     });
     for (const d of this.plan.degradations) this.emitEvent({ type: 'policy.degraded', ...d });
     for (const n of ws.notices) this.emitEvent({ type: 'policy.degraded', ...n });
+    for (const t of r.toolchains.found) {
+      const m = r.hostMounts.find((h) => h.source === t.root);
+      const hidden = m?.masked?.length ?? 0;
+      this.emitEvent({
+        type: 'policy.degraded',
+        control: 'toolchain',
+        reason: `${t.name} ${t.version} from ${t.source} (${t.root}), read-only${hidden ? `; ${hidden} secret-looking files inside are hidden` : ''}`,
+      });
+    }
     if (r.seccomp?.unsafeAllowed.length) {
       this.emitEvent({
         type: 'policy.degraded',
@@ -386,6 +426,7 @@ export class Cell extends EventEmitter {
       hostEnv: process.env,
       policyEnv: this.opts.policy.env,
       proxyEnv: this.net?.enabled ? this.net.env(CELL_PROXY_PORT) : undefined,
+      toolchainEnv: this.toolchainEnv,
       execEnv: opts.env,
     });
     const handle = this.client.exec({ argv, env, cwd: opts.cwd ?? this.ws!.cellPath });
