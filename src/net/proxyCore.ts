@@ -3,7 +3,7 @@
 // accounting of client connections (open count, handshake timers, closing). The fronts
 // (proxyHttp, proxyConnect, proxySocks) only read their request form and answer in it.
 import type net from 'node:net';
-import { dial, systemResolver, type DialResult, type Resolver } from './dial.js';
+import { decideUnresolved, dial, systemResolver, type DialResult, type Resolver } from './dial.js';
 import { parseTarget, type NetRules } from './rules.js';
 
 export interface ProxyEvent {
@@ -71,6 +71,12 @@ export interface ProxyCore {
   /** Records a request that named no usable destination (or broke a protocol rule). */
   refuse(protocol: ProxyProtocol, rule: string, reason: string): void;
   /**
+   * Refuses a request that names a destination but cannot be served in its form. Its record
+   * carries the decision that destination meets (rule and reason, when it is denied), so no
+   * request form can name loopback or a private range without that being decided and recorded.
+   */
+  refuseNamed(a: Attempt, rule: string, why: string): void;
+  /**
    * The one decision every request form reaches: the attempt's destination is decided by
    * name and port, resolved once, every address checked, and one of those addresses dialed
    * (src/net/dial.ts). A failure is recorded here; `failure` is undefined when the client
@@ -132,6 +138,11 @@ export function createProxyCore(opts: ProxyCoreOptions): ProxyCore {
   return {
     attempt,
     refuse: (protocol, rule, reason) => attempt(protocol, '', 0).denied(rule, reason),
+    refuseNamed(a, rule, why) {
+      const d = decideUnresolved(rules, a.host, a.port);
+      if (d.decision === 'denied') a.denied(d.rule, `${why}; ${d.reason ?? 'denied'}`);
+      else a.denied(rule, why);
+    },
     async reach(a, client, extra = {}) {
       const res = await dial(rules, a.host, a.port, { resolver, track, ...extra });
       if (!res.ok) {

@@ -12,7 +12,9 @@ import { parseTarget } from './rules.js';
 
 /** The HTTP server of the proxy; connections are handed to it with emit('connection'). */
 export function httpFront(core: ProxyCore): http.Server {
-  const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES });
+  // requireHostHeader off: node would answer an HTTP/1.1 request without Host itself, with no
+  // event; absolute-form names its destination without one, and every request is recorded.
+  const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES, requireHostHeader: false });
   /** Client connections whose plain-HTTP request is being relayed (see forward). */
   const boundClients = new WeakSet<net.Socket>();
 
@@ -42,10 +44,12 @@ export function httpFront(core: ProxyCore): http.Server {
     connectFront(core, (c) => refuseIfBound(c, 'connect')),
   );
 
-  server.on('upgrade', (_req: http.IncomingMessage, client: net.Socket) => {
+  server.on('upgrade', (req: http.IncomingMessage, client: net.Socket) => {
     core.handshakeDone(client);
     if (refuseIfBound(client, 'http')) return;
-    core.refuse('http', 'bad-request', 'protocol upgrade over a forward request');
+    const t = readTarget(req);
+    const why = 'protocol upgrade over a forward request';
+    refuseTarget(core, t.kind === 'http' ? { ...toNamed(t.url), why } : { ...t, why });
     client.end(errorResponse(400, 'use CONNECT for WebSocket and other upgrades'));
   });
 
@@ -63,21 +67,13 @@ function forward(
   res: http.ServerResponse,
   boundClients: WeakSet<net.Socket>,
 ) {
-  let url: URL | undefined;
-  try {
-    url = new URL(req.url ?? '');
-  } catch {
-    url = undefined;
-  }
-  if (!url || url.protocol !== 'http:' || !url.hostname) {
-    const why =
-      url?.protocol === 'https:'
-        ? 'https URLs go through CONNECT'
-        : 'a proxy request needs an absolute http:// URL';
-    core.attempt('http', url?.hostname ?? '', 0).denied('bad-request', why);
-    sendError(res, 400, why);
+  const target = readTarget(req);
+  if (target.kind !== 'http') {
+    refuseTarget(core, target);
+    sendError(res, 400, target.why);
     return;
   }
+  const { url } = target;
   const port = url.port ? Number(url.port) : 80;
   const a = core.attempt('http', url.hostname, port);
   // The destination is the URL's authority. A Host header naming another host would make a
@@ -121,14 +117,63 @@ function forward(
   });
 }
 
-function sameAuthority(hostHeader: string, hostname: string, port: number): boolean {
+/**
+ * How a request names its destination: an absolute http:// URL (forwarded); another absolute
+ * URL, or origin-form with a Host header (named, but not served in that form); or nothing.
+ */
+type RequestTarget =
+  | { kind: 'http'; url: URL }
+  | { kind: 'named'; host: string; port: number; why: string }
+  | { kind: 'none'; why: string };
+
+const NEEDS_ABSOLUTE = 'a proxy request needs an absolute http:// URL';
+
+function readTarget(req: http.IncomingMessage): RequestTarget {
+  let url: URL | undefined;
+  try {
+    url = new URL(req.url ?? '');
+  } catch {
+    url = undefined;
+  }
+  if (url?.protocol === 'http:' && url.hostname) return { kind: 'http', url };
+  if (url?.hostname) {
+    const why = url.protocol === 'https:' ? 'https URLs go through CONNECT' : NEEDS_ABSOLUTE;
+    return { ...toNamed(url), why };
+  }
+  // Origin-form (`GET /path`): the proxy is no transparent proxy and does not forward it, but
+  // the Host header names a destination, which is decided and recorded like any other.
+  const host = req.headers.host === undefined ? undefined : parseHostHeader(req.headers.host);
+  const why = `${NEEDS_ABSOLUTE}, not origin-form`;
+  return host
+    ? { kind: 'named', host: host.hostname, port: host.port, why }
+    : { kind: 'none', why };
+}
+
+function toNamed(url: URL): { kind: 'named'; host: string; port: number } {
+  const port = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
+  return { kind: 'named', host: url.hostname, port };
+}
+
+function refuseTarget(core: ProxyCore, t: Exclude<RequestTarget, { kind: 'http' }>) {
+  if (t.kind === 'none') core.refuse('http', 'bad-request', t.why);
+  else core.refuseNamed(core.attempt('http', t.host, t.port), 'bad-request', t.why);
+}
+
+/** A Host header's name and port (default 80); undefined unless it is only an authority. */
+function parseHostHeader(hostHeader: string): { hostname: string; port: number } | undefined {
   let h: URL;
   try {
     h = new URL(`http://${hostHeader}`);
   } catch {
-    return false;
+    return undefined;
   }
-  if (h.pathname !== '/' || h.username || h.password || h.search || h.hash) return false;
+  if (h.pathname !== '/' || h.username || h.password || h.search || h.hash) return undefined;
+  return { hostname: h.hostname, port: h.port ? Number(h.port) : 80 };
+}
+
+function sameAuthority(hostHeader: string, hostname: string, port: number): boolean {
+  const h = parseHostHeader(hostHeader);
+  if (!h) return false;
   const a = parseTarget(h.hostname);
   const b = parseTarget(hostname);
   const same =
@@ -137,5 +182,5 @@ function sameAuthority(hostHeader: string, hostname: string, port: number): bool
     (a.kind === 'name'
       ? b.kind === 'name' && a.name === b.name
       : b.kind === 'ip' && a.text === b.text);
-  return same && (h.port ? Number(h.port) : 80) === port;
+  return same && h.port === port;
 }
