@@ -3,7 +3,14 @@
 // accounting of client connections (open count, handshake timers, closing). The fronts
 // (proxyHttp, proxyConnect, proxySocks) only read their request form and answer in it.
 import type net from 'node:net';
-import { decideUnresolved, dial, systemResolver, type DialResult, type Resolver } from './dial.js';
+import {
+  decideUnresolved,
+  dial,
+  systemResolver,
+  type DialOptions,
+  type DialResult,
+  type Resolver,
+} from './dial.js';
 import { parseTarget, type NetRules } from './rules.js';
 
 export interface ProxyEvent {
@@ -143,24 +150,7 @@ export function createProxyCore(opts: ProxyCoreOptions): ProxyCore {
       if (d.decision === 'denied') a.denied(d.rule, `${why}; ${d.reason ?? 'denied'}`);
       else a.denied(rule, why);
     },
-    async reach(a, client, extra = {}) {
-      const res = await dial(rules, a.host, a.port, { resolver, track, ...extra });
-      if (!res.ok) {
-        a.finished(res, 0, 0);
-        return { ok: false, failure: res };
-      }
-      if (client.destroyed) {
-        res.socket.destroy();
-        a.finished(res, 0, 0);
-        return { ok: false, failure: undefined };
-      }
-      const socket = res.socket;
-      return {
-        ok: true,
-        socket,
-        done: () => a.finished(res, socket.bytesWritten, socket.bytesRead),
-      };
-    },
+    reach: (a, client, extra = {}) => reach(rules, a, client, { resolver, track, ...extra }),
     accept(client) {
       track(client);
       stats.active++;
@@ -187,6 +177,26 @@ export function createProxyCore(opts: ProxyCoreOptions): ProxyCore {
     },
     stats: () => ({ ...stats }),
   };
+}
+
+async function reach(
+  rules: NetRules,
+  a: Attempt,
+  client: net.Socket,
+  dialOpts: DialOptions,
+): Promise<Reached> {
+  const res = await dial(rules, a.host, a.port, dialOpts);
+  if (!res.ok) {
+    a.finished(res, 0, 0);
+    return { ok: false, failure: res };
+  }
+  if (client.destroyed) {
+    res.socket.destroy();
+    a.finished(res, 0, 0);
+    return { ok: false, failure: undefined };
+  }
+  const socket = res.socket;
+  return { ok: true, socket, done: () => a.finished(res, socket.bytesWritten, socket.bytesRead) };
 }
 
 function newAttempt(
