@@ -106,6 +106,7 @@ export function resolvePolicy(...layers: PolicyFile[]): Policy {
     },
     mounts: (m.mounts ?? []).map(mountRequest),
     toolchains: [...new Set(m.toolchains ?? [])],
+    hostConfig: [...new Set(m.hostConfig ?? [])],
     env: m.env ?? {},
     allowDegraded: [...new Set(m.allowDegraded ?? [])],
   };
