@@ -40,6 +40,7 @@ import { materializeBundle } from './bundle.js';
 import { resolveCell, type ResolvedCell } from '../plan/resolve.js';
 import { execGuardArgs } from '../plan/execRule.js';
 import { CellWorkspace } from './workspaceMount.js';
+import { CellFiles } from './files.js';
 import { hostHomeDirs } from '../workspace/homeSecrets.js';
 import { CellSeccomp } from '../plan/seccomp.js';
 import { CellNetwork } from './networkSetup.js';
@@ -126,6 +127,19 @@ export class Cell extends EventEmitter {
       // An audit sink failure must not take the cell down; the sink reports its own errors.
     }
   }
+
+  /** The workspace as the task sees it, read and written without starting a process. */
+  readonly files = new CellFiles(() => {
+    if (!this.client || this.endReason || this.initPid === undefined) {
+      throw new NanocellError('the cell has ended', 'create a new cell', 'STATE');
+    }
+    const base = this.host.rootless ? undefined : this.hostUidBase;
+    return {
+      root: `/proc/${this.initPid}/root`,
+      cellPath: this.ws!.cellPath,
+      owner: base === undefined ? undefined : { uid: base + CELL_UID, gid: base + CELL_GID },
+    };
+  });
 
   /** First host uid of this cell's range (root mode), for tests and diagnostics. */
   get hostUidBase(): number | undefined {
