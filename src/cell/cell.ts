@@ -563,6 +563,15 @@ export class Cell extends EventEmitter {
     }
   }
 
+  /** The change set so far, collected into `outDir` while the task runs on (a preview). */
+  async previewChanges(outDir: string): Promise<string | undefined> {
+    if (!this.client || this.endReason) {
+      throw new NanocellError('the cell has ended', 'create a new cell', 'STATE');
+    }
+    const layout = { ...this.layout, changeSet: () => outDir };
+    return (await this.ws?.collect(layout, this.taskId, this.startedAt, () => undefined))?.dir;
+  }
+
   /**
    * Ends the task: stops every process, collects, and removes every trace but the report.
    * Aborting `o.abandonChanges` stops a change-set collection in progress; nothing of it is kept.

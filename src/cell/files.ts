@@ -13,13 +13,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { NanocellError } from '../util/errors.js';
 
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_TRUNC, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } =
-  fs.constants;
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 const MAX_LINK_HOPS = 40;
 const DEFAULT_READ_CAP = 16 * 1024 * 1024;
 const DEFAULT_LIST_CAP = 10_000;
 
-export type FileType = 'file' | 'dir' | 'symlink' | 'other';
+type FileType = 'file' | 'dir' | 'symlink' | 'other';
 
 export interface FileStat {
   /** The path relative to the workspace root ('' for the root). */

@@ -28,6 +28,7 @@ const MODULES: readonly VerbModule[] = [
     verbs: ['diff', 'apply', 'discard'],
     load: async () => (await import('./workspaceCommands.js')).registerWorkspaceCommands,
   },
+  { verbs: ['mcp'], load: async () => (await import('./mcp.js')).registerMcpCommand },
   {
     verbs: ['k8s', 'proxy'],
     load: async () => (await import('./k8s.js')).registerK8sCommands,
