@@ -20,7 +20,7 @@ const LAYERS = [
   ['workspace', 'audit'],
   ['cell'],
   ['task', 'k8s'],
-  ['mcp'],
+  ['mcp', 'server'],
   ['cli'],
 ];
 

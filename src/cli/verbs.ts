@@ -28,6 +28,7 @@ const MODULES: readonly VerbModule[] = [
     verbs: ['diff', 'apply', 'discard'],
     load: async () => (await import('./workspaceCommands.js')).registerWorkspaceCommands,
   },
+  { verbs: ['serve'], load: async () => (await import('./serve.js')).registerServeCommand },
   { verbs: ['mcp'], load: async () => (await import('./mcp.js')).registerMcpCommand },
   {
     verbs: ['k8s', 'proxy'],

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NanocellError } from '../util/errors.js';
 
-export type NativeHelper = 'nanocell-init' | 'nanocell-monitor' | 'nanocell-idmap';
+export type NativeHelper =
+  'nanocell-init' | 'nanocell-monitor' | 'nanocell-idmap' | 'nanocell-peercred';
 
 let root: string | undefined;
 
