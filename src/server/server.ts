@@ -66,17 +66,22 @@ export class CellServer {
   private async accept(s: net.Socket, o: ServerOptions): Promise<void> {
     const send = (m: ServerMessage) => s.writable && s.write(line(m));
     s.on('error', () => undefined);
+    // A refused peer's bytes are discarded (resume), so its EOF is read and the socket closes.
+    const refuse = () => {
+      s.end();
+      s.resume();
+    };
     let peer: PeerCred;
     try {
       peer = await peerCred(s);
       if (peer.uid !== process.getuid!()) {
         o.log?.(`refused pid ${peer.pid} uid ${peer.uid}: not the server's uid`);
         send({ v, type: 'error', error: toWireError(notOwner(peer.uid)) });
-        return void s.end();
+        return void refuse();
       }
     } catch (e) {
       send({ v, type: 'error', error: toWireError(e) });
-      return void s.end();
+      return void refuse();
     }
     let task: { stdin?: PassThrough; abort: AbortController; abandon: AbortController } | undefined;
     const reader = new LineReader(
