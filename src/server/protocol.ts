@@ -5,7 +5,7 @@ import { NanocellError, type ErrorKind } from '../util/errors.js';
 
 export const PROTOCOL_VERSION = 1;
 /** A line longer than this is refused: both sides parse what the other sends. */
-export const MAX_LINE_BYTES = 8 * 1024 * 1024;
+const MAX_LINE_BYTES = 8 * 1024 * 1024;
 
 export interface WireError {
   message: string;
