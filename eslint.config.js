@@ -19,7 +19,7 @@ const LAYERS = [
   ['plan'],
   ['workspace', 'audit'],
   ['cell'],
-  ['task', 'k8s'],
+  ['control', 'task', 'k8s'],
   ['cli'],
 ];
 

@@ -304,5 +304,7 @@ export function describeEvent(e: AuditEvent): string {
       return `${e.limit}: ${e.detail}`;
     case 'policy.degraded':
       return `${e.control}: ${e.reason}`;
+    case 'control':
+      return `${e.refused ? 'refused ' : ''}${e.verb} by uid ${e.uid} pid ${e.pid}${e.argv ? `: ${e.argv.join(' ')}` : ''}`;
   }
 }

@@ -485,7 +485,10 @@ export class Cell extends EventEmitter {
   private outcome(r: ExecResult, outputTruncated: boolean): ExecOutcome {
     if (this.endReason === 'timeout')
       return { exitCode: 124, endReason: 'timeout', outputTruncated };
-    if (r.kind === 'exited') return { exitCode: r.code, endReason: 'exited', outputTruncated };
+    if (r.kind === 'exited') {
+      const endReason = this.endReason === 'stopped' ? 'stopped' : 'exited';
+      return { exitCode: r.code, endReason, outputTruncated };
+    }
     if (r.kind === 'spawn-failed') return { exitCode: r.code, endReason: 'error', outputTruncated };
     const oom = r.signal === SIGKILL && (this.cgroup?.totals().oomKills ?? 0) > 0;
     if (oom) {
@@ -498,11 +501,15 @@ export class Cell extends EventEmitter {
     }
     if (this.endReason === 'killed')
       return { exitCode: 137, endReason: 'killed', signal: r.signal, outputTruncated };
+    if (this.endReason === 'stopped')
+      return { exitCode: 128 + r.signal, endReason: 'stopped', signal: r.signal, outputTruncated };
     return { exitCode: 128 + r.signal, endReason: 'signaled', signal: r.signal, outputTruncated };
   }
 
   /** Kills every process in the cell at once (pid 1 dies, so the pid namespace does). */
   async kill(reason: 'timeout' | 'killed'): Promise<void> {
+    // A kill during a stop's grace period ends the cell now; the end stays a stop.
+    if (this.endReason === 'stopped') return this.killInit();
     if (this.endReason) return;
     this.endReason = reason;
     if (reason === 'timeout') {
@@ -512,6 +519,19 @@ export class Cell extends EventEmitter {
         detail: `wall-clock limit of ${this.opts.policy.limits.timeout} ms reached`,
       });
     }
+    this.killInit();
+  }
+
+  /**
+   * Ends the cell as the timeout would (`nanocell stop`), after giving its commands `graceMs`
+   * to exit on SIGTERM; the change set is collected as usual when the task ends.
+   */
+  async stop(graceMs: number): Promise<void> {
+    if (this.endReason) return;
+    this.endReason = 'stopped';
+    for (const h of this.execs) h.kill(15);
+    const exited = Promise.allSettled([...this.execs].map((h) => h.result));
+    await Promise.race([exited, delay(graceMs)]);
     this.killInit();
   }
 

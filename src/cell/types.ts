@@ -6,7 +6,7 @@ import type { CgroupTotals } from '../host/cgroups.js';
 import type { AppliedLimits, Degradation } from '../plan/plan.js';
 import type { Policy } from '../policy/defaults.js';
 
-export type EndReason = 'exited' | 'signaled' | 'timeout' | 'oom' | 'killed' | 'error';
+export type EndReason = 'exited' | 'signaled' | 'timeout' | 'oom' | 'killed' | 'stopped' | 'error';
 
 /** An event for the audit trail; the sink adds task id, session, time and sequence. */
 export interface CellEvent {

@@ -12,6 +12,7 @@ import { registerAuditCommands } from './auditCommands.js';
 import { recoverBeforeCommand, registerWorkspaceCommands } from './workspaceCommands.js';
 import { registerDemoCommand } from './demo.js';
 import { registerK8sCommands } from './k8s.js';
+import { registerLiveCommands } from './live.js';
 import { AuditStore } from '../audit/store.js';
 import { defaultStateRoot, ensureStateRoot } from '../cell/state.js';
 
@@ -40,6 +41,7 @@ function buildProgram(): Command {
   registerDoctorCommand(program);
   registerGcCommand(program, ctx);
   registerPsCommand(program, ctx);
+  registerLiveCommands(program, ctx);
   registerAuditCommands(program, ctx);
   registerWorkspaceCommands(program, ctx);
   registerK8sCommands(program, ctx);
