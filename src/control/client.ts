@@ -1,5 +1,6 @@
 // The client end of a task's control socket: what `nanocell exec`, `stop` and `kill` (and
 // library users) call. Every failure to reach the supervisor is one line naming why.
+import fs from 'node:fs';
 import net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { NanocellError } from '../util/errors.js';
@@ -60,7 +61,11 @@ async function connect(socketPath: string, taskId: string): Promise<Connection> 
   const socket = net.connect(socketPath);
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
-    socket.once('error', (e: NodeJS.ErrnoException) => reject(reachError(e, taskId)));
+    socket.once('error', (e: NodeJS.ErrnoException) => {
+      // Nobody listens: its supervisor died (SIGKILL) and left the socket; clear it away.
+      if (e.code === 'ECONNREFUSED') fs.rmSync(socketPath, { force: true });
+      reject(reachError(e, taskId));
+    });
   });
   socket.on('error', () => undefined);
   return new Connection(socket);

@@ -5,7 +5,7 @@
 // sends is checked here; the server answers a bad line with an error and keeps serving.
 import { z } from 'zod';
 
-export const CONTROL_PROTOCOL_VERSION = 1;
+const CONTROL_PROTOCOL_VERSION = 1;
 /** A line longer than this is refused (and skipped up to its newline). Stdin chunks fit. */
 export const MAX_LINE_BYTES = 1024 * 1024;
 /** Raw bytes per stdin or output message, before base64. */
@@ -40,7 +40,7 @@ const requestSchemas = {
   kill: z.strictObject({ v, verb: z.literal('kill') }),
 } as const;
 
-export type ControlVerb = keyof typeof requestSchemas;
+type ControlVerb = keyof typeof requestSchemas;
 export type ControlRequest = {
   [K in ControlVerb]: z.infer<(typeof requestSchemas)[K]>;
 }[ControlVerb];

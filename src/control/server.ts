@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import type { AuditEventInput } from '../audit/events.js';
 import type { CellExec, ExecOptions } from '../cell/types.js';
+import { stateLayout } from '../cell/state.js';
 import { NanocellError } from '../util/errors.js';
 import { peerCredentials, type PeerCredentials } from './peer.js';
 import {
@@ -30,7 +31,8 @@ export interface ControlTarget {
 }
 
 export interface ControlServerOptions {
-  socketPath: string;
+  /** The state root the cell runs under; the socket's path is StateLayout.controlSocket. */
+  stateRoot: string;
   target: ControlTarget;
   /** Audit events: who used the socket for what, and refused connections. */
   onEvent?: (e: AuditEventInput) => void;
@@ -51,28 +53,30 @@ export class ControlServer {
   private constructor(
     private readonly server: net.Server,
     private readonly o: ControlServerOptions,
+    readonly socketPath: string,
   ) {}
 
   static async listen(o: ControlServerOptions): Promise<ControlServer> {
-    if (Buffer.byteLength(o.socketPath) > MAX_SOCKET_PATH) {
+    const socketPath = stateLayout(o.stateRoot).controlSocket(o.target.taskId);
+    if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
       throw new NanocellError(
-        `control socket path ${o.socketPath} is longer than ${MAX_SOCKET_PATH} bytes`,
+        `control socket path ${socketPath} is longer than ${MAX_SOCKET_PATH} bytes`,
         'use a shorter --state-root',
         'STATE',
       );
     }
     // A socket left by a supervisor that was SIGKILLed names the same task id only by
     // accident of a reused id, which newTaskId makes negligible; it is stale either way.
-    fs.rmSync(o.socketPath, { force: true });
+    fs.rmSync(socketPath, { force: true });
     const server = net.createServer({ pauseOnConnect: true });
-    const cs = new ControlServer(server, o);
+    const cs = new ControlServer(server, o, socketPath);
     server.on('connection', (s) => cs.onConnection(s));
     // The mask makes the socket 0600 from its creation: there is no moment it is wider.
     const mask = process.umask(0o177);
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(o.socketPath, () => {
+        server.listen(socketPath, () => {
           server.off('error', reject);
           resolve();
         });
@@ -88,7 +92,7 @@ export class ControlServer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    fs.rmSync(this.o.socketPath, { force: true });
+    fs.rmSync(this.socketPath, { force: true });
     for (const s of this.waiting) s.end(encode({ type: 'ended' }));
     for (const s of this.sockets) if (!this.waiting.has(s)) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -212,4 +216,6 @@ export class ControlServer {
 function refuse(socket: net.Socket, error: string, fix: string): void {
   socket.resume();
   socket.end(encode({ type: 'error', error, fix }));
+  // A refused peer that keeps its end open does not keep an fd here.
+  setTimeout(() => socket.destroy(), 1000).unref();
 }

@@ -5,10 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { NanocellError } from '../util/errors.js';
 
 export type NativeHelper =
-  | 'nanocell-init'
-  | 'nanocell-monitor'
-  | 'nanocell-idmap'
-  | 'nanocell-peercred';
+  'nanocell-init' | 'nanocell-monitor' | 'nanocell-idmap' | 'nanocell-peercred';
 
 export function packageRoot(): string {
   // dist/host/native.js and src/host/native.ts both sit two levels below the package root.

@@ -138,7 +138,7 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
     if (o.abort?.aborted) await cell.kill('killed');
     // `nanocell exec/stop/kill TASK` from another terminal reach the cell through this.
     control = await ControlServer.listen({
-      socketPath: layout.controlSocket(taskId),
+      stateRoot: layout.root,
       target: cell,
       onEvent: record,
     });
