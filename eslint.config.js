@@ -20,7 +20,7 @@ const LAYERS = [
   ['workspace', 'audit'],
   ['cell'],
   ['control', 'task', 'k8s'],
-  ['cli'],
+  ['cli', 'ui'],
 ];
 
 // Arrows that break the layering today and are owned by another branch. Each one names who

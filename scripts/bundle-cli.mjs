@@ -5,6 +5,7 @@
 // The library (dist/index.js) stays unbundled; helpers started as separate processes or
 // workers keep their own files under dist/, found through packageRoot(), which resolves the
 // same from dist/cli/ as from any other dist/ subdirectory.
+import { copyFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
 await build({
@@ -23,3 +24,16 @@ await build({
   },
   logLevel: 'warning',
 });
+
+// The dashboard's page (`nanocell ui`): a browser bundle and its stylesheet, shipped in dist/ui
+// (no CDN: every asset the page loads is one of these).
+await build({
+  entryPoints: ['ui/app.ts'],
+  outfile: 'dist/ui/app.js',
+  bundle: true,
+  platform: 'browser',
+  format: 'iife',
+  target: 'chrome110',
+  logLevel: 'warning',
+});
+copyFileSync('ui/app.css', 'dist/ui/app.css');

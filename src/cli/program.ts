@@ -13,6 +13,7 @@ import { recoverBeforeCommand, registerWorkspaceCommands } from './workspaceComm
 import { registerDemoCommand } from './demo.js';
 import { registerK8sCommands } from './k8s.js';
 import { registerLiveCommands } from './live.js';
+import { registerUiCommand } from '../ui/command.js';
 import { AuditStore } from '../audit/store.js';
 import { defaultStateRoot, ensureStateRoot } from '../cell/state.js';
 
@@ -42,6 +43,7 @@ function buildProgram(): Command {
   registerGcCommand(program, ctx);
   registerPsCommand(program, ctx);
   registerLiveCommands(program, ctx);
+  registerUiCommand(program, ctx);
   registerAuditCommands(program, ctx);
   registerWorkspaceCommands(program, ctx);
   registerK8sCommands(program, ctx);
