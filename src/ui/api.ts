@@ -39,6 +39,9 @@ export function handleApi(ctx: ApiContext, method: string, url: URL): ApiResult 
   if (method === 'GET' && parts[0] === 'cells' && parts.length === 1)
     return ok(listLiveCells(ctx.stateRoot));
   if (parts[0] !== 'tasks') return notFound();
+  // No task was ever recorded here: nothing to open (a read-only store cannot create it).
+  if (!fs.existsSync(ensureStateRoot(ctx.stateRoot).db))
+    return parts.length === 1 ? ok([]) : notFound();
   if (method === 'GET' && parts.length === 1) return withStore(ctx, (s) => ok(history(s, q)));
   const input = parts[1] ?? '';
   return withStore(ctx, (store) => {
