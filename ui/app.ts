@@ -172,6 +172,7 @@ async function taskView(id: string): Promise<void> {
     );
   }
   const changes = h('div', { id: 'changes' });
+  const requests = t.task.status === 'running' ? requestsBox(id, t.groups) : [];
   app.replaceChildren(
     h('h2', {}, `Task ${t.task.id}`),
     h(
@@ -181,17 +182,65 @@ async function taskView(id: string): Promise<void> {
       ` — session ${shown(t.task.session)}, ${t.task.endReason ?? t.task.status}, exit ${t.task.exitCode ?? '-'}`,
     ),
     chain,
+    ...requests,
     h('h2', {}, 'Timeline (grouped)'),
     h(
       'table',
       { id: 'timeline' },
-      h('thead', {}, row('th', ['event', 'what', 'count', 'first'])),
+      h('thead', {}, row('th', ['event', 'what', 'count', 'example'])),
       groups,
     ),
     h('h2', {}, 'Change set'),
     changes,
   );
   await changeSet(id, changes, 0);
+}
+
+/** A running cell's refused destinations, each answerable: allow once, for this cell, deny. */
+function requestsBox(id: string, groups: TaskPage['groups']): HTMLElement[] {
+  const msg = h('div', { class: 'msg', id: 'req-msg' });
+  msg.hidden = true;
+  const list = h('tbody');
+  for (const g of groups.filter((x) => x.type === 'net.denied')) {
+    const cut = g.key.lastIndexOf(':');
+    const host = g.key.slice(0, cut);
+    const port = g.key.slice(cut + 1);
+    const buttons = (['once', 'cell', 'deny'] as const).map((decision) => {
+      const label =
+        decision === 'once' ? 'Allow once' : decision === 'cell' ? 'Allow for this cell' : 'Deny';
+      const b = h('button', { 'data-dest': g.key, 'data-decision': decision }, label);
+      b.addEventListener('click', () => {
+        const q = new URLSearchParams({ host, port, decision });
+        api<{ decided: string }>(`/api/tasks/${encodeURIComponent(id)}/egress?${q}`, 'POST').then(
+          (r) => {
+            msg.hidden = false;
+            msg.textContent = shown(
+              `${g.key}: ${r.decided === 'deny' ? 'denied' : r.decided === 'once' ? 'allowed once' : 'allowed for this cell'}`,
+            );
+          },
+          (e: Error) => {
+            msg.hidden = false;
+            msg.textContent = shown(e.message);
+          },
+        );
+      });
+      return b;
+    });
+    list.append(
+      h(
+        'tr',
+        {},
+        h('td', { class: 'mono' }, g.key),
+        h('td', {}, `×${g.count}`),
+        h('td', {}, ...buttons),
+      ),
+    );
+  }
+  return [
+    h('h2', {}, 'Requests (refused destinations)'),
+    msg,
+    h('table', { id: 'requests' }, list),
+  ];
 }
 
 interface ChangesPage {

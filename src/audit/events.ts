@@ -99,6 +99,14 @@ const payloads = {
     argv: z.array(z.string()).optional(),
     refused: z.literal(true).optional(),
   },
+  /** The user's answer to a refused destination of a running cell (the dashboard's requests). */
+  'net.decision': {
+    host: z.string(),
+    port: z.number().int().min(1).max(65535),
+    decision: z.enum(['once', 'cell', 'deny']),
+    uid: count,
+    pid: z.number().int(),
+  },
 } as const;
 
 function netPayload() {
@@ -151,6 +159,7 @@ export const auditEventSchema = z.discriminatedUnion('type', [
   eventSchema('limit.hit'),
   eventSchema('policy.degraded'),
   eventSchema('control'),
+  eventSchema('net.decision'),
 ]);
 
 export const auditEventInputSchema = z.discriminatedUnion('type', [
@@ -165,6 +174,7 @@ export const auditEventInputSchema = z.discriminatedUnion('type', [
   inputSchema('limit.hit'),
   inputSchema('policy.degraded'),
   inputSchema('control'),
+  inputSchema('net.decision'),
 ]);
 
 export type AuditEvent = z.output<typeof auditEventSchema>;

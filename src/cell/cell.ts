@@ -43,6 +43,7 @@ import { CellWorkspace } from './workspaceMount.js';
 import { hostHomeDirs } from '../workspace/homeSecrets.js';
 import { CellSeccomp } from '../plan/seccomp.js';
 import { CellNetwork } from './networkSetup.js';
+import type { EgressDecision } from '../net/grants.js';
 import { gcStaleCells } from './gc.js';
 import { readMonitorEvents, runtimeFailureOf, spawnMonitor } from './monitor.js';
 import type {
@@ -533,6 +534,13 @@ export class Cell extends EventEmitter {
     const exited = Promise.allSettled([...this.execs].map((h) => h.result));
     await Promise.race([exited, delay(graceMs)]);
     this.killInit();
+  }
+
+  /** The user's answer to a refused egress destination (the dashboard, via the control socket). */
+  decideEgress(host: string, port: number, decision: EgressDecision): void {
+    if (!this.net || this.endReason)
+      throw new NanocellError('the cell has ended', 'nothing to decide', 'STATE');
+    this.net.decide(host, port, decision);
   }
 
   private killInit(): void {

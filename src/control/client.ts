@@ -122,6 +122,24 @@ export async function endTask(
   }
 }
 
+/** The user's answer to a refused destination of the running task (the dashboard). */
+export async function decideEgress(
+  socketPath: string,
+  taskId: string,
+  host: string,
+  port: number,
+  decision: 'once' | 'cell' | 'deny',
+): Promise<void> {
+  const c = await connect(socketPath, taskId);
+  try {
+    c.send({ verb: 'egress', host, port, decision });
+    const r = await c.next();
+    if (r?.type !== 'ok') throw replyError(r, taskId);
+  } finally {
+    c.socket.destroy();
+  }
+}
+
 export interface ExecStreams {
   stdin?: Readable;
   stdout: Writable;

@@ -38,6 +38,13 @@ const requestSchemas = {
     graceMs: z.number().int().min(0).max(3_600_000).optional(),
   }),
   kill: z.strictObject({ v, verb: z.literal('kill') }),
+  egress: z.strictObject({
+    v,
+    verb: z.literal('egress'),
+    host: z.string().min(1).max(300),
+    port: z.number().int().min(1).max(65535),
+    decision: z.enum(['once', 'cell', 'deny']),
+  }),
 } as const;
 
 type ControlVerb = keyof typeof requestSchemas;
@@ -57,7 +64,7 @@ export type ExecInput = z.infer<typeof execInputSchema>;
 export type ControlReply =
   | { v: 1; type: 'error'; error: string; fix: string }
   | { v: 1; type: 'hello'; taskId: string; session: string; startedAt: number }
-  | { v: 1; type: 'ok'; verb: 'stop' | 'kill' }
+  | { v: 1; type: 'ok'; verb: 'stop' | 'kill' | 'egress' }
   | { v: 1; type: 'ended' }
   | { v: 1; type: 'started' }
   | { v: 1; type: 'stdout' | 'stderr'; data: string }

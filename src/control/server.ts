@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import type { AuditEventInput } from '../audit/events.js';
 import type { CellExec, ExecOptions } from '../cell/types.js';
+import type { EgressDecision } from '../net/grants.js';
 import { stateLayout } from '../cell/state.js';
 import { NanocellError } from '../util/errors.js';
 import { peerCredentials, type PeerCredentials } from './peer.js';
@@ -28,6 +29,7 @@ export interface ControlTarget {
   exec(argv: string[], opts?: ExecOptions): CellExec;
   stop(graceMs: number): Promise<void>;
   kill(reason: 'killed'): Promise<void>;
+  decideEgress(host: string, port: number, decision: EgressDecision): void;
 }
 
 export interface ControlServerOptions {
@@ -199,6 +201,24 @@ export class ControlServer {
         startSession(new ExecSession(socket, x, req.stdin === true));
         return;
       }
+      case 'egress':
+        try {
+          t.decideEgress(req.host, req.port, req.decision);
+        } catch (e) {
+          const n = e as NanocellError;
+          socket.write(encode({ type: 'error', error: n.message, fix: n.fix ?? 'see the policy' }));
+          return;
+        }
+        this.o.onEvent?.({
+          type: 'net.decision',
+          host: req.host,
+          port: req.port,
+          decision: req.decision,
+          uid: peer.uid,
+          pid: peer.pid,
+        });
+        socket.write(encode({ type: 'ok', verb: 'egress' }));
+        return;
       case 'stop':
       case 'kill':
         record();

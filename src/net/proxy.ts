@@ -54,6 +54,8 @@ export interface EgressProxy {
    * cell's network namespace by the monitor and handed over on its IPC channel.
    */
   adopt(server: net.Server): void;
+  /** Replaces the rules for connections decided from now on (the user's egress grants). */
+  setRules(next: NetRules): void;
   close(): Promise<void>;
   stats(): ProxyStats;
 }
@@ -85,7 +87,8 @@ const TUNNEL_READ_BYTES = 256 * 1024;
 const DENY_HEADER = 'X-Nanocell-Deny-Reason';
 
 export async function startEgressProxy(opts: EgressProxyOptions): Promise<EgressProxy> {
-  const { rules, socketPath } = opts;
+  const { socketPath } = opts;
+  let rules = opts.rules;
   const resolver: Resolver = opts.resolver ?? systemResolver;
   const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 10_000;
   const sockets = new Set<net.Socket>();
@@ -445,6 +448,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       if (socketPath !== undefined) removeSocketFile(socketPath);
     },
     stats: () => ({ ...stats }),
+    setRules: (next) => void (rules = next),
   };
 }
 

@@ -8,7 +8,8 @@ import { diffLines } from 'diff';
 import { AuditStore } from '../audit/store.js';
 import type { AuditEvent } from '../audit/events.js';
 import { describeEvent } from '../audit/summary.js';
-import { ensureStateRoot } from '../cell/state.js';
+import { ensureStateRoot, stateLayout } from '../cell/state.js';
+import { decideEgress } from '../control/client.js';
 import { applyChangeSet } from '../workspace/apply.js';
 import { entryTexts, renderDiff } from '../workspace/diff.js';
 import { discardChangeSet } from '../workspace/discard.js';
@@ -79,6 +80,33 @@ export function handleApi(ctx: ApiContext, method: string, url: URL): ApiResult 
     }
     return notFound();
   });
+}
+
+/**
+ * POST /api/tasks/:id/egress?host=&port=&decision=once|cell|deny: the user's answer to a
+ * running cell's refused destination, through the task's control socket into its proxy.
+ */
+export async function handleEgress(ctx: ApiContext, url: URL): Promise<ApiResult> {
+  const id = decodeURIComponent(url.pathname.split('/')[3] ?? '');
+  const q = url.searchParams;
+  const decision = q.get('decision');
+  const port = Number(q.get('port'));
+  if (decision !== 'once' && decision !== 'cell' && decision !== 'deny')
+    return { status: 400, body: json({ error: 'decision must be once, cell or deny' }) };
+  const layout = stateLayout(ctx.stateRoot);
+  let socket: string;
+  try {
+    socket = layout.controlSocket(id);
+  } catch (e) {
+    return { status: 404, body: json({ error: (e as Error).message }) };
+  }
+  try {
+    await decideEgress(socket, id, q.get('host') ?? '', port, decision);
+  } catch (e) {
+    const n = e as NanocellError;
+    return { status: 409, body: json({ error: n.message, fix: n.fix }) };
+  }
+  return ok({ decided: decision });
 }
 
 function notFound(): ApiResult {

@@ -10,7 +10,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { packageRoot } from '../host/native.js';
 import { NanocellError } from '../util/errors.js';
-import { handleApi, type ApiContext } from './api.js';
+import { handleApi, handleEgress, type ApiContext } from './api.js';
 import { json, text, type Body } from './http.js';
 
 const COOKIE = 'nanocell_ui';
@@ -92,6 +92,13 @@ export async function startUi(o: { stateRoot: string; port?: number }): Promise<
     if (asset && req.method === 'GET') {
       const body = fs.readFileSync(path.join(assetsDir, url.pathname.slice(1)));
       return send(res, 200, { type: asset, body });
+    }
+    if (req.method === 'POST' && /^\/api\/tasks\/[^/]+\/egress$/.test(url.pathname)) {
+      void handleEgress(ctx, url).then(
+        (r) => send(res, r.status, r.body),
+        (e: Error) => send(res, 500, json({ error: e.message })),
+      );
+      return;
     }
     if (url.pathname.startsWith('/api/')) {
       const r = handleApi(ctx, req.method, url);
