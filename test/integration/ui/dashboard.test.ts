@@ -2,7 +2,8 @@
 // running cell appears, its task page groups a flood of events, a diff is reviewed, the change
 // set is applied and the project checked on disk; hostile names stay text; a tampered audit row
 // shows as a broken chain; requests without the token or from another origin are refused.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -171,4 +172,102 @@ describe('nanocell ui in Chromium', () => {
     const r = await page.request.get(`${origin}/api/tasks/zzzzzzzz`);
     expect(r.status()).toBe(404);
   }, 120_000);
+  it('answers a running cell egress request: deny, allow once, allow for this cell', async () => {
+    const upstream = http.createServer((_req, res) => res.end('hello\n'));
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.7', () => r()));
+    const port = (upstream.address() as { port: number }).port;
+    const policy = path.join(sb.project, '..', 'policy.json');
+    fs.writeFileSync(
+      policy,
+      JSON.stringify({
+        network: {
+          allow: [`ok.test:${port}`],
+          hosts: { 'ok.test': '127.0.0.7', 'api.test': '127.0.0.7' },
+          cidrs: ['127.0.0.7/32'],
+        },
+      }),
+    );
+    const run = spawnNanocell(['run', '--quiet', '--policy', policy, '--', 'sleep', '120'], {
+      stateRoot: sb.stateRoot,
+      cwd: sb.project,
+    });
+    run.stdout!.resume();
+    run.stderr!.resume();
+    const ended = new Promise((r) => run.once('close', r));
+    try {
+      const control = path.join(sb.stateRoot, 'control');
+      let id = '';
+      for (let i = 0; i < 600 && !id; i++) {
+        id =
+          (fs.existsSync(control) ? fs.readdirSync(control) : [])[0]?.replace(/\.sock$/, '') ?? '';
+        if (!id) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(id).not.toBe('');
+      // Async: the upstream server lives in this process, so its event loop must keep running.
+      const curl = () =>
+        new Promise<string>((resolve) => {
+          const args = [
+            'exec',
+            id,
+            '--',
+            'curl',
+            '-s',
+            '-m',
+            '20',
+            '-o',
+            '/dev/null',
+            '-w',
+            '%{http_code}',
+            `http://api.test:${port}/`,
+          ];
+          execFile(
+            'node',
+            [CLI, ...args],
+            { env: { ...process.env, NANOCELL_STATE_ROOT: sb.stateRoot } },
+            (_e, out) => resolve(String(out)),
+          );
+        });
+      expect(await curl()).toBe('403');
+
+      await page.goto(url); // the token, in case this test runs alone
+      const answer = async (decision: string, label: string) => {
+        await page.goto(`${origin}/#/task/${id}`);
+        await page.reload();
+        const b = page.locator(
+          `#requests button[data-dest="api.test:${port}"][data-decision="${decision}"]`,
+        );
+        await b.click();
+        await expect
+          .poll(() => page.locator('#req-msg').textContent())
+          .toBe(`api.test:${port}: ${label}`);
+      };
+      await answer('deny', 'denied');
+      expect(await curl()).toBe('403');
+      await answer('once', 'allowed once');
+      await page.screenshot({ path: path.join(SHOTS, 'ui-requests.png'), fullPage: true });
+      expect(await curl()).toBe('200');
+      // The once-grant went with the connection it allowed.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await curl()).toBe('403');
+      await answer('cell', 'allowed for this cell');
+      expect(await curl()).toBe('200');
+      expect(await curl()).toBe('200');
+
+      const log = cli(['logs', id]).stdout;
+      const decisions =
+        log.match(
+          /net\.decision\s+\S+ (denied|allowed once|allowed for this cell) by the user \(uid 0\)/g,
+        ) ?? [];
+      expect(decisions.map((l) => l.replace(/.*: /, ''))).toEqual([
+        'denied by the user (uid 0)',
+        'allowed once by the user (uid 0)',
+        'allowed for this cell by the user (uid 0)',
+      ]);
+      expect(cli(['kill', id]).status).toBe(0);
+    } finally {
+      if (run.exitCode === null) run.kill('SIGKILL');
+      await ended;
+      upstream.close();
+    }
+  }, 240_000);
 });
