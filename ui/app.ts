@@ -2,8 +2,8 @@
 // names, commands, output, hosts) reaches the page through textContent only, with control
 // characters shown as escapes: nothing recorded is ever parsed as markup or run.
 
-// eslint-disable-next-line no-control-regex
 const UNSAFE =
+  // eslint-disable-next-line no-control-regex
   /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/gu;
 const shown = (s: unknown): string =>
   String(s ?? '').replace(UNSAFE, (c) =>

@@ -67,14 +67,15 @@ export class CellNetwork {
     if (rules.allow.length === 0 && rules.cidrs.length === 0) {
       return new CellNetwork(undefined, rules);
     }
-    let cellNet: CellNetwork | undefined;
+    // The proxy exists before the CellNetwork that owns it; its events reach it through this.
+    const owner: { net?: CellNetwork } = {};
     const proxy = await startEgressProxy({
       rules,
       ...(o.socketPath !== undefined ? { socketPath: o.socketPath } : {}),
       ...(o.socketOwner ? { socketOwner: o.socketOwner } : {}),
       onEvent: (e: ProxyEvent) => {
         if (e.decision === 'allowed' && e.rule.startsWith('allow:user-once:'))
-          cellNet?.used(e.rule);
+          owner.net?.used(e.rule);
         o.onEvent(toCellEvent(e));
       },
     });
@@ -82,8 +83,8 @@ export class CellNetwork {
       await proxy.close();
       throw new Error(`the proxy did not create ${o.socketPath}`);
     }
-    cellNet = new CellNetwork(proxy, rules);
-    return cellNet;
+    owner.net = new CellNetwork(proxy, rules);
+    return owner.net;
   }
 
   /** See EgressProxy.adopt. */
