@@ -43,7 +43,10 @@ export interface UiServer {
 }
 
 export async function startUi(o: { stateRoot: string; port?: number }): Promise<UiServer> {
-  const token = randomBytes(24).toString('hex');
+  // The URL's token works once: it is exchanged for the session cookie, then burnt, so a
+  // copy of the URL (shell history, a screen share) opens nothing later.
+  let token: string | undefined = randomBytes(24).toString('hex');
+  const session = randomBytes(24).toString('hex');
   const assetsDir = path.join(packageRoot(), 'dist', 'ui');
   if (!fs.existsSync(path.join(assetsDir, 'app.js'))) {
     throw new NanocellError(
@@ -69,15 +72,22 @@ export async function startUi(o: { stateRoot: string; port?: number }): Promise<
     if (req.headers.origin !== undefined && req.headers.origin !== origin)
       return send(res, 403, text('requests from another origin are refused'));
     const given = url.searchParams.get('token');
-    if (given !== null && same(given, token) && req.method === 'GET' && url.pathname === '/') {
+    if (
+      given !== null &&
+      token &&
+      same(given, token) &&
+      req.method === 'GET' &&
+      url.pathname === '/'
+    ) {
+      token = undefined;
       res.writeHead(303, {
         ...SECURITY_HEADERS,
-        'Set-Cookie': `${COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/`,
+        'Set-Cookie': `${COOKIE}=${session}; HttpOnly; SameSite=Strict; Path=/`,
         Location: '/',
       });
       return res.end();
     }
-    if (!same(cookieOf(req) ?? '', token))
+    if (!same(cookieOf(req) ?? '', session))
       return send(res, 401, text('the dashboard needs the token printed by `nanocell ui`'));
     if (
       req.method === 'POST' &&
@@ -114,7 +124,7 @@ export async function startUi(o: { stateRoot: string; port?: number }): Promise<
   const port = (server.address() as { port: number }).port;
   origin = `http://127.0.0.1:${port}`;
   return {
-    url: `${origin}/?token=${token}`,
+    url: `${origin}/?token=${token!}`,
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());

@@ -60,6 +60,7 @@ beforeAll(async () => {
     viewport: { width: 1200, height: 800 },
   });
   page = browser.pages()[0] ?? (await browser.newPage());
+  await page.goto(url);
   fs.mkdirSync(SHOTS, { recursive: true });
 }, 120_000);
 
@@ -85,10 +86,13 @@ describe('nanocell ui in Chromium', () => {
   it('refuses requests without the token, from another origin, and actions without the header', async () => {
     expect((await fetch(`${origin}/api/tasks`)).status).toBe(401);
     expect((await fetch(`${origin}/?token=wrong`)).status).toBe(401);
-    const first = await fetch(url, { redirect: 'manual' });
-    expect(first.status).toBe(303);
-    const cookie = first.headers.get('set-cookie')!.split(';')[0]!;
-    expect(first.headers.get('set-cookie')).toMatch(/HttpOnly; SameSite=Strict/);
+    // The browser exchanged the URL's token for the session cookie; the URL opens nothing now.
+    expect(new URL(page.url()).search).toBe(''); // the token left the address bar
+    const again = await fetch(url, { redirect: 'manual' });
+    expect(again.status).toBe(401);
+    const c = (await browser.cookies()).find((x) => x.name === 'nanocell_ui')!;
+    expect(c).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+    const cookie = `${c.name}=${c.value}`;
     const ok = await fetch(`${origin}/api/tasks`, { headers: { cookie } });
     expect(ok.status).toBe(200);
     expect(ok.headers.get('access-control-allow-origin')).toBeNull();
@@ -109,8 +113,7 @@ describe('nanocell ui in Chromium', () => {
       dialogs.push(d.message());
       void d.dismiss();
     });
-    await page.goto(url);
-    expect(new URL(page.url()).search).toBe(''); // the token left the address bar
+    await page.goto(`${origin}/`);
     const run = spawnNanocell(['run', '--quiet', '--', 'sh', '-c', TASK], {
       stateRoot: sb.stateRoot,
       cwd: sb.project,
@@ -229,7 +232,6 @@ describe('nanocell ui in Chromium', () => {
         });
       expect(await curl()).toBe('403');
 
-      await page.goto(url); // the token, in case this test runs alone
       const answer = async (decision: string, label: string) => {
         await page.goto(`${origin}/#/task/${id}`);
         await page.reload();
