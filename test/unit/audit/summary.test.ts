@@ -163,6 +163,8 @@ describe('describeEvent', () => {
       'modified src/a.ts (120 B)',
       'oom: memory 512 MiB',
       'cgroups: no delegation',
+      'exec by uid 1000 pid 4242: sh -c ls',
+      'api.test:443: allowed once by the user (uid 1000)',
     ]);
   });
 });
