@@ -19,9 +19,9 @@ const LAYERS = [
   ['plan'],
   ['workspace', 'audit'],
   ['cell'],
-  ['task', 'k8s'],
+  ['control', 'task', 'k8s'],
   ['mcp', 'server'],
-  ['cli'],
+  ['cli', 'ui'],
 ];
 
 // Arrows that break the layering today and are owned by another branch. Each one names who

@@ -1,21 +1,26 @@
 /*
  * nanocell-peercred
  *
- * Prints the credentials of the peer of the unix stream socket on fd 0 as "pid uid gid\n".
- * `nanocell serve` hands each accepted connection to it: Node has no getsockopt, and
- * SO_PEERCRED is what the kernel itself vouches for (the peer's credentials at connect).
+ * Prints the credentials of the peer of the unix stream socket on fd 0, as one line
+ * `uid gid pid`. Node cannot read SO_PEERCRED; the control socket's server hands each
+ * accepted connection to this helper as its stdin before it reads a byte from it.
+ * SO_PEERCRED is what the kernel recorded when the peer called connect(), so it names the
+ * process that connected, not whoever holds the fd later.
  */
 #include <stdio.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 int main(void)
 {
 	struct ucred cred;
-	socklen_t len = sizeof cred;
-	if (getsockopt(0, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) {
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(0, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof(cred)) {
 		perror("nanocell-peercred: getsockopt(SO_PEERCRED) on fd 0");
 		return 1;
 	}
-	printf("%d %u %u\n", (int)cred.pid, (unsigned)cred.uid, (unsigned)cred.gid);
-	return fflush(stdout) == 0 ? 0 : 1;
+	if (printf("%u %u %d\n", cred.uid, cred.gid, cred.pid) < 0 || fflush(stdout) != 0)
+		return 1;
+	return 0;
 }

@@ -31,3 +31,16 @@ await build({
   },
   logLevel: 'warning',
 });
+
+// The dashboard's page (`nanocell ui`): a browser bundle and its stylesheet, shipped in dist/ui
+// (no CDN: every asset the page loads is one of these).
+await build({
+  entryPoints: ['ui/app.ts'],
+  outfile: 'dist/ui/app.js',
+  bundle: true,
+  platform: 'browser',
+  format: 'iife',
+  target: 'chrome110',
+  logLevel: 'warning',
+});
+fs.copyFileSync('ui/app.css', 'dist/ui/app.css');

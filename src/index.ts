@@ -16,3 +16,6 @@ export { K8sCell, type K8sCellOptions } from './k8s/cell.js';
 export { runK8sTask, type K8sTaskOptions, type K8sTaskReport } from './k8s/run.js';
 export { connectK8s } from './k8s/client.js';
 export { renderShape, type RenderInput, type Rendered } from './k8s/render.js';
+// A supervisor that runs its own Cell serves the control socket itself (runTask does it).
+export { ControlServer, type ControlServerOptions, type ControlTarget } from './control/server.js';
+export { endTask, execInTask, type ExecStreams } from './control/client.js';

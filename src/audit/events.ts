@@ -10,7 +10,7 @@ import { z } from 'zod';
 /** Version of the event schemas below; bump it (and keep reading old ones) when a type changes. */
 export const AUDIT_EVENT_VERSION = 1;
 
-const endReasons = ['exited', 'signaled', 'timeout', 'oom', 'killed', 'error'] as const;
+const endReasons = ['exited', 'signaled', 'timeout', 'oom', 'killed', 'stopped', 'error'] as const;
 export type EndReason = (typeof endReasons)[number];
 
 const fsChangeKinds = ['added', 'modified', 'deleted', 'mode', 'symlink'] as const;
@@ -90,6 +90,23 @@ const payloads = {
     control: z.string(),
     reason: z.string(),
   },
+  /** A request on the task's control socket (`nanocell exec`, `stop`, `kill`), or a refusal. */
+  control: {
+    verb: z.string(),
+    /** The requester's uid and pid, from SO_PEERCRED (what the kernel recorded at connect). */
+    uid: count,
+    pid: z.number().int(),
+    argv: z.array(z.string()).optional(),
+    refused: z.literal(true).optional(),
+  },
+  /** The user's answer to a refused destination of a running cell (the dashboard's requests). */
+  'net.decision': {
+    host: z.string(),
+    port: z.number().int().min(1).max(65535),
+    decision: z.enum(['once', 'cell', 'deny']),
+    uid: count,
+    pid: z.number().int(),
+  },
 } as const;
 
 function netPayload() {
@@ -141,6 +158,8 @@ export const auditEventSchema = z.discriminatedUnion('type', [
   eventSchema('fs.change'),
   eventSchema('limit.hit'),
   eventSchema('policy.degraded'),
+  eventSchema('control'),
+  eventSchema('net.decision'),
 ]);
 
 export const auditEventInputSchema = z.discriminatedUnion('type', [
@@ -154,6 +173,8 @@ export const auditEventInputSchema = z.discriminatedUnion('type', [
   inputSchema('fs.change'),
   inputSchema('limit.hit'),
   inputSchema('policy.degraded'),
+  inputSchema('control'),
+  inputSchema('net.decision'),
 ]);
 
 export type AuditEvent = z.output<typeof auditEventSchema>;

@@ -292,5 +292,9 @@ export function describeEvent(e: AuditEvent): string {
       return `${e.limit}: ${e.detail}`;
     case 'policy.degraded':
       return `${e.control}: ${e.reason}`;
+    case 'net.decision':
+      return `${e.host}:${e.port}: ${e.decision === 'deny' ? 'denied' : e.decision === 'once' ? 'allowed once' : 'allowed for this cell'} by the user (uid ${e.uid})`;
+    case 'control':
+      return `${e.refused ? 'refused ' : ''}${e.verb} by uid ${e.uid} pid ${e.pid}${e.argv ? `: ${e.argv.join(' ')}` : ''}`;
   }
 }

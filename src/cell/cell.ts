@@ -16,6 +16,7 @@ import { NanocellError } from '../util/errors.js';
 import { CELL_GID, CELL_UID } from '../plan/layout.js';
 import { CellFiles } from './files.js';
 import { hostHomeDirs } from '../workspace/homeSecrets.js';
+import type { EgressDecision } from '../net/grants.js';
 import { acquireCell, type Acquired } from './acquire.js';
 import { Cleanups, trace } from './cleanup.js';
 import { collectChanges, collectResources } from './collect.js';
@@ -53,6 +54,8 @@ export class Cell extends EventEmitter {
   private endReason: EndReason | null = null;
   private destroyed?: Promise<CellSummary>;
   readonly current = new Map<number, string[]>();
+  /** Commands running now, for `stop` to signal. */
+  private readonly running = new Set<CellExec>();
 
   private constructor(private readonly opts: CellOptions) {
     super();
@@ -168,7 +171,7 @@ export class Cell extends EventEmitter {
       throw new NanocellError('the cell has ended', 'create a new cell', 'STATE');
     }
     const got = this.got!;
-    return startExec(
+    const x = startExec(
       {
         client,
         policy: this.opts.policy,
@@ -190,6 +193,9 @@ export class Cell extends EventEmitter {
       argv,
       opts,
     );
+    this.running.add(x);
+    void x.result.finally(() => this.running.delete(x));
+    return x;
   }
 
   private writeStatus(): void {
@@ -211,6 +217,8 @@ export class Cell extends EventEmitter {
 
   /** Kills every process in the cell at once (pid 1 dies, so the pid namespace does). */
   async kill(reason: 'timeout' | 'killed'): Promise<void> {
+    // A kill during a stop's grace period ends the cell now; the end stays a stop.
+    if (this.endReason === 'stopped') return this.proc?.killInit();
     if (this.endReason) return;
     this.endReason = reason;
     if (reason === 'timeout') {
@@ -231,6 +239,26 @@ export class Cell extends EventEmitter {
     const got = this.got!;
     const layout = { ...got.layout, changeSet: () => outDir };
     return (await got.ws.collect(layout, this.taskId, this.startedAt, () => undefined))?.dir;
+  }
+
+  /**
+   * Ends the cell as the timeout would (`nanocell stop`), after giving its commands `graceMs`
+   * to exit on SIGTERM; the change set is collected as usual when the task ends.
+   */
+  async stop(graceMs: number): Promise<void> {
+    if (this.endReason) return;
+    this.endReason = 'stopped';
+    for (const x of this.running) x.kill(15);
+    const exited = Promise.allSettled([...this.running].map((x) => x.result));
+    await Promise.race([exited, new Promise((r) => setTimeout(r, graceMs).unref())]);
+    this.proc?.killInit();
+  }
+
+  /** The user's answer to a refused egress destination (the dashboard, via the control socket). */
+  decideEgress(host: string, port: number, decision: EgressDecision): void {
+    if (!this.got || this.endReason)
+      throw new NanocellError('the cell has ended', 'nothing to decide', 'STATE');
+    this.got.net.decide(host, port, decision);
   }
 
   /**

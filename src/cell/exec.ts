@@ -107,7 +107,14 @@ class OutputCap {
 function outcomeOf(c: ExecContext, r: ExecResult, outputTruncated: boolean): ExecOutcome {
   const endReason = c.endReason();
   if (endReason === 'timeout') return { exitCode: 124, endReason: 'timeout', outputTruncated };
-  if (r.kind === 'exited') return { exitCode: r.code, endReason: 'exited', outputTruncated };
+  if (r.kind === 'exited') {
+    // A command that handled `nanocell stop`'s SIGTERM still ended because of the stop.
+    return {
+      exitCode: r.code,
+      endReason: endReason === 'stopped' ? 'stopped' : 'exited',
+      outputTruncated,
+    };
+  }
   if (r.kind === 'spawn-failed') return { exitCode: r.code, endReason: 'error', outputTruncated };
   if (r.signal === SIGKILL && c.oomKills() > 0) {
     c.emit({
@@ -119,6 +126,8 @@ function outcomeOf(c: ExecContext, r: ExecResult, outputTruncated: boolean): Exe
   }
   if (endReason === 'killed')
     return { exitCode: 137, endReason: 'killed', signal: r.signal, outputTruncated };
+  if (endReason === 'stopped')
+    return { exitCode: 128 + r.signal, endReason: 'stopped', signal: r.signal, outputTruncated };
   return { exitCode: 128 + r.signal, endReason: 'signaled', signal: r.signal, outputTruncated };
 }
 

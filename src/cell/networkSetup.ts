@@ -7,13 +7,44 @@ import type { Server } from 'node:net';
 import type { NetRules } from '../net/rules.js';
 import { startEgressProxy, type EgressProxy, type ProxyEvent } from '../net/proxy.js';
 import { proxyEnv } from '../net/env.js';
+import { withGrant, withoutGrant, type EgressDecision } from '../net/grants.js';
+import { NanocellError } from '../util/errors.js';
 import type { CellEvent } from './types.js';
 
 export class CellNetwork {
+  /** Once-grants not used yet: their rule source. */
+  private readonly onceGrants = new Set<string>();
+
   private constructor(
     private readonly proxy: EgressProxy | undefined,
-    readonly rules: NetRules | undefined,
+    private rules: NetRules | undefined,
   ) {}
+
+  /**
+   * The user's answer to a refused destination, for connections from now on. A once-grant is
+   * withdrawn by the first connection it allows (see used).
+   */
+  decide(host: string, port: number, decision: EgressDecision): void {
+    if (!this.proxy || !this.rules) {
+      throw new NanocellError(
+        'this cell has no egress proxy (its policy allows no destination)',
+        'allow destinations in the policy (network.allow) to review requests',
+        'USAGE',
+      );
+    }
+    if (decision === 'deny') return;
+    const g = withGrant(this.rules, host, port, decision);
+    this.rules = g.rules;
+    if (decision === 'once') this.onceGrants.add(g.source);
+    this.proxy.setRules(this.rules);
+  }
+
+  private used(rule: string): void {
+    const source = rule.replace(/^allow:/, '');
+    if (!this.onceGrants.delete(source) || !this.rules) return;
+    this.rules = withoutGrant(this.rules, source);
+    this.proxy?.setRules(this.rules);
+  }
 
   get enabled(): boolean {
     return this.proxy !== undefined;
@@ -36,17 +67,24 @@ export class CellNetwork {
     if (rules.allow.length === 0 && rules.cidrs.length === 0) {
       return new CellNetwork(undefined, rules);
     }
+    // The proxy exists before the CellNetwork that owns it; its events reach it through this.
+    const owner: { net?: CellNetwork } = {};
     const proxy = await startEgressProxy({
       rules,
       ...(o.socketPath !== undefined ? { socketPath: o.socketPath } : {}),
       ...(o.socketOwner ? { socketOwner: o.socketOwner } : {}),
-      onEvent: (e: ProxyEvent) => o.onEvent(toCellEvent(e)),
+      onEvent: (e: ProxyEvent) => {
+        if (e.decision === 'allowed' && e.rule.startsWith('allow:user-once:'))
+          owner.net?.used(e.rule);
+        o.onEvent(toCellEvent(e));
+      },
     });
     if (o.socketPath !== undefined && !fs.existsSync(o.socketPath)) {
       await proxy.close();
       throw new Error(`the proxy did not create ${o.socketPath}`);
     }
-    return new CellNetwork(proxy, rules);
+    owner.net = new CellNetwork(proxy, rules);
+    return owner.net;
   }
 
   /** See EgressProxy.adopt. */

@@ -24,6 +24,10 @@ export interface StateLayout {
   reports: string;
   /** `nanocell serve`'s unix socket (docs/architecture.md, "Cell server"). */
   serverSocket: string;
+  /** Control sockets of running tasks (mode 0700: only the user who runs the cells). */
+  control: string;
+  /** The control socket of a running task's supervisor; same check as changeSet. */
+  controlSocket(taskId: string): string;
   /** The change set dir of a task; refuses an id that could name any other path. */
   changeSet(taskId: string): string;
   /** The JSON report of a task; same check. */
@@ -49,6 +53,7 @@ function checkedTaskId(taskId: string): string {
 export function stateLayout(root: string): StateLayout {
   const changes = path.join(root, 'changes');
   const reports = path.join(root, 'reports');
+  const control = path.join(root, 'control');
   return {
     root,
     db: path.join(root, 'nanocell.db'),
@@ -59,6 +64,8 @@ export function stateLayout(root: string): StateLayout {
     changes,
     reports,
     serverSocket: path.join(root, 'nanocell.sock'),
+    control,
+    controlSocket: (taskId) => path.join(control, `${checkedTaskId(taskId)}.sock`),
     changeSet: (taskId) => path.join(changes, checkedTaskId(taskId)),
     report: (taskId) => path.join(reports, `${checkedTaskId(taskId)}.json`),
     toolCache: (key, name) => path.join(root, 'caches', checkedTaskId(key), checkedTaskId(name)),
@@ -74,7 +81,13 @@ export function ensureStateRoot(root: string): StateLayout {
     if (!st.isDirectory()) throw new Error('not a directory');
     if (st.uid !== process.geteuid!()) throw new Error(`owned by uid ${st.uid}, not by you`);
     fs.accessSync(root, fs.constants.W_OK | fs.constants.R_OK | fs.constants.X_OK);
-    for (const d of [layout.cells, layout.runtimeRoot, layout.changes, layout.reports]) {
+    for (const d of [
+      layout.cells,
+      layout.runtimeRoot,
+      layout.changes,
+      layout.reports,
+      layout.control,
+    ]) {
       fs.mkdirSync(d, { recursive: true, mode: 0o700 });
     }
     // The cells dir must be traversable by the cells' mapped uids (rootfs, etc under it).

@@ -7,7 +7,7 @@ import type { AppliedLimits, Degradation } from '../plan/plan.js';
 import type { Policy } from '../policy/defaults.js';
 import type { CellEvent } from '../audit/cellEvents.js';
 
-export type EndReason = 'exited' | 'signaled' | 'timeout' | 'oom' | 'killed' | 'error';
+export type EndReason = 'exited' | 'signaled' | 'timeout' | 'oom' | 'killed' | 'stopped' | 'error';
 
 /** An event for the audit trail (the type lives in src/audit); the sink adds the envelope. */
 export type { CellEvent } from '../audit/cellEvents.js';

@@ -270,6 +270,8 @@ function endExplanation(s: TaskSummary): string {
       return `the cell ran out of memory and was killed${hit('oom') ? ` (${hit('oom')})` : ''}`;
     case 'killed':
       return `the cell was killed${s.exit?.detail ? `: ${s.exit.detail}` : ''}`;
+    case 'stopped':
+      return `the cell was stopped (\`nanocell stop\`)${code}`;
     case 'error':
       return `nanocell failed while running the task${s.exit?.detail ? `: ${s.exit.detail}` : ''}`;
     default:

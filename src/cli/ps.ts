@@ -12,7 +12,7 @@ import { escapeText, formatCommand, toJson } from '../util/display.js';
 import { colorEnabled, formatAge, paint, table, truncate, MAX_COMMAND_CHARS } from './format.js';
 import { stdoutSink } from './output.js';
 
-interface LiveCell {
+export interface LiveCell {
   cellId: string;
   taskId: string;
   session: string;
@@ -22,7 +22,7 @@ interface LiveCell {
   commands: string[][];
 }
 
-function listLiveCells(stateRoot: string): LiveCell[] {
+export function listLiveCells(stateRoot: string): LiveCell[] {
   const layout = ensureStateRoot(stateRoot);
   const facts = probeCgroups(process.geteuid!() !== 0);
   const out: LiveCell[] = [];

@@ -28,6 +28,11 @@ const MODULES: readonly VerbModule[] = [
     verbs: ['diff', 'apply', 'discard'],
     load: async () => (await import('./workspaceCommands.js')).registerWorkspaceCommands,
   },
+  {
+    verbs: ['exec', 'stop', 'kill'],
+    load: async () => (await import('./live.js')).registerLiveCommands,
+  },
+  { verbs: ['ui'], load: async () => (await import('../ui/command.js')).registerUiCommand },
   { verbs: ['serve'], load: async () => (await import('./serve.js')).registerServeCommand },
   { verbs: ['mcp'], load: async () => (await import('./mcp.js')).registerMcpCommand },
   {

@@ -25,6 +25,8 @@ export interface EgressProxy {
    * cell's network namespace by the monitor and handed over on its IPC channel.
    */
   adopt(server: net.Server): void;
+  /** Replaces the rules for connections decided from now on (the user's egress grants). */
+  setRules(next: NetRules): void;
   close(): Promise<void>;
   stats(): ProxyStats;
 }
@@ -82,5 +84,6 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       if (socketPath !== undefined) removeSocketFile(socketPath);
     },
     stats: core.stats,
+    setRules: core.setRules,
   };
 }

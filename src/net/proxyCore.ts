@@ -104,10 +104,12 @@ export interface ProxyCore {
   closeAll(): void;
   readonly closing: boolean;
   stats(): ProxyStats;
+  /** Replaces the rules for attempts decided from now on (the user's egress grants). */
+  setRules(next: NetRules): void;
 }
 
 export function createProxyCore(opts: ProxyCoreOptions): ProxyCore {
-  const { rules } = opts;
+  let rules = opts.rules;
   const resolver: Resolver = opts.resolver ?? systemResolver;
   const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 10_000;
   const sockets = new Set<net.Socket>();
@@ -151,6 +153,7 @@ export function createProxyCore(opts: ProxyCoreOptions): ProxyCore {
       else a.denied(rule, why);
     },
     reach: (a, client, extra = {}) => reach(rules, a, client, { resolver, track, ...extra }),
+    setRules: (next) => void (rules = next),
     accept(client) {
       track(client);
       stats.active++;

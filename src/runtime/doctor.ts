@@ -97,7 +97,13 @@ export function runDoctor(opts: { runtime?: RuntimeName; runtimePath?: string } 
       : 'root: one host uid range per cell',
   });
 
-  for (const h of ['nanocell-init', 'nanocell-monitor', 'nanocell-idmap'] as NativeHelper[]) {
+  const helpers: NativeHelper[] = [
+    'nanocell-init',
+    'nanocell-monitor',
+    'nanocell-idmap',
+    'nanocell-peercred',
+  ];
+  for (const h of helpers) {
     try {
       add({ name: h, status: 'ok', detail: nativeBinary(h) });
     } catch (e) {

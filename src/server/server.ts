@@ -8,7 +8,7 @@ import { ensureStateRoot } from '../cell/state.js';
 import type { Policy } from '../policy/defaults.js';
 import { runTask } from '../task/task.js';
 import { NanocellError } from '../util/errors.js';
-import { peerCred, type PeerCred } from './peer.js';
+import { peerCredentials as peerCred, type PeerCredentials as PeerCred } from '../host/peerCred.js';
 import {
   line,
   LineReader,

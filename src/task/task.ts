@@ -12,6 +12,7 @@ import { DenialSummaries, toAuditEvents, TaskTally } from './auditSink.js';
 import { Cell } from '../cell/cell.js';
 import type { CellEvent, CellSummary, EndReason, ExecOutcome } from '../cell/types.js';
 import { defaultStateRoot, ensureStateRoot } from '../cell/state.js';
+import { ControlServer } from '../control/server.js';
 
 export interface TaskOptions {
   policy: Policy;
@@ -118,6 +119,7 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
   });
 
   let cell: Cell | undefined;
+  let control: ControlServer | undefined;
   let outcome: ExecOutcome | undefined;
   let summary: CellSummary | undefined;
   let error: NanocellError | Error | undefined;
@@ -134,6 +136,12 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
       onEvent: onCellEvent,
     });
     if (o.abort?.aborted) await cell.kill('killed');
+    // `nanocell exec/stop/kill TASK` from another terminal reach the cell through this.
+    control = await ControlServer.listen({
+      stateRoot: layout.root,
+      target: cell,
+      onEvent: record,
+    });
     const x = cell.exec(o.command, { env: o.env });
     x.stdout.pipe(o.stdout, { end: false });
     x.stderr.pipe(o.stderr, { end: false });
@@ -155,6 +163,8 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
         error ??= e as Error;
       }
     }
+    // After the collection: a waiting `nanocell stop` returns once the change set is kept.
+    await control?.close();
   }
 
   const endReason: EndReason = error

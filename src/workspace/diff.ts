@@ -55,6 +55,27 @@ function asText(c: Content): string | undefined {
 
 const octal = (m: number | undefined) => (m ?? 0).toString(8).padStart(3, '0');
 
+/**
+ * The old and new text of a changed file (the dashboard's side-by-side view), or why there is
+ * none: binary or too large (`binary`), or the project's file unreadable (`error`).
+ */
+export function entryTexts(
+  changeDir: string,
+  projectDir: string,
+  e: ChangeEntry,
+): { before: string; after: string } | { binary: true } | { error: string } {
+  const before = projectFile(projectDir, e.path);
+  if (typeof before === 'string') return { error: before };
+  const after: Content =
+    e.kind === 'delete' || e.type !== 'file'
+      ? undefined
+      : readCapped(`${changeDir}/files/${e.sha256}`);
+  const oldText = asText(before);
+  const newText = asText(after);
+  if (oldText === undefined || newText === undefined) return { binary: true };
+  return { before: oldText, after: newText };
+}
+
 function fileDiff(changeDir: string, projectDir: string, e: ChangeEntry): string {
   const p = quotePath(e.path);
   const before = projectFile(projectDir, e.path);

@@ -5,12 +5,14 @@ import {
   auditEventTypes,
   boundEventSize,
 } from '../../../src/audit/events.js';
-import { sampleInputs } from './samples.js';
+import { controlSampleInputs, sampleInputs } from './samples.js';
+
+const everySample = [...sampleInputs, ...controlSampleInputs];
 
 describe('audit event schemas', () => {
   it('has a sample for every type, and each sample is a valid input', () => {
-    expect(new Set(sampleInputs.map((e) => e.type))).toEqual(new Set(auditEventTypes));
-    for (const e of sampleInputs) expect(auditEventInputSchema.safeParse(e).success).toBe(true);
+    expect(new Set(everySample.map((e) => e.type))).toEqual(new Set(auditEventTypes));
+    for (const e of everySample) expect(auditEventInputSchema.safeParse(e).success).toBe(true);
   });
 
   it('requires the envelope on stored events', () => {

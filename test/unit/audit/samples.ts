@@ -46,3 +46,9 @@ export const sampleInputs: AuditEventInput[] = [
   { type: 'limit.hit', limit: 'oom', detail: 'memory 512 MiB' },
   { type: 'policy.degraded', control: 'cgroups', reason: 'no delegation' },
 ];
+
+/** Events of the live-cell verbs and the dashboard (apart, so the recorded sample task stays). */
+export const controlSampleInputs: AuditEventInput[] = [
+  { type: 'control', verb: 'exec', uid: 1000, pid: 4242, argv: ['sh', '-c', 'ls'] },
+  { type: 'net.decision', host: 'api.test', port: 443, decision: 'once', uid: 1000, pid: 4243 },
+];

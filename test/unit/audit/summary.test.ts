@@ -3,7 +3,7 @@ import type { AuditEvent, AuditEventInput } from '../../../src/audit/events.js';
 import { GENESIS_HASH } from '../../../src/audit/chain.js';
 import type { TaskRow } from '../../../src/audit/store.js';
 import { describeEvent, readResources, summarizeTask } from '../../../src/audit/summary.js';
-import { sampleInputs } from './samples.js';
+import { controlSampleInputs, sampleInputs } from './samples.js';
 
 const task: TaskRow = {
   id: 't1',
@@ -150,6 +150,10 @@ describe('readResources', () => {
 
 describe('describeEvent', () => {
   it('describes every event type on one line', () => {
+    expect(controlSampleInputs.map((e) => describeEvent(stored(e)))).toEqual([
+      'exec by uid 1000 pid 4242: sh -c ls',
+      'api.test:443: allowed once by the user (uid 1000)',
+    ]);
     const lines = sampleInputs.map((e) => describeEvent(stored(e)));
     for (const l of lines) expect(l).not.toContain('\n');
     expect(lines).toEqual([
