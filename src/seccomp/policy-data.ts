@@ -60,6 +60,7 @@ export const ALLOWED: readonly string[] = [
   'tee',
   'vmsplice',
   'copy_file_range',
+  'cachestat',
   'getdents',
   'getdents64',
   'getcwd',
@@ -98,6 +99,7 @@ export const ALLOWED: readonly string[] = [
   'chmod',
   'fchmod',
   'fchmodat',
+  'fchmodat2',
   'chown',
   'fchown',
   'lchown',
@@ -119,6 +121,12 @@ export const ALLOWED: readonly string[] = [
   'removexattr',
   'lremovexattr',
   'fremovexattr',
+  'setxattrat',
+  'getxattrat',
+  'listxattrat',
+  'removexattrat',
+  'file_getattr',
+  'file_setattr',
   'inotify_init',
   'inotify_init1',
   'inotify_add_watch',
@@ -152,6 +160,9 @@ export const ALLOWED: readonly string[] = [
   'get_robust_list',
   'futex',
   'futex_waitv',
+  'futex_wake',
+  'futex_wait',
+  'futex_requeue',
   'rseq',
   'restart_syscall',
   'pidfd_open',
@@ -217,6 +228,8 @@ export const ALLOWED: readonly string[] = [
   'pkey_mprotect',
   'memfd_secret',
   'process_mrelease',
+  'mseal',
+  'map_shadow_stack',
   // signals (the pid namespace bounds who can be signalled)
   'kill',
   'tkill',
@@ -317,7 +330,7 @@ export const ALLOWED: readonly string[] = [
 export const ARG_FILTERED: Readonly<Record<string, string>> = {
   clone: 'allowed without namespace flags (CLONE_NEW*): a new namespace is an escape primitive',
   clone3:
-    'answers ENOSYS so libc falls back to clone, whose flags a filter can see (clone3 passes them in memory)',
+    'the monitor reads clone_args.flags from the task (a filter cannot: they are in memory): new namespaces are refused and recorded, threads and forks continue; without the monitor it answers ENOSYS so libc falls back to clone, whose flags the filter sees',
   socket:
     'only AF_UNIX, AF_INET and AF_INET6 (not raw or packet) and NETLINK_ROUTE (read-only without capabilities; getifaddrs needs it): raw, packet, other netlink, vsock and key sockets reach kernel surface the cell does not need',
   socketpair: 'only AF_UNIX, the one family socketpair is for',
@@ -342,6 +355,10 @@ export const FORBIDDEN: Readonly<Record<string, Denial>> = {
   fsmount: { reason: 'new mount API: creates a mount', errno: 'EPERM' },
   fspick: { reason: 'new mount API: reconfigures an existing mount', errno: 'EPERM' },
   open_tree: { reason: 'new mount API: clones a mount tree', errno: 'EPERM' },
+  open_tree_attr: {
+    reason: 'new mount API: clones a mount tree and changes its flags',
+    errno: 'EPERM',
+  },
   move_mount: { reason: 'new mount API: attaches or moves a mount', errno: 'EPERM' },
   mount_setattr: { reason: 'changes mount flags (could drop nosuid/noexec/ro)', errno: 'EPERM' },
   pivot_root: { reason: 'changes the root mount', errno: 'EPERM' },
@@ -451,6 +468,28 @@ export const NOT_NEEDED: Readonly<Record<string, Denial>> = {
   },
   move_pages: {
     reason: 'moves pages of (possibly other) processes between NUMA nodes',
+    errno: 'ENOSYS',
+  },
+  statmount: {
+    reason: 'reads mount details; callers fall back to /proc/self/mountinfo on ENOSYS',
+    errno: 'ENOSYS',
+  },
+  listmount: {
+    reason: 'lists mounts; callers fall back to /proc/self/mountinfo on ENOSYS',
+    errno: 'ENOSYS',
+  },
+  lsm_get_self_attr: {
+    reason: 'LSM attributes: the cell has no LSM labels to read',
+    errno: 'ENOSYS',
+  },
+  lsm_set_self_attr: { reason: "LSM attributes: changes the task's LSM label", errno: 'ENOSYS' },
+  lsm_list_modules: { reason: "lists the host kernel's security modules", errno: 'ENOSYS' },
+  uretprobe: {
+    reason: "entered only from the kernel's uprobe trampoline, never by a program",
+    errno: 'ENOSYS',
+  },
+  uprobe: {
+    reason: "entered only from the kernel's uprobe trampoline, never by a program",
     errno: 'ENOSYS',
   },
   epoll_ctl_old: { reason: 'never implemented by Linux', errno: 'ENOSYS' },
