@@ -324,6 +324,10 @@ export const ALLOWED: readonly string[] = [
   'landlock_create_ruleset',
   'landlock_add_rule',
   'landlock_restrict_self',
+  // The kernel never filters these (Linux 6.11 and 6.16 exempt them from seccomp): they act
+  // only when entered from the kernel's uprobe trampoline, and kill any other caller.
+  'uretprobe',
+  'uprobe',
 ];
 
 /** Syscalls allowed only for some argument values; the rest is denied and recorded. */
@@ -484,14 +488,6 @@ export const NOT_NEEDED: Readonly<Record<string, Denial>> = {
   },
   lsm_set_self_attr: { reason: "LSM attributes: changes the task's LSM label", errno: 'ENOSYS' },
   lsm_list_modules: { reason: "lists the host kernel's security modules", errno: 'ENOSYS' },
-  uretprobe: {
-    reason: "entered only from the kernel's uprobe trampoline, never by a program",
-    errno: 'ENOSYS',
-  },
-  uprobe: {
-    reason: "entered only from the kernel's uprobe trampoline, never by a program",
-    errno: 'ENOSYS',
-  },
   epoll_ctl_old: { reason: 'never implemented by Linux', errno: 'ENOSYS' },
   epoll_wait_old: { reason: 'never implemented by Linux', errno: 'ENOSYS' },
   _sysctl: { reason: 'removed from Linux 5.5', errno: 'ENOSYS' },
