@@ -597,6 +597,9 @@ export class Cell extends EventEmitter {
       );
     } catch (e) {
       changeSet = { error: (e as Error).message };
+      // Never silent: the audit trail and the report say the change set was not kept, and why.
+      const detail = `the change set could not be collected: ${(e as Error).message}`;
+      this.emitEvent({ type: 'limit.hit', limit: 'changes', detail });
     }
     trace('collect', t);
     t = performance.now();

@@ -264,8 +264,10 @@ export class CellWorkspace {
         ? await collectChangeSet({ ...opts, mergedDir: this.overlay.mergedDir })
         : await collectChangeSetOffThread(
             { ...opts, mergedDir: this.overlay.mergedDir },
-            { signal },
+            { signal, resourceLimits: COLLECTOR_HEAP },
           );
+    if (summary.status === 'refused')
+      emit({ type: 'limit.hit', limit: 'changes', detail: summary.reason ?? 'refused' });
     const kinds = { add: 'added', modify: 'modified', delete: 'deleted', mode: 'mode' } as const;
     const git = gitChangeEvents(summary.dir, this.cellPath, loadChangeSet(summary.dir).manifest);
     for (const c of summary.changes) {
@@ -286,6 +288,13 @@ export class CellWorkspace {
 }
 
 /**
+ * The collector's thread may not grow past this: with the entry and name caps
+ * (DEFAULT_MAX_FILES, DEFAULT_MAX_NAME_BYTES) it never needs to, so reaching it fails the
+ * collection (recorded) instead of taking the supervisor's memory. docs/architecture.md, State.
+ */
+const COLLECTOR_HEAP = { maxOldGenerationSizeMb: 512, maxYoungGenerationSizeMb: 32 };
+
+/**
  * Rootless: the cell's overlay lived in its own mount namespace, and the caller may not mount
  * on the host, so the view of upper over lower is mounted in a child user+mount namespace.
  */
@@ -298,7 +307,12 @@ async function collectUnprivileged(
   const outDirWasFree = !fs.existsSync(opts.outDir);
   const r = await execa(
     'unshare',
-    ['--user', '--map-root-user', '--mount', '--', process.execPath, main, JSON.stringify(opts)],
+    [
+      ...['--user', '--map-root-user', '--mount', '--', process.execPath],
+      `--max-old-space-size=${COLLECTOR_HEAP.maxOldGenerationSizeMb}`,
+      main,
+      JSON.stringify(opts),
+    ],
     { reject: false, stdin: 'ignore', ...(signal ? { cancelSignal: signal } : {}) },
   );
   if (r.isCanceled) {

@@ -84,7 +84,12 @@ export function fitsInThread(upperDir: string, max = IN_THREAD_MAX): boolean {
       if (++entries > max.entries) return false;
       const abs = path.join(dir, d.name);
       if (d.isDirectory()) dirs.push(abs);
-      else if (d.isFile() && (bytes += lstatSync(abs).size) > max.bytes) return false;
+      // A name Node cannot round-trip (not UTF-8) fails lstat: the worker's collector judges it.
+      else if (
+        d.isFile() &&
+        (bytes += lstatSync(abs, { throwIfNoEntry: false })?.size ?? Infinity) > max.bytes
+      )
+        return false;
     }
   }
   return true;
