@@ -52,6 +52,8 @@ import type {
   CellSummary,
   EndReason,
   ExecOptions,
+  RunOptions,
+  RunResult,
   ExecOutcome,
 } from './types.js';
 
@@ -465,8 +467,13 @@ export class Cell extends EventEmitter {
     }
   }
 
-  /** Runs a command to completion, collecting its output (library convenience). */
-  async run(argv: string[], opts: ExecOptions & { input?: string | Buffer } = {}) {
+  /**
+   * Runs a command to completion, collecting its output (library convenience): as UTF-8 text,
+   * or as the exact bytes with `encoding: 'buffer'`.
+   */
+  run(argv: string[], opts: RunOptions & { encoding: 'buffer' }): Promise<RunResult<Buffer>>;
+  run(argv: string[], opts?: RunOptions & { encoding?: 'utf8' }): Promise<RunResult<string>>;
+  async run(argv: string[], opts: RunOptions = {}): Promise<RunResult<string | Buffer>> {
     const x = this.exec(argv, opts);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -475,11 +482,9 @@ export class Cell extends EventEmitter {
     x.stdin.end(opts.input ?? '');
     const outcome = await x.result;
     await Promise.all([onceEnded(x.stdout), onceEnded(x.stderr)]);
-    return {
-      ...outcome,
-      stdout: Buffer.concat(out).toString('utf8'),
-      stderr: Buffer.concat(err).toString('utf8'),
-    };
+    const text = (b: Buffer[]) =>
+      opts.encoding === 'buffer' ? Buffer.concat(b) : Buffer.concat(b).toString('utf8');
+    return { ...outcome, stdout: text(out), stderr: text(err) };
   }
 
   private outcome(r: ExecResult, outputTruncated: boolean): ExecOutcome {
@@ -559,6 +564,8 @@ export class Cell extends EventEmitter {
   }
 
   private async doDestroy(abandonChanges: AbortSignal | undefined): Promise<CellSummary> {
+    // Nothing killed or timed the cell out: shutting it down is a normal end, not a kill.
+    this.endReason ??= 'exited';
     clearTimeout(this.timer);
     clearInterval(this.sampler);
     let t = performance.now();
