@@ -96,7 +96,7 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
       if (o.json) return void out(`${toJson(manifest, 2)}\n`);
       // Streamed entry by entry: a 50,000-file change set never sits in memory as text.
       const sink = stdout();
-      writeDiff(dir, manifest.projectDir, (t) => sink.write(t));
+      writeDiff(dir, manifest.projectDir, (t) => sink.write(t), manifest);
     });
 
   program
