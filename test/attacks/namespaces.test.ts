@@ -98,7 +98,7 @@ describe('new namespaces and mounts', () => {
     expect(kernel.length).toBeGreaterThan(350);
     const unknown = kernel.filter((n) => !(n in X64) && !(n in I386));
     // A syscall here is new to nanocell: add it to NEWER in scripts/gen-syscall-tables.mjs and
-    // classify it in src/seccomp/policy-data.ts (and categories.ts).
+    // classify it in src/seccomp/syscall-table.ts.
     expect(unknown, 'kernel syscalls unknown to the tables').toEqual([]);
     // The profile: every x86_64 syscall is allowed (maybe by argument) or notified to the
     // monitor, which records it; an unrecorded errno answer would be a silent refusal.
