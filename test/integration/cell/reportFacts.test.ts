@@ -1,6 +1,6 @@
 // What the report says about the workspace (issue 13 D): new symlinks are counted as symlinks,
 // written files carry their size, and a task that fills the disk cap is told so (limit.hit
-// `disk`), through the real CLI and a real cell.
+// `disk`); apply and discard speak JSON too. Through the real CLI and a real cell.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeSandbox, nanocell, type Sandbox } from '../../helpers/cells.js';
 
@@ -54,5 +54,28 @@ describe('report facts', () => {
     expect(hit?.detail).toMatch(/used up 8\.0 MiB of space \(limits\.disk\)/);
     const report = nanocell(['report', id], { stateRoot: sb.stateRoot }).stdout;
     expect(report).toMatch(/hit +disk: the workspace used up 8\.0 MiB/);
+  });
+
+  it('apply and discard print JSON with --json', () => {
+    const mk = (file: string) =>
+      nanocell(['run', '--', 'sh', '-c', `echo x > ${file}`], {
+        cwd: sb.project,
+        stateRoot: sb.stateRoot,
+      });
+    expect(mk('one.txt').status).toBe(0);
+    const first = lastTask();
+    const applied = nanocell(['apply', first, '--json'], { stateRoot: sb.stateRoot });
+    expect(applied.status, applied.stderr).toBe(0);
+    expect(JSON.parse(applied.stdout)).toMatchObject({
+      task: first,
+      applied: 1,
+      bytes: 2,
+      skipped: [],
+      forced: [],
+    });
+    expect(mk('two.txt').status).toBe(0);
+    const second = lastTask();
+    const discarded = nanocell(['discard', second, '--json'], { stateRoot: sb.stateRoot });
+    expect(JSON.parse(discarded.stdout)).toEqual({ task: second, discarded: true });
   });
 });
