@@ -28,7 +28,6 @@ import type {
   ExecOptions,
   RunOptions,
   RunResult,
-  ExecOutcome,
 } from './types.js';
 
 function newCellId(): string {
