@@ -74,7 +74,7 @@ async function refusedAndRecorded(x: Outcome, reason: RegExp): Promise<void> {
 
 const refusedPaths = (m: Manifest) => Object.fromEntries(m.refused.map((r) => [r.path, r.reason]));
 
-describe.concurrent('collection never fails silently', () => {
+describe.concurrent('collection never fails silently', { timeout: 240_000 }, () => {
   it('CL-01 names that are not UTF-8 (a file, and a directory with files) are refused by name; the rest is kept', async () => {
     await collect(
       {
