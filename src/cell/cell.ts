@@ -158,6 +158,7 @@ export class Cell extends EventEmitter {
         client,
         policy: this.opts.policy,
         net: got.net,
+        toolchainEnv: got.toolchainEnv,
         cwd: got.ws.cellPath,
         emit: this.emitEvent,
         endReason: () => this.endReason,
