@@ -133,6 +133,9 @@ void accept_listener(void)
 	const char *p = strstr(state, "\"pid\":");
 	if (p)
 		init_pid = strtol(p + 6, NULL, 10);
+	/* Before the listener event, so before the supervisor starts any task command. */
+	if (limit_cell_namespaces(init_pid) < 0 && init_pid > 0)
+		kill((pid_t)init_pid, SIGKILL);
 	if (proxy_port > 0)
 		make_proxy_port();
 	struct out o = { 0 };

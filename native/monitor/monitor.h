@@ -83,6 +83,16 @@ extern int proxy_port;
 int take_node_channel(void);
 int hand_over_proxy_listener(long pid);
 
+/* ---------- clone3.c: namespace flags of clone3, read from the task ---------- */
+
+int is_clone3(uint32_t arch, int nr);
+/* 0 to let it continue, or EPERM with `why` saying which flags were refused. */
+int clone3_check(const struct seccomp_notif *req, char *why, size_t why_len);
+
+/* ---------- nslimits.c: no new namespaces under the cell's user namespace ---------- */
+
+int limit_cell_namespaces(long pid);
+
 /* ---------- runtime.c: the runtime process, init's exit, shutdown ---------- */
 
 extern int runtime_exited, runtime_status, init_reaped;

@@ -195,8 +195,19 @@ void handle_notification(void)
 	int is_at;
 	memset(resp, 0, sizes.seccomp_notif_resp);
 	resp->id = req->id;
-	/* Exec, mmap(PROT_EXEC) of a file and memfd_create first pass the exec allowlist's guard. */
 	static char why[PATH_MAX + 160];
+	if (is_clone3(req->data.arch, req->data.nr)) {
+		int err = clone3_check(req, why, sizeof(why));
+		if (!err) {
+			resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+			ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_SEND, resp);
+		} else {
+			deny_and_record((pid_t)req->pid, req->data.arch, req->data.nr, "clone3",
+					err, why);
+		}
+		return;
+	}
+	/* Exec, mmap(PROT_EXEC) of a file and memfd_create first pass the exec allowlist's guard. */
 	int guard = execguard_check(notify_fd, req, why, sizeof(why));
 	if (guard == EG_ANSWERED)
 		return;

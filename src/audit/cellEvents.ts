@@ -7,7 +7,7 @@
 // stay `unknown` here and the sink coerces each one.
 import type { FsChangeKind } from './events.js';
 
-type LimitKind = 'oom' | 'pids' | 'timeout' | 'output' | 'disk';
+type LimitKind = 'oom' | 'pids' | 'timeout' | 'output' | 'disk' | 'changes';
 
 export interface NetCellEvent {
   type: 'net.allowed' | 'net.denied';

@@ -16,7 +16,8 @@ export type EndReason = (typeof endReasons)[number];
 const fsChangeKinds = ['added', 'modified', 'deleted', 'mode', 'symlink'] as const;
 export type FsChangeKind = (typeof fsChangeKinds)[number];
 
-const limitKinds = ['oom', 'pids', 'timeout', 'output', 'disk'] as const;
+/** `changes`: the change set could not be kept (too big, unreadable, hostile names). */
+const limitKinds = ['oom', 'pids', 'timeout', 'output', 'disk', 'changes'] as const;
 
 const count = z.number().int().nonnegative();
 const pid = z.number().int().nonnegative();

@@ -29,7 +29,8 @@ import type {
   CellSummary,
   EndReason,
   ExecOptions,
-  ExecOutcome,
+  RunOptions,
+  RunResult,
 } from './types.js';
 
 function newCellId(): string {
@@ -207,12 +208,14 @@ export class Cell extends EventEmitter {
     });
   }
 
-  /** Runs a command to completion, collecting its output (library convenience). */
-  async run(
-    argv: string[],
-    opts: ExecOptions & { input?: string | Buffer } = {},
-  ): Promise<ExecOutcome & { stdout: string; stderr: string }> {
-    return collectRun(this.exec(argv, opts), opts.input);
+  /**
+   * Runs a command to completion, collecting its output (library convenience): as UTF-8 text,
+   * or as the exact bytes with `encoding: 'buffer'`.
+   */
+  run(argv: string[], opts: RunOptions & { encoding: 'buffer' }): Promise<RunResult<Buffer>>;
+  run(argv: string[], opts?: RunOptions & { encoding?: 'utf8' }): Promise<RunResult<string>>;
+  async run(argv: string[], opts: RunOptions = {}): Promise<RunResult<string | Buffer>> {
+    return collectRun(this.exec(argv, opts), opts.input, opts.encoding);
   }
 
   /** Kills every process in the cell at once (pid 1 dies, so the pid namespace does). */
@@ -271,6 +274,8 @@ export class Cell extends EventEmitter {
   }
 
   private async doDestroy(abandon: AbortSignal | undefined): Promise<CellSummary> {
+    // Nothing killed or timed the cell out: shutting it down is a normal end, not a kill.
+    this.endReason ??= 'exited';
     clearTimeout(this.timer);
     clearInterval(this.sampler);
     const got = this.got!;

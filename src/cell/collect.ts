@@ -51,6 +51,9 @@ export async function collectChanges(
   try {
     return await ws?.collect(o.layout, o.taskId, o.startedAt, o.emit, o.abandon);
   } catch (e) {
+    // Never silent: the audit trail and the report say the change set was not kept, and why.
+    const detail = `the change set could not be collected: ${(e as Error).message}`;
+    o.emit({ type: 'limit.hit', limit: 'changes', detail });
     return { error: (e as Error).message };
   }
 }

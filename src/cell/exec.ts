@@ -10,7 +10,7 @@ import type { Policy } from '../policy/defaults.js';
 import { NanocellError } from '../util/errors.js';
 import type { ExecResult, InitClient } from './initClient.js';
 import type { CellNetwork } from './networkSetup.js';
-import type { CellExec, EndReason, ExecOptions, ExecOutcome } from './types.js';
+import type { CellExec, EndReason, ExecOptions, ExecOutcome, RunResult } from './types.js';
 
 const SIGKILL = 9;
 
@@ -132,7 +132,11 @@ function outcomeOf(c: ExecContext, r: ExecResult, outputTruncated: boolean): Exe
 }
 
 /** Runs a started command to completion, collecting its output (library convenience). */
-export async function collectRun(x: CellExec, input: string | Buffer | undefined) {
+export async function collectRun(
+  x: CellExec,
+  input: string | Buffer | undefined,
+  encoding: 'utf8' | 'buffer' = 'utf8',
+): Promise<RunResult<string | Buffer>> {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   x.stdout.on('data', (d: Buffer) => out.push(d));
@@ -140,11 +144,9 @@ export async function collectRun(x: CellExec, input: string | Buffer | undefined
   x.stdin.end(input ?? '');
   const outcome = await x.result;
   await Promise.all([onceEnded(x.stdout), onceEnded(x.stderr)]);
-  return {
-    ...outcome,
-    stdout: Buffer.concat(out).toString('utf8'),
-    stderr: Buffer.concat(err).toString('utf8'),
-  };
+  const text = (b: Buffer[]) =>
+    encoding === 'buffer' ? Buffer.concat(b) : Buffer.concat(b).toString('utf8');
+  return { ...outcome, stdout: text(out), stderr: text(err) };
 }
 
 /** What `nanocell ps` shows: written on every exec start and end, best effort. */

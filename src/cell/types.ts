@@ -31,6 +31,14 @@ export interface ExecOptions {
   cwd?: string;
 }
 
+export interface RunOptions extends ExecOptions {
+  input?: string | Buffer;
+  /** 'buffer': stdout and stderr as the exact bytes; default: UTF-8 text. */
+  encoding?: 'utf8' | 'buffer';
+}
+
+export type RunResult<T extends string | Buffer> = ExecOutcome & { stdout: T; stderr: T };
+
 export interface ExecOutcome {
   /** Exit status with Docker's conventions (124 timeout, 125 nanocell, 126/127 exec, 137 kill). */
   exitCode: number;

@@ -8,6 +8,7 @@ import type { HostFacts } from '../host/facts.js';
 import { nativeBinary, packageRoot } from '../host/native.js';
 import type { Policy } from '../policy/defaults.js';
 import { NanocellError } from '../util/errors.js';
+import { formatSize } from '../util/units.js';
 import {
   assertMountablePath,
   collectChangeSet,
@@ -247,6 +248,7 @@ export class CellWorkspace {
     signal?: AbortSignal,
   ): Promise<ChangeSummary | undefined> {
     if (!this.scope || !this.upperDir) return undefined;
+    if (this.overlay) diskCapHit(this.upperDir, this.diskBytes, emit);
     const opts = {
       upperDir: this.upperDir,
       lowerDir: this.cellPath,
@@ -264,13 +266,21 @@ export class CellWorkspace {
         ? await collectChangeSet({ ...opts, mergedDir: this.overlay.mergedDir })
         : await collectChangeSetOffThread(
             { ...opts, mergedDir: this.overlay.mergedDir },
-            { signal },
+            { signal, resourceLimits: COLLECTOR_HEAP },
           );
+    if (summary.status === 'refused')
+      emit({ type: 'limit.hit', limit: 'changes', detail: summary.reason ?? 'refused' });
     const kinds = { add: 'added', modify: 'modified', delete: 'deleted', mode: 'mode' } as const;
-    const git = gitChangeEvents(summary.dir, this.cellPath, loadChangeSet(summary.dir).manifest);
+    const manifest = loadChangeSet(summary.dir).manifest;
+    const git = gitChangeEvents(summary.dir, this.cellPath, manifest);
+    const entries = new Map(manifest.entries.map((e) => [e.path, e]));
     for (const c of summary.changes) {
       if (c.kind === 'refused' || git.covers(c.path)) continue;
-      emit({ type: 'fs.change', path: c.path, kind: kinds[c.kind] });
+      const e = entries.get(c.path);
+      // A new symlink is counted as one; a size is known for files written.
+      const kind = c.kind === 'add' && e?.type === 'symlink' ? 'symlink' : kinds[c.kind];
+      const size = e?.type === 'file' && e.size !== undefined ? { size: e.size } : {};
+      emit({ type: 'fs.change', path: c.path, kind, ...size });
     }
     for (const e of git.events) emit({ type: 'fs.change', ...e });
     return summary;
@@ -286,6 +296,35 @@ export class CellWorkspace {
 }
 
 /**
+ * Whether the task filled the upper layer's tmpfs (the disk cap): the kernel answered its
+ * writes with ENOSPC, and the report should say why they failed. "Full" is under 1 MiB of
+ * blocks or no inode left: a write that did not fit leaves less than its own size free.
+ */
+function diskCapHit(upperDir: string, diskBytes: number, emit: (e: CellEvent) => void): void {
+  let st: fs.StatsFs;
+  try {
+    st = fs.statfsSync(upperDir);
+  } catch {
+    return;
+  }
+  const free = st.bavail * st.bsize;
+  if (free >= 1024 * 1024 && st.ffree > 0) return;
+  const what = st.ffree > 0 ? `${formatSize(diskBytes)} of space` : 'its inodes';
+  emit({
+    type: 'limit.hit',
+    limit: 'disk',
+    detail: `the workspace used up ${what} (limits.disk); writes past it failed with ENOSPC`,
+  });
+}
+
+/**
+ * The collector's thread may not grow past this: with the entry and name caps
+ * (DEFAULT_MAX_FILES, DEFAULT_MAX_NAME_BYTES) it never needs to, so reaching it fails the
+ * collection (recorded) instead of taking the supervisor's memory. docs/architecture.md, State.
+ */
+const COLLECTOR_HEAP = { maxOldGenerationSizeMb: 512, maxYoungGenerationSizeMb: 32 };
+
+/**
  * Rootless: the cell's overlay lived in its own mount namespace, and the caller may not mount
  * on the host, so the view of upper over lower is mounted in a child user+mount namespace.
  */
@@ -298,7 +337,12 @@ async function collectUnprivileged(
   const outDirWasFree = !fs.existsSync(opts.outDir);
   const r = await execa(
     'unshare',
-    ['--user', '--map-root-user', '--mount', '--', process.execPath, main, JSON.stringify(opts)],
+    [
+      ...['--user', '--map-root-user', '--mount', '--', process.execPath],
+      `--max-old-space-size=${COLLECTOR_HEAP.maxOldGenerationSizeMb}`,
+      main,
+      JSON.stringify(opts),
+    ],
     { reject: false, stdin: 'ignore', ...(signal ? { cancelSignal: signal } : {}) },
   );
   if (r.isCanceled) {

@@ -207,7 +207,9 @@ function reportChanged(s: TaskSummary, r: ReportLines): void {
   r.onlyCounted('fs.change');
   const c = s.changed.counts;
   const changes = c.added + c.modified + c.deleted + c.mode + c.symlink;
-  if (changes === 0) return r.push(p.dim('  no changes recorded'));
+  const notKept = s.limits.find((l) => l.limit === 'changes');
+  if (notKept) r.push(p.red(`  change set not kept: ${notKept.detail}`));
+  if (changes === 0) return notKept ? undefined : r.push(p.dim('  no changes recorded'));
   r.push(
     `  ${c.added} added, ${c.modified} modified, ${c.deleted} deleted, ${c.mode} mode changes, ${c.symlink} symlinks`,
   );

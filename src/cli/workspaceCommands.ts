@@ -96,7 +96,7 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
       if (o.json) return void out(`${toJson(manifest, 2)}\n`);
       // Streamed entry by entry: a 50,000-file change set never sits in memory as text.
       const sink = stdout();
-      writeDiff(dir, manifest.projectDir, (t) => sink.write(t));
+      writeDiff(dir, manifest.projectDir, (t) => sink.write(t), manifest);
     });
 
   program
@@ -107,16 +107,23 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
     .argument('<task>', 'task id or unique prefix')
     .option('--force', 'overwrite files changed in the project since the task started')
     .option('--skip-refused', 'apply even though some changes were refused at collection')
-    .action((task: string, o: { force?: boolean; skipRefused?: boolean }) => {
-      const { dir } = load(ctx.stateRoot(), task);
+    .option('--json', 'print what was applied, skipped and overwritten as JSON')
+    .action((task: string, o: { force?: boolean; skipRefused?: boolean; json?: boolean }) => {
+      const { id, dir } = load(ctx.stateRoot(), task);
       const { manifest } = loadChangeSet(dir);
       const r = applyChangeSet(dir, manifest.projectDir, {
         force: !!o.force,
         skipRefused: !!o.skipRefused,
         stateRoot: ctx.stateRoot(),
-        ...applyFeedback(),
+        ...(o.json ? {} : applyFeedback()),
       });
       discardChangeSet(dir, { record: false });
+      if (o.json) {
+        const { applied, skipped, forced } = r;
+        const bytes = manifest.totalBytes;
+        const doc = { task: id, projectDir: manifest.projectDir, applied, bytes, skipped, forced };
+        return void out(`${toJson(doc, 2)}\n`);
+      }
       for (const s of r.skipped) out(`skipped ${quotePath(s.path)}: ${escapeText(s.reason)}\n`);
       for (const f of r.forced)
         out(`overwrote ${quotePath(f)} (changed in the project since the task started)\n`);
@@ -129,9 +136,14 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
     .command('discard')
     .description("throw away a task's change set")
     .argument('<task>', 'task id or unique prefix')
-    .action((task: string) => {
+    .option('--json', 'print the task whose change set was discarded as JSON')
+    .action((task: string, o: { json?: boolean }) => {
       const { id, dir } = load(ctx.stateRoot(), task);
       discardChangeSet(dir);
-      out(`discarded the change set of task ${id}\n`);
+      out(
+        o.json
+          ? `${toJson({ task: id, discarded: true })}\n`
+          : `discarded the change set of task ${id}\n`,
+      );
     });
 }

@@ -248,8 +248,13 @@ export function buildSeccompProfile(opts: SeccompOptions): SeccompPlan {
 
   for (const name of named('filtered')) {
     if (name === 'clone3') {
-      // Not notify: this is not a denial of anything the task asked for, only a nudge to clone.
-      rules.push({ names: [name], action: 'SCMP_ACT_ERRNO', errnoRet: ERRNO_VALUE.ENOSYS });
+      // The monitor judges the flags (native/monitor/clone3.c). Without it, ENOSYS: not a
+      // denial of anything the task asked for, only a nudge to clone, whose flags are filtered.
+      rules.push(
+        opts.monitor
+          ? { names: [name], action: 'SCMP_ACT_NOTIFY' }
+          : { names: [name], action: 'SCMP_ACT_ERRNO', errnoRet: ERRNO_VALUE.ENOSYS },
+      );
       continue;
     }
     const f = filters[name];
@@ -298,7 +303,8 @@ function denial(
 /**
  * The monitor's table: every syscall a NOTIFY rule can report, for x86_64, i386 and aarch64.
  * ERRNO is what the task gets (1 EPERM, 38 ENOSYS), or 0 for "let it continue" (exec audit, and
- * the calls the exec guard answers).
+ * the calls the exec guard answers). clone3 is EPERM: the monitor refuses it only for namespace
+ * flags and lets the rest continue.
  * i386 rows use the x86_64 decisions: the profile refuses that ABI as a whole, so they only
  * name a call the monitor should never see.
  */
@@ -318,8 +324,7 @@ function notifyTableFor(
       const nr = syscallNumber(abi, name);
       if (nr === undefined) continue;
       const guarded = d.kind === 'allow' && EXEC_GUARDED.includes(name);
-      if ((d.kind === 'allow' && !guarded) || (d.kind === 'filtered' && name === 'clone3'))
-        continue;
+      if (d.kind === 'allow' && !guarded) continue;
       if (d.kind === 'deny' && RUNC_NO_NOTIFY.includes(name)) continue;
       const errno =
         d.kind === 'exec' || guarded

@@ -122,6 +122,7 @@ export const SYSCALL_TABLE: Readonly<Record<string, SyscallRow>> = {
   tee: allow('file'),
   vmsplice: allow('file'),
   copy_file_range: allow('file'),
+  cachestat: allow('file'),
   getdents: allow('file'),
   getdents64: allow('file'),
   readdir: otherAbi('file'),
@@ -184,6 +185,7 @@ export const SYSCALL_TABLE: Readonly<Record<string, SyscallRow>> = {
   chmod: allow('fs-metadata', 'files'),
   fchmod: allow('fs-metadata', 'files'),
   fchmodat: allow('fs-metadata', 'files'),
+  fchmodat2: allow('fs-metadata', 'files'),
   chown: allow('fs-metadata', 'files'),
   fchown: allow('fs-metadata', 'files'),
   lchown: allow('fs-metadata', 'files'),
@@ -209,6 +211,12 @@ export const SYSCALL_TABLE: Readonly<Record<string, SyscallRow>> = {
   removexattr: allow('fs-metadata', 'files'),
   lremovexattr: allow('fs-metadata', 'files'),
   fremovexattr: allow('fs-metadata', 'files'),
+  setxattrat: allow('fs-metadata', 'files'),
+  getxattrat: allow('fs-metadata', 'files'),
+  listxattrat: allow('fs-metadata', 'files'),
+  removexattrat: allow('fs-metadata', 'files'),
+  file_getattr: allow('fs-metadata', 'files'),
+  file_setattr: allow('fs-metadata', 'files'),
   inotify_init: allow('fs-metadata'),
   inotify_init1: allow('fs-metadata'),
   inotify_add_watch: allow('fs-metadata'),
@@ -229,7 +237,7 @@ export const SYSCALL_TABLE: Readonly<Record<string, SyscallRow>> = {
   ),
   clone3: filtered(
     'process',
-    'answers ENOSYS so libc falls back to clone, whose flags a filter can see (clone3 passes them in memory)',
+    'the monitor reads clone_args.flags from the task (a filter cannot: they are in memory): new namespaces are refused and recorded, threads and forks continue; without the monitor it answers ENOSYS so libc falls back to clone, whose flags the filter sees',
   ),
   execve: audited('process', 'exec'),
   execveat: audited('process', 'exec'),
@@ -268,6 +276,9 @@ export const SYSCALL_TABLE: Readonly<Record<string, SyscallRow>> = {
   futex: allow('process'),
   futex_time64: otherAbi('process'),
   futex_waitv: allow('process'),
+  futex_wake: allow('process'),
+  futex_wait: allow('process'),
+  futex_requeue: allow('process'),
   rseq: allow('process'),
   restart_syscall: allow('process'),
   pidfd_open: allow('process'),
@@ -376,6 +387,8 @@ export const SYSCALL_TABLE: Readonly<Record<string, SyscallRow>> = {
   ),
   process_madvise: forbidden('memory', 'EPERM', 'acts on another process memory'),
   process_mrelease: allow('memory'),
+  mseal: allow('memory'),
+  map_shadow_stack: allow('memory'),
   userfaultfd: forbidden('memory', 'EPERM', 'userfaultfd: widens kernel race windows for exploits'),
 
   // ---- signal: signals (the pid namespace bounds who can be signalled)
@@ -545,6 +558,21 @@ export const SYSCALL_TABLE: Readonly<Record<string, SyscallRow>> = {
   fsmount: forbidden('mount', 'EPERM', 'new mount API: creates a mount'),
   fspick: forbidden('mount', 'EPERM', 'new mount API: reconfigures an existing mount'),
   open_tree: forbidden('mount', 'EPERM', 'new mount API: clones a mount tree'),
+  open_tree_attr: forbidden(
+    'mount',
+    'EPERM',
+    'new mount API: clones a mount tree and changes its flags',
+  ),
+  statmount: notNeeded(
+    'mount',
+    'ENOSYS',
+    'reads mount details; callers fall back to /proc/self/mountinfo on ENOSYS',
+  ),
+  listmount: notNeeded(
+    'mount',
+    'ENOSYS',
+    'lists mounts; callers fall back to /proc/self/mountinfo on ENOSYS',
+  ),
   move_mount: forbidden('mount', 'EPERM', 'new mount API: attaches or moves a mount'),
   mount_setattr: forbidden('mount', 'EPERM', 'changes mount flags (could drop nosuid/noexec/ro)'),
   pivot_root: forbidden('mount', 'EPERM', 'changes the root mount'),
@@ -621,6 +649,21 @@ export const SYSCALL_TABLE: Readonly<Record<string, SyscallRow>> = {
   landlock_create_ruleset: allow('security'),
   landlock_add_rule: allow('security'),
   landlock_restrict_self: allow('security'),
+  lsm_get_self_attr: notNeeded(
+    'security',
+    'ENOSYS',
+    'LSM attributes: the cell has no LSM labels to read',
+  ),
+  lsm_set_self_attr: notNeeded(
+    'security',
+    'ENOSYS',
+    "LSM attributes: changes the task's LSM label",
+  ),
+  lsm_list_modules: notNeeded('security', 'ENOSYS', "lists the host kernel's security modules"),
+  // The kernel never filters these (Linux 6.11 and 6.16 exempt them from seccomp): they act
+  // only when entered from the kernel's uprobe trampoline, and kill or fail any other caller.
+  uretprobe: allow('debug'),
+  uprobe: allow('debug'),
 
   // ---- arch
   iopl: forbidden('arch', 'EPERM', 'raw I/O port access'),

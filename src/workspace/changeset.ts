@@ -34,9 +34,16 @@ interface ChangeLimits {
   maxFiles: number;
   /** Most bytes of file content stored (normally the disk cap). */
   maxBytes: number;
+  /** Most bytes of path names and symlink targets the manifest holds (DEFAULT_MAX_NAME_BYTES). */
+  maxNameBytes?: number;
 }
 
 export const DEFAULT_MAX_FILES = 100_000;
+/**
+ * With DEFAULT_MAX_FILES, this bounds the manifest, and so the collector's memory: 100,000
+ * paths of PATH_MAX with 4 KiB symlink targets would otherwise be 800 MB of strings.
+ */
+export const DEFAULT_MAX_NAME_BYTES = 32 * 1024 * 1024;
 
 export interface CollectOptions {
   upperDir: string;
@@ -66,6 +73,30 @@ export interface CollectOptions {
 }
 
 class Refusal extends Error {}
+
+/** A file-system error met while reading the change set, as one line naming the path. */
+function unreadable(e: NodeJS.ErrnoException, roots: string[]): Refusal {
+  let where = typeof e.path === 'string' ? e.path : '';
+  for (const r of roots) if (where.startsWith(`${r}/`)) where = where.slice(r.length + 1);
+  return new Refusal(
+    `the change set could not be read (${e.code ?? e.message}${where ? ` at ${where}` : ''}); nothing was kept`,
+  );
+}
+
+/** The name as text, or undefined when its bytes are not UTF-8 (Node would replace them). */
+function utf8(name: Buffer): string | undefined {
+  const text = name.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(name) ? text : undefined;
+}
+
+/** A non-UTF-8 name for display: the bytes that are not UTF-8 as \xNN. */
+function showBytes(name: Buffer): string {
+  return [...name]
+    .map((b) => (b < 0x80 ? String.fromCharCode(b) : `\\x${b.toString(16)}`))
+    .join('');
+}
+
+const readNames = (dir: string): Buffer[] => readdirSync(dir, { encoding: 'buffer' });
 
 type Kind = 'file' | 'dir' | 'symlink' | 'other';
 const kindOf = (st: Stats): Kind =>
@@ -100,7 +131,15 @@ export async function collectChangeSet(o: CollectOptions): Promise<ChangeSummary
     totalBytes: 0,
   };
   try {
-    new Collector(o, viewDir, manifest).run();
+    try {
+      new Collector(o, viewDir, manifest).run();
+    } catch (e) {
+      // An entry the collector cannot read fails the change set with the reason, not the task.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (typeof code === 'string' && code.startsWith('E'))
+        throw unreadable(e as NodeJS.ErrnoException, [viewDir, o.upperDir, o.lowerDir]);
+      throw e;
+    }
   } catch (e) {
     if (!(e instanceof Refusal)) throw e;
     // Never keep a partial copy: the change set is refused as a whole.
@@ -137,6 +176,7 @@ class Collector {
   private readonly matcher: ScopeMatcher;
   private readonly hidden: string[];
   private seen = 0;
+  private nameBytes = 0;
   private readonly stored = new Set<string>();
 
   constructor(
@@ -165,7 +205,18 @@ class Collector {
   }
 
   private refuse(path: string, reason: string): void {
+    this.chargeNames(path, reason);
     this.m.refused.push({ path, reason } satisfies RefusedChange);
+  }
+
+  private chargeNames(...texts: (string | undefined)[]): void {
+    const max = this.o.limits.maxNameBytes ?? DEFAULT_MAX_NAME_BYTES;
+    for (const t of texts) if (t) this.nameBytes += Buffer.byteLength(t);
+    if (this.nameBytes > max) {
+      throw new Refusal(
+        `the change set's path names and symlink targets take more than ${max} bytes; nothing was kept`,
+      );
+    }
   }
 
   /** Why a new or changed path may not come back, or undefined. */
@@ -190,8 +241,16 @@ class Collector {
 
   private walkUpperDir(dir: string): void {
     const abs = dir ? `${this.o.upperDir}/${dir}` : this.o.upperDir;
-    for (const name of readdirSync(abs)) {
+    for (const raw of readNames(abs)) {
       this.count();
+      const name = utf8(raw);
+      if (name === undefined) {
+        // Node's string paths cannot name it: refuse it (and all below it) by its bytes.
+        const up = lstatSync(Buffer.concat([Buffer.from(`${abs}/`), raw]));
+        if (up.isCharacterDevice() && up.rdev === 0) continue; // findDeletions refuses it
+        this.refuse(`${dir ? `${dir}/` : ''}${showBytes(raw)}`, 'name is not UTF-8');
+        continue;
+      }
       const rel = dir ? `${dir}/${name}` : name;
       const up = lstatSync(`${this.o.upperDir}/${rel}`);
       if (up.isCharacterDevice() && up.rdev === 0) continue; // whiteout: seen from its parent
@@ -230,7 +289,8 @@ class Collector {
     }
     if (lowType === 'dir' && !this.replaceable(rel, low!)) return;
     if (type === 'symlink') {
-      const target = readlinkSync(`${this.view}/${rel}`);
+      const target = utf8(readlinkSync(`${this.view}/${rel}`, { encoding: 'buffer' }));
+      if (target === undefined) return this.refuse(rel, 'symlink target is not UTF-8');
       if (lowType === 'symlink' && readlinkSync(`${this.o.lowerDir}/${rel}`) === target) return;
       this.add({ path: rel, kind: lowType ? 'modify' : 'add', type, target });
       return;
@@ -252,7 +312,7 @@ class Collector {
     if (!low.isDirectory()) return true;
     const dels = this.expandDeletion(rel, false);
     if (!dels) {
-      this.refuse(rel, 'replaces a directory that holds hidden or protected paths');
+      this.refuse(rel, 'replaces a directory that holds hidden, protected or non-UTF-8 paths');
       return false;
     }
     for (const d of dels) this.add(d);
@@ -263,13 +323,20 @@ class Collector {
   private findDeletions(dir: string): void {
     const low = dir ? this.lower(dir) : lstatSync(this.o.lowerDir);
     if (!low?.isDirectory()) return;
-    const shown = new Set(readdirSync(dir ? `${this.view}/${dir}` : this.view));
-    for (const name of readdirSync(dir ? `${this.o.lowerDir}/${dir}` : this.o.lowerDir)) {
-      if (shown.has(name)) continue;
+    const key = (b: Buffer) => b.toString('latin1');
+    const shown = new Set(readNames(dir ? `${this.view}/${dir}` : this.view).map(key));
+    for (const raw of readNames(dir ? `${this.o.lowerDir}/${dir}` : this.o.lowerDir)) {
+      if (shown.has(key(raw))) continue;
+      const name = utf8(raw);
+      if (name === undefined) {
+        this.refuse(`${dir ? `${dir}/` : ''}${showBytes(raw)}`, 'deletes a name that is not UTF-8');
+        continue;
+      }
       const rel = dir ? `${dir}/${name}` : name;
       if (this.isHidden(rel)) continue; // the cell never saw it
       const dels = this.expandDeletion(rel, true);
-      if (!dels) this.refuse(rel, 'deletes a directory that holds hidden or protected paths');
+      if (!dels)
+        this.refuse(rel, 'deletes a directory that holds hidden, protected or non-UTF-8 paths');
       else for (const d of dels) this.add(d);
     }
   }
@@ -289,8 +356,9 @@ class Collector {
       const st = lstatSync(`${this.o.lowerDir}/${p}`);
       const type = kindOf(st);
       if (type === 'dir') {
-        for (const name of readdirSync(`${this.o.lowerDir}/${p}`)) {
-          if (!walk(`${p}/${name}`, true)) return false;
+        for (const raw of readNames(`${this.o.lowerDir}/${p}`)) {
+          const name = utf8(raw);
+          if (name === undefined || !walk(`${p}/${name}`, true)) return false;
         }
       }
       if (self) out.push({ path: p, kind: 'delete', type: type === 'other' ? 'file' : type });
@@ -327,6 +395,7 @@ class Collector {
   }
 
   private add(e: Omit<ChangeEntry, 'base'>): void {
+    this.chargeNames(e.path, e.target);
     this.m.entries.push({ ...e, base: baseState(this.o.projectDir, e.path) });
   }
 }

@@ -76,6 +76,16 @@ const IN_THREAD_MAX = { entries: 256, bytes: 4 * 1024 * 1024 };
  * hostile upper layer costs at most `max.entries` lstat calls here. Nothing is followed.
  */
 export function fitsInThread(upperDir: string, max = IN_THREAD_MAX): boolean {
+  try {
+    return within(upperDir, max);
+  } catch {
+    // A name Node cannot round-trip (not UTF-8) or a path past PATH_MAX: the worker's collector
+    // judges it and records why.
+    return false;
+  }
+}
+
+function within(upperDir: string, max: typeof IN_THREAD_MAX): boolean {
   let entries = 0;
   let bytes = 0;
   const dirs = [upperDir];

@@ -7,7 +7,7 @@ import { closeSync, readSync } from 'node:fs';
 import { createTwoFilesPatch } from 'diff';
 import { openRegularNoFollow } from './fsSafe.js';
 import { gitHistorySection } from './gitHistory.js';
-import { loadChangeSet, type ChangeEntry } from './manifest.js';
+import { loadChangeSet, type ChangeEntry, type Manifest } from './manifest.js';
 import { lstatNoSymlinkComponents, relPathProblem } from './paths.js';
 import { escapeContent, escapeText, quotePath } from '../util/display.js';
 
@@ -135,8 +135,10 @@ export function writeDiff(
   changeDir: string,
   projectDir: string,
   write: (text: string) => void,
+  /** The manifest when the caller has loaded it already: one copy in memory, not two. */
+  loaded?: Manifest,
 ): void {
-  const { manifest: m } = loadChangeSet(changeDir);
+  const m = loaded ?? loadChangeSet(changeDir).manifest;
   if (m.status !== 'ok') {
     write(`# change set of task ${m.taskId} was refused: ${escapeText(m.reason ?? '')}\n`);
     return;

@@ -56,7 +56,7 @@ const manifestSchema = z.strictObject({
   }),
   /** Hidden paths of the scope plan: apply never touches them. */
   hidden: z.array(z.string()),
-  limits: z.strictObject({ maxFiles: count, maxBytes: count }),
+  limits: z.strictObject({ maxFiles: count, maxBytes: count, maxNameBytes: count.optional() }),
   entries: z.array(entrySchema),
   /** Changes the agent made that are never applied, with the reason. */
   refused: z.array(refusedSchema),
