@@ -56,6 +56,8 @@ export async function startFakeKubeApi(o: {
   claimSchema: ValidateFunction;
   controller: (claim: { metadata: { name: string } }, api: FakeKubeApi) => void;
   onExec: (s: ExecSession) => void;
+  /** A claim was deleted (the controller would delete its pod). */
+  onDelete?: (claim: string) => void;
   services?: Record<string, string>;
   /** CustomResourceDefinitions served by GET /apis/apiextensions.k8s.io/v1/..., by name. */
   crds?: Record<string, unknown>;
@@ -246,6 +248,7 @@ export async function startFakeKubeApi(o: {
       claims.delete(name);
       c.metadata.resourceVersion = String(++rv);
       emit('DELETED', c);
+      o.onDelete?.(name);
       return json(res, 200, { kind: 'Status', status: 'Success' });
     }
     if (req.method === 'POST' && !name && api.failNextCreate) {

@@ -4,9 +4,8 @@
 // exec wire formats (JSON lines; WebSocket v5.channel.k8s.io), nanocell's init binary serving
 // its control protocol over the exec stream (it runs on this host outside any pod, with
 // Landlock off), tar in and out through init, and the change-set collector.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import * as k8s from '@kubernetes/client-node';
@@ -19,7 +18,8 @@ import { startControlServer } from '../../../src/net/tenantControl.js';
 import { renderDiff } from '../../../src/workspace/diff.js';
 import { applyChangeSet } from '../../../src/workspace/apply.js';
 import { NanocellError } from '../../../src/util/errors.js';
-import { makeSandbox, REPO, type Sandbox } from '../../helpers/cells.js';
+import { makeSandbox, REPO, TEST_ROOT, type Sandbox } from '../../helpers/cells.js';
+import { POD } from '../../../src/k8s/constants.js';
 import { loadCrdValidators } from '../../helpers/k8sSchemas.js';
 import { startFakeKubeApi, type ExecSession, type FakeKubeApi } from '../../helpers/fakeKubeApi.js';
 
@@ -29,31 +29,51 @@ let script: Script = 'ready';
 let fake: FakeKubeApi;
 let api: K8sApi;
 let sb: Sandbox;
-const inits = new Set<number>();
+const POD_DIR = `${TEST_ROOT}/k8s-pods-${process.pid}`;
+const pods = new Map<string, ChildProcess>();
+const attaches = new Set<number>();
 
-/** The pod side of `init --attach`: the real init binary with its control channel on fd 3. */
+/**
+ * A sandbox pod of the stand-in: the real init binary as its "pid 1" with --control-listen (as
+ * the rendered template runs it, Landlock off outside a pod), started when the controller binds
+ * the claim and sent SIGTERM when the claim is deleted, as the kubelet does.
+ */
+function startPod(pod: string): void {
+  fs.mkdirSync(POD_DIR, { recursive: true });
+  const child = spawn(INIT, ['--control-listen', `${POD_DIR}/${pod}.sock`, '--landlock', 'off'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  pods.set(pod, child);
+  child.once('exit', () => pods.delete(pod));
+}
+
+/** pods/exec: the real command the client asks for, with the exec's stdio as its own. */
 function podExec(s: ExecSession) {
-  if (s.command[1] !== '--attach') {
+  const [bin, ...args] = s.command;
+  if (bin !== POD.init || args[0] !== '--attach' || args[1] !== POD.controlSocket) {
     s.stderr(Buffer.from(`stand-in runs only init --attach, not ${s.command.join(' ')}\n`));
     return s.exit(126);
   }
-  const child = spawn(INIT, ['--landlock', 'off'], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
-  inits.add(child.pid!);
-  const ctl = child.stdio[3] as net.Socket;
-  ctl.on('data', (d: Buffer) => s.stdout(d));
-  ctl.on('error', () => undefined);
+  const child = spawn(INIT, ['--attach', `${POD_DIR}/${s.pod}.sock`], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  attaches.add(child.pid!);
+  child.stdout!.on('data', (d: Buffer) => s.stdout(d));
   child.stderr!.on('data', (d: Buffer) => s.stderr(d));
-  s.onStdin((d) => (d === null ? ctl.end() : ctl.write(d)));
-  s.onClose(() => child.kill('SIGKILL'));
+  child.stdin!.on('error', () => undefined);
+  s.onStdin((d) => (d === null ? child.stdin!.end() : child.stdin!.write(d)));
+  // The exec stream lost: the kubelet closes the command's stdin, as here.
+  s.onClose(() => child.stdin!.end());
   child.once('exit', (code) => {
-    inits.delete(child.pid!);
+    attaches.delete(child.pid!);
     s.exit(code ?? 137);
   });
 }
 
 function controller(claim: { metadata: { name: string } }, f: FakeKubeApi) {
   const name = claim.metadata.name;
-  const ready = () =>
+  const ready = () => {
+    startPod(`sb-${name}`);
     f.setStatus(name, {
       conditions: [
         {
@@ -66,6 +86,7 @@ function controller(claim: { metadata: { name: string } }, f: FakeKubeApi) {
       ],
       sandbox: { name: `sb-${name}`, podIPs: ['10.213.5.2'] },
     });
+  };
   // Acts once the client is watching, so a close or a compaction hits a live watch.
   const act = (tries = 0): unknown => {
     if (f.openWatches() === 0 && tries < 200) return setTimeout(() => act(tries + 1), 10);
@@ -96,6 +117,7 @@ beforeAll(async () => {
     claimSchema: crds.byKind.get('SandboxClaim')!,
     controller,
     onExec: podExec,
+    onDelete: (claim) => pods.get(`sb-${claim}`)?.kill('SIGTERM'),
     services: { 'nanocell-proxy': '10.96.0.42' },
   });
   const kc = new k8s.KubeConfig();
@@ -110,7 +132,16 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await fake?.close();
+  for (const p of pods.values()) p.kill('SIGKILL');
+  fs.rmSync(POD_DIR, { recursive: true, force: true });
 });
+
+/** Every pod init and attach process has ended (they end asynchronously after the claim). */
+async function podsGone(): Promise<void> {
+  for (let i = 0; i < 100 && (pods.size || attaches.size); i++)
+    await new Promise((r) => setTimeout(r, 20));
+  expect([pods.size, attaches.size]).toEqual([0, 0]);
+}
 
 function task(over: Partial<K8sTaskOptions> & { policy?: ReturnType<typeof resolvePolicy> } = {}) {
   sb = makeSandbox({ 'README.md': 'hello\n', 'src/a.txt': 'a\n', '.env': 'SECRET=1\n' });
@@ -167,7 +198,7 @@ describe('k8s backend against the API stand-in (contract simulation, not a clust
       expect(
         fake.log.some((l) => l.startsWith('UPGRADE') && l.includes(`/pods/sb-${r.claim}/exec`)),
       ).toBe(true);
-      expect(inits.size).toBe(0);
+      await podsGone();
     } finally {
       sb.cleanup();
     }
