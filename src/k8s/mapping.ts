@@ -86,11 +86,11 @@ export const POLICY_MAPPING: readonly FieldMapping[] = [
     note: 'Kubernetes has no rlimit fields; the container runtime default applies',
   },
   {
-    field: 'tmpfs noexec (/tmp, HOME, /dev/shm)',
+    field: 'noexec mounts (workspace, /tmp, HOME, /dev/shm)',
     target: 'none (emptyDir has no mount options)',
     enforcement: 'degraded',
     control: 'noexec-tmp',
-    note: "init's Landlock exec allowlist still refuses exec from them where Landlock applies",
+    note: "only when exec.allow leaves a place noexec locally (not by default); init's Landlock exec rules, the local ones, still refuse execve there",
   },
   {
     field: 'workspace.include / exclude / defaultExcludes',

@@ -10,6 +10,7 @@ import { ALWAYS_DEGRADED, type K8sDegradableControl } from './mapping.js';
 import { bytesQuantity, checkDnsLabel, cpuQuantity } from './names.js';
 import { renderProxyTier, PROXY_LABELS } from './renderProxy.js';
 import { podSecurityChecks } from './checks.js';
+import { planExecRule } from '../plan/execRule.js';
 
 export type K8sObject = {
   apiVersion: string;
@@ -49,7 +50,8 @@ export interface Rendered {
 const REASONS: Record<K8sDegradableControl, string> = {
   pids: 'a pod has no per-pod process limit; only the node-wide kubelet --pod-max-pids applies',
   rlimits: 'Kubernetes sets no rlimits, so limits.files is the node runtime default',
-  'noexec-tmp': 'emptyDir volumes cannot be mounted noexec (Landlock still refuses exec there)',
+  'noexec-tmp':
+    'emptyDir volumes cannot be mounted noexec: Landlock still refuses execve there, but not ld.so or mmap(PROT_EXEC)',
   'protected-readonly':
     'protected paths are writable in the pod (apply still refuses every change to them)',
   'syscall-audit':
@@ -83,9 +85,13 @@ export function renderShape(input: RenderInput): Rendered {
     else refused.push(control);
   };
 
-  // 1. What no pod can enforce as a local cell does.
+  // 1. What no pod can enforce as a local cell does. The exec rule is the local one (one fact
+  //    for both walls); only a place a local cell would mount noexec loses something here.
+  const exec = planExecRule(policy.exec.allow.map(execPath), POD.workspace, policy.exec.scratch);
+  const noexecSomewhere = Object.values(exec.mounts).some((executable) => !executable);
   for (const c of ALWAYS_DEGRADED) {
     if (c === 'protected-readonly' && policy.workspace.protected.length === 0) continue;
+    if (c === 'noexec-tmp' && !noexecSomewhere) continue;
     degrade(c, REASONS[c]);
   }
   // 2. The runtime, as locally: gVisor has no Landlock.
@@ -120,7 +126,12 @@ export function renderShape(input: RenderInput): Rendered {
 
   const labels = { [LABELS.managedBy]: MANAGER, [LABELS.shape]: shape };
   const cellLabels = { ...labels, [LABELS.component]: 'cell' };
-  const podSpec = renderPodSpec(input, { landlock, runtimeClass, seccompFile });
+  const podSpec = renderPodSpec(input, {
+    landlock,
+    runtimeClass,
+    seccompFile,
+    execPaths: exec.paths,
+  });
   podSecurityChecks(podSpec);
 
   const template: K8sObject = {
@@ -187,7 +198,7 @@ export function renderShape(input: RenderInput): Rendered {
 
 function renderPodSpec(
   input: RenderInput,
-  o: { landlock: boolean; runtimeClass?: string; seccompFile: string },
+  o: { landlock: boolean; runtimeClass?: string; seccompFile: string; execPaths: string[] },
 ): Record<string, unknown> {
   const { limits } = input.policy;
   const memVolume = (name: string, bytes: number) => ({
@@ -230,7 +241,7 @@ function renderPodSpec(
         name: CELL_CONTAINER,
         image: input.image,
         imagePullPolicy: 'IfNotPresent',
-        command: [POD.init, ...initArgs(input.policy, o.landlock)],
+        command: [POD.init, ...initArgs(o.landlock, o.execPaths)],
         workingDir: POD.workspace,
         env: [
           { name: 'HOME', value: POD.home },
@@ -267,11 +278,11 @@ function renderPodSpec(
 }
 
 /** init's arguments: the control socket sessions attach to, and the Landlock rules. */
-function initArgs(policy: Policy, landlock: boolean): string[] {
+function initArgs(landlock: boolean, execPaths: readonly string[]): string[] {
   const args = ['--control-listen', POD.controlSocket, '--landlock', landlock ? 'required' : 'off'];
   if (!landlock) return args;
   args.push('--ll-read', '/');
-  for (const p of policy.exec.allow) args.push('--ll-exec', execPath(p));
+  for (const p of execPaths) args.push('--ll-exec', p);
   for (const p of [POD.workspace, '/tmp', POD.home, '/dev', '/run/nanocell'])
     args.push('--ll-write', p);
   return args;

@@ -170,6 +170,28 @@ describe('k8s render', () => {
     expect(line).not.toContain('--allow-degraded pids');
   });
 
+  it('exec rules are the local ones: scratch places follow the workspace, noexec-tmp only when a place would be noexec', () => {
+    const dir = fs.mkdtempSync('/var/tmp/nanocell-k8s-');
+    try {
+      const accepted = ALWAYS_DEGRADED.filter((c) => c !== 'noexec-tmp');
+      const def = renderFromOpts({ ...base, preset: 'default', allowDegraded: accepted });
+      const cmd = (def.objects[0] as Obj).spec.podTemplate.spec.containers[0].command as string[];
+      const execs = cmd.flatMap((a, i) => (a === '--ll-exec' ? [cmd[i + 1]] : []));
+      expect(execs).toEqual(['/dev/shm', '/home/cell', '/tmp', '/usr', '/workspace']);
+      expect(def.degradations.map((d) => d.control)).not.toContain('noexec-tmp');
+      const policy = path.join(dir, 'p.yaml');
+      fs.writeFileSync(policy, 'exec: { allow: ["/usr/**"] }\n');
+      expect(() =>
+        renderFromOpts({ ...base, preset: 'default', policy, allowDegraded: accepted }),
+      ).toThrow(/cannot enforce noexec-tmp/);
+      const strict = renderFromOpts({ ...base, preset: 'default', policy });
+      const c2 = (strict.objects[0] as Obj).spec.podTemplate.spec.containers[0].command;
+      expect(c2.filter((a: string) => a === '--ll-exec')).toHaveLength(1);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('bad names, replicas and exec globs are one-line usage errors', () => {
     expect(() => renderFromOpts({ ...base, preset: 'default', shape: 'Bad_Name' })).toThrow(
       /not a valid Kubernetes name/,
