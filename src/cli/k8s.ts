@@ -182,10 +182,19 @@ export async function runOnK8s(
   const { runK8sTask } = await import('../k8s/run.js');
   const api = await connectK8s({ kubeconfig: opts.kubeconfig, context: opts.context });
   const token = process.env.NANOCELL_PROXY_CONTROL_TOKEN;
+  // As locally: the first signal kills the task and still collects its change set; a second
+  // one gives the collection up. Either way the claim is deleted before nanocell exits.
   const abort = new AbortController();
-  const onSignal = () => abort.abort();
+  const abandon = new AbortController();
+  const onSignal = () => {
+    if (!abort.signal.aborted) return abort.abort();
+    if (abandon.signal.aborted) return;
+    process.stderr.write('nanocell: giving up the change set; deleting the claim\n');
+    abandon.abort();
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
   try {
     const r = await runK8sTask({
       api,
@@ -200,6 +209,7 @@ export async function runOnK8s(
       stdout: process.stdout,
       stderr: process.stderr,
       abort: abort.signal,
+      abandonChanges: abandon.signal,
       onEvent: (e) => {
         if (!opts.quiet && e.type === 'claim.ready')
           process.stderr.write(`nanocell: sandbox ${e.pod} claimed (${e.claim})\n`);
@@ -222,6 +232,7 @@ export async function runOnK8s(
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
   }
 }
 

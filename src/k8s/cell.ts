@@ -8,7 +8,7 @@
 // (InitClient's ExecHandle) so the task runner's timeout and output caps apply unchanged.
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { InitClient, type ExecHandle } from '../cell/initClient.js';
+import { InitClient, type ExecHandle, type ExecResult } from '../cell/initClient.js';
 import type { Policy } from '../policy/defaults.js';
 import { proxyEnvForUrls } from '../net/env.js';
 import { NanocellError } from '../util/errors.js';
@@ -129,6 +129,7 @@ export class K8sCell {
       const init = new InitClient(channel);
       init.on('log', (text: string) => emit({ type: 'log', text }));
       await init.ready();
+      if (o.signal?.aborted) throw interrupted('starting the session');
       return new K8sCell(o, claim, ready.sandbox.name, init, channel, tier, env);
     } catch (e) {
       channel?.destroy();
@@ -146,8 +147,8 @@ export class K8sCell {
     });
   }
 
-  /** Sends what the scope shows into the pod's workspace. */
-  async pushWorkspace(scope: ScopePlan): Promise<void> {
+  /** Sends what the scope shows into the pod's workspace; `signal` stops it (and throws). */
+  async pushWorkspace(scope: ScopePlan, signal?: AbortSignal): Promise<void> {
     const h = this.exec([
       'tar',
       '-x',
@@ -160,8 +161,10 @@ export class K8sCell {
     ]);
     const stderr = collectText(h.stderr);
     h.stdout.resume();
-    packWorkspace(scope).pipe(h.stdin);
-    const r = await h.result;
+    const pack = packWorkspace(scope);
+    pack.pipe(h.stdin);
+    const r = await untilDone(h, signal, () => pack.destroy());
+    if (signal?.aborted) throw interrupted('pushing the workspace');
     if (r.kind !== 'exited' || r.code !== 0) {
       throw new NanocellError(
         `unpacking the workspace in the pod failed (${JSON.stringify(r)}): ${(await stderr).slice(0, 300)}`,
@@ -175,12 +178,14 @@ export class K8sCell {
   async pullWorkspace(
     dir: string,
     limits: { maxFiles: number; maxBytes: number },
+    signal?: AbortSignal,
   ): Promise<Unpacked> {
     const h = this.exec(['tar', '-c', '-f', '-', '-C', this.workspace, '.']);
     h.stdin.end();
     const stderr = collectText(h.stderr);
     const unpacked = unpackWorkspace(h.stdout, dir, limits);
-    const [u, r] = await Promise.all([unpacked, h.result]);
+    const [u, r] = await Promise.all([unpacked, untilDone(h, signal)]);
+    if (signal?.aborted) throw interrupted('pulling the workspace');
     if (r.kind !== 'exited' || r.code !== 0) {
       throw new NanocellError(
         `packing the workspace in the pod failed: ${(await stderr).slice(0, 300)}`,
@@ -214,6 +219,35 @@ async function cleanup(o: K8sCellOptions, claim: string, tier: ProxyTierClient |
       'RUNTIME',
     );
   }
+}
+
+const SIGKILL = 9;
+
+/** The exec's result; an abort kills it first (and runs `onAbort`). */
+async function untilDone(
+  h: ExecHandle,
+  signal: AbortSignal | undefined,
+  onAbort: () => void = () => undefined,
+): Promise<ExecResult> {
+  const stop = () => {
+    h.kill(SIGKILL);
+    onAbort();
+  };
+  if (signal?.aborted) stop();
+  signal?.addEventListener('abort', stop, { once: true });
+  try {
+    return await h.result;
+  } finally {
+    signal?.removeEventListener('abort', stop);
+  }
+}
+
+function interrupted(what: string): NanocellError {
+  return new NanocellError(
+    `interrupted while ${what}`,
+    'nothing was kept; the claim is deleted',
+    'RUNTIME',
+  );
 }
 
 function collectText(s: NodeJS.ReadableStream): Promise<string> {

@@ -29,7 +29,10 @@ export interface K8sTaskOptions {
   tier?: { control: string; token: string };
   stdout: Writable;
   stderr: Writable;
+  /** Kills the command (the change set is still collected), or stops the set-up. */
   abort?: AbortSignal;
+  /** Gives up collecting the change set (a second Ctrl-C). */
+  abandonChanges?: AbortSignal;
   claimTimeoutMs?: number;
   /** See K8sCellOptions.workspacePath. */
   workspacePath?: string;
@@ -97,14 +100,14 @@ export async function runK8sTask(o: K8sTaskOptions): Promise<K8sTaskReport> {
       },
     });
     record({ type: 'task.started', cellId: cell.claim });
-    await cell.pushWorkspace(scope);
+    await cell.pushWorkspace(scope, o.abort);
     const outcome = await runCapped(cell, o);
     // The change set, as locally: the pod's workspace is the merged view of the task.
     const staging = `${root.root}/k8s-staging-${taskId}`;
     let changes: ChangeSummary | undefined;
     try {
       const limits = { maxFiles: DEFAULT_MAX_FILES, maxBytes: o.policy.limits.disk };
-      await cell.pullWorkspace(staging, limits);
+      await cell.pullWorkspace(staging, limits, o.abandonChanges);
       changes = await collectChangeSet({
         upperDir: staging,
         mergedDir: staging,
@@ -172,6 +175,7 @@ async function runCapped(
   };
   const timer = setTimeout(() => kill('timeout'), o.policy.limits.timeout);
   const onAbort = () => kill('killed');
+  if (o.abort?.aborted) onAbort();
   o.abort?.addEventListener('abort', onAbort);
   let r: ExecResult;
   try {

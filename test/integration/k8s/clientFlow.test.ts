@@ -18,13 +18,13 @@ import { startControlServer } from '../../../src/net/tenantControl.js';
 import { renderDiff } from '../../../src/workspace/diff.js';
 import { applyChangeSet } from '../../../src/workspace/apply.js';
 import { NanocellError } from '../../../src/util/errors.js';
-import { makeSandbox, REPO, TEST_ROOT, type Sandbox } from '../../helpers/cells.js';
+import { makeSandbox, REPO, spawnNanocell, TEST_ROOT, type Sandbox } from '../../helpers/cells.js';
 import { POD } from '../../../src/k8s/constants.js';
 import { loadCrdValidators } from '../../helpers/k8sSchemas.js';
 import { startFakeKubeApi, type ExecSession, type FakeKubeApi } from '../../helpers/fakeKubeApi.js';
 
 const INIT = path.join(REPO, 'native', 'build', 'nanocell-init');
-type Script = 'ready' | 'compact-then-ready' | 'close-then-ready' | 'fail';
+type Script = 'ready' | 'compact-then-ready' | 'close-then-ready' | 'fail' | 'never';
 let script: Script = 'ready';
 let fake: FakeKubeApi;
 let api: K8sApi;
@@ -90,6 +90,7 @@ function controller(claim: { metadata: { name: string } }, f: FakeKubeApi) {
   // Acts once the client is watching, so a close or a compaction hits a live watch.
   const act = (tries = 0): unknown => {
     if (f.openWatches() === 0 && tries < 200) return setTimeout(() => act(tries + 1), 10);
+    if (script === 'never') return;
     if (script === 'fail') {
       return f.setStatus(name, {
         conditions: [
@@ -282,6 +283,23 @@ describe('k8s backend against the API stand-in (contract simulation, not a clust
     }
   });
 
+  it('an abort before the command starts (set-up, push) runs nothing and deletes the claim', async () => {
+    const ac = new AbortController();
+    const t = task({
+      command: ['sh', '-c', 'echo ran'],
+      abort: ac.signal,
+      onEvent: (e) => e.type === 'claim.ready' && ac.abort(),
+    });
+    try {
+      await expect(t.run).rejects.toThrow(/interrupted while/);
+      expect(t.out()).not.toContain('ran');
+      expect(fake.claims.size).toBe(0);
+      await podsGone();
+    } finally {
+      sb.cleanup();
+    }
+  });
+
   it('output past the cap is dropped, and the command is never blocked', async () => {
     const t = task({
       policy: resolvePolicy({ limits: { output: 1000 } }),
@@ -324,6 +342,73 @@ describe('k8s backend against the API stand-in (contract simulation, not a clust
       await control.close();
       await registry.close();
       fs.rmSync(dir, { recursive: true, force: true });
+      sb.cleanup();
+    }
+  });
+
+  it('the CLI: Ctrl-C (SIGINT) while waiting for a sandbox, and an error in the pod, delete the claim', async () => {
+    const kubeconfig = `${POD_DIR}/kubeconfig`;
+    fs.mkdirSync(POD_DIR, { recursive: true });
+    fs.writeFileSync(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 's', cluster: { server: fake.url, 'insecure-skip-tls-verify': true } }],
+        users: [{ name: 'u', user: { token: 'stand-in-token' } }],
+        contexts: [{ name: 's', context: { cluster: 's', user: 'u', namespace: 'nanocell' } }],
+        'current-context': 's',
+      }),
+    );
+    const cli = () => {
+      const p = spawnNanocell(
+        [
+          'run',
+          '--backend',
+          'k8s',
+          '--kubeconfig',
+          kubeconfig,
+          '--workspace',
+          sb.project,
+          '--',
+          'sh',
+          '-c',
+          'echo started; exec sleep 60',
+        ],
+        { stateRoot: sb.stateRoot },
+      );
+      let out = '';
+      p.stdout.on('data', (d: Buffer) => (out += d));
+      p.stderr.on('data', (d: Buffer) => (out += d));
+      const done = new Promise<{ code: number | null; out: string }>((r) =>
+        p.once('exit', (code) => r({ code, out })),
+      );
+      return { p, done, out: () => out };
+    };
+    const until = async (cond: () => boolean, out: () => string) => {
+      for (let i = 0; i < 1500 && !cond(); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(cond(), out()).toBe(true);
+    };
+    sb = makeSandbox({ 'README.md': 'hello\n' });
+    try {
+      script = 'never';
+      const waiting = cli();
+      await until(() => fake.claims.size === 1 && fake.openWatches() > 0, waiting.out);
+      waiting.p.kill('SIGINT');
+      const early = await waiting.done;
+      expect(early.code, early.out).not.toBe(0);
+      expect(early.out).toMatch(/interrupted while waiting for a sandbox/);
+      expect(fake.claims.size).toBe(0);
+      script = 'ready';
+      // An error in the pod: this stand-in's pods have no /workspace (the CLI cannot point the
+      // backend elsewhere), so the push fails. One line, non-zero, and the claim is deleted.
+      const failed = await cli().done;
+      expect(failed.code, failed.out).not.toBe(0);
+      expect(failed.out).toMatch(/^nanocell: unpacking the workspace in the pod failed.*\(fix: /m);
+      expect(fake.claims.size).toBe(0);
+      await podsGone();
+    } finally {
+      script = 'ready';
       sb.cleanup();
     }
   });
