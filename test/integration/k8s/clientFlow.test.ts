@@ -1,10 +1,10 @@
 // `run --backend k8s` against a CONTRACT SIMULATION of the Kubernetes API (test/helpers/
 // fakeKubeApi.ts: a loopback stand-in implementing only the calls the backend makes, with a
 // scripted controller), not a cluster. What is real: @kubernetes/client-node, the watch and
-// exec wire formats (JSON lines; WebSocket v5.channel.k8s.io), nanocell's init binary serving
-// its control protocol over the exec stream (it runs on this host outside any pod, with
-// Landlock off), tar in and out through init, and the change-set collector.
-import { spawn, type ChildProcess } from 'node:child_process';
+// exec wire formats (JSON lines; WebSocket v5.channel.k8s.io), nanocell's init binary as the
+// pod's pid 1 (--control-listen) and as the exec'd command (--attach), on this host outside any
+// pod with Landlock off (test/helpers/standInPods.ts), tar in and out through init, and the
+// change-set collector. podInCell.test.ts runs the pod side in a real local cell instead.
 import fs from 'node:fs';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -18,62 +18,22 @@ import { startControlServer } from '../../../src/net/tenantControl.js';
 import { renderDiff } from '../../../src/workspace/diff.js';
 import { applyChangeSet } from '../../../src/workspace/apply.js';
 import { NanocellError } from '../../../src/util/errors.js';
-import { makeSandbox, REPO, spawnNanocell, TEST_ROOT, type Sandbox } from '../../helpers/cells.js';
-import { POD } from '../../../src/k8s/constants.js';
+import { makeSandbox, type Sandbox } from '../../helpers/cells.js';
+import { HostPods } from '../../helpers/standInPods.js';
 import { loadCrdValidators } from '../../helpers/k8sSchemas.js';
-import { startFakeKubeApi, type ExecSession, type FakeKubeApi } from '../../helpers/fakeKubeApi.js';
+import { startFakeKubeApi, type FakeKubeApi } from '../../helpers/fakeKubeApi.js';
 
-const INIT = path.join(REPO, 'native', 'build', 'nanocell-init');
-type Script = 'ready' | 'compact-then-ready' | 'close-then-ready' | 'fail' | 'never';
+type Script = 'ready' | 'compact-then-ready' | 'close-then-ready' | 'fail';
 let script: Script = 'ready';
 let fake: FakeKubeApi;
 let api: K8sApi;
 let sb: Sandbox;
-const POD_DIR = `${TEST_ROOT}/k8s-pods-${process.pid}`;
-const pods = new Map<string, ChildProcess>();
-const attaches = new Set<number>();
-
-/**
- * A sandbox pod of the stand-in: the real init binary as its "pid 1" with --control-listen (as
- * the rendered template runs it, Landlock off outside a pod), started when the controller binds
- * the claim and sent SIGTERM when the claim is deleted, as the kubelet does.
- */
-function startPod(pod: string): void {
-  fs.mkdirSync(POD_DIR, { recursive: true });
-  const child = spawn(INIT, ['--control-listen', `${POD_DIR}/${pod}.sock`, '--landlock', 'off'], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  pods.set(pod, child);
-  child.once('exit', () => pods.delete(pod));
-}
-
-/** pods/exec: the real command the client asks for, with the exec's stdio as its own. */
-function podExec(s: ExecSession) {
-  const [bin, ...args] = s.command;
-  if (bin !== POD.init || args[0] !== '--attach' || args[1] !== POD.controlSocket) {
-    s.stderr(Buffer.from(`stand-in runs only init --attach, not ${s.command.join(' ')}\n`));
-    return s.exit(126);
-  }
-  const child = spawn(INIT, ['--attach', `${POD_DIR}/${s.pod}.sock`], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  attaches.add(child.pid!);
-  child.stdout!.on('data', (d: Buffer) => s.stdout(d));
-  child.stderr!.on('data', (d: Buffer) => s.stderr(d));
-  child.stdin!.on('error', () => undefined);
-  s.onStdin((d) => (d === null ? child.stdin!.end() : child.stdin!.write(d)));
-  // The exec stream lost: the kubelet closes the command's stdin, as here.
-  s.onClose(() => child.stdin!.end());
-  child.once('exit', (code) => {
-    attaches.delete(child.pid!);
-    s.exit(code ?? 137);
-  });
-}
+const pods = new HostPods();
 
 function controller(claim: { metadata: { name: string } }, f: FakeKubeApi) {
   const name = claim.metadata.name;
   const ready = () => {
-    startPod(`sb-${name}`);
+    pods.start(`sb-${name}`);
     f.setStatus(name, {
       conditions: [
         {
@@ -90,7 +50,6 @@ function controller(claim: { metadata: { name: string } }, f: FakeKubeApi) {
   // Acts once the client is watching, so a close or a compaction hits a live watch.
   const act = (tries = 0): unknown => {
     if (f.openWatches() === 0 && tries < 200) return setTimeout(() => act(tries + 1), 10);
-    if (script === 'never') return;
     if (script === 'fail') {
       return f.setStatus(name, {
         conditions: [
@@ -117,8 +76,8 @@ beforeAll(async () => {
   fake = await startFakeKubeApi({
     claimSchema: crds.byKind.get('SandboxClaim')!,
     controller,
-    onExec: podExec,
-    onDelete: (claim) => pods.get(`sb-${claim}`)?.kill('SIGTERM'),
+    onExec: (s) => pods.exec(s),
+    onDelete: (claim) => pods.deleted(claim),
     services: { 'nanocell-proxy': '10.96.0.42' },
   });
   const kc = new k8s.KubeConfig();
@@ -133,16 +92,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await fake?.close();
-  for (const p of pods.values()) p.kill('SIGKILL');
-  fs.rmSync(POD_DIR, { recursive: true, force: true });
+  pods.close();
 });
-
-/** Every pod init and attach process has ended (they end asynchronously after the claim). */
-async function podsGone(): Promise<void> {
-  for (let i = 0; i < 100 && (pods.size || attaches.size); i++)
-    await new Promise((r) => setTimeout(r, 20));
-  expect([pods.size, attaches.size]).toEqual([0, 0]);
-}
 
 function task(over: Partial<K8sTaskOptions> & { policy?: ReturnType<typeof resolvePolicy> } = {}) {
   sb = makeSandbox({ 'README.md': 'hello\n', 'src/a.txt': 'a\n', '.env': 'SECRET=1\n' });
@@ -199,7 +150,7 @@ describe('k8s backend against the API stand-in (contract simulation, not a clust
       expect(
         fake.log.some((l) => l.startsWith('UPGRADE') && l.includes(`/pods/sb-${r.claim}/exec`)),
       ).toBe(true);
-      await podsGone();
+      await pods.expectGone();
     } finally {
       sb.cleanup();
     }
@@ -294,7 +245,7 @@ describe('k8s backend against the API stand-in (contract simulation, not a clust
       await expect(t.run).rejects.toThrow(/interrupted while/);
       expect(t.out()).not.toContain('ran');
       expect(fake.claims.size).toBe(0);
-      await podsGone();
+      await pods.expectGone();
     } finally {
       sb.cleanup();
     }
@@ -342,73 +293,6 @@ describe('k8s backend against the API stand-in (contract simulation, not a clust
       await control.close();
       await registry.close();
       fs.rmSync(dir, { recursive: true, force: true });
-      sb.cleanup();
-    }
-  });
-
-  it('the CLI: Ctrl-C (SIGINT) while waiting for a sandbox, and an error in the pod, delete the claim', async () => {
-    const kubeconfig = `${POD_DIR}/kubeconfig`;
-    fs.mkdirSync(POD_DIR, { recursive: true });
-    fs.writeFileSync(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 's', cluster: { server: fake.url, 'insecure-skip-tls-verify': true } }],
-        users: [{ name: 'u', user: { token: 'stand-in-token' } }],
-        contexts: [{ name: 's', context: { cluster: 's', user: 'u', namespace: 'nanocell' } }],
-        'current-context': 's',
-      }),
-    );
-    const cli = () => {
-      const p = spawnNanocell(
-        [
-          'run',
-          '--backend',
-          'k8s',
-          '--kubeconfig',
-          kubeconfig,
-          '--workspace',
-          sb.project,
-          '--',
-          'sh',
-          '-c',
-          'echo started; exec sleep 60',
-        ],
-        { stateRoot: sb.stateRoot },
-      );
-      let out = '';
-      p.stdout.on('data', (d: Buffer) => (out += d));
-      p.stderr.on('data', (d: Buffer) => (out += d));
-      const done = new Promise<{ code: number | null; out: string }>((r) =>
-        p.once('exit', (code) => r({ code, out })),
-      );
-      return { p, done, out: () => out };
-    };
-    const until = async (cond: () => boolean, out: () => string) => {
-      for (let i = 0; i < 1500 && !cond(); i++) await new Promise((r) => setTimeout(r, 20));
-      expect(cond(), out()).toBe(true);
-    };
-    sb = makeSandbox({ 'README.md': 'hello\n' });
-    try {
-      script = 'never';
-      const waiting = cli();
-      await until(() => fake.claims.size === 1 && fake.openWatches() > 0, waiting.out);
-      waiting.p.kill('SIGINT');
-      const early = await waiting.done;
-      expect(early.code, early.out).not.toBe(0);
-      expect(early.out).toMatch(/interrupted while waiting for a sandbox/);
-      expect(fake.claims.size).toBe(0);
-      script = 'ready';
-      // An error in the pod: this stand-in's pods have no /workspace (the CLI cannot point the
-      // backend elsewhere), so the push fails. One line, non-zero, and the claim is deleted.
-      const failed = await cli().done;
-      expect(failed.code, failed.out).not.toBe(0);
-      expect(failed.out).toMatch(/^nanocell: unpacking the workspace in the pod failed.*\(fix: /m);
-      expect(fake.claims.size).toBe(0);
-      await podsGone();
-    } finally {
-      script = 'ready';
       sb.cleanup();
     }
   });
