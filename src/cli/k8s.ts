@@ -7,6 +7,7 @@ import YAML from 'yaml';
 import { loadPolicyFile, resolvePolicy } from '../policy/load.js';
 import type { PolicyFile } from '../policy/schema.js';
 import { presetLayer, PRESETS } from '../k8s/presets.js';
+import { K8S_DEGRADABLE_CONTROLS } from '../k8s/mapping.js';
 import { renderShape, type Rendered } from '../k8s/render.js';
 import { NanocellError } from '../util/errors.js';
 import type { CliContext } from './context.js';
@@ -173,9 +174,12 @@ export async function runOnK8s(
   opts: K8sRunOpts,
   ctx: CliContext,
 ): Promise<number> {
+  // The Kubernetes-only controls are the backend's; the rest go into the policy as locally.
+  const k8sOnly = new Set<string>(K8S_DEGRADABLE_CONTROLS);
+  const accepted = (opts.allowDegraded ?? []).flatMap((c) => c.split(',')).filter(Boolean);
   const layers: PolicyFile[] = [];
   if (opts.policy) layers.push(loadPolicyFile(path.resolve(opts.policy)));
-  layers.push(policyFromFlags(opts));
+  layers.push(policyFromFlags({ ...opts, allowDegraded: accepted.filter((c) => !k8sOnly.has(c)) }));
   const policy = resolvePolicy(...layers);
   const workspace = path.resolve(opts.workspace ?? process.cwd());
   const { connectK8s } = await import('../k8s/client.js');
@@ -205,6 +209,7 @@ export async function runOnK8s(
       command,
       stateRoot: ctx.stateRoot(),
       session: opts.session,
+      allowDegraded: accepted.filter((c) => k8sOnly.has(c)),
       ...(opts.proxyControl && token ? { tier: { control: opts.proxyControl, token } } : {}),
       stdout: process.stdout,
       stderr: process.stderr,

@@ -14,7 +14,8 @@ import { proxyEnvForUrls } from '../net/env.js';
 import { NanocellError } from '../util/errors.js';
 import type { ScopePlan } from '../workspace/scope.js';
 import type { K8sApi } from './client.js';
-import { CELL_CONTAINER, LABELS, MANAGER, POD, PROXY_PORTS } from './constants.js';
+import { ANNOTATIONS, CELL_CONTAINER, LABELS, MANAGER, POD, PROXY_PORTS } from './constants.js';
+import { planShape } from './shapePlan.js';
 import { ProxyTierClient, type TierEvent } from './tierClient.js';
 import { packWorkspace, unpackWorkspace, type Unpacked } from './workspaceTar.js';
 import { PROXY_NAME } from './renderProxy.js';
@@ -28,6 +29,8 @@ export interface K8sCellOptions {
   /** The proxy tier's control endpoint and token; required when the policy allows egress. */
   tier?: { control: string; token: string };
   claimTimeoutMs?: number;
+  /** Kubernetes-only controls accepted (--allow-degraded), besides the policy's own. */
+  allowDegraded?: readonly string[];
   /**
    * Where the pod mounts the workspace (default /workspace). The contract simulation's
    * stand-in runs init outside any pod and points this at a scratch directory.
@@ -72,6 +75,7 @@ export class K8sCell {
         'USAGE',
       );
     }
+    await checkShape(o);
     const created = await o.api.createClaim({
       namespace: o.namespace,
       name: claim,
@@ -204,6 +208,30 @@ export class K8sCell {
     await Promise.race([this.init.closed, new Promise((r) => setTimeout(r, 2000))]);
     this.channel.destroy();
     await cleanup(this.o, this.claim, this.tier);
+  }
+}
+
+/**
+ * Before anything is claimed: the shape's template was rendered from this policy (its digest
+ * annotation), and every degradation it carries on this cluster (its RuntimeClass included) is
+ * accepted, exactly as render and a local run decide it.
+ */
+async function checkShape(o: K8sCellOptions): Promise<void> {
+  const t = await o.api.getTemplate(o.namespace, o.shape);
+  const meta = (t.metadata ?? {}) as { annotations?: Record<string, string> };
+  const pod = ((t.spec as { podTemplate?: { spec?: { runtimeClassName?: string } } })?.podTemplate
+    ?.spec ?? {}) as { runtimeClassName?: string };
+  const plan = planShape(o.policy, {
+    runtimeClass: pod.runtimeClassName,
+    allowDegraded: o.allowDegraded ?? [],
+  });
+  const digest = meta.annotations?.[ANNOTATIONS.policyDigest];
+  if (digest !== plan.digest) {
+    throw new NanocellError(
+      `shape ${o.shape} was ${digest ? 'rendered from another policy' : 'not rendered by nanocell'} (its limits, exec, syscalls or runtime differ from this one's)`,
+      `re-render it from this policy (nanocell k8s render --policy FILE --shape ${o.shape} | kubectl apply -f -), or run with the policy it was rendered from`,
+      'POLICY',
+    );
   }
 }
 

@@ -5,17 +5,29 @@ import { createHash } from 'node:crypto';
 import type { Policy } from '../policy/defaults.js';
 import { buildSeccompProfile, type SeccompArch } from '../seccomp/index.js';
 import { NanocellError } from '../util/errors.js';
-import { CELL_CONTAINER, EXTENSIONS_API, LABELS, MANAGER, POD, PROXY_PORTS } from './constants.js';
-import { ALWAYS_DEGRADED, type K8sDegradableControl } from './mapping.js';
+import {
+  ANNOTATIONS,
+  CELL_CONTAINER,
+  EXTENSIONS_API,
+  LABELS,
+  MANAGER,
+  POD,
+  PROXY_PORTS,
+} from './constants.js';
 import { bytesQuantity, checkDnsLabel, cpuQuantity } from './names.js';
 import { renderProxyTier, PROXY_LABELS } from './renderProxy.js';
 import { podSecurityChecks } from './checks.js';
-import { planExecRule } from '../plan/execRule.js';
+import { planShape, type ShapePlan } from './shapePlan.js';
 
 export type K8sObject = {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
 } & Record<string, unknown>;
 
 export interface RenderInput {
@@ -35,29 +47,12 @@ export interface RenderInput {
   allowDegraded: readonly string[];
 }
 
-interface RenderedDegradation {
-  control: string;
-  reason: string;
-}
-
 export interface Rendered {
   objects: K8sObject[];
   /** The seccomp profile file every node needs below its kubelet seccomp root. */
   seccomp: { file: string; json: string };
-  degradations: RenderedDegradation[];
+  degradations: ShapePlan['degradations'];
 }
-
-const REASONS: Record<K8sDegradableControl, string> = {
-  pids: 'a pod has no per-pod process limit; only the node-wide kubelet --pod-max-pids applies',
-  rlimits: 'Kubernetes sets no rlimits, so limits.files is the node runtime default',
-  'noexec-tmp':
-    'emptyDir volumes cannot be mounted noexec: Landlock still refuses execve there, but not ld.so or mmap(PROT_EXEC)',
-  'protected-readonly':
-    'protected paths are writable in the pod (apply still refuses every change to them)',
-  'syscall-audit':
-    'the kubelet loads seccomp profiles without a listener: denials are not recorded',
-  'exec-audit': 'there is no seccomp monitor on the node: execs are not recorded',
-};
 
 export function renderShape(input: RenderInput): Rendered {
   const { policy } = input;
@@ -70,48 +65,8 @@ export function renderShape(input: RenderInput): Rendered {
       'USAGE',
     );
   }
-  if (policy.mounts?.length) {
-    throw new NanocellError(
-      `policy mounts (${policy.mounts.map((m) => (typeof m === 'string' ? m : m.host)).join(', ')}) are host paths, which no pod has`,
-      'drop mounts: from the policy for --backend k8s and put those tools in the cell image',
-      'POLICY',
-    );
-  }
-  const accepted = new Set<string>([...policy.allowDegraded, ...input.allowDegraded]);
-  const degradations: RenderedDegradation[] = [];
-  const refused: string[] = [];
-  const degrade = (control: string, reason: string) => {
-    if (accepted.has(control)) degradations.push({ control, reason });
-    else refused.push(control);
-  };
-
-  // 1. What no pod can enforce as a local cell does. The exec rule is the local one (one fact
-  //    for both walls); only a place a local cell would mount noexec loses something here.
-  const exec = planExecRule(policy.exec.allow.map(execPath), POD.workspace, policy.exec.scratch);
-  const noexecSomewhere = Object.values(exec.mounts).some((executable) => !executable);
-  for (const c of ALWAYS_DEGRADED) {
-    if (c === 'protected-readonly' && policy.workspace.protected.length === 0) continue;
-    if (c === 'noexec-tmp' && !noexecSomewhere) continue;
-    degrade(c, REASONS[c]);
-  }
-  // 2. The runtime, as locally: gVisor has no Landlock.
-  const runtimeClass =
-    input.runtimeClass ?? (policy.runtime.name === 'runsc' ? 'gvisor' : undefined);
-  if (runtimeClass) checkDnsLabel('--runtime-class', runtimeClass, 253);
-  const landlock = runtimeClass !== 'gvisor' && policy.runtime.name !== 'runsc';
-  if (!landlock) {
-    degrade(
-      'landlock',
-      'gVisor does not implement Landlock, so the exec allowlist is not enforced',
-    );
-  }
-  if (refused.length) {
-    throw new NanocellError(
-      `this shape cannot enforce ${refused.join(', ')} on Kubernetes; refusing to render it`,
-      `accept them with --allow-degraded ${refused.join(',')} (docs/kubernetes.md lists what each loses)`,
-      'POLICY',
-    );
-  }
+  const sp = planShape(policy, input);
+  const { landlock, runtimeClass } = sp;
 
   // 3. The seccomp profile: the local one with errno answers (no listener on the node).
   const plan = buildSeccompProfile({
@@ -130,14 +85,23 @@ export function renderShape(input: RenderInput): Rendered {
     landlock,
     runtimeClass,
     seccompFile,
-    execPaths: exec.paths,
+    execPaths: sp.execPaths,
   });
   podSecurityChecks(podSpec);
 
   const template: K8sObject = {
     apiVersion: EXTENSIONS_API,
     kind: 'SandboxTemplate',
-    metadata: { name: shape, namespace, labels },
+    metadata: {
+      name: shape,
+      namespace,
+      labels,
+      // What `run --backend k8s` checks before claiming from this shape (shapePlan.ts).
+      annotations: {
+        [ANNOTATIONS.policyDigest]: sp.digest,
+        [ANNOTATIONS.degraded]: sp.degradations.map((d) => d.control).join(','),
+      },
+    },
     spec: {
       podTemplate: { metadata: { labels: cellLabels }, spec: podSpec },
       // nanocell ships its own NetworkPolicy below: the controller must not add another.
@@ -193,7 +157,7 @@ export function renderShape(input: RenderInput): Rendered {
       seccompConfigMap: seccompConfigMap.metadata.name,
     }),
   ];
-  return { objects, seccomp: { file: seccompFile, json }, degradations };
+  return { objects, seccomp: { file: seccompFile, json }, degradations: sp.degradations };
 }
 
 function renderPodSpec(
@@ -286,19 +250,6 @@ function initArgs(landlock: boolean, execPaths: readonly string[]): string[] {
   for (const p of [POD.workspace, '/tmp', POD.home, '/dev', '/run/nanocell'])
     args.push('--ll-write', p);
   return args;
-}
-
-/** Locally exec.allow globs are expanded on the host; a pod's paths are known only as written. */
-function execPath(pattern: string): string {
-  const p = pattern.replace(/^\$WORKSPACE(?=\/|$)/, POD.workspace).replace(/\/\*\*$/, '');
-  if (!p.startsWith('/') || /[*?[\]{}]/.test(p)) {
-    throw new NanocellError(
-      `exec.allow entry ${JSON.stringify(pattern)} cannot be resolved inside a pod`,
-      'use an absolute file or directory path, optionally ending in /**',
-      'POLICY',
-    );
-  }
-  return p;
 }
 
 function shortHash(text: string): string {

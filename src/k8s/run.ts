@@ -27,6 +27,8 @@ export interface K8sTaskOptions {
   stateRoot: string;
   session?: string;
   tier?: { control: string; token: string };
+  /** Kubernetes-only controls accepted (--allow-degraded), besides the policy's own. */
+  allowDegraded?: readonly string[];
   stdout: Writable;
   stderr: Writable;
   /** Kills the command (the change set is still collected), or stops the set-up. */
@@ -76,6 +78,7 @@ export async function runK8sTask(o: K8sTaskOptions): Promise<K8sTaskReport> {
       shape: o.shape,
       policy: o.policy,
       tier: o.tier,
+      allowDegraded: o.allowDegraded,
       claimTimeoutMs: o.claimTimeoutMs,
       workspacePath: o.workspacePath,
       signal: o.abort,

@@ -56,6 +56,8 @@ export async function startFakeKubeApi(o: {
   claimSchema: ValidateFunction;
   controller: (claim: { metadata: { name: string } }, api: FakeKubeApi) => void;
   onExec: (s: ExecSession) => void;
+  /** SandboxTemplates served by GET, by name (the rendered shapes). */
+  templates?: Record<string, Obj>;
   /** A claim was deleted (the controller would delete its pod). */
   onDelete?: (claim: string) => void;
   services?: Record<string, string>;
@@ -208,6 +210,16 @@ export async function startFakeKubeApi(o: {
       return;
     }
     if (pods(req, res, url)) return;
+    const tpl =
+      /^\/apis\/extensions\.agents\.x-k8s\.io\/v1beta1\/namespaces\/[^/]+\/sandboxtemplates\/([^/]+)$/.exec(
+        url.pathname,
+      );
+    if (tpl && req.method === 'GET') {
+      const t = api.crdInstalled ? o.templates?.[tpl[1]!] : undefined;
+      return t
+        ? json(res, 200, t)
+        : status(res, 404, 'NotFound', `sandboxtemplates "${tpl[1]}" not found`);
+    }
     if (svc) {
       const ip = o.services?.[svc[1]!];
       return ip

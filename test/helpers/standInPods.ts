@@ -8,6 +8,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
 import { POD } from '../../src/k8s/constants.js';
+import { ALWAYS_DEGRADED } from '../../src/k8s/mapping.js';
+import { renderShape, type K8sObject } from '../../src/k8s/render.js';
+import type { Policy } from '../../src/policy/defaults.js';
+import { resolvePolicy } from '../../src/policy/load.js';
 import { REPO, TEST_ROOT } from './cells.js';
 import type { ExecSession } from './fakeKubeApi.js';
 
@@ -67,4 +71,18 @@ export class HostPods {
   private sock(pod: string): string {
     return `${this.dir}/${pod}.sock`;
   }
+}
+
+/** The stand-in's SandboxTemplates: the `default` shape as `k8s render` makes it. */
+export function renderedTemplates(policy: Policy = resolvePolicy({})): Record<string, K8sObject> {
+  const r = renderShape({
+    policy,
+    shape: 'default',
+    namespace: 'nanocell',
+    image: 'registry.example/nanocell-cell:test',
+    replicas: 1,
+    arch: process.arch === 'arm64' ? 'aarch64' : 'x86_64',
+    allowDegraded: [...ALWAYS_DEGRADED],
+  });
+  return { default: r.objects[0]! };
 }

@@ -3,10 +3,11 @@
 // init, test/helpers/standInPods.ts): the claim is deleted on Ctrl-C and on an error.
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ALWAYS_DEGRADED } from '../../../src/k8s/mapping.js';
 import { makeSandbox, spawnNanocell, type Sandbox } from '../../helpers/cells.js';
 import { loadCrdValidators } from '../../helpers/k8sSchemas.js';
 import { startFakeKubeApi, type FakeKubeApi } from '../../helpers/fakeKubeApi.js';
-import { HostPods } from '../../helpers/standInPods.js';
+import { HostPods, renderedTemplates } from '../../helpers/standInPods.js';
 
 let fake: FakeKubeApi;
 let bind = false;
@@ -24,6 +25,7 @@ beforeAll(async () => {
         sandbox: { name: `sb-${name}`, podIPs: ['10.213.5.3'] },
       });
     },
+    templates: renderedTemplates(),
     onExec: (s) => pods.exec(s),
     onDelete: (claim) => pods.deleted(claim),
   });
@@ -44,6 +46,8 @@ function cli(sb: Sandbox, kubeconfig: string) {
       kubeconfig,
       '--workspace',
       sb.project,
+      '--allow-degraded',
+      ALWAYS_DEGRADED.join(','),
       '--',
       'sh',
       '-c',

@@ -11,6 +11,7 @@ import { PassThrough } from 'node:stream';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { K8sApi } from '../../../src/k8s/client.js';
+import { ALWAYS_DEGRADED } from '../../../src/k8s/mapping.js';
 import { runK8sTask, type K8sTaskOptions } from '../../../src/k8s/run.js';
 import { resolvePolicy } from '../../../src/policy/load.js';
 import { TenantRegistry } from '../../../src/net/tenants.js';
@@ -19,7 +20,7 @@ import { renderDiff } from '../../../src/workspace/diff.js';
 import { applyChangeSet } from '../../../src/workspace/apply.js';
 import { NanocellError } from '../../../src/util/errors.js';
 import { makeSandbox, type Sandbox } from '../../helpers/cells.js';
-import { HostPods } from '../../helpers/standInPods.js';
+import { HostPods, renderedTemplates } from '../../helpers/standInPods.js';
 import { loadCrdValidators } from '../../helpers/k8sSchemas.js';
 import { startFakeKubeApi, type FakeKubeApi } from '../../helpers/fakeKubeApi.js';
 
@@ -76,6 +77,7 @@ beforeAll(async () => {
   fake = await startFakeKubeApi({
     claimSchema: crds.byKind.get('SandboxClaim')!,
     controller,
+    templates: renderedTemplates(),
     onExec: (s) => pods.exec(s),
     onDelete: (claim) => pods.deleted(claim),
     services: { 'nanocell-proxy': '10.96.0.42' },
@@ -116,6 +118,7 @@ function task(over: Partial<K8sTaskOptions> & { policy?: ReturnType<typeof resol
     stdout,
     stderr,
     claimTimeoutMs: 10_000,
+    allowDegraded: [...ALWAYS_DEGRADED],
     ...over,
   });
   return { run, out: () => out, podWs };
@@ -174,6 +177,40 @@ describe('k8s backend against the API stand-in (contract simulation, not a clust
       }
     });
   }
+
+  it('a shape rendered from another policy, or a degradation not accepted, is refused before any claim', async () => {
+    for (const [over, re] of [
+      [
+        { policy: resolvePolicy({ limits: { memory: 2 * 1024 ** 3 } }) },
+        /rendered from another policy.*re-render it/,
+      ],
+      [
+        { policy: resolvePolicy({ syscalls: { allow: ['personality'] } }) },
+        /rendered from another policy/,
+      ],
+      [{ allowDegraded: ['pids'] }, /cannot enforce rlimits.*--allow-degraded rlimits/],
+    ] as const) {
+      fake.log.length = 0;
+      const t = task(over);
+      try {
+        const e = await t.run.then(
+          () => undefined,
+          (x: unknown) => x,
+        );
+        expect((e as NanocellError).oneLine()).toMatch(re);
+        expect(fake.log.filter((l) => l.startsWith('POST'))).toEqual([]);
+      } finally {
+        sb.cleanup();
+      }
+    }
+    // What the supervisor applies per claim (timeout, output, network, env) is not the shape's.
+    const t = task({ policy: resolvePolicy({ limits: { timeout: 60_000 }, env: { A: 'b' } }) });
+    try {
+      expect((await t.run).exitCode).toBe(0);
+    } finally {
+      sb.cleanup();
+    }
+  });
 
   it('a claim the controller fails is an error naming the reason, and is deleted', async () => {
     script = 'fail';

@@ -26,6 +26,7 @@ import { applyChangeSet } from '../../../src/workspace/apply.js';
 import { makeSandbox, REPO, type Sandbox } from '../../helpers/cells.js';
 import { loadCrdValidators } from '../../helpers/k8sSchemas.js';
 import { startFakeKubeApi, type FakeKubeApi } from '../../helpers/fakeKubeApi.js';
+import { renderedTemplates } from '../../helpers/standInPods.js';
 
 const INIT = path.join(REPO, 'native', 'build', 'nanocell-init');
 const policy = resolvePolicy({});
@@ -102,6 +103,7 @@ beforeAll(async () => {
           }),
         20,
       ),
+    templates: renderedTemplates(),
     onExec: (s) => {
       if (!pod) return s.exit(1);
       const x = pod.cell.exec(s.command.map((a) => toLocal(pod!.sb.project, a)));
@@ -168,6 +170,7 @@ describe('the in-pod part in a local cell (contract simulation of the API, real 
         stdout: out.s,
         stderr: out.s,
         claimTimeoutMs: 20_000,
+        allowDegraded: [...ALWAYS_DEGRADED],
       });
       expect(out.text()).toContain('hello');
       expect(out.text()).toContain('no-env');
@@ -213,6 +216,7 @@ describe('the in-pod part in a local cell (contract simulation of the API, real 
         stderr: out.s,
         abort: ac.signal,
         claimTimeoutMs: 20_000,
+        allowDegraded: [...ALWAYS_DEGRADED],
       });
       for (let i = 0; i < 400 && !out.text().includes('started'); i++)
         await new Promise((r) => setTimeout(r, 25));
