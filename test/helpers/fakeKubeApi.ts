@@ -67,7 +67,8 @@ export async function startFakeKubeApi(o: {
   /** SelfSubjectAccessReview answers: "verb resource[/sub]" → allowed (default true). */
   access?: Record<string, boolean>;
   /** What a created pod's container exits with (the NetworkPolicy canary); undefined: never. */
-  podExitCode?: () => number | undefined;
+  /** (It may run the pod's command for real: it gets the pod.) */
+  podExitCode?: (pod: Obj) => number | undefined | Promise<number | undefined>;
 }): Promise<FakeKubeApi> {
   let rv = 100;
   let floor = 0;
@@ -146,9 +147,8 @@ export async function startFakeKubeApi(o: {
         const pod = JSON.parse(body) as Obj;
         podStore.set(pod.metadata.name, pod);
         json(res, 201, pod);
-        const code = o.podExitCode?.();
-        if (code === undefined) return;
-        setTimeout(() => {
+        void Promise.resolve(o.podExitCode?.(pod)).then((code) => {
+          if (code === undefined) return;
           pod.status = {
             phase: code === 0 ? 'Succeeded' : 'Failed',
             containerStatuses: [{ name: 'canary', state: { terminated: { exitCode: code } } }],
@@ -156,7 +156,7 @@ export async function startFakeKubeApi(o: {
           for (const w of podWatchers)
             if (w.name === pod.metadata.name)
               w.res.write(`${JSON.stringify({ type: 'MODIFIED', object: pod })}\n`);
-        }, 50);
+        });
       });
     } else if (req.method === 'GET' && url.searchParams.get('watch') === 'true') {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -166,6 +166,9 @@ export async function startFakeKubeApi(o: {
       };
       podWatchers.add(w);
       req.on('close', () => podWatchers.delete(w));
+      // A watch without a resourceVersion starts with the current state (synthetic ADDED).
+      const current = w.name ? podStore.get(w.name) : undefined;
+      if (current) res.write(`${JSON.stringify({ type: 'ADDED', object: current })}\n`);
     } else if (req.method === 'DELETE' && pm[1]) {
       podStore.delete(pm[1]);
       json(res, 200, { kind: 'Status', status: 'Success' });
