@@ -46,6 +46,7 @@ import { CellNetwork } from './networkSetup.js';
 import { gcStaleCells } from './gc.js';
 import { readMonitorEvents, runtimeFailureOf, spawnMonitor } from './monitor.js';
 import type {
+  CellBackend,
   CellEvent,
   CellExec,
   CellOptions,
@@ -107,7 +108,11 @@ export class Cell extends EventEmitter {
     this.workspace = opts.workspace;
   }
 
-  static async create(opts: CellOptions): Promise<Cell> {
+  /** A local cell; with `backend`, that backend's cell from the same options. */
+  static async create(opts: CellOptions): Promise<Cell>;
+  static async create<T>(opts: CellOptions & { backend: CellBackend<T> }): Promise<T>;
+  static async create<T>(opts: CellOptions & { backend?: CellBackend<T> }): Promise<Cell | T> {
+    if (opts.backend) return opts.backend.create(opts);
     const cell = new Cell(opts);
     try {
       await cell.start();

@@ -11,6 +11,8 @@ import { PassThrough } from 'node:stream';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { K8sApi } from '../../../src/k8s/client.js';
+import { Cell } from '../../../src/cell/cell.js';
+import { k8sBackend } from '../../../src/k8s/sdk.js';
 import { ALWAYS_DEGRADED } from '../../../src/k8s/mapping.js';
 import { runK8sTask, type K8sTaskOptions } from '../../../src/k8s/run.js';
 import { resolvePolicy } from '../../../src/policy/load.js';
@@ -207,6 +209,53 @@ describe('k8s backend against the API stand-in (contract simulation, not a clust
     const t = task({ policy: resolvePolicy({ limits: { timeout: 60_000 }, env: { A: 'b' } }) });
     try {
       expect((await t.run).exitCode).toBe(0);
+    } finally {
+      sb.cleanup();
+    }
+  });
+
+  it('the SDK: Cell.create({ backend: k8sBackend() }) runs commands in one pod, destroy() collects and deletes the claim', async () => {
+    sb = makeSandbox({ 'README.md': 'hello\n' });
+    const podWs = `${path.dirname(sb.project)}/pod-workspace`;
+    fs.mkdirSync(podWs);
+    try {
+      const backend = k8sBackend({
+        api,
+        workspacePath: podWs,
+        allowDegraded: [...ALWAYS_DEGRADED],
+      });
+      const cell = await Cell.create({
+        policy: resolvePolicy({ limits: { output: 64 } }),
+        workspace: sb.project,
+        stateRoot: sb.stateRoot,
+        backend,
+      });
+      expect(fake.claims.has(cell.claim)).toBe(true);
+      const a = await cell.run(['sh', '-c', 'echo one > one.txt; cat README.md']);
+      expect([a.exitCode, a.stdout]).toEqual([0, 'hello\n']);
+      const b = await cell.run(['sh', '-c', 'cat one.txt; cat; echo "$X"'], {
+        input: 'in\n',
+        env: { X: 'y' },
+      });
+      expect(b.stdout).toBe('one\nin\ny\n');
+      const big = await cell.run(['sh', '-c', 'head -c 1000 /dev/zero']);
+      expect(big.outputTruncated).toBe(true);
+      const { taskId, changes } = await cell.destroy();
+      expect(changes.status).toBe('ok');
+      expect(renderDiff(`${sb.stateRoot}/changes/${taskId}`, sb.project)).toContain('one.txt');
+      expect(fake.claims.size).toBe(0);
+      await expect(cell.run(['true'])).rejects.toThrow(/ended/);
+      // A refused shape: nothing is claimed.
+      await expect(
+        Cell.create({
+          policy: resolvePolicy({ limits: { memory: 3 * 1024 ** 3 } }),
+          workspace: sb.project,
+          stateRoot: sb.stateRoot,
+          backend,
+        }),
+      ).rejects.toThrow(/rendered from another policy/);
+      expect(fake.claims.size).toBe(0);
+      await pods.expectGone();
     } finally {
       sb.cleanup();
     }
