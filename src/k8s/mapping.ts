@@ -179,4 +179,4 @@ export const POLICY_MAPPING: readonly FieldMapping[] = [
  * Controls every rendered shape loses whatever the policy says: today all of the
  * Kubernetes-only ones (protected-readonly only when the policy protects a path).
  */
-export const ALWAYS_DEGRADED: readonly K8sDegradableControl[] = K8S_DEGRADABLE_CONTROLS;
+export const ALWAYS_DEGRADED: readonly K8sDegradableControl[] = [...K8S_DEGRADABLE_CONTROLS];

@@ -9,6 +9,7 @@ import { Duplex } from 'node:stream';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { InitClient } from '../../../src/cell/initClient.js';
 import { TEST_ROOT } from '../../helpers/cells.js';
+import { ROOTLESS_USER } from '../../helpers/rootless.js';
 import { buildNative, INIT_BIN } from './nativeBuild.js';
 import { alive, BASE_ENV, run, waitFor } from './initHarness.js';
 
@@ -135,17 +136,18 @@ describe('nanocell-init --control-listen / --attach (the pod session)', () => {
   });
 
   it('another uid cannot take the session; the pod user then can', async () => {
-    if (spawnSync('id', ['nanocell-ci']).status !== 0) spawnSync('useradd', ['-m', 'nanocell-ci']);
+    // scripts/setup.sh creates the rootless tests' user.
+    expect(spawnSync('id', [ROOTLESS_USER]).status).toBe(0);
     const sock = path.join(scratch(), 'control.sock');
     const pod = podInit(sock);
     await listening(sock);
-    const stranger = attach(sock, ['runuser', '-u', 'nanocell-ci', '--']);
+    const stranger = attach(sock, ['runuser', '-u', ROOTLESS_USER, '--']);
     expect(await exited(stranger.child)).toBe(125);
     expect(stranger.stderr()).toMatch(/connect: Permission denied/);
     // Past the socket's mode, the peer's uid is checked too: with the mode opened up, a
     // connection from another uid is closed unread, and the listener keeps waiting.
     fs.chmodSync(sock, 0o666);
-    const other = attach(sock, ['runuser', '-u', 'nanocell-ci', '--']);
+    const other = attach(sock, ['runuser', '-u', ROOTLESS_USER, '--']);
     expect(await exited(other.child)).toBe(0);
     expect(fs.existsSync(sock)).toBe(true);
     const a = attach(sock);
