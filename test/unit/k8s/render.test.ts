@@ -74,13 +74,20 @@ describe('k8s render', () => {
     });
   }
 
-  it('an unknown field anywhere in the template is rejected by the strict CRD schema', () => {
+  it('an unknown field is rejected: anywhere in the template (strict CRD schema), and in built-in kinds', () => {
     const r = renderFromOpts({ ...base, preset: 'default' });
     const t = structuredClone(r.objects[0]) as Obj;
     t.spec.podTemplate.spec.containers[0].securityContext.allowPrivilegeEscalaton = false;
     const v = crds.byKind.get('SandboxTemplate')!;
     expect(v(t)).toBe(false);
     expect(v.errors?.[0]?.keyword).toBe('additionalProperties');
+    // Kubernetes' own kinds too: a typo in the NetworkPolicy or the proxy Deployment.
+    const np = structuredClone(r.objects[2]) as Obj;
+    np.spec.egres = np.spec.egress;
+    expect(() => validateBuiltin(np)).toThrow(/unknown fields \.spec\.egres$/);
+    const dep = structuredClone(r.objects[4]) as Obj;
+    dep.spec.template.spec.containers[0].securityContext.readOnlyRootFs = true;
+    expect(() => validateBuiltin(dep)).toThrow(/containers\[0\]\.securityContext\.readOnlyRootFs/);
     // The one CEL rule in the schemas is about updates (oldSelf), which ajv cannot check.
     expect(crds.celRules.every((r) => r.includes('oldSelf'))).toBe(true);
   });
