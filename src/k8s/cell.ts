@@ -3,9 +3,9 @@
 // the claim's egress rules registered with the proxy tier. Every ending deletes the claim
 // and the tier's tenant (close() is idempotent and called from every path).
 //
-// The SDK's Cell class (src/cell) is being restructured; K8sCell is the backend module it
-// can wire behind `Cell.create({ backend: 'k8s' })` later. It has the same exec shape
-// (InitClient's ExecHandle) so the task runner's timeout and output caps apply unchanged.
+// The SDK reaches it through `Cell.create({ backend: k8sBackend(...) })` (sdk.ts). It has the
+// same exec shape (InitClient's ExecHandle) so the task runner's timeout and output caps apply
+// unchanged.
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { InitClient, type ExecHandle, type ExecResult } from '../cell/initClient.js';

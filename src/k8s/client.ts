@@ -2,25 +2,30 @@
 // (create, get, watch until Ready, delete), the proxy Service's address, and pods/exec as a
 // byte channel (the v5 channel protocol: stdin 0, stdout 1, stderr 2, status 3, close 255).
 // Every API error becomes a NanocellError naming the status and the fix.
+import http from 'node:http';
+import https from 'node:https';
 import { PassThrough, Duplex } from 'node:stream';
 import type * as K8s from '@kubernetes/client-node';
 import { NanocellError } from '../util/errors.js';
-import { apiError, clientModule, loadKubeConfig, type ClientModule } from './apiBase.js';
 import { API_VERSION, EXTENSIONS_API, EXTENSIONS_GROUP } from './constants.js';
+import { apiError } from './apiError.js';
+import { claimStatus, watchClaimOnce, type ClaimStatus } from './claimWatch.js';
 
-export interface ClaimStatus {
-  ready: boolean;
-  /** Ready=False with a reason the controller will not retry (for example no warm pool). */
-  failed?: string;
-  sandbox?: { name: string; podIPs: string[] };
-  resourceVersion: string;
-}
+export type { ClaimStatus } from './claimWatch.js';
 
 type Obj = Record<string, unknown>;
 
 const CLAIMS = { group: EXTENSIONS_GROUP, version: API_VERSION, plural: 'sandboxclaims' } as const;
-/** Reasons after which a claim will not become Ready by waiting. */
-const TERMINAL_REASONS = new Set(['WarmPoolNotFound', 'TemplateNotFound', 'Failed', 'Expired']);
+
+type ClientModule = typeof K8s;
+
+/**
+ * The client library, loaded on first use: it is large, and only Kubernetes commands need it
+ * (the bundled CLI keeps it external, so every other command starts without it).
+ */
+export async function clientModule(): Promise<ClientModule> {
+  return import('@kubernetes/client-node');
+}
 
 /** The API client for the kubeconfig from the usual places (or the given file and context). */
 export async function connectK8s(
@@ -30,24 +35,31 @@ export async function connectK8s(
   return new K8sApi(loadKubeConfig(k8s, opts), k8s);
 }
 
-function claimStatus(o: Obj): ClaimStatus {
-  const status = (o.status ?? {}) as Obj;
-  const conds = (status.conditions ?? []) as {
-    type: string;
-    status: string;
-    reason?: string;
-    message?: string;
-  }[];
-  const ready = conds.find((c) => c.type === 'Ready');
-  const sb = status.sandbox as { name?: string; podIPs?: string[] } | undefined;
-  return {
-    ready: ready?.status === 'True' && !!sb?.name,
-    ...(ready?.status === 'False' && ready.reason && TERMINAL_REASONS.has(ready.reason)
-      ? { failed: `${ready.reason}: ${ready.message ?? ''}`.trim() }
-      : {}),
-    ...(sb?.name ? { sandbox: { name: sb.name, podIPs: sb.podIPs ?? [] } } : {}),
-    resourceVersion: String(((o.metadata ?? {}) as Obj).resourceVersion ?? ''),
-  };
+export function loadKubeConfig(
+  k8s: ClientModule,
+  opts: { kubeconfig?: string; context?: string } = {},
+): K8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  try {
+    // KUBECONFIG, then ~/.kube/config, then the in-cluster service account.
+    if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+    else kc.loadFromDefault();
+    if (opts.context) kc.setCurrentContext(opts.context);
+  } catch (e) {
+    throw new NanocellError(
+      `cannot load the kubeconfig: ${(e as Error).message}`,
+      'set KUBECONFIG or pass --kubeconfig',
+      'HOST',
+    );
+  }
+  if (!kc.getCurrentCluster()) {
+    throw new NanocellError(
+      'the kubeconfig names no current cluster',
+      'set a current context (kubectl config use-context)',
+      'HOST',
+    );
+  }
+  return kc;
 }
 
 export class K8sApi {
@@ -168,7 +180,13 @@ export class K8sApi {
           'RUNTIME',
         );
       }
-      const r = await this.watchOnce(path, name, current.resourceVersion, left, opts.signal);
+      const r = await watchClaimOnce(this.k8s, this.kc, {
+        path,
+        name,
+        resourceVersion: current.resourceVersion,
+        timeoutMs: left,
+        signal: opts.signal,
+      });
       if (r.kind === 'status') current = r.status;
       else if (r.kind === 'gone') {
         restarts++;
@@ -184,77 +202,6 @@ export class K8sApi {
         if (r.resourceVersion) current = { ...current, resourceVersion: r.resourceVersion };
       }
     }
-  }
-
-  private watchOnce(
-    path: string,
-    name: string,
-    resourceVersion: string,
-    timeoutMs: number,
-    signal?: AbortSignal,
-  ): Promise<
-    | { kind: 'status'; status: ClaimStatus }
-    | { kind: 'gone' }
-    | { kind: 'deleted' }
-    | { kind: 'ended'; resourceVersion?: string }
-  > {
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      let controller: AbortController | undefined;
-      let lastRv: string | undefined;
-      const finish = (v: Parameters<typeof resolve>[0] | Error) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        controller?.abort();
-        if (v instanceof Error) reject(v);
-        else resolve(v);
-      };
-      const timer = setTimeout(() => finish({ kind: 'ended' }), timeoutMs);
-      const onAbort = () => finish({ kind: 'ended' });
-      signal?.addEventListener('abort', onAbort);
-      const query = {
-        fieldSelector: `metadata.name=${name}`,
-        allowWatchBookmarks: true,
-        ...(resourceVersion ? { resourceVersion } : {}),
-      };
-      new this.k8s.Watch(this.kc)
-        .watch(
-          path,
-          query,
-          (type: string, obj: Obj) => {
-            if (type === 'ERROR') {
-              const code = (obj as { code?: number }).code;
-              return finish(
-                code === 410
-                  ? { kind: 'gone' }
-                  : apiError('watching the claim', { code, message: String(obj.message ?? '') }),
-              );
-            }
-            const rv = String(((obj.metadata ?? {}) as Obj).resourceVersion ?? '');
-            if (rv) lastRv = rv;
-            if (type === 'BOOKMARK') return;
-            if (type === 'DELETED') return finish({ kind: 'deleted' });
-            const s = claimStatus(obj);
-            if (s.ready || s.failed) finish({ kind: 'status', status: s });
-          },
-          (err: unknown) => {
-            const code = (err as { statusCode?: number } | null)?.statusCode;
-            if (code === 410) return finish({ kind: 'gone' });
-            if (err && code)
-              return finish(
-                apiError('watching the claim', { code, message: (err as Error).message }),
-              );
-            finish({ kind: 'ended', ...(lastRv ? { resourceVersion: lastRv } : {}) });
-          },
-        )
-        .then((c) => {
-          controller = c;
-          if (settled) c.abort();
-        })
-        .catch((e: unknown) => finish(apiError('watching the claim', e)));
-    });
   }
 
   /** The proxy tier's ClusterIP: cells have no DNS, so they are given the address. */
@@ -311,4 +258,39 @@ export class K8sApi {
     channel.on('close', () => ws.close());
     return { channel, status };
   }
+}
+
+/**
+ * GET of a path as plain JSON, bypassing the generated models (which rename keys such as
+ * x-kubernetes-validations, so a CRD's schema would no longer be the one the server serves).
+ */
+export async function rawGetJson(
+  kc: K8s.KubeConfig,
+  path: string,
+): Promise<Record<string, unknown>> {
+  const server = kc.getCurrentCluster()?.server ?? '';
+  const url = new URL(path, server);
+  const opts: https.RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
+  await kc.applyToHTTPSOptions(opts);
+  const lib = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = lib.request(url, opts, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => {
+        if (res.statusCode !== 200) {
+          return reject(Object.assign(new Error(text.slice(0, 300)), { code: res.statusCode }));
+        }
+        try {
+          resolve(JSON.parse(text) as Record<string, unknown>);
+        } catch (e) {
+          reject(e as Error);
+        }
+      });
+    });
+    req.setTimeout(15_000, () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
 }

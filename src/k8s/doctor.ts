@@ -16,7 +16,7 @@ import { crdCompiler, servedSchema } from './crdSchema.js';
 import { ALWAYS_DEGRADED } from './mapping.js';
 import { renderShape } from './render.js';
 import { PROXY_NAME } from './renderProxy.js';
-import { clientModule, loadKubeConfig, rawGetJson } from './apiBase.js';
+import { clientModule, loadKubeConfig, rawGetJson } from './client.js';
 
 export interface K8sDoctorOptions {
   namespace: string;
