@@ -121,24 +121,7 @@ export function renderShape(input: RenderInput): Rendered {
       updateStrategy: { type: 'Recreate' },
     },
   };
-  const cellNetworkPolicy: K8sObject = {
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'NetworkPolicy',
-    metadata: { name: `${shape}-cells`, namespace, labels },
-    spec: {
-      podSelector: { matchLabels: { [LABELS.component]: 'cell', [LABELS.shape]: shape } },
-      policyTypes: ['Ingress', 'Egress'],
-      // No ingress at all; pods/exec goes through the kubelet, not the pod network.
-      ingress: [],
-      // Only the proxy tier's egress port: no DNS, no other pod, no node, no metadata.
-      egress: [
-        {
-          to: [{ podSelector: { matchLabels: PROXY_LABELS } }],
-          ports: [{ protocol: 'TCP', port: PROXY_PORTS.egress }],
-        },
-      ],
-    },
-  };
+  const cellNetworkPolicy = renderCellNetworkPolicy(shape, namespace, labels);
   const seccompConfigMap: K8sObject = {
     apiVersion: 'v1',
     kind: 'ConfigMap',
@@ -158,6 +141,32 @@ export function renderShape(input: RenderInput): Rendered {
     }),
   ];
   return { objects, seccomp: { file: seccompFile, json }, degradations: sp.degradations };
+}
+
+/** The cells' NetworkPolicy: egress only to the proxy tier's port, no ingress. */
+function renderCellNetworkPolicy(
+  shape: string,
+  namespace: string,
+  labels: Record<string, string>,
+): K8sObject {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: `${shape}-cells`, namespace, labels },
+    spec: {
+      podSelector: { matchLabels: { [LABELS.component]: 'cell', [LABELS.shape]: shape } },
+      policyTypes: ['Ingress', 'Egress'],
+      // No ingress at all; pods/exec goes through the kubelet, not the pod network.
+      ingress: [],
+      // Only the proxy tier's egress port: no DNS, no other pod, no node, no metadata.
+      egress: [
+        {
+          to: [{ podSelector: { matchLabels: PROXY_LABELS } }],
+          ports: [{ protocol: 'TCP', port: PROXY_PORTS.egress }],
+        },
+      ],
+    },
+  };
 }
 
 function renderPodSpec(
