@@ -60,13 +60,15 @@ function attach(sock: string, wrap: string[] = []) {
   return { child: c, client, stderr: () => err };
 }
 
-const listening = (sock: string) => waitFor(() => fs.existsSync(sock), 5000);
+// Generous: the machine is shared, and a loaded one can take seconds to start a process.
+const listening = async (sock: string) =>
+  expect(await waitFor(() => fs.existsSync(sock), 30_000), `${sock} appears`).toBe(true);
 
 describe('nanocell-init --control-listen / --attach (the pod session)', () => {
   it('serves the protocol over the attach stdio, once: the path goes and a second peer is refused', async () => {
     const sock = path.join(scratch(), 'control.sock');
     const pod = podInit(sock);
-    expect(await listening(sock)).toBe(true);
+    await listening(sock);
     expect(fs.statSync(sock).mode & 0o077).toBe(0); // the owner only
     const a = attach(sock);
     expect(await a.client.ready()).toMatchObject({ landlock: 'off' });
