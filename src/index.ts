@@ -19,7 +19,8 @@ export { AuditStore } from './audit/store.js';
 export { runDoctor, type Check } from './runtime/doctor.js';
 export { gcStaleCells } from './cell/gc.js';
 export { renderDiff, applyChangeSet, discardChangeSet, loadChangeSet } from './workspace/index.js';
-// The Kubernetes backend (docs/kubernetes.md); Cell.create({ backend: 'k8s' }) is not wired yet.
+// The Kubernetes backend (docs/kubernetes.md): Cell.create({ ..., backend: k8sBackend({ api }) }).
+export { k8sBackend, K8sSdkCell, type K8sBackendOptions, type K8sRunResult } from './k8s/sdk.js';
 export { K8sCell, type K8sCellOptions } from './k8s/cell.js';
 export { runK8sTask, type K8sTaskOptions, type K8sTaskReport } from './k8s/run.js';
 export { connectK8s } from './k8s/client.js';

@@ -140,6 +140,12 @@ struct ll_rule {
 long ll_abi(void);
 void apply_landlock(long abi, const struct ll_rule *rules, int nrules);
 
+/* ---------- attach.c: the control channel in a Kubernetes pod ---------- */
+
+void control_listen_prepare(const char *path);
+void control_listen_accept(void);
+void __attribute__((noreturn)) run_attach(const char *path);
+
 /* ---------- serve.c: the poll loop ---------- */
 
 extern int sig_fd;

@@ -5,7 +5,8 @@
  * It serves the "Init control protocol" of docs/architecture.md over fd 3 (protocol.h): starts
  * commands (exec.c), streams their output, reports exit statuses, bridges 127.0.0.1 ports to
  * unix sockets (bridge.c, relay.c), and applies Landlock to itself, and so to every command
- * (landlock.c), before saying ready. serve.c is the poll loop; shutdown.c ends the cell.
+ * (landlock.c), before saying ready. serve.c is the poll loop; shutdown.c ends the cell. In a
+ * Kubernetes pod the channel arrives over a unix socket instead (attach.c).
  *
  * main() parses everything first, then runs the setup steps in the order below; each step's
  * comment says why it sits where it does.
@@ -34,6 +35,7 @@
 
 struct config {
 	int probe;
+	const char *control_listen;
 	int landlock_required;
 	struct ll_rule rules[MAX_LL_RULES];
 	int nrules;
@@ -42,9 +44,10 @@ struct config {
 static void __attribute__((noreturn)) usage(void)
 {
 	fprintf(stderr,
-		"usage: nanocell-init [--probe] [--landlock required|off] [--ll-read PATH]... "
-		"[--ll-exec PATH]... [--ll-write PATH]... [--bridge "
-		"127.0.0.1:PORT=/abs.sock]...\n");
+		"usage: nanocell-init [--probe] [--control-listen /abs.sock] [--landlock "
+		"required|off] [--ll-read PATH]... [--ll-exec PATH]... [--ll-write PATH]... "
+		"[--bridge 127.0.0.1:PORT=/abs.sock]...\n"
+		"       nanocell-init --attach /abs.sock\n");
 	_exit(125);
 }
 
@@ -66,6 +69,8 @@ static void parse_option(struct config *cfg, const char *a, const char *v)
 		r->path = v;
 	} else if (strcmp(a, "--bridge") == 0) {
 		parse_bridge(v);
+	} else if (strcmp(a, "--control-listen") == 0) {
+		cfg->control_listen = v;
 	} else {
 		usage();
 	}
@@ -116,6 +121,8 @@ int main(int argc, char **argv)
 
 	/* 1. Parse and validate every argument before acting: a bad one ends init with nothing
 	 *    listening and no command started. */
+	if (argc == 3 && strcmp(argv[1], "--attach") == 0)
+		run_attach(argv[2]);
 	parse_args(&cfg, argc, argv);
 	if (cfg.probe) {
 		printf("landlock_abi=%ld\n", ll_abi());
@@ -132,8 +139,13 @@ int main(int argc, char **argv)
 	if (!is_pid1)
 		prctl(PR_SET_CHILD_SUBREAPER, 1);
 
-	/* 4. The control channel must exist before any error can be reported on it. */
-	require_ctl_fd();
+	/* 4. The control channel must exist before any error can be reported on it. In a pod
+	 *    (--control-listen, attach.c) it arrives later, over a socket bound here, before
+	 *    Landlock could refuse making it. */
+	if (cfg.control_listen)
+		control_listen_prepare(cfg.control_listen);
+	else
+		require_ctl_fd();
 
 	/* 5. Nothing init inherited or opens from here on may leak into a command: mark every fd
 	 *    from 3 up close-on-exec before the first command can start. */
@@ -156,6 +168,10 @@ int main(int argc, char **argv)
 		abi = ll_abi();
 		apply_landlock(abi, cfg.rules, cfg.nrules);
 	}
+
+	/* 8b. In a pod, the session the supervisor attaches over pods/exec becomes fd 3. */
+	if (cfg.control_listen)
+		control_listen_accept();
 
 	/* 9. Ready only once every control is in place: the supervisor starts no command before. */
 	say_ready(abi, cfg.landlock_required);

@@ -24,6 +24,7 @@ import { collectRun, startExec, writeCellStatus } from './exec.js';
 import { CellProcess } from './launch.js';
 import { defaultStateRoot } from './state.js';
 import type {
+  CellBackend,
   CellExec,
   CellOptions,
   CellSummary,
@@ -66,7 +67,11 @@ export class Cell extends EventEmitter {
     this.workspace = opts.workspace;
   }
 
-  static async create(opts: CellOptions): Promise<Cell> {
+  /** A local cell; with `backend`, that backend's cell from the same options. */
+  static async create(opts: CellOptions): Promise<Cell>;
+  static async create<T>(opts: CellOptions & { backend: CellBackend<T> }): Promise<T>;
+  static async create<T>(opts: CellOptions & { backend?: CellBackend<T> }): Promise<Cell | T> {
+    if (opts.backend) return opts.backend.create(opts);
     const cell = new Cell(opts);
     try {
       await cell.start();

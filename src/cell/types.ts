@@ -26,6 +26,16 @@ export interface CellOptions {
   benchOff?: { seccomp?: boolean; workspace?: boolean; cgroups?: boolean };
 }
 
+/**
+ * Where `Cell.create` runs the cell when not on this host: a backend object (for example
+ * `k8sBackend()` from the Kubernetes backend) that makes its own kind of cell from the same
+ * options. Passed in, so that src/cell never imports a backend.
+ */
+export interface CellBackend<T> {
+  readonly name: string;
+  create(opts: CellOptions): Promise<T>;
+}
+
 export interface ExecOptions {
   env?: Record<string, string>;
   cwd?: string;

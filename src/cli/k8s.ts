@@ -7,6 +7,7 @@ import YAML from 'yaml';
 import { loadPolicyFile, resolvePolicy } from '../policy/load.js';
 import type { PolicyFile } from '../policy/schema.js';
 import { presetLayer, PRESETS } from '../k8s/presets.js';
+import { K8S_DEGRADABLE_CONTROLS } from '../k8s/mapping.js';
 import { renderShape, type Rendered } from '../k8s/render.js';
 import { NanocellError } from '../util/errors.js';
 import type { CliContext } from './context.js';
@@ -173,19 +174,31 @@ export async function runOnK8s(
   opts: K8sRunOpts,
   ctx: CliContext,
 ): Promise<number> {
+  // The Kubernetes-only controls are the backend's; the rest go into the policy as locally.
+  const k8sOnly = new Set<string>(K8S_DEGRADABLE_CONTROLS);
+  const accepted = (opts.allowDegraded ?? []).flatMap((c) => c.split(',')).filter(Boolean);
   const layers: PolicyFile[] = [];
   if (opts.policy) layers.push(loadPolicyFile(path.resolve(opts.policy)));
-  layers.push(policyFromFlags(opts));
+  layers.push(policyFromFlags({ ...opts, allowDegraded: accepted.filter((c) => !k8sOnly.has(c)) }));
   const policy = resolvePolicy(...layers);
   const workspace = path.resolve(opts.workspace ?? process.cwd());
   const { connectK8s } = await import('../k8s/client.js');
   const { runK8sTask } = await import('../k8s/run.js');
   const api = await connectK8s({ kubeconfig: opts.kubeconfig, context: opts.context });
   const token = process.env.NANOCELL_PROXY_CONTROL_TOKEN;
+  // As locally: the first signal kills the task and still collects its change set; a second
+  // one gives the collection up. Either way the claim is deleted before nanocell exits.
   const abort = new AbortController();
-  const onSignal = () => abort.abort();
+  const abandon = new AbortController();
+  const onSignal = () => {
+    if (!abort.signal.aborted) return abort.abort();
+    if (abandon.signal.aborted) return;
+    process.stderr.write('nanocell: giving up the change set; deleting the claim\n');
+    abandon.abort();
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
   try {
     const r = await runK8sTask({
       api,
@@ -196,10 +209,12 @@ export async function runOnK8s(
       command,
       stateRoot: ctx.stateRoot(),
       session: opts.session,
+      allowDegraded: accepted.filter((c) => k8sOnly.has(c)),
       ...(opts.proxyControl && token ? { tier: { control: opts.proxyControl, token } } : {}),
       stdout: process.stdout,
       stderr: process.stderr,
       abort: abort.signal,
+      abandonChanges: abandon.signal,
       onEvent: (e) => {
         if (!opts.quiet && e.type === 'claim.ready')
           process.stderr.write(`nanocell: sandbox ${e.pod} claimed (${e.claim})\n`);
@@ -222,6 +237,7 @@ export async function runOnK8s(
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
   }
 }
 

@@ -15,6 +15,7 @@ import { LiveStatus } from './liveStatus.js';
 import { TaskOutput } from './output.js';
 import { runtimeOption } from './runtimeOption.js';
 import { addK8sRunOptions, runOnK8s, type K8sRunOpts } from './k8s.js';
+import { K8S_DEGRADABLE_CONTROLS } from '../k8s/mapping.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -62,7 +63,7 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
     )
     .addOption(
       new Option('--allow-degraded <control>', 'accept running without a control (repeatable)')
-        .choices([...degradableControls])
+        .choices([...degradableControls, ...K8S_DEGRADABLE_CONTROLS])
         .argParser(collect as never),
     )
     .option('--session <name>', 'session name for grouping tasks', 'default')

@@ -3,18 +3,19 @@
 // the claim's egress rules registered with the proxy tier. Every ending deletes the claim
 // and the tier's tenant (close() is idempotent and called from every path).
 //
-// The SDK's Cell (src/cell/cell.ts) is a facade over its lifecycle steps; K8sCell is the
-// backend module it can wire behind `Cell.create({ backend: 'k8s' })` later. It has the same exec shape
-// (InitClient's ExecHandle) so the task runner's timeout and output caps apply unchanged.
+// The SDK reaches it through `Cell.create({ backend: k8sBackend(...) })` (sdk.ts). It has the
+// same exec shape (InitClient's ExecHandle) so the task runner's timeout and output caps apply
+// unchanged.
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { InitClient, type ExecHandle } from '../cell/initClient.js';
+import { InitClient, type ExecHandle, type ExecResult } from '../cell/initClient.js';
 import type { Policy } from '../policy/defaults.js';
 import { proxyEnvForUrls } from '../net/env.js';
 import { NanocellError } from '../util/errors.js';
 import type { ScopePlan } from '../workspace/scope.js';
 import type { K8sApi } from './client.js';
-import { CELL_CONTAINER, LABELS, MANAGER, POD, PROXY_PORTS } from './constants.js';
+import { ANNOTATIONS, CELL_CONTAINER, LABELS, MANAGER, POD, PROXY_PORTS } from './constants.js';
+import { planShape } from './shapePlan.js';
 import { ProxyTierClient, type TierEvent } from './tierClient.js';
 import { packWorkspace, unpackWorkspace, type Unpacked } from './workspaceTar.js';
 import { PROXY_NAME } from './renderProxy.js';
@@ -28,6 +29,8 @@ export interface K8sCellOptions {
   /** The proxy tier's control endpoint and token; required when the policy allows egress. */
   tier?: { control: string; token: string };
   claimTimeoutMs?: number;
+  /** Kubernetes-only controls accepted (--allow-degraded), besides the policy's own. */
+  allowDegraded?: readonly string[];
   /**
    * Where the pod mounts the workspace (default /workspace). The contract simulation's
    * stand-in runs init outside any pod and points this at a scratch directory.
@@ -72,6 +75,7 @@ export class K8sCell {
         'USAGE',
       );
     }
+    await checkShape(o);
     const created = await o.api.createClaim({
       namespace: o.namespace,
       name: claim,
@@ -129,6 +133,7 @@ export class K8sCell {
       const init = new InitClient(channel);
       init.on('log', (text: string) => emit({ type: 'log', text }));
       await init.ready();
+      if (o.signal?.aborted) throw interrupted('starting the session');
       return new K8sCell(o, claim, ready.sandbox.name, init, channel, tier, env);
     } catch (e) {
       channel?.destroy();
@@ -146,8 +151,8 @@ export class K8sCell {
     });
   }
 
-  /** Sends what the scope shows into the pod's workspace. */
-  async pushWorkspace(scope: ScopePlan): Promise<void> {
+  /** Sends what the scope shows into the pod's workspace; `signal` stops it (and throws). */
+  async pushWorkspace(scope: ScopePlan, signal?: AbortSignal): Promise<void> {
     const h = this.exec([
       'tar',
       '-x',
@@ -160,8 +165,10 @@ export class K8sCell {
     ]);
     const stderr = collectText(h.stderr);
     h.stdout.resume();
-    packWorkspace(scope).pipe(h.stdin);
-    const r = await h.result;
+    const pack = packWorkspace(scope);
+    pack.pipe(h.stdin);
+    const r = await untilDone(h, signal, () => pack.destroy());
+    if (signal?.aborted) throw interrupted('pushing the workspace');
     if (r.kind !== 'exited' || r.code !== 0) {
       throw new NanocellError(
         `unpacking the workspace in the pod failed (${JSON.stringify(r)}): ${(await stderr).slice(0, 300)}`,
@@ -175,12 +182,14 @@ export class K8sCell {
   async pullWorkspace(
     dir: string,
     limits: { maxFiles: number; maxBytes: number },
+    signal?: AbortSignal,
   ): Promise<Unpacked> {
     const h = this.exec(['tar', '-c', '-f', '-', '-C', this.workspace, '.']);
     h.stdin.end();
     const stderr = collectText(h.stderr);
     const unpacked = unpackWorkspace(h.stdout, dir, limits);
-    const [u, r] = await Promise.all([unpacked, h.result]);
+    const [u, r] = await Promise.all([unpacked, untilDone(h, signal)]);
+    if (signal?.aborted) throw interrupted('pulling the workspace');
     if (r.kind !== 'exited' || r.code !== 0) {
       throw new NanocellError(
         `packing the workspace in the pod failed: ${(await stderr).slice(0, 300)}`,
@@ -202,6 +211,30 @@ export class K8sCell {
   }
 }
 
+/**
+ * Before anything is claimed: the shape's template was rendered from this policy (its digest
+ * annotation), and every degradation it carries on this cluster (its RuntimeClass included) is
+ * accepted, exactly as render and a local run decide it.
+ */
+async function checkShape(o: K8sCellOptions): Promise<void> {
+  const t = await o.api.getTemplate(o.namespace, o.shape);
+  const meta = (t.metadata ?? {}) as { annotations?: Record<string, string> };
+  const pod = ((t.spec as { podTemplate?: { spec?: { runtimeClassName?: string } } })?.podTemplate
+    ?.spec ?? {}) as { runtimeClassName?: string };
+  const plan = planShape(o.policy, {
+    runtimeClass: pod.runtimeClassName,
+    allowDegraded: o.allowDegraded ?? [],
+  });
+  const digest = meta.annotations?.[ANNOTATIONS.policyDigest];
+  if (digest !== plan.digest) {
+    throw new NanocellError(
+      `shape ${o.shape} was ${digest ? 'rendered from another policy' : 'not rendered by nanocell'} (its limits, exec, syscalls or runtime differ from this one's)`,
+      `re-render it from this policy (nanocell k8s render --policy FILE --shape ${o.shape} | kubectl apply -f -), or run with the policy it was rendered from`,
+      'POLICY',
+    );
+  }
+}
+
 async function cleanup(o: K8sCellOptions, claim: string, tier: ProxyTierClient | undefined) {
   const problems: string[] = [];
   if (tier) await tier.unregister(claim).catch((e: unknown) => problems.push(String(e)));
@@ -214,6 +247,35 @@ async function cleanup(o: K8sCellOptions, claim: string, tier: ProxyTierClient |
       'RUNTIME',
     );
   }
+}
+
+const SIGKILL = 9;
+
+/** The exec's result; an abort kills it first (and runs `onAbort`). */
+async function untilDone(
+  h: ExecHandle,
+  signal: AbortSignal | undefined,
+  onAbort: () => void = () => undefined,
+): Promise<ExecResult> {
+  const stop = () => {
+    h.kill(SIGKILL);
+    onAbort();
+  };
+  if (signal?.aborted) stop();
+  signal?.addEventListener('abort', stop, { once: true });
+  try {
+    return await h.result;
+  } finally {
+    signal?.removeEventListener('abort', stop);
+  }
+}
+
+function interrupted(what: string): NanocellError {
+  return new NanocellError(
+    `interrupted while ${what}`,
+    'nothing was kept; the claim is deleted',
+    'RUNTIME',
+  );
 }
 
 function collectText(s: NodeJS.ReadableStream): Promise<string> {

@@ -106,6 +106,20 @@ export class K8sApi {
     }
   }
 
+  /** The shape's SandboxTemplate as the cluster holds it (render names it after the shape). */
+  async getTemplate(namespace: string, name: string): Promise<Obj> {
+    try {
+      return (await this.custom.getNamespacedCustomObject({
+        ...CLAIMS,
+        plural: 'sandboxtemplates',
+        namespace,
+        name,
+      })) as Obj;
+    } catch (e) {
+      throw apiError(`reading SandboxTemplate ${name}`, e);
+    }
+  }
+
   async getClaim(namespace: string, name: string): Promise<ClaimStatus> {
     try {
       return claimStatus(

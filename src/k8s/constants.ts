@@ -23,6 +23,12 @@ export const LABELS = {
 } as const;
 export const MANAGER = 'nanocell';
 
+/** On a SandboxTemplate: the digest of the policy it was rendered from, and what it degrades. */
+export const ANNOTATIONS = {
+  policyDigest: 'nanocell.dev/policy-digest',
+  degraded: 'nanocell.dev/degraded',
+} as const;
+
 /** Paths inside the sandbox pod; the same as in a local cell where a local cell has them. */
 export const POD = {
   uid: CELL_UID,

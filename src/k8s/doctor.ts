@@ -6,11 +6,12 @@
 //   3. RBAC: this identity may create/get/watch/delete claims and create pods/exec;
 //   4. the proxy tier's Service exists;
 //   5. the CNI enforces NetworkPolicy: a canary pod labelled like a cell tries to connect out
-//      directly; it must fail (exit 0 = every attempt was blocked).
+//      directly, which must fail, and to the proxy tier, which must work (else a pod with no
+//      network at all would pass).
 import type * as K8s from '@kubernetes/client-node';
 import type { Check } from '../runtime/doctor.js';
 import { resolvePolicy } from '../policy/load.js';
-import { API_VERSION, CRDS, LABELS, MANAGER } from './constants.js';
+import { API_VERSION, CRDS, LABELS, MANAGER, PROXY_PORTS } from './constants.js';
 import { crdCompiler, servedSchema } from './crdSchema.js';
 import { ALWAYS_DEGRADED } from './mapping.js';
 import { renderShape } from './render.js';
@@ -129,6 +130,7 @@ export async function runK8sDoctor(o: K8sDoctorOptions): Promise<Check[]> {
         ...['create', 'get', 'watch', 'delete'].map(
           (v) => [v, 'extensions.agents.x-k8s.io', 'sandboxclaims'] as [string, string, string],
         ),
+        ['get', 'extensions.agents.x-k8s.io', 'sandboxtemplates'],
         ['create', '', 'pods', 'exec'],
         ['get', '', 'services'],
       ];
@@ -155,23 +157,26 @@ export async function runK8sDoctor(o: K8sDoctorOptions): Promise<Check[]> {
         ? { status: 'fail', detail: `not allowed: ${denied.join(', ')}` }
         : {
             status: 'ok',
-            detail: 'claims: create/get/watch/delete; pods/exec: create; services: get',
+            detail:
+              'claims: create/get/watch/delete; templates: get; pods/exec: create; services: get',
           };
     },
   );
   const core = kc.makeApiClient(k8s.CoreV1Api);
+  let tierIP: string | undefined;
   await step(
     'proxy tier',
     'apply the rendered proxy tier (nanocell k8s render | kubectl apply -f -)',
     async () => {
       const svc = await core.readNamespacedService({ namespace: o.namespace, name: PROXY_NAME });
+      tierIP = svc.spec?.clusterIP;
       return { status: 'ok', detail: `Service ${PROXY_NAME} at ${svc.spec?.clusterIP}` };
     },
   );
   await step(
     'NetworkPolicy enforced',
     'use a CNI that enforces NetworkPolicy (Calico, Cilium, ...) and apply the shape',
-    () => canary(k8s, kc, core, o),
+    () => canary(k8s, kc, core, o, tierIP),
   );
   return checks;
 }
@@ -181,7 +186,15 @@ async function canary(
   kc: K8s.KubeConfig,
   core: K8s.CoreV1Api,
   o: K8sDoctorOptions,
+  tierIP: string | undefined,
 ): Promise<Omit<Check, 'name'>> {
+  if (!tierIP) {
+    return {
+      status: 'fail',
+      detail: 'not checked: no proxy tier to reach',
+      fix: 'apply the rendered proxy tier first',
+    };
+  }
   if (!o.canaryImage) {
     return {
       status: 'fail',
@@ -190,7 +203,10 @@ async function canary(
     };
   }
   const name = `nanocell-canary-${Date.now().toString(36)}`;
-  const script = `const net=require('net');let n=${CANARY_TARGETS.length},reached=[];for(const t of ${JSON.stringify(CANARY_TARGETS)}){const [h,p]=t.split(':');const s=net.connect({host:h,port:+p,timeout:4000});const done=(ok)=>{s.destroy();if(ok)reached.push(t);if(--n===0){console.log(reached.length?'REACHED '+reached.join(' '):'BLOCKED');process.exit(reached.length?1:0)}};s.once('connect',()=>done(true));s.once('error',()=>done(false));s.once('timeout',()=>done(false))}`;
+  // Exit 0: every direct target blocked AND the proxy tier reached (so "blocked" is the
+  // NetworkPolicy, not a pod without a network); 1: a direct target reached; 2: no tier.
+  const tier = `${tierIP.includes(':') ? `[${tierIP}]` : tierIP}:${PROXY_PORTS.egress}`;
+  const script = `const net=require('net');const ts=${JSON.stringify([...CANARY_TARGETS, tier])};let n=ts.length;const reached=[];const done=()=>{if(--n)return;const direct=reached.filter(t=>t!==${JSON.stringify(tier)});console.log(direct.length?'REACHED '+direct.join(' '):reached.length?'BLOCKED':'NO-TIER');process.exit(direct.length?1:reached.length?0:2)};for(const t of ts){const i=t.lastIndexOf(':');const s=net.connect({host:t.slice(0,i).replace(/^\\[|\\]$/g,''),port:+t.slice(i+1),timeout:4000});let fin=false;const end=(ok)=>{if(fin)return;fin=true;s.destroy();if(ok)reached.push(t);done()};s.once('connect',()=>end(true));s.once('error',()=>end(false));s.once('timeout',()=>end(false))}`;
   await core.createNamespacedPod({
     namespace: o.namespace,
     body: {
@@ -228,12 +244,17 @@ async function canary(
     if (code === 0)
       return {
         status: 'ok',
-        detail: `a cell-labelled pod could not reach ${CANARY_TARGETS.join(', ')} directly`,
+        detail: `a cell-labelled pod reached the proxy tier but not ${CANARY_TARGETS.join(', ')} directly`,
       };
     if (code === 1)
       return {
         status: 'fail',
         detail: `a cell-labelled pod reached the network directly: NetworkPolicy is not enforced`,
+      };
+    if (code === 2)
+      return {
+        status: 'fail',
+        detail: `a cell-labelled pod reached nothing, not even the proxy tier at ${tier}: enforcement is unknown`,
       };
     return {
       status: 'fail',

@@ -5,7 +5,7 @@
 // Pure data.
 
 /** Controls that only the Kubernetes backend can lose; accepted with --allow-degraded. */
-const k8sDegradableControls = [
+export const K8S_DEGRADABLE_CONTROLS = [
   'pids',
   'rlimits',
   'noexec-tmp',
@@ -13,7 +13,7 @@ const k8sDegradableControls = [
   'syscall-audit',
   'exec-audit',
 ] as const;
-export type K8sDegradableControl = (typeof k8sDegradableControls)[number];
+export type K8sDegradableControl = (typeof K8S_DEGRADABLE_CONTROLS)[number];
 
 type Enforcement = 'exact' | 'client' | 'degraded' | 'not-applicable';
 
@@ -86,11 +86,11 @@ export const POLICY_MAPPING: readonly FieldMapping[] = [
     note: 'Kubernetes has no rlimit fields; the container runtime default applies',
   },
   {
-    field: 'tmpfs noexec (/tmp, HOME, /dev/shm)',
+    field: 'noexec mounts (workspace, /tmp, HOME, /dev/shm)',
     target: 'none (emptyDir has no mount options)',
     enforcement: 'degraded',
     control: 'noexec-tmp',
-    note: "init's Landlock exec allowlist still refuses exec from them where Landlock applies",
+    note: "only when exec.allow leaves a place noexec locally (not by default); init's Landlock exec rules, the local ones, still refuse execve there",
   },
   {
     field: 'workspace.include / exclude / defaultExcludes',
@@ -191,4 +191,4 @@ export const POLICY_MAPPING: readonly FieldMapping[] = [
  * Controls every rendered shape loses whatever the policy says: today all of the
  * Kubernetes-only ones (protected-readonly only when the policy protects a path).
  */
-export const ALWAYS_DEGRADED: readonly K8sDegradableControl[] = k8sDegradableControls;
+export const ALWAYS_DEGRADED: readonly K8sDegradableControl[] = [...K8S_DEGRADABLE_CONTROLS];

@@ -5,16 +5,29 @@ import { createHash } from 'node:crypto';
 import type { Policy } from '../policy/defaults.js';
 import { buildSeccompProfile, type SeccompArch } from '../seccomp/index.js';
 import { NanocellError } from '../util/errors.js';
-import { CELL_CONTAINER, EXTENSIONS_API, LABELS, MANAGER, POD, PROXY_PORTS } from './constants.js';
-import { ALWAYS_DEGRADED, type K8sDegradableControl } from './mapping.js';
+import {
+  ANNOTATIONS,
+  CELL_CONTAINER,
+  EXTENSIONS_API,
+  LABELS,
+  MANAGER,
+  POD,
+  PROXY_PORTS,
+} from './constants.js';
 import { bytesQuantity, checkDnsLabel, cpuQuantity } from './names.js';
 import { renderProxyTier, PROXY_LABELS } from './renderProxy.js';
 import { podSecurityChecks } from './checks.js';
+import { planShape, type ShapePlan } from './shapePlan.js';
 
 export type K8sObject = {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
 } & Record<string, unknown>;
 
 export interface RenderInput {
@@ -34,28 +47,12 @@ export interface RenderInput {
   allowDegraded: readonly string[];
 }
 
-interface RenderedDegradation {
-  control: string;
-  reason: string;
-}
-
 export interface Rendered {
   objects: K8sObject[];
   /** The seccomp profile file every node needs below its kubelet seccomp root. */
   seccomp: { file: string; json: string };
-  degradations: RenderedDegradation[];
+  degradations: ShapePlan['degradations'];
 }
-
-const REASONS: Record<K8sDegradableControl, string> = {
-  pids: 'a pod has no per-pod process limit; only the node-wide kubelet --pod-max-pids applies',
-  rlimits: 'Kubernetes sets no rlimits, so limits.files is the node runtime default',
-  'noexec-tmp': 'emptyDir volumes cannot be mounted noexec (Landlock still refuses exec there)',
-  'protected-readonly':
-    'protected paths are writable in the pod (apply still refuses every change to them)',
-  'syscall-audit':
-    'the kubelet loads seccomp profiles without a listener: denials are not recorded',
-  'exec-audit': 'there is no seccomp monitor on the node: execs are not recorded',
-};
 
 export function renderShape(input: RenderInput): Rendered {
   const { policy } = input;
@@ -68,58 +65,8 @@ export function renderShape(input: RenderInput): Rendered {
       'USAGE',
     );
   }
-  if (policy.mounts?.length) {
-    throw new NanocellError(
-      `policy mounts (${policy.mounts.map((m) => (typeof m === 'string' ? m : m.host)).join(', ')}) are host paths, which no pod has`,
-      'drop mounts: from the policy for --backend k8s and put those tools in the cell image',
-      'POLICY',
-    );
-  }
-  if (policy.hostConfig.length) {
-    throw new NanocellError(
-      `policy hostConfig (${policy.hostConfig.join(', ')}) reads the developer's own files, which no pod has`,
-      'drop hostConfig: from the policy for --backend k8s and put registry settings in the cell image',
-      'POLICY',
-    );
-  }
-  if (policy.toolchains.length) {
-    throw new NanocellError(
-      `policy toolchains (${policy.toolchains.join(', ')}) are host installs, which no pod has`,
-      'drop toolchains: from the policy for --backend k8s and put them in the cell image',
-      'POLICY',
-    );
-  }
-  const accepted = new Set<string>([...policy.allowDegraded, ...input.allowDegraded]);
-  const degradations: RenderedDegradation[] = [];
-  const refused: string[] = [];
-  const degrade = (control: string, reason: string) => {
-    if (accepted.has(control)) degradations.push({ control, reason });
-    else refused.push(control);
-  };
-
-  // 1. What no pod can enforce as a local cell does.
-  for (const c of ALWAYS_DEGRADED) {
-    if (c === 'protected-readonly' && policy.workspace.protected.length === 0) continue;
-    degrade(c, REASONS[c]);
-  }
-  // 2. The runtime, as locally: gVisor has no Landlock.
-  const runtimeClass =
-    input.runtimeClass ?? (policy.runtime.name === 'runsc' ? 'gvisor' : undefined);
-  if (runtimeClass) checkDnsLabel('--runtime-class', runtimeClass, 253);
-  const landlock = runtimeClass !== 'gvisor' && policy.runtime.name !== 'runsc';
-  if (!landlock) {
-    degrade(
-      'landlock',
-      'gVisor does not implement Landlock, so the exec allowlist is not enforced',
-    );
-  }
-  if (refused.length) {
-    throw new NanocellError(
-      `this shape cannot enforce ${refused.join(', ')} on Kubernetes; refusing to render it`,
-      `accept them with --allow-degraded ${refused.join(',')} (docs/kubernetes.md lists what each loses)`,
-      'POLICY',
-    );
-  }
+  const sp = planShape(policy, input);
+  const { landlock, runtimeClass } = sp;
 
   // 3. The seccomp profile: the local one with errno answers (no listener on the node).
   const plan = buildSeccompProfile({
@@ -134,13 +81,27 @@ export function renderShape(input: RenderInput): Rendered {
 
   const labels = { [LABELS.managedBy]: MANAGER, [LABELS.shape]: shape };
   const cellLabels = { ...labels, [LABELS.component]: 'cell' };
-  const podSpec = renderPodSpec(input, { landlock, runtimeClass, seccompFile });
+  const podSpec = renderPodSpec(input, {
+    landlock,
+    runtimeClass,
+    seccompFile,
+    execPaths: sp.execPaths,
+  });
   podSecurityChecks(podSpec);
 
   const template: K8sObject = {
     apiVersion: EXTENSIONS_API,
     kind: 'SandboxTemplate',
-    metadata: { name: shape, namespace, labels },
+    metadata: {
+      name: shape,
+      namespace,
+      labels,
+      // What `run --backend k8s` checks before claiming from this shape (shapePlan.ts).
+      annotations: {
+        [ANNOTATIONS.policyDigest]: sp.digest,
+        [ANNOTATIONS.degraded]: sp.degradations.map((d) => d.control).join(','),
+      },
+    },
     spec: {
       podTemplate: { metadata: { labels: cellLabels }, spec: podSpec },
       // nanocell ships its own NetworkPolicy below: the controller must not add another.
@@ -160,24 +121,7 @@ export function renderShape(input: RenderInput): Rendered {
       updateStrategy: { type: 'Recreate' },
     },
   };
-  const cellNetworkPolicy: K8sObject = {
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'NetworkPolicy',
-    metadata: { name: `${shape}-cells`, namespace, labels },
-    spec: {
-      podSelector: { matchLabels: { [LABELS.component]: 'cell', [LABELS.shape]: shape } },
-      policyTypes: ['Ingress', 'Egress'],
-      // No ingress at all; pods/exec goes through the kubelet, not the pod network.
-      ingress: [],
-      // Only the proxy tier's egress port: no DNS, no other pod, no node, no metadata.
-      egress: [
-        {
-          to: [{ podSelector: { matchLabels: PROXY_LABELS } }],
-          ports: [{ protocol: 'TCP', port: PROXY_PORTS.egress }],
-        },
-      ],
-    },
-  };
+  const cellNetworkPolicy = renderCellNetworkPolicy(shape, namespace, labels);
   const seccompConfigMap: K8sObject = {
     apiVersion: 'v1',
     kind: 'ConfigMap',
@@ -196,12 +140,38 @@ export function renderShape(input: RenderInput): Rendered {
       seccompConfigMap: seccompConfigMap.metadata.name,
     }),
   ];
-  return { objects, seccomp: { file: seccompFile, json }, degradations };
+  return { objects, seccomp: { file: seccompFile, json }, degradations: sp.degradations };
+}
+
+/** The cells' NetworkPolicy: egress only to the proxy tier's port, no ingress. */
+function renderCellNetworkPolicy(
+  shape: string,
+  namespace: string,
+  labels: Record<string, string>,
+): K8sObject {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: `${shape}-cells`, namespace, labels },
+    spec: {
+      podSelector: { matchLabels: { [LABELS.component]: 'cell', [LABELS.shape]: shape } },
+      policyTypes: ['Ingress', 'Egress'],
+      // No ingress at all; pods/exec goes through the kubelet, not the pod network.
+      ingress: [],
+      // Only the proxy tier's egress port: no DNS, no other pod, no node, no metadata.
+      egress: [
+        {
+          to: [{ podSelector: { matchLabels: PROXY_LABELS } }],
+          ports: [{ protocol: 'TCP', port: PROXY_PORTS.egress }],
+        },
+      ],
+    },
+  };
 }
 
 function renderPodSpec(
   input: RenderInput,
-  o: { landlock: boolean; runtimeClass?: string; seccompFile: string },
+  o: { landlock: boolean; runtimeClass?: string; seccompFile: string; execPaths: string[] },
 ): Record<string, unknown> {
   const { limits } = input.policy;
   const memVolume = (name: string, bytes: number) => ({
@@ -244,7 +214,7 @@ function renderPodSpec(
         name: CELL_CONTAINER,
         image: input.image,
         imagePullPolicy: 'IfNotPresent',
-        command: [POD.init, ...initArgs(input.policy, o.landlock)],
+        command: [POD.init, ...initArgs(o.landlock, o.execPaths)],
         workingDir: POD.workspace,
         env: [
           { name: 'HOME', value: POD.home },
@@ -281,27 +251,14 @@ function renderPodSpec(
 }
 
 /** init's arguments: the control socket sessions attach to, and the Landlock rules. */
-function initArgs(policy: Policy, landlock: boolean): string[] {
+function initArgs(landlock: boolean, execPaths: readonly string[]): string[] {
   const args = ['--control-listen', POD.controlSocket, '--landlock', landlock ? 'required' : 'off'];
   if (!landlock) return args;
   args.push('--ll-read', '/');
-  for (const p of policy.exec.allow) args.push('--ll-exec', execPath(p));
+  for (const p of execPaths) args.push('--ll-exec', p);
   for (const p of [POD.workspace, '/tmp', POD.home, '/dev', '/run/nanocell'])
     args.push('--ll-write', p);
   return args;
-}
-
-/** Locally exec.allow globs are expanded on the host; a pod's paths are known only as written. */
-function execPath(pattern: string): string {
-  const p = pattern.replace(/^\$WORKSPACE(?=\/|$)/, POD.workspace).replace(/\/\*\*$/, '');
-  if (!p.startsWith('/') || /[*?[\]{}]/.test(p)) {
-    throw new NanocellError(
-      `exec.allow entry ${JSON.stringify(pattern)} cannot be resolved inside a pod`,
-      'use an absolute file or directory path, optionally ending in /**',
-      'POLICY',
-    );
-  }
-  return p;
 }
 
 function shortHash(text: string): string {

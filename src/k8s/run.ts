@@ -11,7 +11,7 @@ import { newTaskId } from '../audit/taskId.js';
 import { ensureStateRoot } from '../cell/state.js';
 import type { ExecResult } from '../cell/initClient.js';
 import type { Policy } from '../policy/defaults.js';
-import { planScope } from '../workspace/scope.js';
+import { planScope, type ScopePlan } from '../workspace/scope.js';
 import { collectChangeSet, DEFAULT_MAX_FILES } from '../workspace/changeset.js';
 import type { ChangeSummary } from '../workspace/manifest.js';
 import type { K8sApi } from './client.js';
@@ -27,9 +27,14 @@ export interface K8sTaskOptions {
   stateRoot: string;
   session?: string;
   tier?: { control: string; token: string };
+  /** Kubernetes-only controls accepted (--allow-degraded), besides the policy's own. */
+  allowDegraded?: readonly string[];
   stdout: Writable;
   stderr: Writable;
+  /** Kills the command (the change set is still collected), or stops the set-up. */
   abort?: AbortSignal;
+  /** Gives up collecting the change set (a second Ctrl-C). */
+  abandonChanges?: AbortSignal;
   claimTimeoutMs?: number;
   /** See K8sCellOptions.workspacePath. */
   workspacePath?: string;
@@ -73,6 +78,7 @@ export async function runK8sTask(o: K8sTaskOptions): Promise<K8sTaskReport> {
       shape: o.shape,
       policy: o.policy,
       tier: o.tier,
+      allowDegraded: o.allowDegraded,
       claimTimeoutMs: o.claimTimeoutMs,
       workspacePath: o.workspacePath,
       signal: o.abort,
@@ -97,29 +103,17 @@ export async function runK8sTask(o: K8sTaskOptions): Promise<K8sTaskReport> {
       },
     });
     record({ type: 'task.started', cellId: cell.claim });
-    await cell.pushWorkspace(scope);
+    await cell.pushWorkspace(scope, o.abort);
     const outcome = await runCapped(cell, o);
-    // The change set, as locally: the pod's workspace is the merged view of the task.
-    const staging = `${root.root}/k8s-staging-${taskId}`;
-    let changes: ChangeSummary | undefined;
-    try {
-      const limits = { maxFiles: DEFAULT_MAX_FILES, maxBytes: o.policy.limits.disk };
-      await cell.pullWorkspace(staging, limits);
-      changes = await collectChangeSet({
-        upperDir: staging,
-        mergedDir: staging,
-        plainView: true,
-        lowerDir: o.workspace,
-        projectDir: o.workspace,
-        outDir: `${root.root}/changes/${taskId}`,
-        taskId,
-        startedAtMs,
-        limits,
-        scope,
-      });
-    } finally {
-      fs.rmSync(staging, { recursive: true, force: true });
-    }
+    const changes = await collectFromPod(cell, {
+      stateRoot: root.root,
+      taskId,
+      workspace: o.workspace,
+      policy: o.policy,
+      scope,
+      startedAtMs,
+      abandon: o.abandonChanges,
+    });
     report = { taskId, claim: cell.claim, ...outcome, changes, net };
     return report;
   } finally {
@@ -142,13 +136,60 @@ export async function runK8sTask(o: K8sTaskOptions): Promise<K8sTaskReport> {
   }
 }
 
-/** Runs the command with the policy's timeout and output cap, enforced on this side. */
-async function runCapped(
+/**
+ * The change set, as locally: the pod's workspace, pulled back into a staging directory, is the
+ * merged view of the task; the collector compares it with the project.
+ */
+export async function collectFromPod(
   cell: K8sCell,
-  o: K8sTaskOptions,
-): Promise<Omit<K8sTaskReport, 'taskId' | 'claim' | 'changes' | 'net'>> {
-  const h = cell.exec(o.command);
-  h.stdin.end();
+  o: {
+    stateRoot: string;
+    taskId: string;
+    workspace: string;
+    policy: Policy;
+    scope: ScopePlan;
+    startedAtMs: number;
+    abandon?: AbortSignal;
+  },
+): Promise<ChangeSummary> {
+  const staging = `${o.stateRoot}/k8s-staging-${o.taskId}`;
+  try {
+    const limits = { maxFiles: DEFAULT_MAX_FILES, maxBytes: o.policy.limits.disk };
+    await cell.pullWorkspace(staging, limits, o.abandon);
+    return await collectChangeSet({
+      upperDir: staging,
+      mergedDir: staging,
+      plainView: true,
+      lowerDir: o.workspace,
+      projectDir: o.workspace,
+      outDir: `${o.stateRoot}/changes/${o.taskId}`,
+      taskId: o.taskId,
+      startedAtMs: o.startedAtMs,
+      limits,
+      scope: o.scope,
+    });
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+type CappedOutcome = Omit<K8sTaskReport, 'taskId' | 'claim' | 'changes' | 'net'>;
+
+/** Runs the command with the policy's timeout and output cap, enforced on this side. */
+export async function runCapped(
+  cell: K8sCell,
+  o: {
+    command: string[];
+    policy: Policy;
+    stdout: Writable;
+    stderr: Writable;
+    abort?: AbortSignal;
+    input?: string | Buffer;
+    env?: string[];
+  },
+): Promise<CappedOutcome> {
+  const h = cell.exec(o.command, o.env ? { env: o.env } : {});
+  h.stdin.end(o.input ?? '');
   const cap = o.policy.limits.output;
   let used = 0;
   let truncated = false;
@@ -172,6 +213,7 @@ async function runCapped(
   };
   const timer = setTimeout(() => kill('timeout'), o.policy.limits.timeout);
   const onAbort = () => kill('killed');
+  if (o.abort?.aborted) onAbort();
   o.abort?.addEventListener('abort', onAbort);
   let r: ExecResult;
   try {

@@ -56,6 +56,10 @@ export async function startFakeKubeApi(o: {
   claimSchema: ValidateFunction;
   controller: (claim: { metadata: { name: string } }, api: FakeKubeApi) => void;
   onExec: (s: ExecSession) => void;
+  /** SandboxTemplates served by GET, by name (the rendered shapes). */
+  templates?: Record<string, Obj>;
+  /** A claim was deleted (the controller would delete its pod). */
+  onDelete?: (claim: string) => void;
   services?: Record<string, string>;
   /** CustomResourceDefinitions served by GET /apis/apiextensions.k8s.io/v1/..., by name. */
   crds?: Record<string, unknown>;
@@ -63,7 +67,8 @@ export async function startFakeKubeApi(o: {
   /** SelfSubjectAccessReview answers: "verb resource[/sub]" → allowed (default true). */
   access?: Record<string, boolean>;
   /** What a created pod's container exits with (the NetworkPolicy canary); undefined: never. */
-  podExitCode?: () => number | undefined;
+  /** (It may run the pod's command for real: it gets the pod.) */
+  podExitCode?: (pod: Obj) => number | undefined | Promise<number | undefined>;
 }): Promise<FakeKubeApi> {
   let rv = 100;
   let floor = 0;
@@ -142,9 +147,8 @@ export async function startFakeKubeApi(o: {
         const pod = JSON.parse(body) as Obj;
         podStore.set(pod.metadata.name, pod);
         json(res, 201, pod);
-        const code = o.podExitCode?.();
-        if (code === undefined) return;
-        setTimeout(() => {
+        void Promise.resolve(o.podExitCode?.(pod)).then((code) => {
+          if (code === undefined) return;
           pod.status = {
             phase: code === 0 ? 'Succeeded' : 'Failed',
             containerStatuses: [{ name: 'canary', state: { terminated: { exitCode: code } } }],
@@ -152,7 +156,7 @@ export async function startFakeKubeApi(o: {
           for (const w of podWatchers)
             if (w.name === pod.metadata.name)
               w.res.write(`${JSON.stringify({ type: 'MODIFIED', object: pod })}\n`);
-        }, 50);
+        });
       });
     } else if (req.method === 'GET' && url.searchParams.get('watch') === 'true') {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -162,6 +166,9 @@ export async function startFakeKubeApi(o: {
       };
       podWatchers.add(w);
       req.on('close', () => podWatchers.delete(w));
+      // A watch without a resourceVersion starts with the current state (synthetic ADDED).
+      const current = w.name ? podStore.get(w.name) : undefined;
+      if (current) res.write(`${JSON.stringify({ type: 'ADDED', object: current })}\n`);
     } else if (req.method === 'DELETE' && pm[1]) {
       podStore.delete(pm[1]);
       json(res, 200, { kind: 'Status', status: 'Success' });
@@ -206,6 +213,16 @@ export async function startFakeKubeApi(o: {
       return;
     }
     if (pods(req, res, url)) return;
+    const tpl =
+      /^\/apis\/extensions\.agents\.x-k8s\.io\/v1beta1\/namespaces\/[^/]+\/sandboxtemplates\/([^/]+)$/.exec(
+        url.pathname,
+      );
+    if (tpl && req.method === 'GET') {
+      const t = api.crdInstalled ? o.templates?.[tpl[1]!] : undefined;
+      return t
+        ? json(res, 200, t)
+        : status(res, 404, 'NotFound', `sandboxtemplates "${tpl[1]}" not found`);
+    }
     if (svc) {
       const ip = o.services?.[svc[1]!];
       return ip
@@ -246,6 +263,7 @@ export async function startFakeKubeApi(o: {
       claims.delete(name);
       c.metadata.resourceVersion = String(++rv);
       emit('DELETED', c);
+      o.onDelete?.(name);
       return json(res, 200, { kind: 'Status', status: 'Success' });
     }
     if (req.method === 'POST' && !name && api.failNextCreate) {

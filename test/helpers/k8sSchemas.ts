@@ -4,12 +4,14 @@
 //   that lists its properties made closed, so an unknown field is an error (the API server
 //   would prune it silently, which would hide a typo in a security setting);
 // - Kubernetes' own OpenAPI schemas as the kubernetes-models package ships them (Pod,
-//   NetworkPolicy, Deployment, Service, DaemonSet, ConfigMap).
+//   NetworkPolicy, Deployment, Service, DaemonSet, ConfigMap), with unknown fields rejected by
+//   the field lists of @kubernetes/client-node's generated models.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import { crdCompiler } from '../../src/k8s/crdSchema.js';
 import YAML from 'yaml';
+import * as k8s from '@kubernetes/client-node';
 import { ConfigMap, Pod, Service } from 'kubernetes-models/v1';
 import { DaemonSet, Deployment } from 'kubernetes-models/apps/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
@@ -50,7 +52,30 @@ export function loadCrdValidators(): CrdValidators {
   return { byKind, celRules };
 }
 
-/** Kubernetes' own schema for a built-in kind; throws with the schema's errors. */
+type Attr = { baseName: string; type: string };
+type ModelClass = { getAttributeTypeMap?: () => Attr[] };
+
+/**
+ * Fields no Kubernetes model knows, walked by the field lists @kubernetes/client-node generates
+ * from the API's OpenAPI document (the API server would drop them, or reject them with strict
+ * field validation). The kubernetes-models validators leave unknown fields alone.
+ */
+export function unknownBuiltinFields(value: unknown, type: string, at = ''): string[] {
+  const array = /^Array<(.+)>$/.exec(type);
+  if (array) {
+    return Array.isArray(value)
+      ? value.flatMap((v, i) => unknownBuiltinFields(v, array[1]!, `${at}[${i}]`))
+      : [];
+  }
+  const model = (k8s as unknown as Record<string, ModelClass>)[type];
+  if (!model?.getAttributeTypeMap || !value || typeof value !== 'object') return [];
+  const fields = new Map(model.getAttributeTypeMap().map((a) => [a.baseName, a.type]));
+  return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) =>
+    fields.has(k) ? unknownBuiltinFields(v, fields.get(k)!, `${at}.${k}`) : [`${at}.${k}`],
+  );
+}
+
+/** Kubernetes' own schema for a built-in kind; throws with the schema's errors or unknown fields. */
 export function validateBuiltin(obj: Record<string, unknown>): void {
   const models: Record<string, new (d: never) => { validate(): void }> = {
     NetworkPolicy,
@@ -63,6 +88,8 @@ export function validateBuiltin(obj: Record<string, unknown>): void {
   const M = models[obj.kind as string];
   if (!M) throw new Error(`no Kubernetes schema for kind ${String(obj.kind)}`);
   new M(structuredClone(obj) as never).validate();
+  const unknown = unknownBuiltinFields(obj, `V1${String(obj.kind)}`);
+  if (unknown.length) throw new Error(`${String(obj.kind)}: unknown fields ${unknown.join(', ')}`);
 }
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;

@@ -1,17 +1,19 @@
 // `run --backend k8s` against a CONTRACT SIMULATION of the Kubernetes API (test/helpers/
 // fakeKubeApi.ts: a loopback stand-in implementing only the calls the backend makes, with a
 // scripted controller), not a cluster. What is real: @kubernetes/client-node, the watch and
-// exec wire formats (JSON lines; WebSocket v5.channel.k8s.io), nanocell's init binary serving
-// its control protocol over the exec stream (it runs on this host outside any pod, with
-// Landlock off), tar in and out through init, and the change-set collector.
-import { spawn } from 'node:child_process';
+// exec wire formats (JSON lines; WebSocket v5.channel.k8s.io), nanocell's init binary as the
+// pod's pid 1 (--control-listen) and as the exec'd command (--attach), on this host outside any
+// pod with Landlock off (test/helpers/standInPods.ts), tar in and out through init, and the
+// change-set collector. podInCell.test.ts runs the pod side in a real local cell instead.
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { K8sApi } from '../../../src/k8s/client.js';
+import { Cell } from '../../../src/cell/cell.js';
+import { k8sBackend } from '../../../src/k8s/sdk.js';
+import { ALWAYS_DEGRADED } from '../../../src/k8s/mapping.js';
 import { runK8sTask, type K8sTaskOptions } from '../../../src/k8s/run.js';
 import { resolvePolicy } from '../../../src/policy/load.js';
 import { TenantRegistry } from '../../../src/net/tenants.js';
@@ -19,41 +21,22 @@ import { startControlServer } from '../../../src/net/tenantControl.js';
 import { renderDiff } from '../../../src/workspace/diff.js';
 import { applyChangeSet } from '../../../src/workspace/apply.js';
 import { NanocellError } from '../../../src/util/errors.js';
-import { makeSandbox, REPO, type Sandbox } from '../../helpers/cells.js';
+import { makeSandbox, type Sandbox } from '../../helpers/cells.js';
+import { HostPods, renderedTemplates } from '../../helpers/standInPods.js';
 import { loadCrdValidators } from '../../helpers/k8sSchemas.js';
-import { startFakeKubeApi, type ExecSession, type FakeKubeApi } from '../../helpers/fakeKubeApi.js';
+import { startFakeKubeApi, type FakeKubeApi } from '../../helpers/fakeKubeApi.js';
 
-const INIT = path.join(REPO, 'native', 'build', 'nanocell-init');
 type Script = 'ready' | 'compact-then-ready' | 'close-then-ready' | 'fail';
 let script: Script = 'ready';
 let fake: FakeKubeApi;
 let api: K8sApi;
 let sb: Sandbox;
-const inits = new Set<number>();
-
-/** The pod side of `init --attach`: the real init binary with its control channel on fd 3. */
-function podExec(s: ExecSession) {
-  if (s.command[1] !== '--attach') {
-    s.stderr(Buffer.from(`stand-in runs only init --attach, not ${s.command.join(' ')}\n`));
-    return s.exit(126);
-  }
-  const child = spawn(INIT, ['--landlock', 'off'], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
-  inits.add(child.pid!);
-  const ctl = child.stdio[3] as net.Socket;
-  ctl.on('data', (d: Buffer) => s.stdout(d));
-  ctl.on('error', () => undefined);
-  child.stderr!.on('data', (d: Buffer) => s.stderr(d));
-  s.onStdin((d) => (d === null ? ctl.end() : ctl.write(d)));
-  s.onClose(() => child.kill('SIGKILL'));
-  child.once('exit', (code) => {
-    inits.delete(child.pid!);
-    s.exit(code ?? 137);
-  });
-}
+const pods = new HostPods();
 
 function controller(claim: { metadata: { name: string } }, f: FakeKubeApi) {
   const name = claim.metadata.name;
-  const ready = () =>
+  const ready = () => {
+    pods.start(`sb-${name}`);
     f.setStatus(name, {
       conditions: [
         {
@@ -66,6 +49,7 @@ function controller(claim: { metadata: { name: string } }, f: FakeKubeApi) {
       ],
       sandbox: { name: `sb-${name}`, podIPs: ['10.213.5.2'] },
     });
+  };
   // Acts once the client is watching, so a close or a compaction hits a live watch.
   const act = (tries = 0): unknown => {
     if (f.openWatches() === 0 && tries < 200) return setTimeout(() => act(tries + 1), 10);
@@ -95,7 +79,9 @@ beforeAll(async () => {
   fake = await startFakeKubeApi({
     claimSchema: crds.byKind.get('SandboxClaim')!,
     controller,
-    onExec: podExec,
+    templates: renderedTemplates(),
+    onExec: (s) => pods.exec(s),
+    onDelete: (claim) => pods.deleted(claim),
     services: { 'nanocell-proxy': '10.96.0.42' },
   });
   const kc = new k8s.KubeConfig();
@@ -110,6 +96,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await fake?.close();
+  pods.close();
 });
 
 function task(over: Partial<K8sTaskOptions> & { policy?: ReturnType<typeof resolvePolicy> } = {}) {
@@ -133,6 +120,7 @@ function task(over: Partial<K8sTaskOptions> & { policy?: ReturnType<typeof resol
     stdout,
     stderr,
     claimTimeoutMs: 10_000,
+    allowDegraded: [...ALWAYS_DEGRADED],
     ...over,
   });
   return { run, out: () => out, podWs };
@@ -167,7 +155,7 @@ describe('k8s backend against the API stand-in (contract simulation, not a clust
       expect(
         fake.log.some((l) => l.startsWith('UPGRADE') && l.includes(`/pods/sb-${r.claim}/exec`)),
       ).toBe(true);
-      expect(inits.size).toBe(0);
+      await pods.expectGone();
     } finally {
       sb.cleanup();
     }
@@ -191,6 +179,87 @@ describe('k8s backend against the API stand-in (contract simulation, not a clust
       }
     });
   }
+
+  it('a shape rendered from another policy, or a degradation not accepted, is refused before any claim', async () => {
+    for (const [over, re] of [
+      [
+        { policy: resolvePolicy({ limits: { memory: 2 * 1024 ** 3 } }) },
+        /rendered from another policy.*re-render it/,
+      ],
+      [
+        { policy: resolvePolicy({ syscalls: { allow: ['personality'] } }) },
+        /rendered from another policy/,
+      ],
+      [{ allowDegraded: ['pids'] }, /cannot enforce rlimits.*--allow-degraded rlimits/],
+    ] as const) {
+      fake.log.length = 0;
+      const t = task(over);
+      try {
+        const e = await t.run.then(
+          () => undefined,
+          (x: unknown) => x,
+        );
+        expect((e as NanocellError).oneLine()).toMatch(re);
+        expect(fake.log.filter((l) => l.startsWith('POST'))).toEqual([]);
+      } finally {
+        sb.cleanup();
+      }
+    }
+    // What the supervisor applies per claim (timeout, output, network, env) is not the shape's.
+    const t = task({ policy: resolvePolicy({ limits: { timeout: 60_000 }, env: { A: 'b' } }) });
+    try {
+      expect((await t.run).exitCode).toBe(0);
+    } finally {
+      sb.cleanup();
+    }
+  });
+
+  it('the SDK: Cell.create({ backend: k8sBackend() }) runs commands in one pod, destroy() collects and deletes the claim', async () => {
+    sb = makeSandbox({ 'README.md': 'hello\n' });
+    const podWs = `${path.dirname(sb.project)}/pod-workspace`;
+    fs.mkdirSync(podWs);
+    try {
+      const backend = k8sBackend({
+        api,
+        workspacePath: podWs,
+        allowDegraded: [...ALWAYS_DEGRADED],
+      });
+      const cell = await Cell.create({
+        policy: resolvePolicy({ limits: { output: 64 } }),
+        workspace: sb.project,
+        stateRoot: sb.stateRoot,
+        backend,
+      });
+      expect(fake.claims.has(cell.claim)).toBe(true);
+      const a = await cell.run(['sh', '-c', 'echo one > one.txt; cat README.md']);
+      expect([a.exitCode, a.stdout]).toEqual([0, 'hello\n']);
+      const b = await cell.run(['sh', '-c', 'cat one.txt; cat; echo "$X"'], {
+        input: 'in\n',
+        env: { X: 'y' },
+      });
+      expect(b.stdout).toBe('one\nin\ny\n');
+      const big = await cell.run(['sh', '-c', 'head -c 1000 /dev/zero']);
+      expect(big.outputTruncated).toBe(true);
+      const { taskId, changes } = await cell.destroy();
+      expect(changes.status).toBe('ok');
+      expect(renderDiff(`${sb.stateRoot}/changes/${taskId}`, sb.project)).toContain('one.txt');
+      expect(fake.claims.size).toBe(0);
+      await expect(cell.run(['true'])).rejects.toThrow(/ended/);
+      // A refused shape: nothing is claimed.
+      await expect(
+        Cell.create({
+          policy: resolvePolicy({ limits: { memory: 3 * 1024 ** 3 } }),
+          workspace: sb.project,
+          stateRoot: sb.stateRoot,
+          backend,
+        }),
+      ).rejects.toThrow(/rendered from another policy/);
+      expect(fake.claims.size).toBe(0);
+      await pods.expectGone();
+    } finally {
+      sb.cleanup();
+    }
+  });
 
   it('a claim the controller fails is an error naming the reason, and is deleted', async () => {
     script = 'fail';
@@ -246,6 +315,23 @@ describe('k8s backend against the API stand-in (contract simulation, not a clust
       const r = await aborted.run;
       expect([r.exitCode, r.endReason]).toEqual([137, 'killed']);
       expect(fake.claims.size).toBe(0);
+    } finally {
+      sb.cleanup();
+    }
+  });
+
+  it('an abort before the command starts (set-up, push) runs nothing and deletes the claim', async () => {
+    const ac = new AbortController();
+    const t = task({
+      command: ['sh', '-c', 'echo ran'],
+      abort: ac.signal,
+      onEvent: (e) => e.type === 'claim.ready' && ac.abort(),
+    });
+    try {
+      await expect(t.run).rejects.toThrow(/interrupted while/);
+      expect(t.out()).not.toContain('ran');
+      expect(fake.claims.size).toBe(0);
+      await pods.expectGone();
     } finally {
       sb.cleanup();
     }

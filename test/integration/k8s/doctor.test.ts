@@ -2,6 +2,7 @@
 // cluster): the CRDs it serves are the pinned upstream files, and the canary pod's outcome is
 // scripted. It checks that each check passes when the contract is met, and fails closed when
 // it is not (a CRD missing, RBAC denied, direct egress reached, no canary run at all).
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -56,7 +57,7 @@ async function doctor(
     runtimeClass: 'gvisor',
     kubeconfig,
     canaryImage,
-    canaryTimeoutMs: 1500,
+    canaryTimeoutMs: 6000,
   });
   return Object.fromEntries(checks.map((c) => [c.name, c]));
 }
@@ -108,4 +109,49 @@ describe('doctor --backend k8s (API stand-in, contract simulation)', () => {
       (await doctor({ podExitCode: () => undefined }, 'img'))['NetworkPolicy enforced']!.detail,
     ).toContain('unknown');
   });
+
+  it('the canary script, run for real in a network namespace: ok only when the tier is reachable and nothing else', async () => {
+    const ns = `nc-canary-${process.pid}`;
+    const sh = (cmd: string) => execFileSync('sh', ['-c', cmd], { stdio: 'pipe' });
+    const servers: ChildProcess[] = [];
+    const serve = (ip: string, port: number) => {
+      const p = spawn('ip', [
+        'netns',
+        'exec',
+        ns,
+        'node',
+        '-e',
+        `require('net').createServer(s=>s.end()).listen(${port},'${ip}',()=>console.log('up'))`,
+      ]);
+      servers.push(p);
+      return new Promise((r) => p.stdout.once('data', r));
+    };
+    // The pod's own command, as the kubelet would run it, inside the namespace.
+    const runPod = (pod: { spec: { containers: { command: string[] }[] } }) =>
+      new Promise<number | undefined>((r) => {
+        const p = spawn('ip', ['netns', 'exec', ns, ...pod.spec.containers[0]!.command], {
+          stdio: 'ignore',
+        });
+        p.once('exit', (code) => r(code ?? undefined));
+      });
+    sh(`ip netns add ${ns} && ip -n ${ns} link set lo up`);
+    try {
+      // Nothing reachable at all: not a pass (a pod without a network proves nothing).
+      let c = await doctor({ podExitCode: runPod as never }, 'img');
+      expect(c['NetworkPolicy enforced']!.detail).toMatch(/reached nothing.*unknown/);
+      // The tier reachable, the public addresses not: NetworkPolicy enforced.
+      sh(`ip -n ${ns} addr add 10.96.0.42/32 dev lo`);
+      await serve('10.96.0.42', 3128);
+      c = await doctor({ podExitCode: runPod as never }, 'img');
+      expect(c['NetworkPolicy enforced']!.status, c['NetworkPolicy enforced']!.detail).toBe('ok');
+      // A public address reachable too: not enforced.
+      sh(`ip -n ${ns} addr add 1.1.1.1/32 dev lo`);
+      await serve('1.1.1.1', 443);
+      c = await doctor({ podExitCode: runPod as never }, 'img');
+      expect(c['NetworkPolicy enforced']!.detail).toContain('not enforced');
+    } finally {
+      for (const p of servers) p.kill('SIGKILL');
+      spawnSync('ip', ['netns', 'del', ns]);
+    }
+  }, 120_000);
 });

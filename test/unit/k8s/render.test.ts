@@ -74,13 +74,20 @@ describe('k8s render', () => {
     });
   }
 
-  it('an unknown field anywhere in the template is rejected by the strict CRD schema', () => {
+  it('an unknown field is rejected: anywhere in the template (strict CRD schema), and in built-in kinds', () => {
     const r = renderFromOpts({ ...base, preset: 'default' });
     const t = structuredClone(r.objects[0]) as Obj;
     t.spec.podTemplate.spec.containers[0].securityContext.allowPrivilegeEscalaton = false;
     const v = crds.byKind.get('SandboxTemplate')!;
     expect(v(t)).toBe(false);
     expect(v.errors?.[0]?.keyword).toBe('additionalProperties');
+    // Kubernetes' own kinds too: a typo in the NetworkPolicy or the proxy Deployment.
+    const np = structuredClone(r.objects[2]) as Obj;
+    np.spec.egres = np.spec.egress;
+    expect(() => validateBuiltin(np)).toThrow(/unknown fields \.spec\.egres$/);
+    const dep = structuredClone(r.objects[4]) as Obj;
+    dep.spec.template.spec.containers[0].securityContext.readOnlyRootFs = true;
+    expect(() => validateBuiltin(dep)).toThrow(/containers\[0\]\.securityContext\.readOnlyRootFs/);
     // The one CEL rule in the schemas is about updates (oldSelf), which ajv cannot check.
     expect(crds.celRules.every((r) => r.includes('oldSelf'))).toBe(true);
   });
@@ -168,6 +175,28 @@ describe('k8s render', () => {
     const line = (err as NanocellError).oneLine();
     expect(line).toContain('--allow-degraded rlimits');
     expect(line).not.toContain('--allow-degraded pids');
+  });
+
+  it('exec rules are the local ones: scratch places follow the workspace, noexec-tmp only when a place would be noexec', () => {
+    const dir = fs.mkdtempSync('/var/tmp/nanocell-k8s-');
+    try {
+      const accepted = ALWAYS_DEGRADED.filter((c) => c !== 'noexec-tmp');
+      const def = renderFromOpts({ ...base, preset: 'default', allowDegraded: accepted });
+      const cmd = (def.objects[0] as Obj).spec.podTemplate.spec.containers[0].command as string[];
+      const execs = cmd.flatMap((a, i) => (a === '--ll-exec' ? [cmd[i + 1]] : []));
+      expect(execs).toEqual(['/dev/shm', '/home/cell', '/tmp', '/usr', '/workspace']);
+      expect(def.degradations.map((d) => d.control)).not.toContain('noexec-tmp');
+      const policy = path.join(dir, 'p.yaml');
+      fs.writeFileSync(policy, 'exec: { allow: ["/usr/**"] }\n');
+      expect(() =>
+        renderFromOpts({ ...base, preset: 'default', policy, allowDegraded: accepted }),
+      ).toThrow(/cannot enforce noexec-tmp/);
+      const strict = renderFromOpts({ ...base, preset: 'default', policy });
+      const c2 = (strict.objects[0] as Obj).spec.podTemplate.spec.containers[0].command;
+      expect(c2.filter((a: string) => a === '--ll-exec')).toHaveLength(1);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('bad names, replicas and exec globs are one-line usage errors', () => {
