@@ -83,6 +83,25 @@ extern int proxy_port;
 int take_node_channel(void);
 int hand_over_proxy_listener(long pid);
 
+/* ---------- netns.c: transparent capture in the cell's netns ---------- */
+
+/* The transparent listeners' port on the cell's loopback (src/net/capture.ts holds the same). */
+#define CAPTURE_TCP_PORT 3129
+
+extern const char *capture_rules, *capture_nft;
+
+const char *capture_setup(void);
+int transparent_listener(int family, int port);
+int loopback_udp(int family, int port);
+
+/* ---------- nflog.c: dropped packets as events ---------- */
+
+extern int nflog_fd;
+
+int nflog_open(void);
+void nflog_read(void);
+void nflog_summary(void);
+
 /* ---------- runtime.c: the runtime process, init's exit, shutdown ---------- */
 
 extern int runtime_exited, runtime_status, init_reaped;

@@ -36,14 +36,24 @@ int take_node_channel(void)
 	return 0;
 }
 
-/* Node's IPC framing: one JSON line; SCM_RIGHTS with it makes the fd its handle. */
-static int send_handle(int s)
+/*
+ * Node's IPC framing: one JSON line; SCM_RIGHTS with it makes the fd its handle. Each handle
+ * goes in its own sendmsg (Node takes at most one per read).
+ */
+static int send_handle(int s, const char *tag, const char *type, int port)
 {
-	char line[128];
-	int len = snprintf(line, sizeof(line),
-			   "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Server\","
-			   "\"msg\":{\"nanocell\":\"proxy-listener\",\"port\":%d}}\n",
-			   proxy_port);
+	char line[192];
+	int len;
+	if (strcmp(type, "net.Server") == 0)
+		len = snprintf(line, sizeof(line),
+			       "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Server\","
+			       "\"msg\":{\"nanocell\":\"%s\",\"port\":%d}}\n",
+			       tag, port);
+	else
+		len = snprintf(line, sizeof(line),
+			       "{\"cmd\":\"NODE_HANDLE\",\"type\":\"dgram.Socket\","
+			       "\"dgramType\":\"%s\",\"msg\":{\"nanocell\":\"%s\",\"port\":%d}}\n",
+			       type, tag, port);
 	union {
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(sizeof(int))];
@@ -59,7 +69,81 @@ static int send_handle(int s)
 	h->cmsg_type = SCM_RIGHTS;
 	h->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(h), &s, sizeof(int));
-	return sendmsg(channel_fd, &msg, MSG_NOSIGNAL) == len ? 0 : -1;
+	int rc = sendmsg(channel_fd, &msg, MSG_NOSIGNAL) == len ? 0 : -1;
+	close(s);
+	return rc;
+}
+
+/* Passes the NFLOG socket to the monitor (back_fd: a socketpair with it). */
+static int send_fd(int back_fd, int fd)
+{
+	char b = 'n';
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	memset(&cm, 0, sizeof(cm));
+	struct iovec iov = { .iov_base = &b, .iov_len = 1 };
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = cm.buf,
+			      .msg_controllen = sizeof(cm.buf) };
+	struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
+	h->cmsg_level = SOL_SOCKET;
+	h->cmsg_type = SCM_RIGHTS;
+	h->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(h), &fd, sizeof(int));
+	return sendmsg(back_fd, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+static int recv_fd(int back_fd)
+{
+	char b;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct iovec iov = { .iov_base = &b, .iov_len = 1 };
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = cm.buf,
+			      .msg_controllen = sizeof(cm.buf) };
+	if (recvmsg(back_fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT) != 1)
+		return -1;
+	struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
+	if (!h || h->cmsg_type != SCM_RIGHTS)
+		return -1;
+	int fd;
+	memcpy(&fd, CMSG_DATA(h), sizeof(int));
+	return fd;
+}
+
+/*
+ * The capture's sockets, after its routes and rules (netns.c): the transparent listeners, the
+ * DNS stub's UDP sockets, then the NFLOG socket for the monitor. Returns the failed step.
+ */
+static const char *hand_over_capture(int back_fd)
+{
+	const char *step = capture_setup();
+	if (step)
+		return step;
+	int fd = transparent_listener(AF_INET, CAPTURE_TCP_PORT);
+	if (fd < 0 || send_handle(fd, "transparent4", "net.Server", CAPTURE_TCP_PORT) < 0)
+		return "listen transparently on 127.0.0.1";
+	fd = transparent_listener(AF_INET6, CAPTURE_TCP_PORT);
+	if (fd < 0 || send_handle(fd, "transparent6", "net.Server", CAPTURE_TCP_PORT) < 0)
+		return "listen transparently on ::1";
+	fd = loopback_udp(AF_INET, 53);
+	if (fd < 0 || send_handle(fd, "dns4", "udp4", 53) < 0)
+		return "bind the DNS stub on 127.0.0.1:53";
+	fd = loopback_udp(AF_INET6, 53);
+	if (fd < 0 || send_handle(fd, "dns6", "udp6", 53) < 0)
+		return "bind the DNS stub on [::1]:53";
+	fd = nflog_open();
+	if (fd < 0 || send_fd(back_fd, fd) < 0)
+		return "open the NFLOG group for dropped packets";
+	close(fd);
+	return NULL;
 }
 
 /*
@@ -67,7 +151,7 @@ static int send_handle(int s)
  * both its owner and the caller's user namespace, so rootless needs the userns first), listen
  * on 127.0.0.1:PORT and send the socket to the supervisor.
  */
-static void __attribute__((noreturn)) listener_child(long pid)
+static void __attribute__((noreturn)) listener_child(long pid, int back_fd)
 {
 	char path[64];
 	const char *step = "open the cell's user namespace";
@@ -84,6 +168,14 @@ static void __attribute__((noreturn)) listener_child(long pid)
 	step = "enter the cell's network namespace";
 	if (setns(netns, CLONE_NEWNET) < 0)
 		goto fail;
+	if (capture_rules) {
+		const char *failed = hand_over_capture(back_fd);
+		if (failed) {
+			emit_error("proxy listener: capture: cannot %s: %s", failed,
+				   strerror(errno));
+			_exit(1);
+		}
+	}
 	step = "listen";
 	s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in a = { .sin_family = AF_INET,
@@ -92,7 +184,7 @@ static void __attribute__((noreturn)) listener_child(long pid)
 	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s, 512) < 0)
 		goto fail;
 	step = "send it to the supervisor";
-	if (send_handle(s) < 0)
+	if (send_handle(s, "proxy-listener", "net.Server", proxy_port) < 0)
 		goto fail;
 	_exit(0);
 fail:
@@ -105,15 +197,29 @@ fail:
  * monitor must stay on the host's side. */
 int hand_over_proxy_listener(long pid)
 {
+	int sp[2];
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp) < 0) {
+		emit_error("proxy listener: socketpair: %s", strerror(errno));
+		return -1;
+	}
 	pid_t child = fork();
 	if (child < 0) {
 		emit_error("proxy listener: fork: %s", strerror(errno));
 		return -1;
 	}
-	if (child == 0)
-		listener_child(pid);
+	if (child == 0) {
+		close(sp[0]);
+		listener_child(pid, sp[1]);
+	}
+	close(sp[1]);
 	int status;
 	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
 		;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+	int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if (ok && capture_rules && (nflog_fd = recv_fd(sp[0])) < 0) {
+		emit_error("proxy listener: capture: no NFLOG socket from the child");
+		ok = 0;
+	}
+	close(sp[0]);
+	return ok ? 0 : -1;
 }

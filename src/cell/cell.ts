@@ -45,6 +45,8 @@ import { CellSeccomp } from '../plan/seccomp.js';
 import { CellNetwork } from './networkSetup.js';
 import { gcStaleCells } from './gc.js';
 import { readMonitorEvents, runtimeFailureOf, spawnMonitor } from './monitor.js';
+import { receiveHandles } from './captureHandover.js';
+import { writeCaptureRules } from './captureFiles.js';
 import type {
   CellEvent,
   CellExec,
@@ -279,6 +281,7 @@ export class Cell extends EventEmitter {
       runtimeArgs,
       withListener,
       proxyOnCellLoopback,
+      capture: proxyOnCellLoopback ? this.prepareCapture() : undefined,
       execGuardArgs: withListener ? execGuardArgs(this.plan, realpathOrSelf) : [],
     });
     this.monitor = monitor;
@@ -342,6 +345,14 @@ export class Cell extends EventEmitter {
     this.client.closed.then(() => this.onInitGone()).catch(() => undefined);
   }
 
+  /** Transparent capture comes with the proxy on the cell's loopback (see captureFiles). */
+  private capture = false;
+
+  private prepareCapture(): { rules: string; nft: string } {
+    this.capture = true;
+    return writeCaptureRules(this.dirs.dir);
+  }
+
   /** Resolves once the proxy serves the socket the monitor made on the cell's loopback. */
   private adoptProxyListener(monitor: ChildProcess): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -351,27 +362,21 @@ export class Cell extends EventEmitter {
         reject(new NanocellError(String(ev.message), 'run `nanocell doctor`', 'RUNTIME'));
       };
       this.on('monitor', onMonitorEvent);
-      monitor.once('message', (m: unknown, handle: unknown) => {
-        this.off('monitor', onMonitorEvent);
-        const ok =
-          (m as { nanocell?: string } | null)?.nanocell === 'proxy-listener' &&
-          handle instanceof net.Server;
-        if (!ok) {
-          reject(
-            new NanocellError(
-              'the monitor did not hand over the proxy socket',
-              'rebuild the native helpers (make -C native)',
-              'INTERNAL',
-            ),
-          );
-          return;
-        }
-        this.net!.adopt(handle);
-        // Nothing else travels on the channel. It stays open until the monitor exits: Node
-        // never emits 'close' for a child whose channel was disconnected before it exited.
-        monitor.channel?.unref();
-        resolve();
-      });
+      receiveHandles(monitor, this.capture).then(
+        (h) => {
+          this.off('monitor', onMonitorEvent);
+          this.net!.adopt(h.proxy);
+          if (h.capture) this.net!.adoptCapture(h.capture);
+          // Nothing else travels on the channel. It stays open until the monitor exits: Node
+          // never emits 'close' for a child whose channel was disconnected before it exited.
+          monitor.channel?.unref();
+          resolve();
+        },
+        (e: unknown) => {
+          this.off('monitor', onMonitorEvent);
+          reject(e instanceof Error ? e : new Error(String(e)));
+        },
+      );
     });
   }
 

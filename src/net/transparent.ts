@@ -1,0 +1,224 @@
+// Connections captured in the cell's network namespace (see capture.ts). The accepted socket's
+// local address is where the task was connecting: a fake address from the DNS stub (which
+// names the host), a real IP literal (decided by the CIDR rules, like any IP literal), or the
+// loopback stub's port 53 (DNS over TCP). The first bytes are read before anything is dialed:
+// a TLS ClientHello's SNI and a plain HTTP Host header must name the same host as the fake
+// address, so domain fronting and SNI spoofing are refused, not just logged. The decision and
+// the upstream connection are the explicit proxy's own (dial).
+import net from 'node:net';
+import { dial, type DialResult, type Resolver } from './dial.js';
+import { serveDnsTcp, type DnsStubContext } from './dnsStub.js';
+import { FakeAddressTable } from './fakeAddrs.js';
+import { classify, type FirstBytes } from './firstBytes.js';
+import { normalizeHostName } from './patterns.js';
+import { parseTarget, type NetRules } from './rules.js';
+import { DNS_PORT } from './capture.js';
+
+export interface TransparentEvent {
+  time: string;
+  /** The name the fake address stands for, or the IP literal connected to. */
+  host: string;
+  port: number;
+  ip?: string;
+  decision: 'allowed' | 'denied';
+  rule: string;
+  reason?: string;
+  error?: string;
+  /** transparent-tls, transparent-http or transparent-tcp: what the first bytes were. */
+  protocol: string;
+  /** What the task's own bytes claimed, when they claimed something. */
+  sni?: string;
+  hostHeader?: string;
+  bytesUp: number;
+  bytesDown: number;
+  durationMs: number;
+}
+
+export interface TransparentContext {
+  rules: NetRules;
+  table: FakeAddressTable;
+  dns: DnsStubContext;
+  resolver: Resolver;
+  onEvent: (e: TransparentEvent) => void;
+  /** Every socket the proxy opens or accepts, so close() can end them. */
+  track: (s: net.Socket) => void;
+}
+
+/**
+ * How long a client may stay silent before the connection is treated as one whose server
+ * speaks first (SSH, SMTP): TLS and HTTP clients send at once.
+ */
+const SILENT_CLIENT_MS = 800;
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+export function serveTransparent(server: net.Server, ctx: TransparentContext): void {
+  (server as net.Server & { allowHalfOpen: boolean }).allowHalfOpen = true;
+  server.on('connection', (client: net.Socket) => onConnection(client, ctx));
+}
+
+function unmapped(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+function onConnection(client: net.Socket, ctx: TransparentContext) {
+  ctx.track(client);
+  client.on('error', () => client.destroy());
+  client.setNoDelay(true);
+  const dst = unmapped(client.localAddress ?? '');
+  const port = client.localPort ?? 0;
+  const loopback = dst === '::1' || dst.startsWith('127.');
+  if (loopback && port === DNS_PORT) return serveDnsTcp(client, Buffer.alloc(0), ctx.dns);
+
+  const started = Date.now();
+  const base = { time: new Date(started).toISOString(), port };
+  const deny = (host: string, rule: string, reason: string, extra: Partial<TransparentEvent>) => {
+    ctx.onEvent({
+      ...base,
+      host,
+      decision: 'denied',
+      rule,
+      reason,
+      protocol: 'transparent-tcp',
+      bytesUp: 0,
+      bytesDown: 0,
+      durationMs: Date.now() - started,
+      ...extra,
+    });
+    client.destroy();
+  };
+  if (loopback)
+    return deny(dst, 'capture:loopback', 'the transparent listener is not a destination', {});
+  const fake = FakeAddressTable.inFakeRange(dst);
+  const name = fake ? ctx.table.nameOf(dst) : undefined;
+  if (fake && name === undefined) {
+    return deny(dst, 'capture:unknown-fake-address', `${dst} was not given out by the DNS stub`, {
+      ip: dst,
+    });
+  }
+  const host = name ?? dst;
+  readFirstBytes(client, (first, seen) => {
+    const claims = {
+      protocol: `transparent-${seen.kind === 'tls' ? 'tls' : seen.kind === 'http' ? 'http' : 'tcp'}`,
+      ...(seen.kind === 'tls' && seen.sni !== undefined ? { sni: seen.sni.slice(0, 255) } : {}),
+      ...(seen.kind === 'http' && seen.host !== undefined
+        ? { hostHeader: seen.host.slice(0, 255) }
+        : {}),
+    };
+    const mismatch = name !== undefined ? disagreement(name, port, seen) : undefined;
+    if (mismatch) return deny(host, mismatch.rule, mismatch.reason, claims);
+    void dial(ctx.rules, host, port, {
+      resolver: ctx.resolver,
+      track: ctx.track,
+      ...(first.length ? { firstBytes: first.toString('latin1') } : {}),
+    }).then((res) => relay(client, res, host, base, started, claims, ctx));
+  });
+}
+
+/** Collects the first bytes until they say what they are, or the client stays silent. */
+function readFirstBytes(client: net.Socket, done: (first: Buffer, seen: FirstBytes) => void) {
+  let buf: Buffer = Buffer.alloc(0);
+  let finished = false;
+  const finish = (seen: FirstBytes) => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(silent);
+    clearTimeout(giveUp);
+    client.off('data', onData);
+    client.pause();
+    done(buf, seen);
+  };
+  const silent = setTimeout(() => {
+    if (buf.length === 0) finish({ kind: 'raw' });
+  }, SILENT_CLIENT_MS);
+  const giveUp = setTimeout(() => finish({ kind: 'raw' }), HANDSHAKE_TIMEOUT_MS);
+  const onData = (d: Buffer) => {
+    buf = buf.length ? Buffer.concat([buf, d]) : d;
+    const seen = classify(buf);
+    if (seen.kind !== 'more') finish(seen);
+  };
+  client.on('data', onData);
+  client.once('close', () => {
+    clearTimeout(silent);
+    clearTimeout(giveUp);
+  });
+}
+
+/** Why the task's own claims disagree with the name its fake address stands for, if they do. */
+function disagreement(
+  name: string,
+  port: number,
+  seen: FirstBytes,
+): { rule: string; reason: string } | undefined {
+  if (seen.kind === 'tls' && seen.sni !== undefined && normalizeHostName(seen.sni) !== name) {
+    return {
+      rule: 'sni-mismatch',
+      reason: `TLS server name ${JSON.stringify(seen.sni.slice(0, 255))} is not ${name}, the name this address was looked up as`,
+    };
+  }
+  if (seen.kind === 'http' && seen.host !== undefined && !hostHeaderNames(seen.host, name, port)) {
+    return {
+      rule: 'host-mismatch',
+      reason: `Host header ${JSON.stringify(seen.host.slice(0, 255))} does not name ${name}:${port}, the name this address was looked up as`,
+    };
+  }
+  return undefined;
+}
+
+function hostHeaderNames(header: string, name: string, port: number): boolean {
+  let u: URL;
+  try {
+    u = new URL(`http://${header}`);
+  } catch {
+    return false;
+  }
+  if (u.pathname !== '/' || u.username || u.password || u.search || u.hash) return false;
+  const t = parseTarget(u.hostname);
+  return t?.kind === 'name' && t.name === name && (u.port ? Number(u.port) : 80) === port;
+}
+
+function relay(
+  client: net.Socket,
+  res: DialResult,
+  host: string,
+  base: { time: string; port: number },
+  started: number,
+  claims: { protocol: string; sni?: string; hostHeader?: string },
+  ctx: TransparentContext,
+) {
+  const event = (bytesUp: number, bytesDown: number): TransparentEvent => ({
+    ...base,
+    host,
+    ...(res.ip ? { ip: res.ip } : {}),
+    decision: res.decision.decision,
+    rule: res.decision.rule,
+    ...(res.decision.reason ? { reason: res.decision.reason } : {}),
+    ...(!res.ok && res.error ? { error: res.error } : {}),
+    ...claims,
+    bytesUp,
+    bytesDown,
+    durationMs: Date.now() - started,
+  });
+  if (!res.ok || client.destroyed) {
+    if (res.ok) res.socket.destroy();
+    ctx.onEvent(event(0, 0));
+    client.destroy();
+    return;
+  }
+  const up = res.socket;
+  let open = 2;
+  const closed = () => {
+    if (--open === 0) ctx.onEvent(event(up.bytesWritten, up.bytesRead));
+  };
+  client.once('close', () => {
+    up.destroy();
+    closed();
+  });
+  up.once('close', () => {
+    client.destroy();
+    closed();
+  });
+  up.on('error', () => up.destroy());
+  client.pipe(up);
+  up.pipe(client);
+  client.resume();
+}
