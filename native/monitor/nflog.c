@@ -117,8 +117,9 @@ static void report_packet(const unsigned char *p, size_t len)
 	}
 	reported++;
 	struct out o = { 0 };
-	out_fmt(&o, "{\"type\":\"net.dropped\",\"time\":%lld,\"proto\":\"%s\",\"dst\":\"%s\","
-		    "\"dport\":%d}",
+	out_fmt(&o,
+		"{\"type\":\"net.dropped\",\"time\":%lld,\"proto\":\"%s\",\"dst\":\"%s\","
+		"\"dport\":%d}",
 		now_ms(), proto_name(proto), dst, dport);
 	emit(&o);
 }

@@ -22,7 +22,7 @@ function generatedEtcFiles(): Record<string, string> {
     // addresses, the proxy resolves them for real. A cell without the stub (networking off,
     // runsc) has nothing listening there, and a lookup fails at once.
     'resolv.conf':
-      '# nanocell: DNS is the cell\'s stub; allowed names get addresses the proxy maps back\nnameserver 127.0.0.1\noptions timeout:1 attempts:2\n',
+      "# nanocell: DNS is the cell's stub; allowed names get addresses the proxy maps back\nnameserver 127.0.0.1\noptions timeout:1 attempts:2\n",
     'nsswitch.conf': [
       'passwd: files',
       'group: files',

@@ -84,7 +84,7 @@ function onConnection(client: net.Socket, ctx: TransparentContext) {
       durationMs: Date.now() - started,
       ...extra,
     });
-    client.destroy();
+    refuse(client, extra.protocol, `${rule}: ${reason}`);
   };
   if (loopback)
     return deny(dst, 'capture:loopback', 'the transparent listener is not a destination', {});
@@ -112,6 +112,21 @@ function onConnection(client: net.Socket, ctx: TransparentContext) {
       ...(first.length ? { firstBytes: first.toString('latin1') } : {}),
     }).then((res) => relay(client, res, host, base, started, claims, ctx));
   });
+}
+
+/**
+ * Ends a refused connection. A plain HTTP client gets a 403 that says why (as from the explicit
+ * proxy); anything else is closed, since no other protocol has a place for the reason.
+ */
+function refuse(client: net.Socket, protocol: string | undefined, why: string) {
+  if (protocol !== 'transparent-http' || !client.writable) return void client.destroy();
+  const body = `denied by nanocell (${why.replace(/[^\x20-\x7e]/g, '?').slice(0, 500)})\n`;
+  client.end(
+    `HTTP/1.1 403 Forbidden\r\nX-Nanocell-Deny-Reason: ${body.trim()}\r\n` +
+      `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Connection: close\r\n\r\n${body}`,
+  );
+  client.destroySoon();
 }
 
 /** Collects the first bytes until they say what they are, or the client stays silent. */
@@ -201,7 +216,13 @@ function relay(
   if (!res.ok || client.destroyed) {
     if (res.ok) res.socket.destroy();
     ctx.onEvent(event(0, 0));
-    client.destroy();
+    if (!res.ok)
+      refuse(
+        client,
+        claims.protocol,
+        `${res.decision.rule}: ${res.decision.reason ?? res.error ?? res.failure}`,
+      );
+    else client.destroy();
     return;
   }
   const up = res.socket;
