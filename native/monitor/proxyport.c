@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,18 +148,32 @@ static const char *hand_over_capture(int back_fd)
 }
 
 /*
+ * crun hands over the seccomp fd before it executes init, while the process is not dumpable
+ * and its memory still belongs to the host's user namespace: until that execve, an
+ * unprivileged user may not open its namespaces (EACCES). The exec comes right after.
+ */
+static int open_ns(long pid, const char *ns)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%ld/ns/%s", pid, ns);
+	for (int i = 0;; i++) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 || errno != EACCES || i >= 500)
+			return fd;
+		usleep(10000);
+	}
+}
+
+/*
  * In the child: enter the cell's user and network namespaces (the netns checks CAP_SYS_ADMIN in
  * both its owner and the caller's user namespace, so rootless needs the userns first), listen
  * on 127.0.0.1:PORT and send the socket to the supervisor.
  */
 static void __attribute__((noreturn)) listener_child(long pid, int back_fd)
 {
-	char path[64];
 	const char *step = "open the cell's user namespace";
-	snprintf(path, sizeof(path), "/proc/%ld/ns/user", pid);
-	int userns = open(path, O_RDONLY | O_CLOEXEC);
-	snprintf(path, sizeof(path), "/proc/%ld/ns/net", pid);
-	int netns = open(path, O_RDONLY | O_CLOEXEC);
+	int userns = open_ns(pid, "user");
+	int netns = open_ns(pid, "net");
 	int s = -1;
 	if (userns < 0 || netns < 0)
 		goto fail;
@@ -193,8 +208,15 @@ fail:
 	_exit(1);
 }
 
-/* A child does it: a process that entered the cell's user namespace cannot leave it, and the
- * monitor must stay on the host's side. */
+static pid_t handover_pid = -1;
+static int handover_fd = -1;
+
+/*
+ * A child does it: a process that entered the cell's user namespace cannot leave it, and the
+ * monitor must stay on the host's side. The monitor does not wait for it: until the cell's
+ * init has been executed the child may have to retry (open_ns), and that execve can need the
+ * monitor to answer a seccomp notification. handover_reaped finishes the job.
+ */
 int hand_over_proxy_listener(long pid)
 {
 	int sp[2];
@@ -205,6 +227,8 @@ int hand_over_proxy_listener(long pid)
 	pid_t child = fork();
 	if (child < 0) {
 		emit_error("proxy listener: fork: %s", strerror(errno));
+		close(sp[0]);
+		close(sp[1]);
 		return -1;
 	}
 	if (child == 0) {
@@ -212,14 +236,26 @@ int hand_over_proxy_listener(long pid)
 		listener_child(pid, sp[1]);
 	}
 	close(sp[1]);
-	int status;
-	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
-		;
+	handover_pid = child;
+	handover_fd = sp[0];
+	return 0;
+}
+
+/* Called by reap for each child; returns whether it was the hand-over child. Fails closed: a
+ * cell whose proxy socket or capture is missing is killed (the child said why). */
+int handover_reaped(pid_t pid, int status)
+{
+	if (pid != handover_pid)
+		return 0;
+	handover_pid = -1;
 	int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-	if (ok && capture_rules && (nflog_fd = recv_fd(sp[0])) < 0) {
+	if (ok && capture_rules && (nflog_fd = recv_fd(handover_fd)) < 0) {
 		emit_error("proxy listener: capture: no NFLOG socket from the child");
 		ok = 0;
 	}
-	close(sp[0]);
-	return ok ? 0 : -1;
+	close(handover_fd);
+	handover_fd = -1;
+	if (!ok && init_pid > 0)
+		kill((pid_t)init_pid, SIGKILL);
+	return 1;
 }
