@@ -7,6 +7,7 @@ import { chmodSync, chownSync, existsSync, lstatSync, unlinkSync } from 'node:fs
 import http from 'node:http';
 import net from 'node:net';
 import { NanocellError } from '../util/errors.js';
+import { disagreement, readFirstBytes } from './agree.js';
 import { dial, systemResolver, type DialFailure, type DialResult, type Resolver } from './dial.js';
 import { chunk, LAST_CHUNK, readResponseHead, requestHead } from './httpHead.js';
 import { parseTarget, type NetRules } from './rules.js';
@@ -203,10 +204,21 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
         return;
       }
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      if (head.length) res.socket.write(head);
-      tunnel(client, res.socket, down, () =>
-        a.finished(res, res.socket.bytesWritten, res.socket.bytesRead),
-      );
+      // What the tunnel's first bytes name (SNI, Host) must be the CONNECT host (agree.ts).
+      readFirstBytes(client, head, (first, seen) => {
+        const t = parseTarget(authority.host);
+        const bad = t?.kind === 'name' ? disagreement(t.name, authority.port, seen) : undefined;
+        if (bad) {
+          res.socket.destroy();
+          a.denied(bad.rule, bad.reason, res.ip);
+          client.destroy();
+          return;
+        }
+        if (first.length) res.socket.write(first);
+        tunnel(client, res.socket, down, () =>
+          a.finished(res, res.socket.bytesWritten, res.socket.bytesRead),
+        );
+      });
     });
   });
 

@@ -9,9 +9,8 @@ import net from 'node:net';
 import { dial, type DialResult, type Resolver } from './dial.js';
 import { serveDnsTcp, type DnsStubContext } from './dnsStub.js';
 import { FakeAddressTable } from './fakeAddrs.js';
-import { classify, type FirstBytes } from './firstBytes.js';
-import { normalizeHostName } from './patterns.js';
-import { parseTarget, type NetRules } from './rules.js';
+import { disagreement, readFirstBytes } from './agree.js';
+import type { NetRules } from './rules.js';
 import { DNS_PORT } from './capture.js';
 
 export interface TransparentEvent {
@@ -43,13 +42,6 @@ export interface TransparentContext {
   /** Every socket the proxy opens or accepts, so close() can end them. */
   track: (s: net.Socket) => void;
 }
-
-/**
- * How long a client may stay silent before the connection is treated as one whose server
- * speaks first (SSH, SMTP): TLS and HTTP clients send at once.
- */
-const SILENT_CLIENT_MS = 800;
-const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export function serveTransparent(server: net.Server, ctx: TransparentContext): void {
   (server as net.Server & { allowHalfOpen: boolean }).allowHalfOpen = true;
@@ -96,7 +88,7 @@ function onConnection(client: net.Socket, ctx: TransparentContext) {
     });
   }
   const host = name ?? dst;
-  readFirstBytes(client, (first, seen) => {
+  readFirstBytes(client, Buffer.alloc(0), (first, seen) => {
     const claims = {
       protocol: `transparent-${seen.kind === 'tls' ? 'tls' : seen.kind === 'http' ? 'http' : 'tcp'}`,
       ...(seen.kind === 'tls' && seen.sni !== undefined ? { sni: seen.sni.slice(0, 255) } : {}),
@@ -127,68 +119,6 @@ function refuse(client: net.Socket, protocol: string | undefined, why: string) {
       `Connection: close\r\n\r\n${body}`,
   );
   client.destroySoon();
-}
-
-/** Collects the first bytes until they say what they are, or the client stays silent. */
-function readFirstBytes(client: net.Socket, done: (first: Buffer, seen: FirstBytes) => void) {
-  let buf: Buffer = Buffer.alloc(0);
-  let finished = false;
-  const finish = (seen: FirstBytes) => {
-    if (finished) return;
-    finished = true;
-    clearTimeout(silent);
-    clearTimeout(giveUp);
-    client.off('data', onData);
-    client.pause();
-    done(buf, seen);
-  };
-  const silent = setTimeout(() => {
-    if (buf.length === 0) finish({ kind: 'raw' });
-  }, SILENT_CLIENT_MS);
-  const giveUp = setTimeout(() => finish({ kind: 'raw' }), HANDSHAKE_TIMEOUT_MS);
-  const onData = (d: Buffer) => {
-    buf = buf.length ? Buffer.concat([buf, d]) : d;
-    const seen = classify(buf);
-    if (seen.kind !== 'more') finish(seen);
-  };
-  client.on('data', onData);
-  client.once('close', () => {
-    clearTimeout(silent);
-    clearTimeout(giveUp);
-  });
-}
-
-/** Why the task's own claims disagree with the name its fake address stands for, if they do. */
-function disagreement(
-  name: string,
-  port: number,
-  seen: FirstBytes,
-): { rule: string; reason: string } | undefined {
-  if (seen.kind === 'tls' && seen.sni !== undefined && normalizeHostName(seen.sni) !== name) {
-    return {
-      rule: 'sni-mismatch',
-      reason: `TLS server name ${JSON.stringify(seen.sni.slice(0, 255))} is not ${name}, the name this address was looked up as`,
-    };
-  }
-  if (seen.kind === 'http' && seen.host !== undefined && !hostHeaderNames(seen.host, name, port)) {
-    return {
-      rule: 'host-mismatch',
-      reason: `Host header ${JSON.stringify(seen.host.slice(0, 255))} does not name ${name}:${port}, the name this address was looked up as`,
-    };
-  }
-  return undefined;
-}
-
-function hostHeaderNames(header: string, name: string, port: number): boolean {
-  let u: URL;
-  try {
-    u = new URL(`http://${header}`);
-  } catch {
-    return false;
-  }
-  if (u.pathname !== '/' || u.username || u.password || u.search || u.hash) return false;
-  const t = parseTarget(u.hostname);
-  return t?.kind === 'name' && t.name === name && (u.port ? Number(u.port) : 80) === port;
 }
 
 function relay(

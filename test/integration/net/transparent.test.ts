@@ -233,6 +233,21 @@ describe('transparent capture: refusals, each an event', () => {
     expect(sni).toMatchObject({ host: 'secure.test', port: S });
   });
 
+  it('an explicit CONNECT must agree with the SNI that follows it', async () => {
+    const S = sec.port;
+    const r = await sh(
+      `curl -sS --max-time 10 -x http://127.0.0.1:3128 --cacert local-ca.txt ` +
+        `--connect-to evil.test:${S}:secure.test:${S} https://evil.test:${S}/connect-sni; ` +
+        'echo "rc=$?"',
+    );
+    expect(r.stdout.trim()).toMatch(/rc=35$/);
+    const e = await eventFor(
+      (x) => x.type === 'net.denied' && x.rule === 'sni-mismatch' && x.protocol === 'connect',
+      'sni-mismatch on CONNECT',
+    );
+    expect(e).toMatchObject({ host: 'secure.test', port: S });
+  });
+
   it('a denied IP literal is refused; the task cannot change the capture', async () => {
     const r = await bare(
       `curl -sS -o /dev/null -w '%{http_code}\\n' --max-time 10 http://${HOST_IP}:${web.port}/; ` +
