@@ -81,3 +81,20 @@ function hostHeaderNames(header: string, name: string, port: number): boolean {
   const t = parseTarget(u.hostname);
   return t?.kind === 'name' && t.name === name && (u.port ? Number(u.port) : 80) === port;
 }
+
+/**
+ * For a tunnel to a named host (explicit CONNECT or SOCKS5): reads the first bytes, then calls
+ * back with the disagreement, if any, and the bytes read, for the upstream.
+ */
+export function checkTunnel(
+  client: net.Socket,
+  early: Buffer,
+  host: string,
+  port: number,
+  cb: (bad: { rule: string; reason: string } | undefined, first: Buffer) => void,
+): void {
+  readFirstBytes(client, early, (first, seen) => {
+    const t = parseTarget(host);
+    cb(t?.kind === 'name' ? disagreement(t.name, port, seen) : undefined, first);
+  });
+}

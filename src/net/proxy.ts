@@ -7,7 +7,7 @@ import { chmodSync, chownSync, existsSync, lstatSync, unlinkSync } from 'node:fs
 import http from 'node:http';
 import net from 'node:net';
 import { NanocellError } from '../util/errors.js';
-import { disagreement, readFirstBytes } from './agree.js';
+import { checkTunnel } from './agree.js';
 import { dial, systemResolver, type DialFailure, type DialResult, type Resolver } from './dial.js';
 import { chunk, LAST_CHUNK, readResponseHead, requestHead } from './httpHead.js';
 import { parseTarget, type NetRules } from './rules.js';
@@ -205,9 +205,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       }
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       // What the tunnel's first bytes name (SNI, Host) must be the CONNECT host (agree.ts).
-      readFirstBytes(client, head, (first, seen) => {
-        const t = parseTarget(authority.host);
-        const bad = t?.kind === 'name' ? disagreement(t.name, authority.port, seen) : undefined;
+      checkTunnel(client, head, authority.host, authority.port, (bad, first) => {
         if (bad) {
           res.socket.destroy();
           a.denied(bad.rule, bad.reason, res.ip);
@@ -358,10 +356,18 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
             return;
           }
           client.write(reply(Reply.succeeded));
-          if (early.length) res.socket.write(early);
-          tunnel(client, res.socket, down, () =>
-            a.finished(res, res.socket.bytesWritten, res.socket.bytesRead),
-          );
+          checkTunnel(client, early, host, port, (bad, first) => {
+            if (bad) {
+              res.socket.destroy();
+              a.denied(bad.rule, bad.reason, res.ip);
+              client.destroy();
+              return;
+            }
+            if (first.length) res.socket.write(first);
+            tunnel(client, res.socket, down, () =>
+              a.finished(res, res.socket.bytesWritten, res.socket.bytesRead),
+            );
+          });
         });
       }
     };

@@ -233,19 +233,22 @@ describe('transparent capture: refusals, each an event', () => {
     expect(sni).toMatchObject({ host: 'secure.test', port: S });
   });
 
-  it('an explicit CONNECT must agree with the SNI that follows it', async () => {
+  it('an explicit CONNECT or SOCKS5 tunnel must agree with the SNI that follows it', async () => {
     const S = sec.port;
+    const attempt = (proxy: string) =>
+      `curl -sS --max-time 10 -x ${proxy} --cacert local-ca.txt ` +
+      `--connect-to evil.test:${S}:secure.test:${S} https://evil.test:${S}/tunnel-sni; echo "rc=$?"`;
     const r = await sh(
-      `curl -sS --max-time 10 -x http://127.0.0.1:3128 --cacert local-ca.txt ` +
-        `--connect-to evil.test:${S}:secure.test:${S} https://evil.test:${S}/connect-sni; ` +
-        'echo "rc=$?"',
+      `${attempt('http://127.0.0.1:3128')}; ${attempt('socks5h://127.0.0.1:3128')}`,
     );
-    expect(r.stdout.trim()).toMatch(/rc=35$/);
-    const e = await eventFor(
-      (x) => x.type === 'net.denied' && x.rule === 'sni-mismatch' && x.protocol === 'connect',
-      'sni-mismatch on CONNECT',
-    );
-    expect(e).toMatchObject({ host: 'secure.test', port: S });
+    expect(r.stdout.trim().split('\n')).toEqual(['rc=35', 'rc=35']);
+    for (const protocol of ['connect', 'socks5']) {
+      const e = await eventFor(
+        (x) => x.type === 'net.denied' && x.rule === 'sni-mismatch' && x.protocol === protocol,
+        `sni-mismatch on ${protocol}`,
+      );
+      expect(e).toMatchObject({ host: 'secure.test', port: S });
+    }
   });
 
   it('a denied IP literal is refused; the task cannot change the capture', async () => {
