@@ -5,7 +5,6 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { PassThrough, type Duplex, type Readable } from 'node:stream';
 import { probeHost } from '../host/probe.js';

@@ -12,7 +12,7 @@ import type { FakeAddressTable } from './fakeAddrs.js';
 
 export interface DnsDeniedEvent {
   time: string;
-  /** The name as asked, lowercased and cut to 255 characters. */
+  /** The name as asked (case kept), cut to 255 characters. */
   name: string;
   qtype: string;
   rule: string;
@@ -72,8 +72,9 @@ export function answerQuery(
     dnsPacket.encode({ type: 'response', id: q.id ?? 0, flags: FLAGS | rcode, questions, answers });
   if (questions.length !== 1) return reply(FORMERR);
   const question = questions[0]!;
-  const asked = question.name.toLowerCase().slice(0, 255);
-  const name = normalizeHostName(asked);
+  // As asked, case kept: data smuggled out in a name is often case-sensitive (base64).
+  const asked = question.name.slice(0, 255);
+  const name = normalizeHostName(asked.toLowerCase());
   const decision: Decision = name
     ? decideName(ctx.rules, name)
     : { decision: 'denied', rule: 'invalid-host', reason: 'not a valid host name' };
