@@ -20,3 +20,22 @@ export function writeCaptureRules(cellDir: string): { rules: string; nft: string
   fs.writeFileSync(rules, captureRuleset(), { mode: 0o644 });
   return { rules, nft };
 }
+
+/**
+ * Where there is no seccomp listener (runsc, or seccomp off for a benchmark) the proxy is
+ * reached through init's bridge and nothing captures other traffic: under gVisor the task
+ * talks to gVisor's own netstack, where the host's nftables rules do not apply. The proxy
+ * still decides every connection that reaches it, and nothing else leaves (the namespace has
+ * only loopback), but clients that ignore the proxy variables fail instead of being captured.
+ */
+export function noCaptureNotice(runtime: string): {
+  type: 'policy.degraded';
+  control: string;
+  reason: string;
+} {
+  return {
+    type: 'policy.degraded',
+    control: 'egress-capture',
+    reason: `no transparent capture under ${runtime} (no seccomp listener to set it up; gVisor has its own netstack): only clients that use the proxy variables reach allowed hosts, and there is no DNS stub`,
+  };
+}

@@ -45,7 +45,7 @@ import { CellNetwork } from './networkSetup.js';
 import { gcStaleCells } from './gc.js';
 import { readMonitorEvents, runtimeFailureOf, spawnMonitor } from './monitor.js';
 import { receiveHandles } from './captureHandover.js';
-import { writeCaptureRules } from './captureFiles.js';
+import { noCaptureNotice, writeCaptureRules } from './captureFiles.js';
 import type {
   CellEvent,
   CellExec,
@@ -255,6 +255,8 @@ export class Cell extends EventEmitter {
     });
     for (const d of this.plan.degradations) this.emitEvent({ type: 'policy.degraded', ...d });
     for (const n of ws.notices) this.emitEvent({ type: 'policy.degraded', ...n });
+    if (this.net!.enabled && !r.proxyOnCellLoopback)
+      this.emitEvent(noCaptureNotice(this.runtime.name));
     if (r.seccomp?.unsafeAllowed.length) {
       this.emitEvent({
         type: 'policy.degraded',

@@ -144,3 +144,33 @@ function uidGid(): [number, number] {
   const [, , uid, gid] = line.split(':');
   return [Number(uid), Number(gid)];
 }
+
+describe('runsc', () => {
+  it('has no capture: proxy-aware clients get out, others fail, and the report says so', async () => {
+    const sb: Sandbox = makeSandbox({ 'policy.json': policy('runsc') });
+    sandboxes.push(sb);
+    const report = path.join(sb.stateRoot, '..', 'report-runsc.json');
+    const script =
+      `curl -sS --max-time 10 http://web.test:${web.port}/proxied; echo; ` +
+      `unset ${Object.keys(proxyEnv(3128)).join(' ')}; ` +
+      `curl -sS --max-time 10 http://web.test:${web.port}/bare; echo "rc=$?"`;
+    const r = await run(
+      ['node', CLI, 'run', '--allow-degraded', 'landlock', '--policy', 'policy.json'].concat([
+        '--report',
+        report,
+        '--',
+        'bash',
+        '-c',
+        script,
+      ]),
+      sb.project,
+      { ...process.env, NANOCELL_STATE_ROOT: sb.stateRoot },
+    );
+    expect(r.stdout.split('\n').slice(0, 2)).toEqual([
+      `hello GET /proxied host=web.test:${web.port}`,
+      'rc=6', // could not resolve: no DNS stub
+    ]);
+    const degraded = readReport(report).degradations as { control: string; reason: string }[];
+    expect(degraded.map((d) => d.control)).toContain('egress-capture');
+  });
+});

@@ -51,7 +51,7 @@ describe('the DNS stub', () => {
       questions: [{ type, name }],
     });
     const res = answerQuery(q, { rules, table, onDenied: (e) => denied.push(e) }, 'udp');
-    return { res: dnsPacket.decode(res!), denied };
+    return { res: dnsPacket.decode(res!) as dnsPacket.DecodedPacket & { rcode?: string }, denied };
   };
 
   it('answers allowed names with fake addresses and NODATA for other types', () => {
