@@ -558,7 +558,7 @@ function relayHttp(
  * Relays a tunnel both ways and calls done once after both sockets are closed. Client to
  * upstream is a plain pipe; upstream to client goes through the tunnel's DownstreamCopier.
  */
-function tunnel(
+export function tunnel(
   client: net.Socket,
   upstream: net.Socket,
   down: DownstreamCopier,
@@ -590,7 +590,7 @@ function tunnel(
  * with `onread`). The buffer is read into again only once the client's socket has taken every
  * byte of the previous read; until then the upstream is paused, which is also the backpressure.
  */
-class DownstreamCopier {
+export class DownstreamCopier {
   private buffer: Buffer | undefined;
   private source: net.Socket | undefined;
   private target: net.Socket | undefined;

@@ -10,6 +10,7 @@ import { dial, type DialResult, type Resolver } from './dial.js';
 import { serveDnsTcp, type DnsStubContext } from './dnsStub.js';
 import { FakeAddressTable } from './fakeAddrs.js';
 import { disagreement, readFirstBytes } from './agree.js';
+import { DownstreamCopier, tunnel } from './proxy.js';
 import type { NetRules } from './rules.js';
 import { DNS_PORT } from './capture.js';
 
@@ -98,11 +99,13 @@ function onConnection(client: net.Socket, ctx: TransparentContext) {
     };
     const mismatch = name !== undefined ? disagreement(name, port, seen) : undefined;
     if (mismatch) return deny(host, mismatch.rule, mismatch.reason, claims);
+    const down = new DownstreamCopier();
     void dial(ctx.rules, host, port, {
       resolver: ctx.resolver,
       track: ctx.track,
+      onread: down.onread,
       ...(first.length ? { firstBytes: first.toString('latin1') } : {}),
-    }).then((res) => relay(client, res, host, base, started, claims, ctx));
+    }).then((res) => relay(client, res, down, host, base, started, claims, ctx));
   });
 }
 
@@ -124,6 +127,7 @@ function refuse(client: net.Socket, protocol: string | undefined, why: string) {
 function relay(
   client: net.Socket,
   res: DialResult,
+  down: DownstreamCopier,
   host: string,
   base: { time: string; port: number },
   started: number,
@@ -155,21 +159,7 @@ function relay(
     else client.destroy();
     return;
   }
+  // The explicit proxy's relay: the upstream is read into one reusable buffer (proxy.ts).
   const up = res.socket;
-  let open = 2;
-  const closed = () => {
-    if (--open === 0) ctx.onEvent(event(up.bytesWritten, up.bytesRead));
-  };
-  client.once('close', () => {
-    up.destroy();
-    closed();
-  });
-  up.once('close', () => {
-    client.destroy();
-    closed();
-  });
-  up.on('error', () => up.destroy());
-  client.pipe(up);
-  up.pipe(client);
-  client.resume();
+  tunnel(client, up, down, () => ctx.onEvent(event(up.bytesWritten, up.bytesRead)));
 }
