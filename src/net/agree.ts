@@ -43,10 +43,9 @@ export function readFirstBytes(
   client.on('data', onData);
   client.resume();
   if (buf.length) onData(Buffer.alloc(0));
-  client.once('close', () => {
-    clearTimeout(silent);
-    clearTimeout(giveUp);
-  });
+  // A client that hangs up before saying anything is still an attempt, decided and recorded.
+  client.once('end', () => finish({ kind: 'raw' }));
+  client.once('close', () => finish({ kind: 'raw' }));
 }
 
 /** Why the task's own claims disagree with the name its fake address stands for, if they do. */
