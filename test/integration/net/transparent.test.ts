@@ -97,6 +97,14 @@ describe('transparent capture: allowed clients without proxy settings', () => {
     expect(e.ip).toBe('127.0.0.2');
   });
 
+  it('IPv6: the fake AAAA address is captured the same way', async () => {
+    const W = web.port;
+    const r = await bare(`curl -sS -6 --max-time 10 -w ' %{remote_ip}' http://web.test:${W}/v6`);
+    expect(r.stdout).toMatch(
+      new RegExp(`^hello GET /v6 host=web.test:${W} fd6e:616e:6f63::[0-9a-f]+$`),
+    );
+  });
+
   it('curl over TLS with --noproxy *: the SNI matches the looked-up name', async () => {
     const r = await sh(
       `curl -sS --max-time 10 --noproxy '*' --cacert local-ca.txt https://secure.test:${sec.port}/tls`,
