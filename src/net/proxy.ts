@@ -212,6 +212,11 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
           client.destroy();
           return;
         }
+        if (client.destroyed) {
+          res.socket.destroy();
+          a.finished(res, 0, 0);
+          return;
+        }
         if (first.length) res.socket.write(first);
         tunnel(client, res.socket, down, () =>
           a.finished(res, res.socket.bytesWritten, res.socket.bytesRead),
@@ -361,6 +366,11 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
               res.socket.destroy();
               a.denied(bad.rule, bad.reason, res.ip);
               client.destroy();
+              return;
+            }
+            if (client.destroyed) {
+              res.socket.destroy();
+              a.finished(res, 0, 0);
               return;
             }
             if (first.length) res.socket.write(first);
