@@ -1,21 +1,11 @@
 // What the monitor needs to set up transparent capture: the ruleset, written into the cell's
-// dir for the host's nft to load inside the cell's network namespace, and that nft.
+// dir for the host's nft (found by the resolve step) to load inside the cell's network
+// namespace.
 import fs from 'node:fs';
 import path from 'node:path';
-import { captureRuleset, findNft } from '../net/capture.js';
-import { NanocellError } from '../util/errors.js';
+import { captureRuleset } from '../net/capture.js';
 
-export function writeCaptureRules(cellDir: string): { rules: string; nft: string } {
-  const nft = findNft();
-  if (!nft) {
-    // Without capture a client that ignores the proxy variables would just fail; with the
-    // proxy on, nanocell promises that every connection is decided, so it refuses instead.
-    throw new NanocellError(
-      'transparent egress capture needs the nft program (nftables), which this host lacks',
-      'install it (Debian/Ubuntu: apt-get install nftables) or run with networking off',
-      'RUNTIME',
-    );
-  }
+export function writeCaptureRules(cellDir: string, nft: string): { rules: string; nft: string } {
   const rules = path.join(cellDir, 'capture.nft');
   fs.writeFileSync(rules, captureRuleset(), { mode: 0o644 });
   return { rules, nft };

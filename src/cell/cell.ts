@@ -174,7 +174,11 @@ export class Cell extends EventEmitter {
 
     // 3. Launch: monitor, runtime, init.
     t = performance.now();
-    await this.launch(r.seccomp !== undefined, this.net!.enabled && r.proxyOnCellLoopback);
+    await this.launch(
+      r.seccomp !== undefined,
+      this.net!.enabled && r.proxyOnCellLoopback,
+      r.captureNft,
+    );
     trace('launch', t);
     this.cgroup = new CgroupReader(this.host.cgroup, this.id);
     this.sampler = setInterval(() => this.cgroup?.sample(), 250);
@@ -268,7 +272,11 @@ export class Cell extends EventEmitter {
     if (r.seccomp) fs.writeFileSync(this.dirs.syscallTable, r.seccomp.notifyTable);
   }
 
-  private async launch(withListener: boolean, proxyOnCellLoopback: boolean): Promise<void> {
+  private async launch(
+    withListener: boolean,
+    proxyOnCellLoopback: boolean,
+    nft: string | undefined,
+  ): Promise<void> {
     const rt = this.runtime;
     const runtimeArgs = runtimeRunArgv(rt, {
       runcRoot: this.layout.runtimeRoot,
@@ -282,7 +290,7 @@ export class Cell extends EventEmitter {
       runtimeArgs,
       withListener,
       proxyOnCellLoopback,
-      capture: proxyOnCellLoopback ? this.prepareCapture() : undefined,
+      capture: proxyOnCellLoopback && nft ? this.prepareCapture(nft) : undefined,
       execGuardArgs: withListener ? execGuardArgs(this.plan, realpathOrSelf) : [],
     });
     this.monitor = monitor;
@@ -349,9 +357,9 @@ export class Cell extends EventEmitter {
   /** Transparent capture comes with the proxy on the cell's loopback (see captureFiles). */
   private capture = false;
 
-  private prepareCapture(): { rules: string; nft: string } {
+  private prepareCapture(nft: string): { rules: string; nft: string } {
     this.capture = true;
-    return writeCaptureRules(this.dirs.dir);
+    return writeCaptureRules(this.dirs.dir, nft);
   }
 
   /** Resolves once the proxy serves the socket the monitor made on the cell's loopback. */

@@ -4,6 +4,7 @@
 // task opens to a non-loopback address then arrives at a transparent listener whose accepted
 // socket's local address is the original destination (TPROXY, see docs/network.md).
 import { accessSync, constants } from 'node:fs';
+import { NanocellError } from '../util/errors.js';
 
 /** The transparent listeners' port on 127.0.0.1 and ::1 (native/monitor/monitor.h holds it too). */
 export const CAPTURE_TCP_PORT = 3129;
@@ -58,6 +59,21 @@ export function findNft(): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * The host's nft, or a refusal: with the proxy on, nanocell promises that every connection is
+ * decided, so a cell it cannot capture for is refused rather than run with clients that would
+ * just fail.
+ */
+export function requireNft(): string {
+  const nft = findNft();
+  if (nft) return nft;
+  throw new NanocellError(
+    'transparent egress capture needs the nft program (nftables), which this host lacks',
+    'install it (Debian/Ubuntu: apt-get install nftables) or run with networking off',
+    'RUNTIME',
+  );
 }
 
 /** A packet the capture rules dropped, as the monitor reports it (native/monitor/nflog.c). */
