@@ -221,6 +221,20 @@ describe('transparent capture: refusals, each an event', () => {
     );
   });
 
+  it('ICMP cannot even be sent: no ping sockets, no raw sockets', async () => {
+    const py = [
+      'import socket',
+      'for t in (socket.SOCK_DGRAM, socket.SOCK_RAW):',
+      '    try:',
+      '        socket.socket(socket.AF_INET, t, socket.IPPROTO_ICMP); print("created")',
+      '    except OSError as e:',
+      '        print(e.errno)',
+    ].join('\n');
+    const r = await bare(`python3 -c '${py}'`);
+    // EACCES: ping sockets are off (ping_group_range); EPERM: no CAP_NET_RAW.
+    expect(r.stdout.trim().split('\n')).toEqual(['13', '1']);
+  });
+
   it('fronting: a Host header or SNI naming the denied host on the allowed host is refused', async () => {
     const W = web.port;
     const S = sec.port;
