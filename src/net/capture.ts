@@ -20,24 +20,28 @@ export type CaptureHandle = (typeof CAPTURE_HANDLES)[number];
 /**
  * The cell's nftables ruleset. Order matters: DNS over TCP to the loopback stub is diverted
  * like any other connection (the proxy tells it apart by its destination port); the rest of
- * loopback is the cell's own; TCP to anywhere else goes to the transparent listeners; a TCP
- * packet TPROXY does not take (a reply to a connection it did take) is delivered normally.
+ * loopback is the cell's own; a new TCP connection to anywhere else goes to the transparent
+ * listeners; every other TCP packet is delivered normally.
  * Everything else (UDP other than to loopback, ICMP, other protocols) is logged for the
  * monitor and dropped. The namespace has no device but lo, so nothing can leave it anyway:
  * these rules decide only whether a packet reaches the proxy.
  */
 export function captureRuleset(): string {
   const p = CAPTURE_TCP_PORT;
+  // Only a connection's first packet (SYN without ACK) needs TPROXY: the rest, in both
+  // directions, is delivered to the sockets it created by the normal lookup (every address is
+  // local here), so data packets cost no socket lookup in the rules.
+  const syn = 'tcp flags & (syn | ack) == syn';
   return [
     'table inet nanocell {',
     '  chain capture {',
     '    type filter hook prerouting priority mangle; policy accept;',
-    `    ip daddr 127.0.0.0/8 tcp dport ${DNS_PORT} tproxy ip to 127.0.0.1:${p} accept`,
-    `    ip6 daddr ::1 tcp dport ${DNS_PORT} tproxy ip6 to [::1]:${p} accept`,
+    `    ip daddr 127.0.0.0/8 tcp dport ${DNS_PORT} ${syn} tproxy ip to 127.0.0.1:${p} accept`,
+    `    ip6 daddr ::1 tcp dport ${DNS_PORT} ${syn} tproxy ip6 to [::1]:${p} accept`,
     '    ip daddr 127.0.0.0/8 accept',
     '    ip6 daddr ::1 accept',
-    `    meta nfproto ipv4 meta l4proto tcp tproxy ip to 127.0.0.1:${p} accept`,
-    `    meta nfproto ipv6 meta l4proto tcp tproxy ip6 to [::1]:${p} accept`,
+    `    meta nfproto ipv4 ${syn} tproxy ip to 127.0.0.1:${p} accept`,
+    `    meta nfproto ipv6 ${syn} tproxy ip6 to [::1]:${p} accept`,
     '    meta l4proto tcp accept',
     `    log group ${NFLOG_GROUP} drop`,
     '  }',
