@@ -8,8 +8,9 @@
 // The cell client resolves the name once through the stub (the DNS cost is measured apart,
 // as `dns`: UDP queries to 127.0.0.1:53 answered by the stub in the supervisor).
 //
-// Run: npx tsc -p tsconfig.json --outDir /tmp/nc-bench &&
-//      NANOCELL_NATIVE_DIR=$PWD/native/build node /tmp/nc-bench/bench/transparent.js
+// Run: npm run build:native && node --import ./bench/register.mjs bench/transparent.ts
+// (not yet part of `npm run bench`). On a shared 2-core machine the paths vary several-fold
+// between runs; compare them within one run.
 // Env: REQUESTS (400, split over ROUNDS), ROUNDS (5), BULK_MIB (128 per round), DNS (2000).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
