@@ -83,30 +83,43 @@ export function requireNft(): string {
 /** A packet the capture rules dropped, as the monitor reports it (native/monitor/nflog.c). */
 export function droppedPacketEvent(ev: { [k: string]: unknown }): {
   type: 'net.denied';
-  [k: string]: unknown;
+  host: string;
+  port: number;
+  ip: string | undefined;
+  rule: string;
+  reason: string;
+  protocol: string;
+  bytesUp: number;
+  bytesDown: number;
+  durationMs: number;
 } {
+  const none = { bytesUp: 0, bytesDown: 0, durationMs: 0 };
   if (ev.type === 'net.dropped.summary') {
     return {
       type: 'net.denied',
       host: '',
       port: 0,
+      ip: undefined,
       rule: 'capture:dropped',
       reason: `${Number(ev.count) || 0} more dropped packets (UDP, ICMP, other) past the event cap`,
       protocol: 'packet',
+      ...none,
     };
   }
   const proto = typeof ev.proto === 'string' ? ev.proto : 'other';
   const port = Math.min(65535, Math.max(0, Math.trunc(Number(ev.dport) || 0)));
+  const dst = typeof ev.dst === 'string' ? ev.dst : '';
   const dns = proto === 'udp' && port === DNS_PORT;
   return {
     type: 'net.denied',
-    host: typeof ev.dst === 'string' ? ev.dst : '',
+    host: dst,
     port,
-    ...(typeof ev.dst === 'string' ? { ip: ev.dst } : {}),
+    ip: dst || undefined,
     rule: `capture:${proto}`,
     reason: dns
       ? 'a DNS query to an outside resolver was dropped: the cell resolves through its stub at 127.0.0.1'
       : `${proto.toUpperCase()} is not forwarded out of the cell; the packet was dropped`,
     protocol: proto,
+    ...none,
   };
 }

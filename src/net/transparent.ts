@@ -10,7 +10,7 @@ import { dial, type DialResult, type Resolver } from './dial.js';
 import { serveDnsTcp, type DnsStubContext } from './dnsStub.js';
 import { FakeAddressTable } from './fakeAddrs.js';
 import { disagreement, readFirstBytes } from './agree.js';
-import { DownstreamCopier, tunnel } from './proxy.js';
+import { DownstreamCopier, tunnel } from './proxyRelay.js';
 import type { NetRules } from './rules.js';
 import { DNS_PORT } from './capture.js';
 

@@ -105,6 +105,7 @@ export function resolvePolicy(...layers: PolicyFile[]): Policy {
       ...(m.runtime?.path ? { path: m.runtime.path } : {}),
     },
     mounts: (m.mounts ?? []).map(mountRequest),
+    toolchains: [...new Set(m.toolchains ?? [])],
     env: m.env ?? {},
     allowDegraded: [...new Set(m.allowDegraded ?? [])],
   };
