@@ -25,9 +25,11 @@ say "system packages"
 # bubblewrap is a peer for benchmarks. libc6-dev provides the static libc nanocell-init needs;
 # clang-format checks the native sources' format (`npm run check`). CPython's test package and
 # Go are what test/compat runs on the host and in a cell. Chromium runs the dashboard's
-# end-to-end tests (test/integration/ui, through playwright-core).
+# end-to-end tests (test/integration/ui, through playwright-core). nftables' nft loads the
+# cells' transparent egress capture; dig and nslookup (bind9-dnsutils) are clients its tests run.
 packages=(runc crun runsc bubblewrap uidmap gcc make libc6-dev clang-format git python3
-  python3-venv sqlite3 libpython3.11-testsuite golang-go curl wget openssl ca-certificates iproute2 util-linux bsdutils procps psmisc chromium)
+  python3-venv sqlite3 libpython3.11-testsuite golang-go curl wget openssl ca-certificates iproute2 util-linux bsdutils procps psmisc
+  chromium nftables bind9-dnsutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -3,14 +3,16 @@
  *
  *   nanocell-monitor --listener /abs/seccomp.sock [--pid-file /abs/init.pid]
  *                    [--syscall-table FILE] [--max-events N] [--max-exec-events N]
- *                    [--proxy-port PORT] [--exec-allow PATH]... -- RUNTIME ARGV...
+ *                    [--proxy-port PORT [--capture RULES --nft PATH]]
+ *                    [--exec-allow PATH]... -- RUNTIME ARGV...
  *
  * Node can neither reap orphans nor receive an fd over SCM_RIGHTS, so this process does both:
  * it is the child subreaper that inherits the cell's init once `runc run --detach` exits
  * (runtime.c), and the seccomp agent that receives runc's notify fd on the listener socket
  * (listener.c) and answers every notification (notify.c). Events go to stdout as JSON lines
  * (events.c). With --proxy-port it also makes the egress proxy's socket in the cell's network
- * namespace (proxyport.c).
+ * namespace (proxyport.c); with --capture, the transparent capture there too (netns.c), and it
+ * reports the packets that capture drops (nflog.c).
  *
  * If this process dies, the kernel fails pending and future notified calls with ENOSYS: that
  * is the intended fail-closed behaviour.
@@ -39,7 +41,8 @@ static void __attribute__((noreturn)) usage(void)
 {
 	fprintf(stderr, "usage: nanocell-monitor --listener /abs/seccomp.sock [--pid-file FILE] "
 			"[--syscall-table FILE] [--max-events N] [--max-exec-events N] "
-			"[--proxy-port PORT] [--exec-allow PATH]... -- RUNTIME ARGV...\n");
+			"[--proxy-port PORT [--capture RULES --nft PATH]] [--exec-allow PATH]... "
+			"-- RUNTIME ARGV...\n");
 	exit(2);
 }
 
@@ -57,6 +60,10 @@ static void parse_option(struct config *cfg, const char *a, const char *v)
 		max_exec_events = atol(v);
 	else if (strcmp(a, "--proxy-port") == 0)
 		proxy_port = atoi(v);
+	else if (strcmp(a, "--capture") == 0)
+		capture_rules = v;
+	else if (strcmp(a, "--nft") == 0)
+		capture_nft = v;
 	else if (strcmp(a, "--exec-allow") == 0)
 		execguard_allow(v);
 	else
@@ -80,6 +87,8 @@ static void parse_args(struct config *cfg, int argc, char **argv)
 		usage();
 	if (proxy_port != -1 &&
 	    (proxy_port <= 0 || proxy_port > 65535 || !getenv("NODE_CHANNEL_FD")))
+		usage();
+	if (!capture_rules != !capture_nft || (capture_rules && proxy_port == -1))
 		usage();
 	cfg->runtime_argv = argv + i;
 }
@@ -142,6 +151,10 @@ static void __attribute__((noreturn)) finish(void)
 			break;
 		handle_notification();
 	}
+	if (nflog_fd >= 0) {
+		nflog_read();
+		nflog_summary();
+	}
 	reap(WNOHANG);
 	cleanup_and_exit(0);
 }
@@ -150,8 +163,8 @@ static void __attribute__((noreturn)) serve(int sfd)
 {
 	long long last_summary = mono_ms();
 	for (;;) {
-		struct pollfd p[3];
-		int np = 0, li = -1, ni = -1;
+		struct pollfd p[4];
+		int np = 0, li = -1, ni = -1, fi = -1;
 		p[np++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 		if (listen_fd >= 0) {
 			li = np;
@@ -160,6 +173,10 @@ static void __attribute__((noreturn)) serve(int sfd)
 		if (notify_fd >= 0) {
 			ni = np;
 			p[np++] = (struct pollfd){ .fd = notify_fd, .events = POLLIN };
+		}
+		if (nflog_fd >= 0) {
+			fi = np;
+			p[np++] = (struct pollfd){ .fd = nflog_fd, .events = POLLIN };
 		}
 		int n = poll(p, (nfds_t)np, 1000);
 		if (n < 0 && errno != EINTR) {
@@ -176,12 +193,15 @@ static void __attribute__((noreturn)) serve(int sfd)
 			close(notify_fd);
 			notify_fd = -1;
 		}
+		if (fi >= 0 && (p[fi].revents & POLLIN))
+			nflog_read();
 		if (p[0].revents & POLLIN)
 			handle_signals(sfd);
 		check_init_gone();
 		long long t = mono_ms();
 		if (t - last_summary >= 1000) {
 			emit_summaries();
+			nflog_summary();
 			last_summary = t;
 		}
 		if (runtime_exited && (init_reaped || init_pid <= 0))

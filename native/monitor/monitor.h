@@ -82,6 +82,26 @@ extern int proxy_port;
 
 int take_node_channel(void);
 int hand_over_proxy_listener(long pid);
+int handover_reaped(pid_t pid, int status);
+
+/* ---------- netns.c: transparent capture in the cell's netns ---------- */
+
+/* The transparent listeners' port on the cell's loopback (src/net/capture.ts holds the same). */
+#define CAPTURE_TCP_PORT 3129
+
+extern const char *capture_rules, *capture_nft;
+
+const char *capture_setup(void);
+int transparent_listener(int family, int port);
+int loopback_udp(int family, int port);
+
+/* ---------- nflog.c: dropped packets as events ---------- */
+
+extern int nflog_fd;
+
+int nflog_open(void);
+void nflog_read(void);
+void nflog_summary(void);
 
 /* ---------- clone3.c: namespace flags of clone3, read from the task ---------- */
 

@@ -72,6 +72,8 @@ void reap(int flags)
 			continue;
 		if (pid <= 0)
 			return;
+		if (handover_reaped(pid, status))
+			continue;
 		if (pid == runtime_pid) {
 			runtime_exited = 1;
 			runtime_status = exit_code(status);

@@ -23,6 +23,17 @@ export interface NetCellEvent {
   durationMs: number;
 }
 
+/** The cell's DNS stub refused a name (src/net/dnsStub.ts). */
+interface DnsDeniedCellEvent {
+  type: 'dns.denied';
+  time: string;
+  name: string;
+  qtype: string;
+  rule: string;
+  reason: string;
+  transport: string;
+}
+
 /**
  * The monitor's audit lines (src/cell/monitor.ts reads them), with the fields as it sent them:
  * exec (path, argv, pid, ppid), exec.summary (count), syscall.denied (name, nr, arch, pid,
@@ -48,4 +59,5 @@ export type CellEvent =
   | { type: 'limit.hit'; limit: LimitKind; detail: string }
   | { type: 'fs.change'; path: string; kind: FsChangeKind; size?: number }
   | NetCellEvent
+  | DnsDeniedCellEvent
   | MonitorAuditEvent;

@@ -77,6 +77,15 @@ const payloads = {
   },
   'net.allowed': netPayload(),
   'net.denied': netPayload(),
+  /** The cell's DNS stub refused a name (NXDOMAIN): the name is what a task tried to reach. */
+  'dns.denied': {
+    name: z.string(),
+    qtype: z.string(),
+    rule: z.string(),
+    reason: z.string(),
+    /** 'udp' or 'tcp'. */
+    transport: z.string(),
+  },
   'fs.change': {
     path: z.string(),
     kind: z.enum(fsChangeKinds),
@@ -156,6 +165,7 @@ export const auditEventSchema = z.discriminatedUnion('type', [
   eventSchema('syscall.denied'),
   eventSchema('net.allowed'),
   eventSchema('net.denied'),
+  eventSchema('dns.denied'),
   eventSchema('fs.change'),
   eventSchema('limit.hit'),
   eventSchema('policy.degraded'),
@@ -171,6 +181,7 @@ export const auditEventInputSchema = z.discriminatedUnion('type', [
   inputSchema('syscall.denied'),
   inputSchema('net.allowed'),
   inputSchema('net.denied'),
+  inputSchema('dns.denied'),
   inputSchema('fs.change'),
   inputSchema('limit.hit'),
   inputSchema('policy.degraded'),

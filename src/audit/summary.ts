@@ -140,6 +140,14 @@ export function summarizeTask(task: TaskRow, events: AuditEvent[], maxPaths = 50
         );
         break;
       }
+      case 'dns.denied':
+        netDenied.add(`${e.name}\0dns\0${e.reason}`, {
+          host: e.name,
+          port: 53,
+          reason: `DNS: ${e.reason}`,
+          rule: e.rule,
+        });
+        break;
       case 'net.denied':
         netDenied.add(`${e.host}\0${e.port}\0${e.reason}`, {
           host: e.host,
@@ -286,6 +294,8 @@ export function describeEvent(e: AuditEvent): string {
       const failed = e.type === 'net.allowed' && e.error ? ` (failed: ${e.error})` : '';
       return `${e.protocol} ${e.host}:${e.port}${e.ip && e.ip !== e.host ? ` (${e.ip})` : ''}: ${e.reason}${failed}${e.rule ? ` [rule ${e.rule}]` : ''}${traffic}${took}`;
     }
+    case 'dns.denied':
+      return `DNS ${e.qtype} ${e.name} over ${e.transport}: NXDOMAIN, ${e.reason} [rule ${e.rule}]`;
     case 'fs.change':
       return `${e.kind} ${e.path}${e.size !== undefined ? ` (${formatSize(e.size)})` : ''}`;
     case 'limit.hit':

@@ -1,6 +1,7 @@
 // The acquire steps of a cell, in order: the state root (and gc), the cell dir and owner file,
 // a host uid slot (root mode), the workspace view, the egress proxy, then the OCI bundle that
 // planCell writes for what was acquired. Each step registers its release first.
+import { noCaptureNotice } from './captureFiles.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CellEvent } from '../audit/cellEvents.js';
@@ -227,6 +228,7 @@ function writeBundle(
       reason: `${c.tool} configuration from ${c.from} carried read-only${c.stripped.length ? `; credentials left out: ${c.stripped.join(', ')}` : ''}${c.ca ? `; CA bundle ${c.ca.from}` : ''}`,
     });
   }
+  if (net.enabled && !r.proxyOnCellLoopback) emit(noCaptureNotice(a.runtime.name));
   for (const t of r.toolchains.found) {
     const hidden = r.hostMounts.find((h) => h.source === t.root)?.masked?.length ?? 0;
     emit({

@@ -156,6 +156,7 @@ export class Cell extends EventEmitter {
       runtime: this.runtime,
       withListener: resolved.seccomp !== undefined,
       proxyOnCellLoopback: got.net.enabled && resolved.proxyOnCellLoopback,
+      captureNft: resolved.captureNft,
       cleanups: this.cleanups,
       emit: this.emitEvent,
       onLog: (line) => this.emit('log', line),

@@ -18,10 +18,11 @@ function generatedEtcFiles(): Record<string, string> {
     group: ['root:x:0:', 'tty:x:5:', `cell:x:${CELL_GID}:`, 'nogroup:x:65534:', ''].join('\n'),
     hosts: '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n',
     hostname: 'cell\n',
-    // No nameserver: glibc then tries 127.0.0.1:53, where nothing listens, and fails at once.
-    // Names are resolved by the proxy, and only for allowed hosts.
+    // The cell's DNS stub (src/net/dnsStub.ts) answers on its loopback: allowed names get fake
+    // addresses, the proxy resolves them for real. A cell without the stub (networking off,
+    // runsc) has nothing listening there, and a lookup fails at once.
     'resolv.conf':
-      '# nanocell: the cell has no DNS; allowed egress goes through the proxy\noptions timeout:1 attempts:1\n',
+      "# nanocell: DNS is the cell's stub; allowed names get addresses the proxy maps back\nnameserver 127.0.0.1\noptions timeout:1 attempts:2\n",
     'nsswitch.conf': [
       'passwd: files',
       'group: files',

@@ -3,7 +3,6 @@
 // running processes are a CellProcess: how to kill init, and how to stop the monitor.
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { CellEvent } from '../audit/cellEvents.js';
 import { execGuardArgs } from '../plan/execRule.js';
@@ -12,6 +11,8 @@ import { deleteContainer, runtimeRunArgv, type RuntimeInfo } from '../runtime/ru
 import { NanocellError } from '../util/errors.js';
 import { realpathOrSelf } from '../util/fs.js';
 import { delay, readPid, type Cleanups } from './cleanup.js';
+import { writeCaptureRules } from './captureFiles.js';
+import { receiveHandles } from './captureHandover.js';
 import { InitClient } from './initClient.js';
 import {
   readMonitorEvents,
@@ -37,6 +38,8 @@ export interface LaunchInput {
   withListener: boolean;
   /** The proxy serves a socket the monitor makes on the cell's 127.0.0.1. */
   proxyOnCellLoopback: boolean;
+  /** The host's nft, when the monitor also sets up transparent capture (resolve found it). */
+  captureNft: string | undefined;
   cleanups: Cleanups;
   emit: (e: CellEvent) => void;
   onLog: (line: string) => void;
@@ -52,12 +55,15 @@ export class CellProcess {
   private constructor(
     private readonly monitor: ChildProcess,
     private readonly dirs: CellDirs,
+    /** The monitor hands over the capture's sockets too (captureHandover.ts). */
+    private readonly capture: boolean,
   ) {
     this.exited = new Promise((resolve) => monitor.once('close', () => resolve()));
   }
 
   static async launch(o: LaunchInput): Promise<CellProcess> {
     const rt = o.runtime;
+    const capture = o.proxyOnCellLoopback ? o.captureNft : undefined;
     const runtimeArgs = runtimeRunArgv(rt, {
       runcRoot: o.layout.runtimeRoot,
       id: o.id,
@@ -70,9 +76,10 @@ export class CellProcess {
       runtimeArgs,
       withListener: o.withListener,
       proxyOnCellLoopback: o.proxyOnCellLoopback,
+      capture: capture ? writeCaptureRules(o.dirs.dir, capture) : undefined,
       execGuardArgs: o.withListener ? execGuardArgs(o.plan, realpathOrSelf) : [],
     });
-    const p = new CellProcess(monitor, o.dirs);
+    const p = new CellProcess(monitor, o.dirs, capture !== undefined);
     o.cleanups.push('runtime state', () => deleteContainer(rt, o.layout.runtimeRoot, o.id));
     o.cleanups.push('monitor', () => p.stop());
     await p.start(o);
@@ -137,27 +144,21 @@ export class CellProcess {
         reject(new NanocellError(String(ev.message), 'run `nanocell doctor`', 'RUNTIME'));
       };
       this.control.on('monitor', onMonitorEvent);
-      monitor.once('message', (m: unknown, handle: unknown) => {
-        this.control.off('monitor', onMonitorEvent);
-        const ok =
-          (m as { nanocell?: string } | null)?.nanocell === 'proxy-listener' &&
-          handle instanceof net.Server;
-        if (!ok) {
-          reject(
-            new NanocellError(
-              'the monitor did not hand over the proxy socket',
-              'rebuild the native helpers (make -C native)',
-              'INTERNAL',
-            ),
-          );
-          return;
-        }
-        cellNet.adopt(handle);
-        // Nothing else travels on the channel. It stays open until the monitor exits: Node
-        // never emits 'close' for a child whose channel was disconnected before it exited.
-        monitor.channel?.unref();
-        resolve();
-      });
+      receiveHandles(monitor, this.capture).then(
+        (h) => {
+          this.control.off('monitor', onMonitorEvent);
+          cellNet.adopt(h.proxy);
+          if (h.capture) cellNet.adoptCapture(h.capture);
+          // Nothing else travels on the channel. It stays open until the monitor exits: Node
+          // never emits 'close' for a child whose channel was disconnected before it exited.
+          monitor.channel?.unref();
+          resolve();
+        },
+        (e: unknown) => {
+          this.control.off('monitor', onMonitorEvent);
+          reject(e instanceof Error ? e : new Error(String(e)));
+        },
+      );
     });
   }
 

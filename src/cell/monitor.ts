@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { monitorAuditTypes, type MonitorAuditEvent } from '../audit/cellEvents.js';
 import { nativeBinary } from '../host/native.js';
+import { droppedPacketEvent } from '../net/capture.js';
 import { CELL_PROXY_PORT } from '../plan/layout.js';
 import { NanocellError } from '../util/errors.js';
 import type { CellDirs } from './state.js';
@@ -14,6 +15,8 @@ export function spawnMonitor(o: {
   runtimeArgs: string[];
   withListener: boolean;
   proxyOnCellLoopback: boolean;
+  /** Transparent capture: the ruleset file and the host's nft (captureFiles.ts). */
+  capture: { rules: string; nft: string } | undefined;
   /** The exec guard's paths (execGuardArgs), given only with a listener. */
   execGuardArgs: string[];
 }): ChildProcess {
@@ -22,6 +25,7 @@ export function spawnMonitor(o: {
   const args = ['--pid-file', dirs.initPid, '--listener', dirs.seccompSocket];
   if (o.withListener) args.push('--syscall-table', dirs.syscallTable, ...o.execGuardArgs);
   if (o.proxyOnCellLoopback) args.push('--proxy-port', String(CELL_PROXY_PORT));
+  if (o.capture) args.push('--capture', o.capture.rules, '--nft', o.capture.nft);
   return spawn(nativeBinary('nanocell-monitor'), [...args, '--', ...o.runtimeArgs], {
     // fd 4: Node's IPC channel, the one way a child can hand this process a socket.
     stdio: o.proxyOnCellLoopback
@@ -43,7 +47,7 @@ export interface MonitorHandlers {
   /** init.exited and error: the lifecycle's business. */
   monitor(ev: MonitorControlEvent): void;
   /** exec, exec.summary, syscall.denied, syscall.denied.summary: audit events. */
-  audit(ev: MonitorAuditEvent): void;
+  audit(ev: MonitorAuditEvent | ReturnType<typeof droppedPacketEvent>): void;
 }
 
 export function readMonitorEvents(stream: Readable, h: MonitorHandlers): void {
@@ -68,6 +72,10 @@ export function readMonitorEvents(stream: Readable, h: MonitorHandlers): void {
           break;
         case 'runtime.exited':
           h.runtimeExited(Number(ev.status));
+          break;
+        case 'net.dropped':
+        case 'net.dropped.summary':
+          h.audit(droppedPacketEvent(ev));
           break;
         case 'init.exited':
         case 'error':

@@ -2,8 +2,14 @@
 // cell's network namespace (the monitor makes that socket and hands it over; see adopt), or,
 // without a seccomp listener, on a unix socket that init bridges that port to. The proxy
 // decides and records every connection.
+import type dgram from 'node:dgram';
 import fs from 'node:fs';
-import type { Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import type { CaptureHandle } from '../net/capture.js';
+import { systemResolver } from '../net/dial.js';
+import { serveDnsUdp, type DnsDeniedEvent, type DnsStubContext } from '../net/dnsStub.js';
+import { FakeAddressTable } from '../net/fakeAddrs.js';
+import { serveTransparent, type TransparentEvent } from '../net/transparent.js';
 import type { NetRules } from '../net/rules.js';
 import { startEgressProxy, type EgressProxy, type ProxyEvent } from '../net/proxy.js';
 import { proxyEnv } from '../net/env.js';
@@ -14,10 +20,15 @@ import type { CellEvent } from './types.js';
 export class CellNetwork {
   /** Once-grants not used yet: their rule source. */
   private readonly onceGrants = new Set<string>();
+  /** Transparent capture's sockets and the connections they accepted (adoptCapture). */
+  private readonly captured = new Set<Socket>();
+  private readonly captureHandles: (Server | dgram.Socket)[] = [];
 
   private constructor(
     private readonly proxy: EgressProxy | undefined,
-    private rules: NetRules | undefined,
+    /** The rules in force: the policy's, plus the user's grants (decide). */
+    public rules: NetRules | undefined,
+    private readonly onEvent: (e: CellEvent) => void,
   ) {}
 
   /**
@@ -65,7 +76,7 @@ export class CellNetwork {
     const { rules } = o;
     // A cidrs entry alone allows IP-literal destinations in its range, so it needs the proxy too.
     if (rules.allow.length === 0 && rules.cidrs.length === 0) {
-      return new CellNetwork(undefined, rules);
+      return new CellNetwork(undefined, rules, o.onEvent);
     }
     // The proxy exists before the CellNetwork that owns it; its events reach it through this.
     const owner: { net?: CellNetwork } = {};
@@ -83,7 +94,7 @@ export class CellNetwork {
       await proxy.close();
       throw new Error(`the proxy did not create ${o.socketPath}`);
     }
-    owner.net = new CellNetwork(proxy, rules);
+    owner.net = new CellNetwork(proxy, rules, o.onEvent);
     return owner.net;
   }
 
@@ -93,12 +104,48 @@ export class CellNetwork {
     this.proxy.adopt(server);
   }
 
+  /**
+   * Serves transparent capture (src/net/transparent.ts) and the DNS stub on the sockets the
+   * monitor made in the cell's network namespace. One fake-address table per cell: the stub
+   * fills it, the transparent listeners read it.
+   */
+  adoptCapture(h: Record<CaptureHandle, Server | dgram.Socket>): void {
+    const rules = this.rules!;
+    const dns: DnsStubContext = {
+      rules,
+      table: new FakeAddressTable(),
+      onDenied: (e) => this.onEvent(dnsDeniedEvent(e)),
+    };
+    const ctx = {
+      rules,
+      table: dns.table,
+      dns,
+      resolver: systemResolver,
+      onEvent: (e: TransparentEvent) => this.onEvent(toCellEvent(e)),
+      track: (s: Socket) => {
+        this.captured.add(s);
+        s.once('close', () => this.captured.delete(s));
+      },
+    };
+    serveTransparent(h.transparent4 as Server, ctx);
+    serveTransparent(h.transparent6 as Server, ctx);
+    serveDnsUdp(h.dns4 as dgram.Socket, dns);
+    serveDnsUdp(h.dns6 as dgram.Socket, dns);
+    this.captureHandles.push(...Object.values(h));
+  }
+
   async close(): Promise<void> {
+    for (const h of this.captureHandles) h.close();
+    for (const s of this.captured) s.destroy();
     await this.proxy?.close();
   }
 }
 
-function toCellEvent(e: ProxyEvent): CellEvent {
+function dnsDeniedEvent(e: DnsDeniedEvent): CellEvent {
+  return { type: 'dns.denied', ...e };
+}
+
+function toCellEvent(e: ProxyEvent | TransparentEvent): CellEvent {
   return {
     type: e.decision === 'allowed' ? 'net.allowed' : 'net.denied',
     host: e.host,

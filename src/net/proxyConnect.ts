@@ -1,6 +1,7 @@
 // The CONNECT front: `CONNECT host:port` opens a tunnel to exactly the request line's target.
 import type http from 'node:http';
 import type net from 'node:net';
+import { checkTunnel } from './agree.js';
 import type { ProxyCore } from './proxyCore.js';
 import { DownstreamCopier, tunnel } from './proxyRelay.js';
 import { errorResponse, failureResponse } from './proxyReplies.js';
@@ -33,8 +34,18 @@ export function connectFront(
         return;
       }
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      if (head.length) r.socket.write(head);
-      tunnel(client, r.socket, down, r.done);
+      // What the tunnel's first bytes name (SNI, Host) must be its target (agree.ts).
+      checkTunnel(client, head, a.host, a.port, (bad, first) => {
+        if (bad || client.destroyed) {
+          r.socket.destroy();
+          if (bad) a.denied(bad.rule, bad.reason);
+          else r.done();
+          client.destroy();
+          return;
+        }
+        if (first.length) r.socket.write(first);
+        tunnel(client, r.socket, down, r.done);
+      });
     });
   };
 }

@@ -3,6 +3,7 @@
 // a bad network.allow or exec.allow entry, a forbidden syscall, a project dir the cell cannot
 // show, a control the host cannot apply and the policy did not let degrade. Reads the host
 // (stat, realpath), changes nothing.
+import { requireNft } from '../net/capture.js';
 import type { HostFacts } from '../host/facts.js';
 import { compileNetRules, type NetRules } from '../net/rules.js';
 import type { HostMountRequest, Policy } from '../policy/defaults.js';
@@ -56,6 +57,9 @@ export interface ResolvedCell {
    * (gVisor, or seccomp off for a benchmark), init bridges the port to a unix socket.
    */
   readonly proxyOnCellLoopback: boolean;
+  /** The host's nft, for transparent capture: set when there is egress and the proxy is on the
+   * cell's loopback (a host without nft refuses such a cell here). */
+  readonly captureNft: string | undefined;
   /** Opted-in degradations and bench switches, as planCell will report them. */
   readonly degradations: readonly Degradation[];
   readonly benchOff: Readonly<BenchSwitches>;
@@ -94,21 +98,24 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
     seccomp: seccomp !== undefined,
     benchOff,
   });
+  // A cidrs entry alone allows IP-literal destinations in its range, so it needs the proxy too.
+  const egress = netRules.allow.length > 0 || netRules.cidrs.length > 0;
+  const proxyOnCellLoopback = seccomp?.monitor === true;
   // Frozen so that no later step (a bench switch, an acquire step) edits the plan it was given.
   return Object.freeze({
     policy,
     host,
     project,
     netRules,
-    // A cidrs entry alone allows IP-literal destinations in its range, so it needs the proxy too.
-    egress: netRules.allow.length > 0 || netRules.cidrs.length > 0,
+    egress,
     hostMounts: Object.freeze(hostMounts.map((m) => Object.freeze(m))),
     toolchains: Object.freeze(toolchains),
     hostConfig: Object.freeze(hostConfig),
     execAllow: Object.freeze(execRule.paths),
     execMounts: Object.freeze(execRule.mounts),
     seccomp,
-    proxyOnCellLoopback: seccomp?.monitor === true,
+    proxyOnCellLoopback,
+    captureNft: egress && proxyOnCellLoopback ? requireNft() : undefined,
     degradations: Object.freeze(degradations.map((d) => Object.freeze(d))),
     benchOff: Object.freeze(benchOff),
   });

@@ -10,6 +10,7 @@ import { findToolchains } from '../host/toolchains.js';
 import { NanocellError } from '../util/errors.js';
 import { nativeBinary, type NativeHelper } from '../host/native.js';
 import { probeCgroups, probeLandlockAbi } from '../host/probe.js';
+import { findNft } from '../net/capture.js';
 
 type CheckStatus = 'ok' | 'degraded' | 'fail';
 
@@ -65,7 +66,7 @@ function runtimeCheck(
     return {
       name: checkName,
       status: 'ok',
-      detail: `${where}; under ${traits.userSpaceKernel ?? name} there is no Landlock (cells need --allow-degraded landlock) and seccomp denials are enforced but not recorded`,
+      detail: `${where}; under ${traits.userSpaceKernel ?? name} there is no Landlock (cells need --allow-degraded landlock), seccomp denials are enforced but not recorded, and egress has no transparent capture or DNS stub (only clients that use the proxy variables get out)`,
     };
   }
   return { name: checkName, status: 'ok', detail: where };
@@ -110,6 +111,21 @@ export function runDoctor(opts: { runtime?: RuntimeName; runtimePath?: string } 
       add({ name: h, status: 'fail', detail: 'not built', fix: (e as NanocellError).fix });
     }
   }
+  const nft = findNft();
+  add(
+    nft
+      ? {
+          name: 'egress capture',
+          status: 'ok',
+          detail: `${nft}: TCP captured by TPROXY, DNS stub, other UDP and ICMP dropped (runc, crun)`,
+        }
+      : {
+          name: 'egress capture',
+          status: 'fail',
+          detail: 'no nft: cells with network.allow cannot capture egress and are refused',
+          fix: 'install nftables (Debian/Ubuntu: apt-get install nftables)',
+        },
+  );
 
   const selected = opts.runtime ?? 'runc';
   add(runtimeCheck('runtime', selected, opts.runtimePath, 'fail'));

