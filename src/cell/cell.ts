@@ -207,6 +207,8 @@ export class Cell extends EventEmitter {
       cellUidBase: lease?.uidBase,
       disabled: r.benchOff.workspace === true,
       stateRoot: this.layout.root,
+      session: this.session,
+      ...(this.opts.stack ? { stack: this.opts.stack } : {}),
     });
     this.ws = ws;
     this.cleanups.push({ what: 'workspace', run: () => ws.unmount() });

@@ -6,6 +6,8 @@ import { loadPolicyFile, resolvePolicy } from '../policy/load.js';
 import type { PolicyFile } from '../policy/schema.js';
 import { degradableControls } from '../policy/schema.js';
 import { runTask, type TaskReport } from '../task/task.js';
+import { resolveStack } from '../cell/session.js';
+import { ensureStateRoot } from '../cell/state.js';
 import { NanocellError } from '../util/errors.js';
 import { escapeText } from '../util/display.js';
 import type { CliContext } from './context.js';
@@ -21,6 +23,7 @@ interface RunOpts extends RunFlags {
   policy?: string;
   workspace?: string;
   session?: string;
+  from?: string;
   report?: string;
   allowNet?: string[];
   apply?: boolean;
@@ -65,6 +68,10 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
         .argParser(collect as never),
     )
     .option('--session <name>', 'session name for grouping tasks', 'default')
+    .option(
+      '--from <last|TASK>',
+      "start from the project plus the session's unapplied change sets up to this task",
+    )
     .option('--report <file>', 'write the JSON task report here')
     .addOption(runtimeOption('OCI runtime'))
     .option('--runtime-path <path>', 'path to the OCI runtime binary')
@@ -94,6 +101,14 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
   layers.push(policyFromFlags(opts));
   const policy = resolvePolicy(...layers);
   const workspace = path.resolve(opts.workspace ?? process.cwd());
+  const stack = opts.from
+    ? await resolveStack(
+        ensureStateRoot(ctx.stateRoot()),
+        opts.session ?? 'default',
+        opts.from,
+        fs.existsSync(workspace) ? fs.realpathSync(workspace) : workspace,
+      )
+    : undefined;
 
   // The first signal kills the task and still collects its change set; a second one gives up
   // the collection (a hostile change set can take a while) and keeps nothing of it.
@@ -128,6 +143,7 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
       workspace,
       command,
       session: opts.session,
+      ...(stack ? { stack } : {}),
       stateRoot: ctx.stateRoot(),
       extraAllowNet: opts.allowNet,
       stdin: process.stdin.isTTY ? null : process.stdin,

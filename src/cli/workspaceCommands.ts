@@ -12,6 +12,8 @@ import { loadChangeSet } from '../workspace/manifest.js';
 import { recoverApplies, type Recovered } from '../workspace/applyRecover.js';
 import { stdoutSink } from './output.js';
 import { resolveChangeSet } from './taskRef.js';
+import { ensureStateRoot } from '../cell/state.js';
+import { applySession, composeSession, discardSession } from '../cell/sessionApply.js';
 
 export interface WorkspaceCommandContext {
   stateRoot(): string;
@@ -57,6 +59,46 @@ function load(stateRoot: string, task: string): { id: string; dir: string } {
   return resolveChangeSet(stateRoot, task);
 }
 
+interface ApplyFlags {
+  force?: boolean;
+  skipRefused?: boolean;
+  session?: string;
+}
+
+function needTask(task: string | undefined): string {
+  if (task === undefined)
+    throw new NanocellError('no task given', 'pass a task id, or --session NAME', 'USAGE');
+  return task;
+}
+
+/** A session verb takes no task: the session names what it works on. */
+function sessionLayout(stateRoot: string, task: string | undefined) {
+  if (task !== undefined)
+    throw new NanocellError('give a task or --session, not both', 'drop one of them', 'USAGE');
+  return ensureStateRoot(stateRoot);
+}
+
+function pick(stateRoot: string, task: string | undefined, session: string | undefined) {
+  if (!session) return load(stateRoot, needTask(task));
+  return composeSession(sessionLayout(stateRoot, task), session);
+}
+
+function applySessionCommand(stateRoot: string, task: string | undefined, o: ApplyFlags): string {
+  const layout = sessionLayout(stateRoot, task);
+  const r = applySession(layout, o.session!, {
+    force: !!o.force,
+    skipRefused: !!o.skipRefused,
+    ...applyFeedback(),
+  });
+  const lines = r.skipped.map((s) => `skipped ${quotePath(s.path)}: ${escapeText(s.reason)}\n`);
+  for (const f of r.forced)
+    lines.push(`overwrote ${quotePath(f)} (changed in the project since the task started)\n`);
+  lines.push(
+    `applied ${r.applied} change(s) (${formatSize(r.totalBytes)}) of ${r.tasks.length} task(s) of session ${escapeText(o.session!)}\n`,
+  );
+  return lines.join('');
+}
+
 /** On a terminal: a progress line for long applies, and a note that Ctrl-C is held. */
 function applyFeedback(): Pick<
   Parameters<typeof applyChangeSet>[2] & object,
@@ -88,10 +130,11 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
   program
     .command('diff')
     .description("show a task's change set as a unified diff against the project")
-    .argument('<task>', 'task id or unique prefix')
+    .argument('[task]', 'task id or unique prefix')
     .option('--json', 'print the change set manifest (entries, refusals) as JSON')
-    .action((task: string, o: { json?: boolean }) => {
-      const { dir } = load(ctx.stateRoot(), task);
+    .option('--session <name>', "the session's unapplied change sets, combined")
+    .action((task: string | undefined, o: { json?: boolean; session?: string }) => {
+      const { dir } = pick(ctx.stateRoot(), task, o.session);
       const { manifest } = loadChangeSet(dir);
       if (o.json) return void out(`${toJson(manifest, 2)}\n`);
       // Streamed entry by entry: a 50,000-file change set never sits in memory as text.
@@ -104,11 +147,13 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
     .description(
       "write a task's change set into the project: all of it or nothing, even on a crash",
     )
-    .argument('<task>', 'task id or unique prefix')
+    .argument('[task]', 'task id or unique prefix')
     .option('--force', 'overwrite files changed in the project since the task started')
     .option('--skip-refused', 'apply even though some changes were refused at collection')
-    .action((task: string, o: { force?: boolean; skipRefused?: boolean }) => {
-      const { dir } = load(ctx.stateRoot(), task);
+    .option('--session <name>', "apply the session's unapplied change sets as one, in order")
+    .action((task: string | undefined, o: ApplyFlags) => {
+      if (o.session) return void out(applySessionCommand(ctx.stateRoot(), task, o));
+      const { dir } = load(ctx.stateRoot(), needTask(task));
       const { manifest } = loadChangeSet(dir);
       const r = applyChangeSet(dir, manifest.projectDir, {
         force: !!o.force,
@@ -128,9 +173,14 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
   program
     .command('discard')
     .description("throw away a task's change set")
-    .argument('<task>', 'task id or unique prefix')
-    .action((task: string) => {
-      const { id, dir } = load(ctx.stateRoot(), task);
+    .argument('[task]', 'task id or unique prefix')
+    .option('--session <name>', 'every unapplied change set of the session, and its layers')
+    .action((task: string | undefined, o: { session?: string }) => {
+      if (o.session) {
+        const ids = discardSession(sessionLayout(ctx.stateRoot(), task), o.session);
+        return void out(`discarded ${ids.length} change set(s) of session ${o.session}\n`);
+      }
+      const { id, dir } = load(ctx.stateRoot(), needTask(task));
       discardChangeSet(dir);
       out(`discarded the change set of task ${id}\n`);
     });

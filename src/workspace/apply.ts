@@ -61,6 +61,12 @@ export function applyChangeSet(
       `the change set of task ${m.taskId} was refused when it was collected: ${m.reason ?? ''}`,
     );
   }
+  if (m.stack?.length) {
+    refuse(
+      `task ${m.taskId} started from the unapplied change set(s) of task(s) ${m.stack.join(', ')} of session ${m.session ?? 'default'}`,
+      `apply them together with nanocell apply --session ${m.session ?? 'default'}`,
+    );
+  }
   if (m.refused.length && !opts.skipRefused) {
     const r = m.refused[0]!;
     refuse(

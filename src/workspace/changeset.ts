@@ -63,6 +63,11 @@ export interface CollectOptions {
   hiddenLayerDir?: string;
   /** `mergedDir` is a plain directory, not a mount (a Kubernetes cell's workspace, unpacked). */
   plainView?: boolean;
+  /** The session's layers the task started from, topmost first (see stackView.ts). */
+  stackDirs?: string[];
+  /** Recorded in the manifest: the session, and the task ids of those layers, lowest first. */
+  session?: string;
+  stack?: string[];
 }
 
 class Refusal extends Error {}
@@ -77,13 +82,29 @@ export async function collectChangeSet(o: CollectOptions): Promise<ChangeSummary
   mkdirSync(`${o.outDir}/files`, { mode: 0o700 });
   let viewDir = o.mergedDir;
   let ownView: string | undefined;
+  const stackDirs = o.stackDirs ?? [];
   if (!viewDir || (!o.plainView && !isMountPoint(viewDir))) {
     ownView = `${o.outDir}.view`;
     mkdirSync(ownView, { mode: 0o700 });
-    const layers = [o.upperDir, o.hiddenLayerDir, o.lowerDir].filter((l): l is string => !!l);
+    const layers = [o.upperDir, o.hiddenLayerDir, ...stackDirs, o.lowerDir].filter(
+      (l): l is string => !!l,
+    );
     await mountReadOnlyView(layers, ownView, o.viewOptions);
     viewDir = ownView;
   }
+  // A stacked task is judged against what it started from: the project under its layers.
+  let lowerView: string | undefined;
+  if (stackDirs.length) {
+    lowerView = `${o.outDir}.lower`;
+    mkdirSync(lowerView, { mode: 0o700 });
+    try {
+      await mountReadOnlyView([...stackDirs, o.lowerDir], lowerView, o.viewOptions);
+    } catch (e) {
+      if (ownView) await unmountOverlay(ownView).catch(() => undefined);
+      throw e;
+    }
+  }
+  const judged = lowerView ? { ...o, lowerDir: lowerView } : o;
   const manifest: Manifest = {
     version: 1,
     taskId: o.taskId,
@@ -98,9 +119,11 @@ export async function collectChangeSet(o: CollectOptions): Promise<ChangeSummary
     entries: [],
     refused: [],
     totalBytes: 0,
+    ...(o.session ? { session: o.session } : {}),
+    ...(o.stack?.length ? { stack: o.stack } : {}),
   };
   try {
-    new Collector(o, viewDir, manifest).run();
+    new Collector(judged, viewDir, manifest).run();
   } catch (e) {
     if (!(e instanceof Refusal)) throw e;
     // Never keep a partial copy: the change set is refused as a whole.
@@ -112,9 +135,10 @@ export async function collectChangeSet(o: CollectOptions): Promise<ChangeSummary
     manifest.refused = [];
     manifest.totalBytes = 0;
   } finally {
-    if (ownView) {
-      await unmountOverlay(ownView);
-      rmSync(ownView, { recursive: true, force: true });
+    for (const v of [ownView, lowerView]) {
+      if (!v) continue;
+      await unmountOverlay(v);
+      rmSync(v, { recursive: true, force: true });
     }
   }
   writeManifest(o.outDir, manifest);

@@ -61,6 +61,13 @@ const manifestSchema = z.strictObject({
   /** Changes the agent made that are never applied, with the reason. */
   refused: z.array(refusedSchema),
   totalBytes: count,
+  /** The session the task ran in. */
+  session: z.string().optional(),
+  /**
+   * The tasks whose unapplied change sets the task started from, lowest first: its entries
+   * are judged against the project plus those, and only `apply --session` may write them.
+   */
+  stack: z.array(z.string().min(1)).optional(),
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;
