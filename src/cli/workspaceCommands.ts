@@ -1,6 +1,6 @@
 // `nanocell diff | apply | discard TASK`: thin commands over the change set in the state dir.
-import { accessSync, constants, statSync } from 'node:fs';
-import type { Command } from 'commander';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { Option, type Command } from 'commander';
 import { NanocellError } from '../util/errors.js';
 import { escapeText, quotePath, toJson } from '../util/display.js';
 import { formatSize } from '../util/units.js';
@@ -12,7 +12,10 @@ import { loadChangeSet } from '../workspace/manifest.js';
 import { recoverApplies, type Recovered } from '../workspace/applyRecover.js';
 import { stdoutSink } from './output.js';
 import { resolveChangeSet } from './taskRef.js';
-import { ensureStateRoot } from '../cell/state.js';
+import { ensureStateRoot, type StateLayout } from '../cell/state.js';
+import { sessionChain } from '../cell/session.js';
+import { commitChangeSetToBranch } from '../workspace/gitBranch.js';
+import { writeGitDiff } from '../workspace/gitPatch.js';
 import { applySession, composeSession, discardSession } from '../cell/sessionApply.js';
 
 export interface WorkspaceCommandContext {
@@ -63,6 +66,46 @@ interface ApplyFlags {
   force?: boolean;
   skipRefused?: boolean;
   session?: string;
+  branch?: string;
+}
+
+/** The first line names the task(s), the body each one's command (from its report). */
+function commitMessage(layout: StateLayout, taskIds: string[], session?: string): string {
+  const command = (id: string): string => {
+    try {
+      const r = JSON.parse(readFileSync(layout.report(id), 'utf8')) as { command?: string[] };
+      return JSON.stringify(r.command ?? []);
+    } catch {
+      return '(no report)';
+    }
+  };
+  const title = session
+    ? `nanocell: session ${session} (${taskIds.length} task(s))`
+    : `nanocell: task ${taskIds[0]}`;
+  const body = taskIds.map((id) => `Task: ${id}\nCommand: ${command(id)}`).join('\n\n');
+  return `${title}\n\n${body}\n`;
+}
+
+function applyToBranch(stateRoot: string, task: string | undefined, o: ApplyFlags): string {
+  let dir: string;
+  let ids: string[];
+  const layout = ensureStateRoot(stateRoot);
+  if (o.session) {
+    dir = composeSession(sessionLayout(stateRoot, task), o.session).dir;
+    ids = sessionChain(layout, o.session).map((c) => c.manifest.taskId);
+  } else {
+    const r = load(stateRoot, needTask(task));
+    dir = r.dir;
+    ids = [r.id];
+  }
+  const { manifest } = loadChangeSet(dir);
+  const c = commitChangeSetToBranch(
+    dir,
+    manifest.projectDir,
+    o.branch!,
+    commitMessage(layout, ids, o.session),
+  );
+  return `committed ${c.changes} change(s) to branch ${escapeText(c.branch)} as ${c.commit}; the work tree, index and change set are unchanged\n`;
 }
 
 function needTask(task: string | undefined): string {
@@ -133,10 +176,19 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
     .argument('[task]', 'task id or unique prefix')
     .option('--json', 'print the change set manifest (entries, refusals) as JSON')
     .option('--session <name>', "the session's unapplied change sets, combined")
-    .action((task: string | undefined, o: { json?: boolean; session?: string }) => {
+    .addOption(
+      new Option('--format <format>', 'nanocell (review) or git (a patch git apply takes)')
+        .choices(['nanocell', 'git'])
+        .default('nanocell'),
+    )
+    .action((task: string | undefined, o: { json?: boolean; session?: string; format: string }) => {
       const { dir } = pick(ctx.stateRoot(), task, o.session);
       const { manifest } = loadChangeSet(dir);
       if (o.json) return void out(`${toJson(manifest, 2)}\n`);
+      if (o.format === 'git') {
+        const sink = stdout();
+        return void writeGitDiff(dir, manifest.projectDir, (t) => sink.write(t));
+      }
       // Streamed entry by entry: a 50,000-file change set never sits in memory as text.
       const sink = stdout();
       writeDiff(dir, manifest.projectDir, (t) => sink.write(t));
@@ -151,7 +203,12 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
     .option('--force', 'overwrite files changed in the project since the task started')
     .option('--skip-refused', 'apply even though some changes were refused at collection')
     .option('--session <name>', "apply the session's unapplied change sets as one, in order")
+    .option(
+      '--branch <name>',
+      "commit the change set onto a new branch of the project's repository instead (work tree and index untouched)",
+    )
     .action((task: string | undefined, o: ApplyFlags) => {
+      if (o.branch) return void out(applyToBranch(ctx.stateRoot(), task, o));
       if (o.session) return void out(applySessionCommand(ctx.stateRoot(), task, o));
       const { dir } = load(ctx.stateRoot(), needTask(task));
       const { manifest } = loadChangeSet(dir);
