@@ -134,6 +134,8 @@ function applySessionCommand(stateRoot: string, task: string | undefined, o: App
     ...applyFeedback(),
   });
   const lines = r.skipped.map((s) => `skipped ${quotePath(s.path)}: ${escapeText(s.reason)}\n`);
+  for (const f of r.merged)
+    lines.push(`merged ${quotePath(f)} three ways (changed in the project too)\n`);
   for (const f of r.forced)
     lines.push(`overwrote ${quotePath(f)} (changed in the project since the task started)\n`);
   lines.push(
@@ -220,6 +222,8 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
       });
       discardChangeSet(dir, { record: false });
       for (const s of r.skipped) out(`skipped ${quotePath(s.path)}: ${escapeText(s.reason)}\n`);
+      for (const f of r.merged)
+        out(`merged ${quotePath(f)} three ways (changed in the project too)\n`);
       for (const f of r.forced)
         out(`overwrote ${quotePath(f)} (changed in the project since the task started)\n`);
       out(

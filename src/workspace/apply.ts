@@ -26,6 +26,7 @@ import { planSteps, runSteps, stage, type Owner, type Progress } from './applyCo
 import { finishCommitted, recoverJournal } from './applyRecover.js';
 import { whoAmI } from './changeFate.js';
 import { assertHistoryKeepsHidden } from './gitHistory.js';
+import { mergeMovedFiles } from './applyMerge.js';
 
 export interface ApplyOptions {
   /** Apply over paths the user changed since the task started. */
@@ -44,6 +45,8 @@ export interface ApplyOptions {
 
 export interface ApplyResult {
   applied: number;
+  /** Files the project had changed too, merged three ways. */
+  merged: string[];
   /** Changes refused at collection that were left out (only with skipRefused). */
   skipped: RefusedChange[];
   /** Paths the user had changed that --force overwrote. */
@@ -55,7 +58,7 @@ export function applyChangeSet(
   projectDir: string,
   opts: ApplyOptions = {},
 ): ApplyResult {
-  const { manifest: m } = loadChangeSet(changeDir);
+  let { manifest: m } = loadChangeSet(changeDir);
   if (m.status !== 'ok') {
     refuse(
       `the change set of task ${m.taskId} was refused when it was collected: ${m.reason ?? ''}`,
@@ -90,6 +93,9 @@ export function applyChangeSet(
       refuse(`change set touches ${top}, the name apply stages under`);
     if (lstatSync(staging, { throwIfNoEntry: false }))
       refuse(`${staging} exists in the project`, `move it away, then apply again`);
+    // Merged under the lock, so the project cannot move again between merge and commit.
+    const merge = opts.force ? undefined : mergeMovedFiles(changeDir, projectDir, m);
+    if (merge?.merged.length) m = merge.manifest;
     const current = validate(changeDir, projectDir, m, opts);
     const owner: Owner = process.getuid?.() === 0 ? { uid: root.uid, gid: root.gid } : undefined;
     const { ops, staged } = planSteps(m, current);
@@ -115,6 +121,7 @@ export function applyChangeSet(
     finishCommitted(file, { ...j, state: 'committed' }, stateRoot, false);
     return {
       applied: m.entries.length,
+      merged: merge?.merged ?? [],
       skipped: opts.skipRefused ? m.refused : [],
       forced: current.forced,
     };

@@ -161,6 +161,7 @@ class Collector {
   private readonly matcher: ScopeMatcher;
   private readonly hidden: string[];
   private seen = 0;
+  private baseBytes = 0;
   private readonly stored = new Set<string>();
 
   constructor(
@@ -351,12 +352,44 @@ class Collector {
   }
 
   private add(e: Omit<ChangeEntry, 'base'>): void {
-    this.m.entries.push({ ...e, base: baseState(this.o.projectDir, e.path) });
+    const base = baseState(this.o.projectDir, e.path);
+    this.m.entries.push({ ...e, base });
+    if (e.kind === 'modify' && e.type === 'file' && base.type === 'file')
+      this.storeBase(e.path, base);
+  }
+
+  /**
+   * The project's version of a modified text-sized file, so apply can merge three ways when the
+   * project moved on. Bounded by the change set's own byte limit; a file that changed while
+   * copied is simply not kept (apply then refuses the conflict as before).
+   */
+  private storeBase(rel: string, base: BaseState): void {
+    const size = base.size ?? Infinity;
+    if (size > MERGE_MAX_BYTES || this.baseBytes + size > this.o.limits.maxBytes) return;
+    if (this.stored.has(base.sha256!)) return;
+    const tmp = `${this.o.outDir}/files/.incoming-base`;
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+    let r: { size: number; sha256: string };
+    try {
+      r = hashFile(`${this.o.projectDir}/${rel}`, { outFd: fd, budget: MERGE_MAX_BYTES });
+    } catch {
+      rmSync(tmp, { force: true });
+      return;
+    } finally {
+      closeSync(fd);
+    }
+    if (r.sha256 !== base.sha256) return void rmSync(tmp, { force: true });
+    renameSync(tmp, `${this.o.outDir}/files/${r.sha256}`);
+    this.stored.add(r.sha256);
+    this.baseBytes += r.size;
   }
 }
 
+/** Larger files are not kept for a three-way merge (see applyMerge.ts). */
+export const MERGE_MAX_BYTES = 1024 * 1024;
+
 /** The project's state of `rel` now, for the conflict check at apply. */
-function baseState(projectDir: string, rel: string): BaseState {
+export function baseState(projectDir: string, rel: string): BaseState {
   let st: Stats | undefined;
   try {
     st = lstatNoSymlinkComponents(projectDir, rel);

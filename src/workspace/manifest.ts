@@ -19,6 +19,8 @@ const baseStateSchema = z.strictObject({
   ctimeMs: z.number().optional(),
   sha256: sha256.optional(),
   target: z.string().optional(),
+  /** Set by a three-way merge at apply: the project's state was taken then, not at the start. */
+  mergedAtMs: z.number().optional(),
 });
 
 const entrySchema = z.strictObject({
