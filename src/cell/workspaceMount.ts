@@ -61,6 +61,17 @@ export interface WorkspaceNotice {
   reason: string;
 }
 
+type CollectRecord = Pick<CollectOptions, 'session' | 'ignore' | 'gitignore'>;
+
+function collectRecord(o: { policy: Policy; session?: string }): CollectRecord {
+  const { ignore, gitignore } = o.policy.workspace;
+  return {
+    ...(o.session ? { session: o.session } : {}),
+    ...(ignore?.length ? { ignore } : {}),
+    ...(gitignore === false ? { gitignore: false } : {}),
+  };
+}
+
 export class CellWorkspace {
   /** Reported with the cell's degradations (policy.degraded events). */
   readonly notices: WorkspaceNotice[] = [];
@@ -76,7 +87,8 @@ export class CellWorkspace {
     /** Middle layer of whiteouts; undefined when nothing is hidden. */
     private readonly hiddenLayerDir: string | undefined,
     private readonly stack: WorkspaceStack | undefined = undefined,
-    private readonly session: string | undefined = undefined,
+    /** Recorded with the change set: the session and the policy's ignore rules. */
+    private readonly record: CollectRecord = {},
     /** Root mode: the idmapped views of the stack's layers. */
     private readonly stackMounts: string[] = [],
   ) {}
@@ -174,7 +186,7 @@ export class CellWorkspace {
         upper,
         hiddenLayer,
         o.stack,
-        o.session,
+        collectRecord(o),
       );
       const foreign = foreignOwnersInScope(await foreignListing!, scope);
       if (foreign) ws.notices.push(foreignOwnersNotice(foreign, project, o.host));
@@ -245,7 +257,7 @@ export class CellWorkspace {
       overlay.upperDir,
       overlay.whiteoutDir,
       o.stack,
-      o.session,
+      collectRecord(o),
       stackMounts,
     );
     ws.notices.push(...notices);
@@ -274,7 +286,7 @@ export class CellWorkspace {
       limits: { maxFiles: DEFAULT_MAX_FILES, maxBytes: this.diskBytes },
       scope: this.scope,
       ...(this.hiddenLayerDir ? { hiddenLayerDir: this.hiddenLayerDir } : {}),
-      ...(this.session ? { session: this.session } : {}),
+      ...this.record,
       ...(this.stack?.layers.length
         ? { stackDirs: this.stack.layers, stack: this.stack.taskIds }
         : {}),

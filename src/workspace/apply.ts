@@ -27,6 +27,7 @@ import { finishCommitted, recoverJournal } from './applyRecover.js';
 import { whoAmI } from './changeFate.js';
 import { assertHistoryKeepsHidden } from './gitHistory.js';
 import { mergeMovedFiles } from './applyMerge.js';
+import { gitIgnoredPaths } from './gitIgnore.js';
 
 export interface ApplyOptions {
   /** Apply over paths the user changed since the task started. */
@@ -47,6 +48,8 @@ export interface ApplyResult {
   applied: number;
   /** Files the project had changed too, merged three ways. */
   merged: string[];
+  /** Paths left out because the project's .gitignore ignores them. */
+  ignored: string[];
   /** Changes refused at collection that were left out (only with skipRefused). */
   skipped: RefusedChange[];
   /** Paths the user had changed that --force overwrote. */
@@ -78,6 +81,9 @@ export function applyChangeSet(
     );
   }
   const root = checkProject(projectDir, m);
+  // What the project's .gitignore ignores is not written (the diff's header says so).
+  const ignored = gitIgnoredPaths(projectDir, m);
+  if (ignored.size) m = { ...m, entries: m.entries.filter((e) => !ignored.has(e.path)) };
   assertHistoryKeepsHidden(changeDir, projectDir, m);
   const stateRoot = opts.stateRoot ?? stateRootOfChangeDir(changeDir);
   const paths = applyPaths(stateRoot);
@@ -122,6 +128,7 @@ export function applyChangeSet(
     return {
       applied: m.entries.length,
       merged: merge?.merged ?? [],
+      ignored: [...ignored],
       skipped: opts.skipRefused ? m.refused : [],
       forced: current.forced,
     };

@@ -16,7 +16,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { BudgetExceededError, hashFile } from './fsSafe.js';
-import { compileScope, type ScopeMatcher } from './globs.js';
+import { compileScope, matchAny, type ScopeMatcher } from './globs.js';
 import {
   summarize,
   type BaseState,
@@ -63,7 +63,11 @@ export interface CollectOptions {
   hiddenLayerDir?: string;
   /** `mergedDir` is a plain directory, not a mount (a Kubernetes cell's workspace, unpacked). */
   plainView?: boolean;
-  /** The session's layers the task started from, topmost first (see stackView.ts). */
+  /** Globs of generated files left out of the change set (policy workspace.ignore). */
+  ignore?: string[];
+  /** Recorded for apply: false lets it write what .gitignore ignores. */
+  gitignore?: boolean;
+  /** The session's layers the task started from, topmost first (see session.ts). */
   stackDirs?: string[];
   /** Recorded in the manifest: the session, and the task ids of those layers, lowest first. */
   session?: string;
@@ -120,6 +124,7 @@ export async function collectChangeSet(o: CollectOptions): Promise<ChangeSummary
     refused: [],
     totalBytes: 0,
     ...(o.session ? { session: o.session } : {}),
+    ...(o.gitignore === false ? { gitignore: false } : {}),
     ...(o.stack?.length ? { stack: o.stack } : {}),
   };
   try {
@@ -171,6 +176,18 @@ class Collector {
   ) {
     this.matcher = compileScope(o.scope.patterns);
     this.hidden = m.hidden;
+    this.ignore = matchAny(o.ignore ?? []);
+  }
+
+  private readonly ignore: (rel: string) => boolean;
+
+  /** A generated path the policy leaves out: counted, never stored, not descended into. */
+  private ignored(rel: string, type: Kind): boolean {
+    if (!this.ignore(rel) && !(type === 'dir' && this.ignore(`${rel}/`))) return false;
+    const ig = (this.m.ignored ??= { count: 0, examples: [] });
+    ig.count++;
+    if (ig.examples.length < 5) ig.examples.push(rel);
+    return true;
   }
 
   run(): void {
@@ -234,6 +251,7 @@ class Collector {
       this.refuse(rel, 'device file, fifo or socket');
       return;
     }
+    if (this.ignored(rel, type)) return;
     const problem = this.scopeProblem(rel, type);
     if (problem) {
       this.refuse(rel, problem);

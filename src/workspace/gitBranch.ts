@@ -8,6 +8,7 @@ import { NanocellError } from '../util/errors.js';
 import { changeItems, git, indexInfo, type IndexItem } from './gitTrees.js';
 import { hostGitSync, type HostGitOptions } from './hostGit.js';
 import { loadChangeSet } from './manifest.js';
+import { gitIgnoredPaths } from './gitIgnore.js';
 
 /** The project's git dir: `.git` itself, or where a worktree's `.git` file points. */
 function projectGitDir(projectDir: string): string {
@@ -71,7 +72,9 @@ export function commitChangeSetToBranch(
         tracked.set(t[3]!, { path: t[3]!, mode, src: { blob: t[2]! } });
       }
     }
-    const items = changeItems(changeDir, m, tracked);
+    const ignored = gitIgnoredPaths(projectDir, m);
+    const kept = { ...m, entries: m.entries.filter((e) => !ignored.has(e.path)) };
+    const items = changeItems(changeDir, kept, tracked);
     if (items.length)
       git(
         ['update-index', '-z', '--index-info'],

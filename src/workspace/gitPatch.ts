@@ -7,7 +7,7 @@ import path from 'node:path';
 import { changeItems, git, inGitDir, indexInfo, projectItems, type IndexItem } from './gitTrees.js';
 import type { HostGitOptions } from './hostGit.js';
 import { loadChangeSet, type Manifest } from './manifest.js';
-import { escapeText } from '../util/display.js';
+import { gitIgnoredPaths, gitIgnoreNote } from './gitIgnore.js';
 
 const ZERO = '0'.repeat(40);
 
@@ -29,21 +29,18 @@ function header(m: Manifest, skipped: { git: number; ignored: string[] }): strin
   if (skipped.git) lines.push(`# ${skipped.git} path(s) inside .git left out (git's own files)`);
   const dirs = m.entries.filter((e) => e.type === 'dir' && e.kind !== 'delete').length;
   if (dirs) lines.push(`# ${dirs} directory change(s) not shown: git tracks files only`);
-  if (skipped.ignored.length) {
-    lines.push(
-      `# ${skipped.ignored.length} path(s) matched by .gitignore left out; apply does not write them (e.g. ${escapeText(skipped.ignored[0]!)})`,
-    );
-  }
-  return `${lines.join('\n')}\n`;
+  if (m.ignored?.count)
+    lines.push(`# ${m.ignored.count} generated path(s) left out by workspace.ignore`);
+  return `${lines.join('\n')}\n${gitIgnoreNote(new Set(skipped.ignored))}`;
 }
 
 export function writeGitDiff(
   changeDir: string,
   projectDir: string,
   write: (text: string) => void,
-  ignored: ReadonlySet<string> = new Set(),
 ): void {
   const { manifest } = loadChangeSet(changeDir);
+  const ignored = gitIgnoredPaths(projectDir, manifest);
   const entries = manifest.entries.filter((e) => !inGitDir(e.path) && !ignored.has(e.path));
   const m = { ...manifest, entries };
   write(

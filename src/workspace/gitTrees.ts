@@ -21,9 +21,14 @@ export interface IndexItem {
   src?: BlobSource;
 }
 
-export function git(args: string[], o: HostGitOptions, what: string): string {
+export function git(
+  args: string[],
+  o: HostGitOptions,
+  what: string,
+  okCodes: readonly number[] = [0],
+): string {
   const r = hostGitSync(args, o);
-  if (!r.ok) {
+  if (!okCodes.includes(r.exitCode)) {
     throw new NanocellError(
       `git ${what} failed: ${r.stderr.trim().split('\n')[0] ?? ''}`,
       'check the repository with git fsck',

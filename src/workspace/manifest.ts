@@ -63,6 +63,10 @@ const manifestSchema = z.strictObject({
   /** Changes the agent made that are never applied, with the reason. */
   refused: z.array(refusedSchema),
   totalBytes: count,
+  /** Paths left out by the policy's workspace.ignore (generated files): how many, a few. */
+  ignored: z.strictObject({ count, examples: z.array(z.string()) }).optional(),
+  /** false: the policy let apply write what the project's .gitignore ignores. */
+  gitignore: z.boolean().optional(),
   /** The session the task ran in. */
   session: z.string().optional(),
   /**
