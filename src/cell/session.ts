@@ -9,9 +9,9 @@ import { ensureLayer } from '../workspace/layer.js';
 import { checkedSessionName, type StateLayout } from './state.js';
 import type { WorkspaceStack } from './stackMount.js';
 
-/** The session's pending, collected change sets, oldest first. */
-export function sessionChangeSets(layout: StateLayout, session: string): ChangeSet[] {
-  checkedSessionName(session);
+/** The session's (or every session's) pending, collected change sets, oldest first. */
+export function sessionChangeSets(layout: StateLayout, session?: string): ChangeSet[] {
+  if (session !== undefined) checkedSessionName(session);
   const names = fs.existsSync(layout.changes) ? fs.readdirSync(layout.changes) : [];
   const out: ChangeSet[] = [];
   for (const name of names) {
@@ -22,7 +22,7 @@ export function sessionChangeSets(layout: StateLayout, session: string): ChangeS
     } catch {
       continue; // a corrupted change set is its own command's to report
     }
-    if ((cs.manifest.session ?? 'default') === session) out.push(cs);
+    if (session === undefined || (cs.manifest.session ?? 'default') === session) out.push(cs);
   }
   return out.sort((a, b) => a.manifest.collectedAtMs - b.manifest.collectedAtMs);
 }

@@ -32,6 +32,8 @@ export interface StateLayout {
   /** Per-session scratch (the combined change set of `apply --session`). */
   sessions: string;
   session(name: string): string;
+  /** Frozen workspace states (`nanocell checkpoint`), one dir each. */
+  checkpoints: string;
 }
 
 const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -80,6 +82,7 @@ export function stateLayout(root: string): StateLayout {
     layer: (taskId) => path.join(layers, checkedTaskId(taskId)),
     sessions,
     session: (name) => path.join(sessions, checkedSessionName(name)),
+    checkpoints: path.join(root, 'checkpoints'),
   };
 }
 

@@ -12,6 +12,7 @@ import { registerAuditCommands } from './auditCommands.js';
 import { recoverBeforeCommand, registerWorkspaceCommands } from './workspaceCommands.js';
 import { registerDemoCommand } from './demo.js';
 import { registerK8sCommands } from './k8s.js';
+import { registerSessionCommands } from './sessionCommands.js';
 import { AuditStore } from '../audit/store.js';
 import { defaultStateRoot, ensureStateRoot } from '../cell/state.js';
 
@@ -43,6 +44,7 @@ function buildProgram(): Command {
   registerAuditCommands(program, ctx);
   registerWorkspaceCommands(program, ctx);
   registerK8sCommands(program, ctx);
+  registerSessionCommands(program, ctx);
   for (const c of program.commands)
     c.exitOverride().configureOutput({ outputError: () => undefined });
   return program;

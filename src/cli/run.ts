@@ -7,6 +7,7 @@ import type { PolicyFile } from '../policy/schema.js';
 import { degradableControls } from '../policy/schema.js';
 import { runTask, type TaskReport } from '../task/task.js';
 import { resolveStack } from '../cell/session.js';
+import { CHECKPOINT_ID, checkpointStack } from '../cell/checkpoint.js';
 import { ensureStateRoot } from '../cell/state.js';
 import { NanocellError } from '../util/errors.js';
 import { escapeText } from '../util/display.js';
@@ -101,14 +102,7 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
   layers.push(policyFromFlags(opts));
   const policy = resolvePolicy(...layers);
   const workspace = path.resolve(opts.workspace ?? process.cwd());
-  const stack = opts.from
-    ? await resolveStack(
-        ensureStateRoot(ctx.stateRoot()),
-        opts.session ?? 'default',
-        opts.from,
-        fs.existsSync(workspace) ? fs.realpathSync(workspace) : workspace,
-      )
-    : undefined;
+  const stack = opts.from ? await startingStack(ctx, opts, workspace) : undefined;
 
   // The first signal kills the task and still collects its change set; a second one gives up
   // the collection (a hostile change set can take a while) and keeps nothing of it.
@@ -172,6 +166,14 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
   const fate = report.changeSetFate;
   if (opts.apply && fate?.action === 'kept' && report.exitCode === 0) return EXIT_APPLY_NOT_DONE;
   return report.exitCode;
+}
+
+/** The layers `--from` names: a checkpoint, or a task of the session (`last` or an id). */
+async function startingStack(ctx: CliContext, opts: RunOpts, workspace: string) {
+  const layout = ensureStateRoot(ctx.stateRoot());
+  const project = fs.existsSync(workspace) ? fs.realpathSync(workspace) : workspace;
+  if (CHECKPOINT_ID.test(opts.from!)) return checkpointStack(layout, opts.from!, project);
+  return resolveStack(layout, opts.session ?? 'default', opts.from!, project);
 }
 
 /** What the user must know after the task, on stderr (stdout is the task's). */

@@ -42,7 +42,13 @@ export async function ensureLayer(
   try {
     await writeLayer(cs, `${tmp}/tree`, below, `${tmp}/whiteout`);
     rmSync(`${tmp}/whiteout`, { force: true });
-    renameSync(tmp, layerDir);
+    try {
+      renameSync(tmp, layerDir);
+    } catch (e) {
+      // Another task starting from the same one built it first: use theirs.
+      if (!existsSync(tree)) throw e;
+      rmSync(tmp, { recursive: true, force: true });
+    }
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;
