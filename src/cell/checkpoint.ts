@@ -36,7 +36,7 @@ type Entry = z.infer<typeof entrySchema>;
 
 export const CHECKPOINT_ID = /^ck[0-9a-z]{8,40}$/;
 
-export function checkpointDir(layout: StateLayout, id: string): string {
+function checkpointDir(layout: StateLayout, id: string): string {
   if (!CHECKPOINT_ID.test(id)) {
     throw new NanocellError(
       `${JSON.stringify(id)} is not a checkpoint id`,

@@ -91,6 +91,6 @@ export function discardSession(layout: StateLayout, session: string): string[] {
   return ids;
 }
 
-export function removeLayer(layout: StateLayout, taskId: string): void {
+function removeLayer(layout: StateLayout, taskId: string): void {
   fs.rmSync(layout.layer(taskId), { recursive: true, force: true });
 }

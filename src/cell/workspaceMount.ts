@@ -53,6 +53,7 @@ import type { ProjectDir } from '../plan/projectDir.js';
 import type { CellDirs, StateLayout } from './state.js';
 import type { OciMount } from '../plan/oci.js';
 import { mountStack, unmountStack, type WorkspaceStack } from './stackMount.js';
+import { recordStack } from './retention.js';
 
 /** What the workspace could not give the task; reported like a degradation, never refused. */
 export interface WorkspaceNotice {
@@ -107,6 +108,8 @@ export class CellWorkspace {
     session?: string;
   }): Promise<CellWorkspace> {
     const stackLayers = o.stack?.layers ?? [];
+    // Before any mount: gc must see what this cell uses even if it dies now.
+    if (stackLayers.length) recordStack(o.dirs.dir, stackLayers);
     const project = o.project;
     const disk = o.policy.limits.disk;
     if (o.disabled) {

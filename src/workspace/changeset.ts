@@ -404,7 +404,7 @@ class Collector {
 }
 
 /** Larger files are not kept for a three-way merge (see applyMerge.ts). */
-export const MERGE_MAX_BYTES = 1024 * 1024;
+const MERGE_MAX_BYTES = 1024 * 1024;
 
 /** The project's state of `rel` now, for the conflict check at apply. */
 export function baseState(projectDir: string, rel: string): BaseState {

@@ -21,7 +21,7 @@ import type { ChangeSet } from './manifest.js';
 import { parentOf, relPathProblem, selfAndAncestors } from './paths.js';
 
 /** The layer's tree: `<layerDir>/tree`; its presence means the layer is complete. */
-export const layerTree = (layerDir: string): string => path.join(layerDir, 'tree');
+const layerTree = (layerDir: string): string => path.join(layerDir, 'tree');
 
 /**
  * Builds the layer of `cs` at `layerDir` unless it is there. `below` are the dirs under it,

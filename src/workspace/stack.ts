@@ -10,7 +10,7 @@ import type { BaseState, ChangeEntry, ChangeSet, Manifest } from './manifest.js'
 const union = (lists: string[][]) => [...new Set(lists.flat())];
 
 /** One entry per path: the first base seen (the project's) and the last state written. */
-export function composeEntries(sets: readonly Manifest[]): ChangeEntry[] {
+function composeEntries(sets: readonly Manifest[]): ChangeEntry[] {
   const byPath = new Map<string, { base: BaseState; last: ChangeEntry }>();
   for (const m of sets) {
     for (const e of m.entries) {
