@@ -15,6 +15,7 @@ import { assertRuntimeWorksHere, resolveRuntime, type RuntimeInfo } from '../run
 import { NanocellError } from '../util/errors.js';
 import { hostHomeDirs } from '../workspace/homeSecrets.js';
 import { acquireCell, type Acquired } from './acquire.js';
+import { checkpointLiveCell } from './checkpoint.js';
 import { Cleanups, trace } from './cleanup.js';
 import { collectChanges, collectResources } from './collect.js';
 import { collectRun, startExec, writeCellStatus } from './exec.js';
@@ -82,6 +83,23 @@ export class Cell extends EventEmitter {
 
   private get plan(): CellPlan {
     return this.got!.plan;
+  }
+
+  /** Freezes the workspace as it is now; tasks start from it with `--from` the returned id. */
+  checkpoint(): string {
+    const f = this.got?.ws.frozenState();
+    if (!f)
+      throw new NanocellError(
+        'this cell has no workspace to checkpoint',
+        'run it with a workspace',
+        'USAGE',
+      );
+    return checkpointLiveCell(this.got!.layout, {
+      session: this.session,
+      taskId: this.taskId,
+      project: this.got!.ws.cellPath,
+      ...f,
+    }).id;
   }
 
   /** First host uid of this cell's range (root mode), for tests and diagnostics. */

@@ -85,7 +85,7 @@ export async function createCheckpoint(
   project: string,
 ): Promise<CheckpointManifest> {
   const stack = await resolveStack(layout, session, from, project);
-  const id = `ck${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
+  const id = newCheckpointId();
   const dir = checkpointDir(layout, id);
   const tmp = `${dir}.tmp`;
   fs.mkdirSync(path.join(tmp, 'layers'), { recursive: true, mode: 0o700 });
@@ -112,6 +112,47 @@ export async function createCheckpoint(
     throw e;
   }
 }
+
+/**
+ * Freezes a live cell's workspace: hard links of the layers it started on, and a copy of its
+ * upper layer as it is now (the task keeps running: pause the agent for a quiet moment). Tasks
+ * started from it cannot be applied with the session: the live task's state is in no change set.
+ */
+export function checkpointLiveCell(
+  layout: StateLayout,
+  o: { session: string; taskId: string; project: string; upper: string; stack: WorkspaceStack },
+): CheckpointManifest {
+  const id = newCheckpointId();
+  const dir = checkpointDir(layout, id);
+  const tmp = `${dir}.tmp`;
+  fs.mkdirSync(path.join(tmp, 'layers'), { recursive: true, mode: 0o700 });
+  try {
+    const lowestFirst = [...o.stack.layers].reverse();
+    for (const [i, tree] of lowestFirst.entries())
+      execFileSync('cp', ['-al', tree, path.join(tmp, 'layers', String(i))]);
+    const top = path.join(tmp, 'layers', String(lowestFirst.length));
+    execFileSync('cp', ['-a', o.upper, top]);
+    // The cell's files belong to its own host uid; a layer belongs to the state root's owner.
+    execFileSync('chown', ['-R', '-h', `${process.geteuid!()}:${process.getegid!()}`, top]);
+    const m: CheckpointManifest = {
+      version: 1,
+      id,
+      session: o.session,
+      projectDir: o.project,
+      taskIds: [...o.stack.taskIds, id],
+      createdAtMs: Date.now(),
+      layers: [...lowestFirst, top].map((_, i) => listLayer(path.join(tmp, 'layers', String(i)))),
+    };
+    fs.writeFileSync(path.join(tmp, 'manifest.json'), JSON.stringify(m), { mode: 0o600 });
+    fs.renameSync(tmp, dir);
+    return m;
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+const newCheckpointId = () => `ck${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
 
 function damaged(id: string, why: string): NanocellError {
   return new NanocellError(

@@ -312,6 +312,12 @@ export class CellWorkspace {
     return summary;
   }
 
+  /** What a checkpoint of the live cell freezes: its upper layer over the layers it started on. */
+  frozenState(): { upper: string; stack: WorkspaceStack } | undefined {
+    if (!this.upperDir) return undefined;
+    return { upper: this.upperDir, stack: this.stack ?? { layers: [], taskIds: [] } };
+  }
+
   async unmount(): Promise<void> {
     if (this.overlay) await teardownOverlay(this.overlay);
     if (this.idmapped) {

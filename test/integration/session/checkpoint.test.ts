@@ -4,6 +4,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cell } from '../../../src/cell/cell.js';
+import { parsePolicy, resolvePolicy } from '../../../src/policy/load.js';
 import { CLI, leftovers, makeSandbox, nanocell, type Sandbox } from '../../helpers/cells.js';
 
 let sb: Sandbox;
@@ -100,6 +102,43 @@ describe('checkpoints', () => {
     fs.writeFileSync(path.join(layer, 'b.txt'), 'B\n');
     const r2 = nanocell(runArgs('dmg', ['--from', id], 'cat a.txt'), { stateRoot: sb.stateRoot });
     expect(r2.stderr).toMatch(/b\.txt in layer 0 differs from its record/);
+    expect(leftovers(sb.stateRoot)).toMatchObject({ cells: [], mounts: [], slots: [] });
+  });
+
+  it('checkpoints a live cell through the SDK: forks see the state at that moment', async () => {
+    const cell = await Cell.create({
+      policy: resolvePolicy(parsePolicy({})),
+      workspace: sb.project,
+      stateRoot: sb.stateRoot,
+      session: 'live',
+    });
+    let id: string;
+    try {
+      expect((await cell.run(['sh', '-c', 'echo before > live.txt; rm f.txt'])).exitCode).toBe(0);
+      id = cell.checkpoint();
+      expect((await cell.run(['sh', '-c', 'echo after > live.txt'])).exitCode).toBe(0);
+    } finally {
+      await cell.destroy();
+    }
+    const r = nanocell(
+      runArgs(
+        'live',
+        ['--from', id],
+        'cat live.txt; test -e f.txt || echo no-f; echo fork > g.txt',
+      ),
+      {
+        stateRoot: sb.stateRoot,
+      },
+    );
+    expect(r.stdout).toBe('before\nno-f\n');
+    expect(r.status).toBe(0);
+    const t = /change set ([0-9a-z]+)/.exec(r.stderr)![1]!;
+    const m = JSON.parse(nanocell(['diff', '--json', t], { stateRoot: sb.stateRoot }).stdout);
+    expect(m.entries.map((e: { path: string }) => e.path)).toEqual(['g.txt']);
+    // Its base is in no change set: the session apply refuses rather than drop it.
+    const a = nanocell(['apply', t], { stateRoot: sb.stateRoot });
+    expect(a.status).not.toBe(0);
+    expect(fs.readFileSync(path.join(sb.project, 'f.txt'), 'utf8')).toBe('original\n');
     expect(leftovers(sb.stateRoot)).toMatchObject({ cells: [], mounts: [], slots: [] });
   });
 });
