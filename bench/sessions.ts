@@ -70,9 +70,10 @@ async function once() {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const runs = [];
+type Run = Awaited<ReturnType<typeof once>>;
+const runs: Run[] = [];
 for (let i = 0; i < RUNS; i++) runs.push(await once());
-const pick = (k: keyof (typeof runs)[number]) => Math.round(median(runs.map((r) => r[k])));
+const pick = (k: keyof Run) => Math.round(median(runs.map((r) => r[k])));
 process.stdout.write(
   `${JSON.stringify(
     {
