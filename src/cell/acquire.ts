@@ -18,7 +18,11 @@ import { removeTree } from '../util/fs.js';
 import { materializeBundle } from './bundle.js';
 import { trace, type Cleanups } from './cleanup.js';
 import { ensureEtcDir } from './etc.js';
-import { gcStaleCells } from './gc.js';
+import { assertNothingMountedUnder, gcStaleCells } from './gc.js';
+import { acquireToolCaches } from './toolCaches.js';
+import { projectKey } from '../workspace/applyPaths.js';
+import type { OciMount } from '../plan/oci.js';
+import { HOST_CONFIG_CELL_DIR } from '../plan/hostConfig.js';
 import { CellNetwork } from './networkSetup.js';
 import {
   cellDirs,
@@ -50,6 +54,8 @@ export interface Acquired {
   ws: CellWorkspace;
   net: CellNetwork;
   plan: CellPlan;
+  /** Toolchain presets' PATH and cache variables, for every exec. */
+  toolchainEnv: Record<string, string>;
 }
 
 export async function acquireCell(a: AcquireInput): Promise<Acquired> {
@@ -58,14 +64,72 @@ export async function acquireCell(a: AcquireInput): Promise<Acquired> {
   trace('gc', t);
   t = performance.now();
   const ws = await acquireWorkspace(a, layout, dirs, lease);
+  const caches = await acquireCaches(a, layout, dirs, lease);
   trace('workspace', t);
   t = performance.now();
   const net = await acquireNetwork(a, dirs, lease);
   trace('network', t);
   t = performance.now();
-  const plan = writeBundle(a, { layout, dirs, ws, net }, lease);
+  const toolchainEnv = { ...a.resolved.toolchains.env, ...a.resolved.hostConfig.env };
+  const carried = writeHostConfig(a, dirs, lease);
+  const plan = writeBundle(a, { layout, dirs, ws, net, toolchainEnv }, lease, [
+    ...caches,
+    ...carried,
+  ]);
   trace('plan', t);
-  return { layout, dirs, ws, net, plan };
+  return { layout, dirs, ws, net, plan, toolchainEnv };
+}
+
+/**
+ * The host's package-manager configuration, credentials already stripped at resolve: written
+ * under the cell dir (removed with it), shown read-only in HOME.
+ */
+function writeHostConfig(
+  a: AcquireInput,
+  dirs: CellDirs,
+  lease: SlotLease | undefined,
+): OciMount[] {
+  const { files } = a.resolved.hostConfig;
+  if (!files.length) return [];
+  const dir = path.join(dirs.dir, 'hostconfig');
+  fs.mkdirSync(dir, { mode: 0o700 });
+  for (const f of files) fs.writeFileSync(path.join(dir, f.name), f.text, { mode: 0o400 });
+  if (lease) {
+    const uid = lease.uidBase + CELL_UID;
+    const gid = lease.uidBase + CELL_GID;
+    for (const f of ['', ...files.map((x) => x.name)]) fs.chownSync(path.join(dir, f), uid, gid);
+  }
+  return [
+    {
+      destination: HOST_CONFIG_CELL_DIR,
+      type: 'bind',
+      source: dir,
+      options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'],
+    },
+  ];
+}
+
+/** Toolchain caches of this project, kept between its tasks (toolCaches.ts). */
+async function acquireCaches(
+  a: AcquireInput,
+  layout: StateLayout,
+  dirs: CellDirs,
+  lease: SlotLease | undefined,
+): Promise<OciMount[]> {
+  const r = a.resolved;
+  if (!r.toolchains.caches.length) return [];
+  const st = fs.statSync(r.project);
+  const caches = await acquireToolCaches({
+    caches: r.toolchains.caches,
+    layout,
+    dirs,
+    projectKey: projectKey({ dev: String(st.dev), ino: String(st.ino) }),
+    ...(lease
+      ? { cellHost: { uid: lease.uidBase + CELL_UID, gid: lease.uidBase + CELL_GID } }
+      : {}),
+  });
+  a.cleanups.push('toolchain caches', () => caches.release());
+  return caches.mounts;
 }
 
 /** The state root, this cell's dir and owner file, and (root mode) its host uid range. */
@@ -74,7 +138,10 @@ async function acquireDirs(a: AcquireInput) {
   await gcStaleCells(layout, a.runtime).catch(() => undefined);
   const dirs = cellDirs(layout, a.id);
   fs.mkdirSync(dirs.dir, { mode: 0o711 });
-  a.cleanups.push('cell dir', () => removeTree(dirs.dir));
+  a.cleanups.push('cell dir', () => {
+    assertNothingMountedUnder(dirs.dir);
+    removeTree(dirs.dir);
+  });
   fs.writeFileSync(dirs.owner, JSON.stringify(currentOwner(a.taskId)));
   if (a.host.rootless) return { layout, dirs, lease: undefined };
   const lease = leaseSlot(layout.slots, dirs.dir);
@@ -136,6 +203,7 @@ function writeBundle(
   a: AcquireInput,
   got: Omit<Acquired, 'plan'>,
   lease: SlotLease | undefined,
+  homeMounts: OciMount[],
 ): CellPlan {
   const { resolved: r, emit } = a;
   const { dirs, ws, net } = got;
@@ -150,6 +218,7 @@ function writeBundle(
     workspace: ws.mountPlan,
     execAllow: [...r.execAllow],
     hostMounts: r.hostMounts,
+    homeMounts,
     execMounts: { ...r.execMounts },
     seccomp: r.seccomp && CellSeccomp.profileFor(r.seccomp, dirs.seccompSocket),
     proxySocket: net.enabled && !r.proxyOnCellLoopback ? dirs.proxySocket : undefined,
@@ -157,6 +226,21 @@ function writeBundle(
   });
   for (const d of plan.degradations) emit({ type: 'policy.degraded', ...d });
   for (const n of ws.notices) emit({ type: 'policy.degraded', ...n });
+  for (const c of r.hostConfig.carried) {
+    emit({
+      type: 'policy.degraded',
+      control: 'host-config',
+      reason: `${c.tool} configuration from ${c.from} carried read-only${c.stripped.length ? `; credentials left out: ${c.stripped.join(', ')}` : ''}${c.ca ? `; CA bundle ${c.ca.from}` : ''}`,
+    });
+  }
+  for (const t of r.toolchains.found) {
+    const hidden = r.hostMounts.find((h) => h.source === t.root)?.masked?.length ?? 0;
+    emit({
+      type: 'policy.degraded',
+      control: 'toolchain',
+      reason: `${t.name} ${t.version} from ${t.source} (${t.root}), read-only${hidden ? `; ${hidden} secret-looking files inside are hidden` : ''}`,
+    });
+  }
   if (r.seccomp?.unsafeAllowed.length) {
     emit({
       type: 'policy.degraded',

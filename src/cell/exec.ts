@@ -18,6 +18,8 @@ export interface ExecContext {
   client: InitClient;
   policy: Policy;
   net: CellNetwork | undefined;
+  /** Toolchain presets' PATH and cache variables (below the policy's env). */
+  toolchainEnv?: Record<string, string>;
   /** The working directory when the caller names none: the workspace in the cell. */
   cwd: string;
   emit: (e: CellEvent) => void;
@@ -38,6 +40,7 @@ export function startExec(c: ExecContext, argv: string[], opts: ExecOptions): Ce
     hostEnv: process.env,
     policyEnv: c.policy.env,
     proxyEnv: c.net?.enabled ? c.net.env(CELL_PROXY_PORT) : undefined,
+    toolchainEnv: c.toolchainEnv,
     execEnv: opts.env,
   });
   const handle = c.client.exec({ argv, env, cwd: opts.cwd ?? c.cwd });

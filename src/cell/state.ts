@@ -22,6 +22,8 @@ export interface StateLayout {
   etc: string;
   changes: string;
   reports: string;
+  /** `nanocell serve`'s unix socket (docs/architecture.md, "Cell server"). */
+  serverSocket: string;
   /** The change set dir of a task; refuses an id that could name any other path. */
   changeSet(taskId: string): string;
   /** The JSON report of a task; same check. */
@@ -34,6 +36,8 @@ export interface StateLayout {
   session(name: string): string;
   /** Frozen workspace states (`nanocell checkpoint`), one dir each. */
   checkpoints: string;
+  /** A toolchain cache of one project (`key`: projectKey of its dev and inode). */
+  toolCache(key: string, name: string): string;
 }
 
 const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -76,6 +80,7 @@ export function stateLayout(root: string): StateLayout {
     etc: path.join(root, 'etc'),
     changes,
     reports,
+    serverSocket: path.join(root, 'nanocell.sock'),
     changeSet: (taskId) => path.join(changes, checkedTaskId(taskId)),
     report: (taskId) => path.join(reports, `${checkedTaskId(taskId)}.json`),
     layers,
@@ -83,6 +88,7 @@ export function stateLayout(root: string): StateLayout {
     sessions,
     session: (name) => path.join(sessions, checkedSessionName(name)),
     checkpoints: path.join(root, 'checkpoints'),
+    toolCache: (key, name) => path.join(root, 'caches', checkedTaskId(key), checkedTaskId(name)),
   };
 }
 
@@ -125,6 +131,8 @@ export interface CellDirs {
   merged: string;
   seccompSocket: string;
   proxySocket: string;
+  /** Mount points of the idmapped toolchain caches (root mode). */
+  caches: string;
   syscallTable: string;
   initPid: string;
   owner: string;
@@ -145,6 +153,7 @@ export function cellDirs(layout: StateLayout, id: string): CellDirs {
     merged: path.join(dir, 'merged'),
     seccompSocket: path.join(dir, 'seccomp.sock'),
     proxySocket: path.join(dir, 'proxy.sock'),
+    caches: path.join(dir, 'caches'),
     syscallTable: path.join(dir, 'syscalls.tbl'),
     initPid: path.join(dir, 'init.pid'),
     owner: path.join(dir, 'owner.json'),

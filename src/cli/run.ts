@@ -5,7 +5,8 @@ import { Command, Option } from 'commander';
 import { loadPolicyFile, resolvePolicy } from '../policy/load.js';
 import type { PolicyFile } from '../policy/schema.js';
 import { degradableControls } from '../policy/schema.js';
-import { runTask, type TaskReport } from '../task/task.js';
+import type { TaskReport } from '../task/task.js';
+import { runTaskServedOrHere } from './served.js';
 import { resolveStack } from '../cell/session.js';
 import { CHECKPOINT_ID, checkpointStack } from '../cell/checkpoint.js';
 import { ensureStateRoot } from '../cell/state.js';
@@ -132,7 +133,7 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
   };
   let report: TaskReport | undefined;
   try {
-    report = await runTask({
+    report = await runTaskServedOrHere({
       policy,
       workspace,
       command,

@@ -1,6 +1,6 @@
 // Defaults are chosen for an agent task on a developer laptop: enough to build and test a
 // project, small enough that a runaway task cannot starve the machine.
-import type { DegradableControl, runtimeNames } from './schema.js';
+import type { DegradableControl, HostConfigTool, runtimeNames, ToolchainName } from './schema.js';
 
 export const DEFAULT_LIMITS = {
   memory: 1024 ** 3,
@@ -236,6 +236,8 @@ export interface HostMountRequest {
   /** Absent: the same path as on the host. */
   cell?: string;
   exec: boolean;
+  /** Found by a toolchain preset: secret-looking files inside are masked, not refused. */
+  toolchain?: boolean;
 }
 
 /** A policy with every default filled in: what planning works from. */
@@ -274,6 +276,8 @@ export interface Policy {
   runtime: { name: RuntimeName; path?: string };
   /** Read-only host paths, as written (`~` not yet expanded, nothing checked). */
   mounts: HostMountRequest[];
+  toolchains: ToolchainName[];
+  hostConfig: HostConfigTool[];
   env: Record<string, string>;
   allowDegraded: DegradableControl[];
 }

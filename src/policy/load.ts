@@ -107,6 +107,8 @@ export function resolvePolicy(...layers: PolicyFile[]): Policy {
       ...(m.runtime?.path ? { path: m.runtime.path } : {}),
     },
     mounts: (m.mounts ?? []).map(mountRequest),
+    toolchains: [...new Set(m.toolchains ?? [])],
+    hostConfig: [...new Set(m.hostConfig ?? [])],
     env: m.env ?? {},
     allowDegraded: [...new Set(m.allowDegraded ?? [])],
   };

@@ -133,6 +133,14 @@ const mountSchema = z.union([
   }),
 ]);
 
+/** Toolchain presets: the user's own installs, found where their version managers keep them. */
+export const toolchainNames = ['node', 'python', 'rust', 'go', 'java'] as const;
+export type ToolchainName = (typeof toolchainNames)[number];
+
+/** Package managers whose host configuration `hostConfig:` can carry (src/plan/hostConfig.ts). */
+const hostConfigTools = ['npm', 'pip'] as const;
+export type HostConfigTool = (typeof hostConfigTools)[number];
+
 /** Controls the user may let degrade instead of failing; each degradation is reported. */
 export const degradableControls = ['cgroups', 'disk-cap', 'landlock'] as const;
 export type DegradableControl = (typeof degradableControls)[number];
@@ -147,6 +155,17 @@ export const policySchema = z.strictObject({
   runtime: runtimeSchema.optional(),
   /** Host directories or files bound read-only into the cell (nosuid, nodev, noexec unless exec). */
   mounts: z.array(mountSchema).optional(),
+  /**
+   * The user's own toolchain installs (nvm, fnm, volta, pyenv, rustup, asdf, mise, SDKMAN,
+   * /usr/local/go, /opt), mounted read-only and executable, first on PATH, with per-project
+   * caches under the state root.
+   */
+  toolchains: z.array(z.enum(toolchainNames)).optional(),
+  /**
+   * The host's package-manager configuration to carry into the cell (registry URLs, scopes,
+   * CA bundles), with every token, password and client key stripped and named in the report.
+   */
+  hostConfig: z.array(z.enum(hostConfigTools)).optional(),
   /** Extra environment variables for every command in the cell. */
   env: z.record(envName, z.string()).optional(),
   /** Controls allowed to degrade (for example cgroups when running rootless without delegation). */
