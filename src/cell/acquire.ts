@@ -33,6 +33,7 @@ import {
   type StateLayout,
 } from './state.js';
 import { CellWorkspace } from './workspaceMount.js';
+import type { WorkspaceStack } from './stackMount.js';
 
 export interface AcquireInput {
   id: string;
@@ -43,6 +44,9 @@ export interface AcquireInput {
   resolved: ResolvedCell;
   cleanups: Cleanups;
   emit: (e: CellEvent) => void;
+  /** Recorded with the change set; and the session layers the task starts from. */
+  session?: string;
+  stack?: WorkspaceStack;
 }
 
 export interface Acquired {
@@ -162,6 +166,8 @@ async function acquireWorkspace(
     cellUidBase: lease?.uidBase,
     disabled: r.benchOff.workspace === true,
     stateRoot: layout.root,
+    ...(a.session ? { session: a.session } : {}),
+    ...(a.stack ? { stack: a.stack } : {}),
   });
   a.cleanups.push('workspace', () => ws.unmount());
   const merged = ws.mountPlan.mergedDir;

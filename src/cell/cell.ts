@@ -18,6 +18,7 @@ import { CellFiles } from './files.js';
 import { hostHomeDirs } from '../workspace/homeSecrets.js';
 import type { EgressDecision } from '../net/grants.js';
 import { acquireCell, type Acquired } from './acquire.js';
+import { checkpointLiveCell } from './checkpoint.js';
 import { Cleanups, trace } from './cleanup.js';
 import { collectChanges, collectResources } from './collect.js';
 import { collectRun, startExec, writeCellStatus } from './exec.js';
@@ -95,6 +96,23 @@ export class Cell extends EventEmitter {
     return this.got!.plan;
   }
 
+  /** Freezes the workspace as it is now; tasks start from it with `--from` the returned id. */
+  checkpoint(): string {
+    const f = this.got?.ws.frozenState();
+    if (!f)
+      throw new NanocellError(
+        'this cell has no workspace to checkpoint',
+        'run it with a workspace',
+        'USAGE',
+      );
+    return checkpointLiveCell(this.got!.layout, {
+      session: this.session,
+      taskId: this.taskId,
+      project: this.got!.ws.cellPath,
+      ...f,
+    }).id;
+  }
+
   /** The workspace as the task sees it, read and written without starting a process. */
   readonly files = new CellFiles(() => {
     const initPid = this.proc?.initPid;
@@ -147,6 +165,8 @@ export class Cell extends EventEmitter {
       resolved,
       cleanups: this.cleanups,
       emit: this.emitEvent,
+      session: this.session,
+      ...(opts.stack ? { stack: opts.stack } : {}),
     });
     this.got = got;
     const t = performance.now();

@@ -32,11 +32,31 @@ export interface StateLayout {
   changeSet(taskId: string): string;
   /** The JSON report of a task; same check. */
   report(taskId: string): string;
+  /** Session layers: a task's change set as an overlay layer, built for tasks that stack on it. */
+  layers: string;
+  layer(taskId: string): string;
+  /** Per-session scratch (the combined change set of `apply --session`). */
+  sessions: string;
+  session(name: string): string;
+  /** Frozen workspace states (`nanocell checkpoint`), one dir each. */
+  checkpoints: string;
   /** A toolchain cache of one project (`key`: projectKey of its dev and inode). */
   toolCache(key: string, name: string): string;
 }
 
 const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** Session names take the same shape as task ids: they name dirs under the state root. */
+export function checkedSessionName(name: string): string {
+  if (!TASK_ID.test(name) || name.includes('..')) {
+    throw new NanocellError(
+      `${JSON.stringify(name)} is not a session name`,
+      'use letters, digits, dot, dash and underscore (at most 128)',
+      'USAGE',
+    );
+  }
+  return name;
+}
 
 function checkedTaskId(taskId: string): string {
   if (!TASK_ID.test(taskId) || taskId.includes('..')) {
@@ -54,6 +74,8 @@ export function stateLayout(root: string): StateLayout {
   const changes = path.join(root, 'changes');
   const reports = path.join(root, 'reports');
   const control = path.join(root, 'control');
+  const layers = path.join(root, 'layers');
+  const sessions = path.join(root, 'sessions');
   return {
     root,
     db: path.join(root, 'nanocell.db'),
@@ -68,6 +90,11 @@ export function stateLayout(root: string): StateLayout {
     controlSocket: (taskId) => path.join(control, `${checkedTaskId(taskId)}.sock`),
     changeSet: (taskId) => path.join(changes, checkedTaskId(taskId)),
     report: (taskId) => path.join(reports, `${checkedTaskId(taskId)}.json`),
+    layers,
+    layer: (taskId) => path.join(layers, checkedTaskId(taskId)),
+    sessions,
+    session: (name) => path.join(sessions, checkedSessionName(name)),
+    checkpoints: path.join(root, 'checkpoints'),
     toolCache: (key, name) => path.join(root, 'caches', checkedTaskId(key), checkedTaskId(name)),
   };
 }

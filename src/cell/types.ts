@@ -6,6 +6,7 @@ import type { CgroupTotals } from '../host/cgroups.js';
 import type { AppliedLimits, Degradation } from '../plan/plan.js';
 import type { Policy } from '../policy/defaults.js';
 import type { CellEvent } from '../audit/cellEvents.js';
+import type { WorkspaceStack } from './stackMount.js';
 
 export type EndReason = 'exited' | 'signaled' | 'timeout' | 'oom' | 'killed' | 'stopped' | 'error';
 
@@ -19,6 +20,8 @@ export interface CellOptions {
   taskId?: string;
   session?: string;
   stateRoot?: string;
+  /** The session layers the task starts from (`--from`), from resolveStack. */
+  stack?: WorkspaceStack;
   /** Extra `network.allow` entries (the CLI's --allow-net). */
   extraAllowNet?: string[];
   onEvent?: (e: CellEvent) => void;

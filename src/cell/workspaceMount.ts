@@ -53,12 +53,25 @@ import type { WorkspaceMountPlan } from '../plan/plan.js';
 import type { ProjectDir } from '../plan/projectDir.js';
 import type { CellDirs, StateLayout } from './state.js';
 import type { OciMount } from '../plan/oci.js';
+import { mountStack, unmountStack, type WorkspaceStack } from './stackMount.js';
+import { recordStack } from './retention.js';
 
 /** What the workspace could not give the task; reported like a degradation, never refused. */
 export interface WorkspaceNotice {
   control:
     'workspace-owners' | 'workspace-home' | 'workspace-git-history' | 'workspace-git-credentials';
   reason: string;
+}
+
+type CollectRecord = Pick<CollectOptions, 'session' | 'ignore' | 'gitignore'>;
+
+function collectRecord(o: { policy: Policy; session?: string }): CollectRecord {
+  const { ignore, gitignore } = o.policy.workspace;
+  return {
+    ...(o.session ? { session: o.session } : {}),
+    ...(ignore?.length ? { ignore } : {}),
+    ...(gitignore === false ? { gitignore: false } : {}),
+  };
 }
 
 export class CellWorkspace {
@@ -75,6 +88,11 @@ export class CellWorkspace {
     private readonly upperDir: string | undefined,
     /** Middle layer of whiteouts; undefined when nothing is hidden. */
     private readonly hiddenLayerDir: string | undefined,
+    private readonly stack: WorkspaceStack | undefined = undefined,
+    /** Recorded with the change set: the session and the policy's ignore rules. */
+    private readonly record: CollectRecord = {},
+    /** Root mode: the idmapped views of the stack's layers. */
+    private readonly stackMounts: string[] = [],
   ) {}
 
   static async prepare(o: {
@@ -86,7 +104,13 @@ export class CellWorkspace {
     disabled?: boolean;
     /** Hidden from the cell when the workspace contains it. */
     stateRoot?: string;
+    /** The session's layers the task starts from (`--from`). */
+    stack?: WorkspaceStack;
+    session?: string;
   }): Promise<CellWorkspace> {
+    const stackLayers = o.stack?.layers ?? [];
+    // Before any mount: gc must see what this cell uses even if it dies now.
+    if (stackLayers.length) recordStack(o.dirs.dir, stackLayers);
     const project = o.project;
     const disk = o.policy.limits.disk;
     if (o.disabled) {
@@ -134,7 +158,7 @@ export class CellWorkspace {
       const upper = path.join(base, 'upper');
       const work = path.join(base, 'work');
       // The runtime joins these into one overlay option string.
-      for (const p of [project, upper, work]) assertMountablePath(p);
+      for (const p of [project, upper, work, ...stackLayers]) assertMountablePath(p);
       fs.mkdirSync(upper, { recursive: true, mode: 0o755 });
       fs.mkdirSync(work, { recursive: true, mode: 0o700 });
       fs.chmodSync(upper, fs.statSync(project).mode & 0o777);
@@ -154,7 +178,7 @@ export class CellWorkspace {
           path: project,
           mode: 'cell-overlay',
           // Topmost first, as overlayfs stacks lowerdir: the whiteouts hide what is out of scope.
-          lowerDir: hiddenLayer ? `${hiddenLayer}:${project}` : project,
+          lowerDir: [hiddenLayer, ...stackLayers, project].filter((l) => !!l).join(':'),
           upperDir: upper,
           workDir: work,
           extraMounts: protectMounts(scope, project, hiddenLayer, gitConfigs),
@@ -165,6 +189,8 @@ export class CellWorkspace {
         disk,
         upper,
         hiddenLayer,
+        o.stack,
+        collectRecord(o),
       );
       const foreign = foreignOwnersInScope(await foreignListing!, scope);
       if (foreign) ws.notices.push(foreignOwnersNotice(foreign, project, o.host));
@@ -187,7 +213,9 @@ export class CellWorkspace {
     const credNotice = gitCredentialsNotice(overlay.gitConfigs ?? new Map());
     if (credNotice) notices.push({ control: 'workspace-git-credentials', reason: credNotice });
     let idmapped: string | undefined;
+    let stackMounts: string[] = [];
     try {
+      stackMounts = await mountStack(stackLayers, o.dirs.dir, cellHostUid);
       // Files owned by the project's owner appear owned by the cell user, so the task can
       // edit them through the overlay; every other owner maps to nobody.
       fs.mkdirSync(o.dirs.lower, { mode: 0o700 });
@@ -211,9 +239,10 @@ export class CellWorkspace {
           'HOST',
         );
       }
-      await mountOverlay({ lowerDir: o.dirs.lower, dirs: overlay });
+      await mountOverlay({ lowerDir: o.dirs.lower, stack: stackMounts, dirs: overlay });
     } catch (e) {
       if (idmapped) await unmountOverlay(idmapped).catch(() => undefined);
+      await unmountStack(stackMounts).catch(() => undefined);
       await teardownOverlay(overlay).catch(() => undefined);
       throw e;
     }
@@ -231,6 +260,9 @@ export class CellWorkspace {
       disk,
       overlay.upperDir,
       overlay.whiteoutDir,
+      o.stack,
+      collectRecord(o),
+      stackMounts,
     );
     ws.notices.push(...notices);
     return ws;
@@ -259,6 +291,10 @@ export class CellWorkspace {
       limits: { maxFiles: DEFAULT_MAX_FILES, maxBytes: this.diskBytes },
       scope: this.scope,
       ...(this.hiddenLayerDir ? { hiddenLayerDir: this.hiddenLayerDir } : {}),
+      ...this.record,
+      ...(this.stack?.layers.length
+        ? { stackDirs: this.stack.layers, stack: this.stack.taskIds }
+        : {}),
     };
     const summary = !this.overlay
       ? await collectUnprivileged({ ...opts, viewOptions: ['userxattr'] }, signal)
@@ -286,12 +322,19 @@ export class CellWorkspace {
     return summary;
   }
 
+  /** What a checkpoint of the live cell freezes: its upper layer over the layers it started on. */
+  frozenState(): { upper: string; stack: WorkspaceStack } | undefined {
+    if (!this.upperDir) return undefined;
+    return { upper: this.upperDir, stack: this.stack ?? { layers: [], taskIds: [] } };
+  }
+
   async unmount(): Promise<void> {
     if (this.overlay) await teardownOverlay(this.overlay);
     if (this.idmapped) {
       await unmountOverlay(this.idmapped);
       fs.rmSync(this.idmapped, { recursive: true, force: true });
     }
+    await unmountStack(this.stackMounts);
   }
 }
 

@@ -3,12 +3,31 @@ import type { Command } from 'commander';
 import { gcStaleCells } from '../cell/gc.js';
 import { resolveRuntime } from '../runtime/runtime.js';
 import { ensureStateRoot } from '../cell/state.js';
-import { parseDuration } from '../util/units.js';
+import { parseDuration, parseSize } from '../util/units.js';
+import { gcSessionState } from '../cell/retention.js';
 import { NanocellError } from '../util/errors.js';
 import type { CliContext } from './context.js';
 import { removeStaleChangeSets } from './staleChanges.js';
 import { recoverApplies } from '../workspace/applyRecover.js';
 import { describeRecovery } from './workspaceCommands.js';
+
+interface GcOpts {
+  olderThan?: string;
+  json?: boolean;
+  includePending?: boolean;
+  maxSize?: string;
+}
+
+function parseMaxSize(s: string): number {
+  const n = parseSize(s);
+  if (n === undefined)
+    throw new NanocellError(
+      `--max-size ${JSON.stringify(s)} is not a size`,
+      'write e.g. 20g',
+      'USAGE',
+    );
+  return n;
+}
 
 export function registerGcCommand(program: Command, ctx: CliContext): void {
   program
@@ -24,8 +43,12 @@ export function registerGcCommand(program: Command, ctx: CliContext): void {
       '--include-pending',
       'with --older-than, also delete change sets never applied or discarded',
     )
+    .option(
+      '--max-size <size>',
+      'remove the oldest session layers and checkpoints no cell uses until the rest fit, e.g. 20g',
+    )
     .option('--json', 'machine-readable output')
-    .action(async (opts: { olderThan?: string; json?: boolean; includePending?: boolean }) => {
+    .action(async (opts: GcOpts) => {
       const layout = ensureStateRoot(ctx.stateRoot());
       // Interrupted applies first: their staging dirs are in projects, their locks here.
       const applies = recoverApplies(layout.root);
@@ -59,8 +82,14 @@ export function registerGcCommand(program: Command, ctx: CliContext): void {
           store.close();
         }
       }
+      const sessions = gcSessionState(layout, {
+        ...(opts.olderThan !== undefined ? { olderThanMs: parseDuration(opts.olderThan)! } : {}),
+        ...(opts.maxSize !== undefined ? { maxBytes: parseMaxSize(opts.maxSize) } : {}),
+      });
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify({ ...res, recovered, history, applies })}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ ...res, recovered, history, applies, sessions })}\n`,
+        );
       } else {
         process.stdout.write(
           `removed ${res.cells.length} stale cells (${recovered.length} tasks marked abnormal), ${res.containers.length} runtime containers, ${res.slots} uid slots` +
@@ -70,7 +99,7 @@ export function registerGcCommand(program: Command, ctx: CliContext): void {
                   ? ` (kept ${history.pendingKept} pending change sets; --include-pending deletes them)`
                   : '')
               : '') +
-            '\n',
+            `; ${sessions.removed.length} session layers and checkpoints\n`,
         );
         for (const e of res.errors) process.stderr.write(`nanocell: gc: ${e}\n`);
       }

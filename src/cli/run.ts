@@ -7,6 +7,9 @@ import type { PolicyFile } from '../policy/schema.js';
 import { degradableControls } from '../policy/schema.js';
 import type { TaskReport } from '../task/task.js';
 import { runTaskServedOrHere } from './served.js';
+import { resolveStack } from '../cell/session.js';
+import { CHECKPOINT_ID, checkpointStack } from '../cell/checkpoint.js';
+import { ensureStateRoot } from '../cell/state.js';
 import { NanocellError } from '../util/errors.js';
 import { escapeText } from '../util/display.js';
 import type { CliContext } from './context.js';
@@ -23,6 +26,7 @@ interface RunOpts extends RunFlags {
   policy?: string;
   workspace?: string;
   session?: string;
+  from?: string;
   report?: string;
   allowNet?: string[];
   apply?: boolean;
@@ -67,6 +71,10 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
         .argParser(collect as never),
     )
     .option('--session <name>', 'session name for grouping tasks', 'default')
+    .option(
+      '--from <last|TASK>',
+      "start from the project plus the session's unapplied change sets up to this task",
+    )
     .option('--report <file>', 'write the JSON task report here')
     .addOption(runtimeOption('OCI runtime'))
     .option('--runtime-path <path>', 'path to the OCI runtime binary')
@@ -96,6 +104,7 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
   layers.push(policyFromFlags(opts));
   const policy = resolvePolicy(...layers);
   const workspace = path.resolve(opts.workspace ?? process.cwd());
+  const stack = opts.from ? await startingStack(ctx, opts, workspace) : undefined;
 
   // The first signal kills the task and still collects its change set; a second one gives up
   // the collection (a hostile change set can take a while) and keeps nothing of it.
@@ -130,6 +139,7 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
       workspace,
       command,
       session: opts.session,
+      ...(stack ? { stack } : {}),
       stateRoot: ctx.stateRoot(),
       extraAllowNet: opts.allowNet,
       stdin: process.stdin.isTTY ? null : process.stdin,
@@ -158,6 +168,14 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
   const fate = report.changeSetFate;
   if (opts.apply && fate?.action === 'kept' && report.exitCode === 0) return EXIT_APPLY_NOT_DONE;
   return report.exitCode;
+}
+
+/** The layers `--from` names: a checkpoint, or a task of the session (`last` or an id). */
+async function startingStack(ctx: CliContext, opts: RunOpts, workspace: string) {
+  const layout = ensureStateRoot(ctx.stateRoot());
+  const project = fs.existsSync(workspace) ? fs.realpathSync(workspace) : workspace;
+  if (CHECKPOINT_ID.test(opts.from!)) return checkpointStack(layout, opts.from!, project);
+  return resolveStack(layout, opts.session ?? 'default', opts.from!, project);
 }
 
 /** What the user must know after the task, on stderr (stdout is the task's). */

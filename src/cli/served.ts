@@ -1,6 +1,7 @@
 // `nanocell run` through a running `nanocell serve` when one listens on the state root's
 // socket; in-process otherwise. The task is the same either way: the CLI resolves the policy,
 // the server (same uid, checked) runs it and streams output, events and the report back.
+import { NanocellError } from '../util/errors.js';
 import { stateLayout } from '../cell/state.js';
 import { connectServer, runRemote } from '../server/client.js';
 import { runTask, type TaskOptions, type TaskReport } from '../task/task.js';
@@ -10,6 +11,14 @@ export async function runTaskServedOrHere(
 ): Promise<TaskReport> {
   const s = await connectServer(stateLayout(o.stateRoot).serverSocket);
   if (!s) return runTask(o);
+  if (o.stack) {
+    s.destroy();
+    throw new NanocellError(
+      'run --from is not carried to a nanocell serve server yet',
+      'stop the server for this state root, or run the task without --from',
+      'USAGE',
+    );
+  }
   return runRemote(
     s,
     {

@@ -33,6 +33,10 @@ const MODULES: readonly VerbModule[] = [
     load: async () => (await import('./live.js')).registerLiveCommands,
   },
   { verbs: ['ui'], load: async () => (await import('../ui/command.js')).registerUiCommand },
+  {
+    verbs: ['checkpoint', 'sessions'],
+    load: async () => (await import('./sessionCommands.js')).registerSessionCommands,
+  },
   { verbs: ['serve'], load: async () => (await import('./serve.js')).registerServeCommand },
   { verbs: ['mcp'], load: async () => (await import('./mcp.js')).registerMcpCommand },
   {

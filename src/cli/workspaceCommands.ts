@@ -1,6 +1,6 @@
 // `nanocell diff | apply | discard TASK`: thin commands over the change set in the state dir.
-import { accessSync, constants, statSync } from 'node:fs';
-import type { Command } from 'commander';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { Option, type Command } from 'commander';
 import { NanocellError } from '../util/errors.js';
 import { escapeText, quotePath, toJson } from '../util/display.js';
 import { formatSize } from '../util/units.js';
@@ -12,6 +12,11 @@ import { loadChangeSet } from '../workspace/manifest.js';
 import { recoverApplies, type Recovered } from '../workspace/applyRecover.js';
 import { stdoutSink } from './output.js';
 import { resolveChangeSet } from './taskRef.js';
+import { ensureStateRoot, type StateLayout } from '../cell/state.js';
+import { sessionChain } from '../cell/session.js';
+import { commitChangeSetToBranch } from '../workspace/gitBranch.js';
+import { writeGitDiff } from '../workspace/gitPatch.js';
+import { applySession, composeSession, discardSession } from '../cell/sessionApply.js';
 
 export interface WorkspaceCommandContext {
   stateRoot(): string;
@@ -57,6 +62,89 @@ function load(stateRoot: string, task: string): { id: string; dir: string } {
   return resolveChangeSet(stateRoot, task);
 }
 
+interface ApplyFlags {
+  force?: boolean;
+  skipRefused?: boolean;
+  json?: boolean;
+  session?: string;
+  branch?: string;
+}
+
+/** The first line names the task(s), the body each one's command (from its report). */
+function commitMessage(layout: StateLayout, taskIds: string[], session?: string): string {
+  const command = (id: string): string => {
+    try {
+      const r = JSON.parse(readFileSync(layout.report(id), 'utf8')) as { command?: string[] };
+      return JSON.stringify(r.command ?? []);
+    } catch {
+      return '(no report)';
+    }
+  };
+  const title = session
+    ? `nanocell: session ${session} (${taskIds.length} task(s))`
+    : `nanocell: task ${taskIds[0]}`;
+  const body = taskIds.map((id) => `Task: ${id}\nCommand: ${command(id)}`).join('\n\n');
+  return `${title}\n\n${body}\n`;
+}
+
+function applyToBranch(stateRoot: string, task: string | undefined, o: ApplyFlags): string {
+  let dir: string;
+  let ids: string[];
+  const layout = ensureStateRoot(stateRoot);
+  if (o.session) {
+    dir = composeSession(sessionLayout(stateRoot, task), o.session).dir;
+    ids = sessionChain(layout, o.session).map((c) => c.manifest.taskId);
+  } else {
+    const r = load(stateRoot, needTask(task));
+    dir = r.dir;
+    ids = [r.id];
+  }
+  const { manifest } = loadChangeSet(dir);
+  const c = commitChangeSetToBranch(
+    dir,
+    manifest.projectDir,
+    o.branch!,
+    commitMessage(layout, ids, o.session),
+  );
+  return `committed ${c.changes} change(s) to branch ${escapeText(c.branch)} as ${c.commit}; the work tree, index and change set are unchanged\n`;
+}
+
+function needTask(task: string | undefined): string {
+  if (task === undefined)
+    throw new NanocellError('no task given', 'pass a task id, or --session NAME', 'USAGE');
+  return task;
+}
+
+/** A session verb takes no task: the session names what it works on. */
+function sessionLayout(stateRoot: string, task: string | undefined) {
+  if (task !== undefined)
+    throw new NanocellError('give a task or --session, not both', 'drop one of them', 'USAGE');
+  return ensureStateRoot(stateRoot);
+}
+
+function pick(stateRoot: string, task: string | undefined, session: string | undefined) {
+  if (!session) return load(stateRoot, needTask(task));
+  return composeSession(sessionLayout(stateRoot, task), session);
+}
+
+function applySessionCommand(stateRoot: string, task: string | undefined, o: ApplyFlags): string {
+  const layout = sessionLayout(stateRoot, task);
+  const r = applySession(layout, o.session!, {
+    force: !!o.force,
+    skipRefused: !!o.skipRefused,
+    ...applyFeedback(),
+  });
+  const lines = r.skipped.map((s) => `skipped ${quotePath(s.path)}: ${escapeText(s.reason)}\n`);
+  for (const f of r.merged)
+    lines.push(`merged ${quotePath(f)} three ways (changed in the project too)\n`);
+  for (const f of r.forced)
+    lines.push(`overwrote ${quotePath(f)} (changed in the project since the task started)\n`);
+  lines.push(
+    `applied ${r.applied} change(s) (${formatSize(r.totalBytes)}) of ${r.tasks.length} task(s) of session ${escapeText(o.session!)}\n`,
+  );
+  return lines.join('');
+}
+
 /** On a terminal: a progress line for long applies, and a note that Ctrl-C is held. */
 function applyFeedback(): Pick<
   Parameters<typeof applyChangeSet>[2] & object,
@@ -88,12 +176,22 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
   program
     .command('diff')
     .description("show a task's change set as a unified diff against the project")
-    .argument('<task>', 'task id or unique prefix')
+    .argument('[task]', 'task id or unique prefix')
     .option('--json', 'print the change set manifest (entries, refusals) as JSON')
-    .action((task: string, o: { json?: boolean }) => {
-      const { dir } = load(ctx.stateRoot(), task);
+    .option('--session <name>', "the session's unapplied change sets, combined")
+    .addOption(
+      new Option('--format <format>', 'nanocell (review) or git (a patch git apply takes)')
+        .choices(['nanocell', 'git'])
+        .default('nanocell'),
+    )
+    .action((task: string | undefined, o: { json?: boolean; session?: string; format: string }) => {
+      const { dir } = pick(ctx.stateRoot(), task, o.session);
       const { manifest } = loadChangeSet(dir);
       if (o.json) return void out(`${toJson(manifest, 2)}\n`);
+      if (o.format === 'git') {
+        const sink = stdout();
+        return void writeGitDiff(dir, manifest.projectDir, (t) => sink.write(t));
+      }
       // Streamed entry by entry: a 50,000-file change set never sits in memory as text.
       const sink = stdout();
       writeDiff(dir, manifest.projectDir, (t) => sink.write(t), manifest);
@@ -104,12 +202,19 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
     .description(
       "write a task's change set into the project: all of it or nothing, even on a crash",
     )
-    .argument('<task>', 'task id or unique prefix')
+    .argument('[task]', 'task id or unique prefix')
     .option('--force', 'overwrite files changed in the project since the task started')
     .option('--skip-refused', 'apply even though some changes were refused at collection')
     .option('--json', 'print what was applied, skipped and overwritten as JSON')
-    .action((task: string, o: { force?: boolean; skipRefused?: boolean; json?: boolean }) => {
-      const { id, dir } = load(ctx.stateRoot(), task);
+    .option('--session <name>', "apply the session's unapplied change sets as one, in order")
+    .option(
+      '--branch <name>',
+      "commit the change set onto a new branch of the project's repository instead (work tree and index untouched)",
+    )
+    .action((task: string | undefined, o: ApplyFlags) => {
+      if (o.branch) return void out(applyToBranch(ctx.stateRoot(), task, o));
+      if (o.session) return void out(applySessionCommand(ctx.stateRoot(), task, o));
+      const { id, dir } = load(ctx.stateRoot(), needTask(task));
       const { manifest } = loadChangeSet(dir);
       const r = applyChangeSet(dir, manifest.projectDir, {
         force: !!o.force,
@@ -125,6 +230,8 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
         return void out(`${toJson(doc, 2)}\n`);
       }
       for (const s of r.skipped) out(`skipped ${quotePath(s.path)}: ${escapeText(s.reason)}\n`);
+      for (const f of r.merged)
+        out(`merged ${quotePath(f)} three ways (changed in the project too)\n`);
       for (const f of r.forced)
         out(`overwrote ${quotePath(f)} (changed in the project since the task started)\n`);
       out(
@@ -135,10 +242,19 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
   program
     .command('discard')
     .description("throw away a task's change set")
-    .argument('<task>', 'task id or unique prefix')
+    .argument('[task]', 'task id or unique prefix')
+    .option('--session <name>', 'every unapplied change set of the session, and its layers')
     .option('--json', 'print the task whose change set was discarded as JSON')
-    .action((task: string, o: { json?: boolean }) => {
-      const { id, dir } = load(ctx.stateRoot(), task);
+    .action((task: string | undefined, o: { session?: string; json?: boolean }) => {
+      if (o.session) {
+        const ids = discardSession(sessionLayout(ctx.stateRoot(), task), o.session);
+        return void out(
+          o.json
+            ? `${toJson({ session: o.session, discarded: ids })}\n`
+            : `discarded ${ids.length} change set(s) of session ${o.session}\n`,
+        );
+      }
+      const { id, dir } = load(ctx.stateRoot(), needTask(task));
       discardChangeSet(dir);
       out(
         o.json

@@ -58,7 +58,13 @@ export function planExecRule(
   workspace: string,
   scratch: ScratchExec,
 ): { paths: string[]; mounts: ExecMounts } {
-  const named = new Set(allowed.map((p) => scratchPlaceOf(p)).filter((p) => p !== undefined));
+  // Paths in the workspace name the workspace, even when it lies under /tmp.
+  const named = new Set(
+    allowed
+      .filter((p) => !within(p, workspace))
+      .map((p) => scratchPlaceOf(p))
+      .filter((p) => p !== undefined),
+  );
   if (scratch === 'deny' && named.size) {
     throw new PolicyError(
       `invalid policy: exec.scratch is "deny" but exec.allow names ${[...named].map((p) => SCRATCH_PLACES[p]).join(', ')}`,
@@ -66,20 +72,34 @@ export function planExecRule(
     );
   }
   const paths = new Set(allowed);
+  // A workspace under /tmp (mkdtemp) sits inside the scratch place: a Landlock rule on /tmp
+  // would reach the whole workspace, so naming /tmp means allowing all of it.
+  const home = scratchPlaceOf(workspace);
+  const wholeWorkspace = allowed.some(
+    (p) => within(workspace, p) && !(home && p === SCRATCH_PLACES[home]),
+  );
+  if (home && named.has(home) && !wholeWorkspace) {
+    throw new PolicyError(
+      `invalid policy: exec.allow names ${SCRATCH_PLACES[home]}, which holds the workspace ${workspace}, but not the whole workspace`,
+      `allow the whole workspace too, or drop "${SCRATCH_PLACES[home]}/**"`,
+    );
+  }
   // The whole workspace executable (the default) makes the scratch places executable too:
   // test runners and build tools write what they run to $TMPDIR and HOME's caches.
-  const wholeWorkspace = allowed.some((p) => within(workspace, p));
   if (scratch === 'follow-workspace' && wholeWorkspace) {
     for (const dir of Object.values(SCRATCH_PLACES)) paths.add(dir);
   }
   const reaches = (dir: string) => [...paths].some((p) => within(p, dir) || within(dir, p));
+  // A path in the workspace says nothing about the scratch place around it.
+  const reachesScratch = (dir: string) =>
+    [...paths].some((p) => !within(p, workspace) && (within(p, dir) || within(dir, p)));
   return {
     paths: [...paths].sort(),
     mounts: {
       workspace: reaches(workspace),
-      tmp: reaches(SCRATCH_PLACES.tmp),
-      home: reaches(SCRATCH_PLACES.home),
-      shm: reaches(SCRATCH_PLACES.shm),
+      tmp: reachesScratch(SCRATCH_PLACES.tmp),
+      home: reachesScratch(SCRATCH_PLACES.home),
+      shm: reachesScratch(SCRATCH_PLACES.shm),
     },
   };
 }

@@ -20,16 +20,14 @@ export const CELL_PROXY_SOCKET = `${CELL_RUNTIME_DIR}/proxy.sock`;
 export const CELL_PROXY_PORT = 3128;
 
 /** Paths that a workspace may not be, contain or sit under: the cell's own system layout. */
-const RESERVED_CELL_PATHS = [
-  '/usr',
-  '/etc',
-  '/proc',
-  '/dev',
-  '/sys',
-  '/tmp',
-  CELL_HOME,
-  CELL_RUNTIME_DIR,
-];
+const RESERVED_CELL_PATHS = ['/usr', '/etc', '/proc', '/dev', '/sys', CELL_HOME, CELL_RUNTIME_DIR];
+/**
+ * The cell's /tmp is its own tmpfs, so a workspace may sit under it (agent harnesses make
+ * projects with mkdtemp): the workspace is mounted after the tmpfs, on a mount point inside
+ * it, and the rest of the host's /tmp never appears. A workspace may not be /tmp itself or
+ * contain it, and host mounts stay out of it.
+ */
+const CELL_TMP = '/tmp';
 const RESERVED_TOP = ['/bin', '/lib', '/lib32', '/lib64', '/libx32', '/sbin', '/run', '/var/run'];
 
 /** The task's identity inside the cell (see planIdMappings for why rootless differs). */
@@ -46,7 +44,7 @@ export function checkWorkspacePath(p: string): void {
       'WORKSPACE',
     );
   }
-  const r = reservedOverlap(p);
+  const r = p.startsWith(`${CELL_TMP}/`) ? undefined : reservedOverlap(p);
   if (r) {
     throw new NanocellError(
       `workspace ${p} overlaps ${r}, which the cell reserves for its own system files`,
@@ -58,7 +56,7 @@ export function checkWorkspacePath(p: string): void {
 
 /** The reserved cell path that `p` is, sits under or contains; undefined when none. */
 export function reservedOverlap(p: string): string | undefined {
-  return [...RESERVED_CELL_PATHS, ...RESERVED_TOP].find(
+  return [...RESERVED_CELL_PATHS, CELL_TMP, ...RESERVED_TOP].find(
     (r) => p === r || p.startsWith(`${r}/`) || r.startsWith(`${p}/`),
   );
 }

@@ -259,6 +259,10 @@ export interface Policy {
     protected: string[];
     /** false when the policy turned the default excludes off (home-directory ones included). */
     defaultExcludes?: boolean;
+    /** Left out of the change set (generated files). */
+    ignore?: string[];
+    /** false: apply writes what the project's .gitignore ignores too. */
+    gitignore?: boolean;
   };
   /** Landlock exec allowlist: paths or globs; `$WORKSPACE` stands for the workspace path. */
   exec: { allow: string[]; scratch: 'follow-workspace' | 'deny' };

@@ -84,6 +84,8 @@ export function resolvePolicy(...layers: PolicyFile[]): Policy {
         ...(ws.protected ?? []),
       ],
       ...(ws.defaultExcludes === false ? { defaultExcludes: false } : {}),
+      ...(ws.ignore?.length ? { ignore: ws.ignore } : {}),
+      ...(ws.gitignore === false ? { gitignore: false } : {}),
     },
     exec: {
       allow: m.exec?.allow ?? [...DEFAULT_EXEC_ALLOW],

@@ -72,6 +72,10 @@ const workspaceSchema = z.strictObject({
   protected: z.array(z.string().min(1)).optional(),
   /** Set to false to drop the default protected paths (not recommended). */
   defaultProtected: z.boolean().optional(),
+  /** Globs of generated files (node_modules/**, **\/__pycache__/**) left out of the change set. */
+  ignore: z.array(z.string().min(1)).optional(),
+  /** Set to false to let apply write paths the project's .gitignore ignores. */
+  gitignore: z.boolean().optional(),
 });
 
 const execSchema = z.strictObject({

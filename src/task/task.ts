@@ -11,6 +11,7 @@ import { applyChangeSet, discardChangeSet } from '../workspace/index.js';
 import { DenialSummaries, toAuditEvents, TaskTally } from './auditSink.js';
 import { Cell } from '../cell/cell.js';
 import type { CellEvent, CellSummary, EndReason, ExecOutcome } from '../cell/types.js';
+import type { WorkspaceStack } from '../cell/stackMount.js';
 import { defaultStateRoot, ensureStateRoot } from '../cell/state.js';
 import { ControlServer } from '../control/server.js';
 
@@ -19,6 +20,8 @@ export interface TaskOptions {
   workspace: string;
   command: string[];
   session?: string;
+  /** The session layers the task starts from (resolveStack). */
+  stack?: WorkspaceStack;
   stateRoot?: string;
   extraAllowNet?: string[];
   env?: Record<string, string>;
@@ -131,6 +134,7 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
       workspace: o.workspace,
       taskId,
       session,
+      ...(o.stack ? { stack: o.stack } : {}),
       stateRoot: layout.root,
       extraAllowNet: o.extraAllowNet,
       onEvent: onCellEvent,

@@ -26,6 +26,8 @@ import { planSteps, runSteps, stage, type Owner, type Progress } from './applyCo
 import { finishCommitted, recoverJournal } from './applyRecover.js';
 import { whoAmI } from './changeFate.js';
 import { assertHistoryKeepsHidden } from './gitHistory.js';
+import { mergeMovedFiles } from './applyMerge.js';
+import { gitIgnoredPaths } from './gitIgnore.js';
 
 export interface ApplyOptions {
   /** Apply over paths the user changed since the task started. */
@@ -44,6 +46,10 @@ export interface ApplyOptions {
 
 export interface ApplyResult {
   applied: number;
+  /** Files the project had changed too, merged three ways. */
+  merged: string[];
+  /** Paths left out because the project's .gitignore ignores them. */
+  ignored: string[];
   /** Changes refused at collection that were left out (only with skipRefused). */
   skipped: RefusedChange[];
   /** Paths the user had changed that --force overwrote. */
@@ -55,10 +61,16 @@ export function applyChangeSet(
   projectDir: string,
   opts: ApplyOptions = {},
 ): ApplyResult {
-  const { manifest: m } = loadChangeSet(changeDir);
+  let { manifest: m } = loadChangeSet(changeDir);
   if (m.status !== 'ok') {
     refuse(
       `the change set of task ${m.taskId} was refused when it was collected: ${m.reason ?? ''}`,
+    );
+  }
+  if (m.stack?.length) {
+    refuse(
+      `task ${m.taskId} started from the unapplied change set(s) of task(s) ${m.stack.join(', ')} of session ${m.session ?? 'default'}`,
+      `apply them together with nanocell apply --session ${m.session ?? 'default'}`,
     );
   }
   if (m.refused.length && !opts.skipRefused) {
@@ -69,6 +81,9 @@ export function applyChangeSet(
     );
   }
   const root = checkProject(projectDir, m);
+  // What the project's .gitignore ignores is not written (the diff's header says so).
+  const ignored = gitIgnoredPaths(projectDir, m);
+  if (ignored.size) m = { ...m, entries: m.entries.filter((e) => !ignored.has(e.path)) };
   assertHistoryKeepsHidden(changeDir, projectDir, m);
   const stateRoot = opts.stateRoot ?? stateRootOfChangeDir(changeDir);
   const paths = applyPaths(stateRoot);
@@ -84,6 +99,9 @@ export function applyChangeSet(
       refuse(`change set touches ${top}, the name apply stages under`);
     if (lstatSync(staging, { throwIfNoEntry: false }))
       refuse(`${staging} exists in the project`, `move it away, then apply again`);
+    // Merged under the lock, so the project cannot move again between merge and commit.
+    const merge = opts.force ? undefined : mergeMovedFiles(changeDir, projectDir, m);
+    if (merge?.merged.length) m = merge.manifest;
     const current = validate(changeDir, projectDir, m, opts);
     const owner: Owner = process.getuid?.() === 0 ? { uid: root.uid, gid: root.gid } : undefined;
     const { ops, staged } = planSteps(m, current);
@@ -109,6 +127,8 @@ export function applyChangeSet(
     finishCommitted(file, { ...j, state: 'committed' }, stateRoot, false);
     return {
       applied: m.entries.length,
+      merged: merge?.merged ?? [],
+      ignored: [...ignored],
       skipped: opts.skipRefused ? m.refused : [],
       forced: current.forced,
     };

@@ -249,8 +249,9 @@ function conflictWith(
         : 'other';
   if (type !== b.type) return `changed type (${b.type} → ${type})`;
   if (type === 'dir') return undefined;
-  if (st.mtimeMs > startedAtMs) return 'was modified';
-  if (st.ctimeMs > startedAtMs) {
+  const since = b.mergedAtMs ?? startedAtMs;
+  if (st.mtimeMs > since) return 'was modified';
+  if (st.ctimeMs > since) {
     const restored =
       rolledBack !== undefined &&
       st.ctimeMs <= rolledBack &&

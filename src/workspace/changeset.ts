@@ -16,7 +16,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { BudgetExceededError, hashFile } from './fsSafe.js';
-import { compileScope, type ScopeMatcher } from './globs.js';
+import { compileScope, matchAny, type ScopeMatcher } from './globs.js';
 import {
   summarize,
   type BaseState,
@@ -70,6 +70,15 @@ export interface CollectOptions {
   hiddenLayerDir?: string;
   /** `mergedDir` is a plain directory, not a mount (a Kubernetes cell's workspace, unpacked). */
   plainView?: boolean;
+  /** Globs of generated files left out of the change set (policy workspace.ignore). */
+  ignore?: string[];
+  /** Recorded for apply: false lets it write what .gitignore ignores. */
+  gitignore?: boolean;
+  /** The session's layers the task started from, topmost first (see session.ts). */
+  stackDirs?: string[];
+  /** Recorded in the manifest: the session, and the task ids of those layers, lowest first. */
+  session?: string;
+  stack?: string[];
 }
 
 class Refusal extends Error {}
@@ -108,13 +117,29 @@ export async function collectChangeSet(o: CollectOptions): Promise<ChangeSummary
   mkdirSync(`${o.outDir}/files`, { mode: 0o700 });
   let viewDir = o.mergedDir;
   let ownView: string | undefined;
+  const stackDirs = o.stackDirs ?? [];
   if (!viewDir || (!o.plainView && !isMountPoint(viewDir))) {
     ownView = `${o.outDir}.view`;
     mkdirSync(ownView, { mode: 0o700 });
-    const layers = [o.upperDir, o.hiddenLayerDir, o.lowerDir].filter((l): l is string => !!l);
+    const layers = [o.upperDir, o.hiddenLayerDir, ...stackDirs, o.lowerDir].filter(
+      (l): l is string => !!l,
+    );
     await mountReadOnlyView(layers, ownView, o.viewOptions);
     viewDir = ownView;
   }
+  // A stacked task is judged against what it started from: the project under its layers.
+  let lowerView: string | undefined;
+  if (stackDirs.length) {
+    lowerView = `${o.outDir}.lower`;
+    mkdirSync(lowerView, { mode: 0o700 });
+    try {
+      await mountReadOnlyView([...stackDirs, o.lowerDir], lowerView, o.viewOptions);
+    } catch (e) {
+      if (ownView) await unmountOverlay(ownView).catch(() => undefined);
+      throw e;
+    }
+  }
+  const judged = lowerView ? { ...o, lowerDir: lowerView } : o;
   const manifest: Manifest = {
     version: 1,
     taskId: o.taskId,
@@ -129,10 +154,13 @@ export async function collectChangeSet(o: CollectOptions): Promise<ChangeSummary
     entries: [],
     refused: [],
     totalBytes: 0,
+    ...(o.session ? { session: o.session } : {}),
+    ...(o.gitignore === false ? { gitignore: false } : {}),
+    ...(o.stack?.length ? { stack: o.stack } : {}),
   };
   try {
     try {
-      new Collector(o, viewDir, manifest).run();
+      new Collector(judged, viewDir, manifest).run();
     } catch (e) {
       // An entry the collector cannot read fails the change set with the reason, not the task.
       const code = (e as NodeJS.ErrnoException).code;
@@ -151,9 +179,10 @@ export async function collectChangeSet(o: CollectOptions): Promise<ChangeSummary
     manifest.refused = [];
     manifest.totalBytes = 0;
   } finally {
-    if (ownView) {
-      await unmountOverlay(ownView);
-      rmSync(ownView, { recursive: true, force: true });
+    for (const v of [ownView, lowerView]) {
+      if (!v) continue;
+      await unmountOverlay(v);
+      rmSync(v, { recursive: true, force: true });
     }
   }
   writeManifest(o.outDir, manifest);
@@ -177,6 +206,7 @@ class Collector {
   private readonly hidden: string[];
   private seen = 0;
   private nameBytes = 0;
+  private baseBytes = 0;
   private readonly stored = new Set<string>();
 
   constructor(
@@ -186,6 +216,18 @@ class Collector {
   ) {
     this.matcher = compileScope(o.scope.patterns);
     this.hidden = m.hidden;
+    this.ignore = matchAny(o.ignore ?? []);
+  }
+
+  private readonly ignore: (rel: string) => boolean;
+
+  /** A generated path the policy leaves out: counted, never stored, not descended into. */
+  private ignored(rel: string, type: Kind): boolean {
+    if (!this.ignore(rel) && !(type === 'dir' && this.ignore(`${rel}/`))) return false;
+    const ig = (this.m.ignored ??= { count: 0, examples: [] });
+    ig.count++;
+    if (ig.examples.length < 5) ig.examples.push(rel);
+    return true;
   }
 
   run(): void {
@@ -268,6 +310,7 @@ class Collector {
       this.refuse(rel, 'device file, fifo or socket');
       return;
     }
+    if (this.ignored(rel, type)) return;
     const problem = this.scopeProblem(rel, type);
     if (problem) {
       this.refuse(rel, problem);
@@ -396,12 +439,44 @@ class Collector {
 
   private add(e: Omit<ChangeEntry, 'base'>): void {
     this.chargeNames(e.path, e.target);
-    this.m.entries.push({ ...e, base: baseState(this.o.projectDir, e.path) });
+    const base = baseState(this.o.projectDir, e.path);
+    this.m.entries.push({ ...e, base });
+    if (e.kind === 'modify' && e.type === 'file' && base.type === 'file')
+      this.storeBase(e.path, base);
+  }
+
+  /**
+   * The project's version of a modified text-sized file, so apply can merge three ways when the
+   * project moved on. Bounded by the change set's own byte limit; a file that changed while
+   * copied is simply not kept (apply then refuses the conflict as before).
+   */
+  private storeBase(rel: string, base: BaseState): void {
+    const size = base.size ?? Infinity;
+    if (size > MERGE_MAX_BYTES || this.baseBytes + size > this.o.limits.maxBytes) return;
+    if (this.stored.has(base.sha256!)) return;
+    const tmp = `${this.o.outDir}/files/.incoming-base`;
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+    let r: { size: number; sha256: string };
+    try {
+      r = hashFile(`${this.o.projectDir}/${rel}`, { outFd: fd, budget: MERGE_MAX_BYTES });
+    } catch {
+      rmSync(tmp, { force: true });
+      return;
+    } finally {
+      closeSync(fd);
+    }
+    if (r.sha256 !== base.sha256) return void rmSync(tmp, { force: true });
+    renameSync(tmp, `${this.o.outDir}/files/${r.sha256}`);
+    this.stored.add(r.sha256);
+    this.baseBytes += r.size;
   }
 }
 
+/** Larger files are not kept for a three-way merge (see applyMerge.ts). */
+const MERGE_MAX_BYTES = 1024 * 1024;
+
 /** The project's state of `rel` now, for the conflict check at apply. */
-function baseState(projectDir: string, rel: string): BaseState {
+export function baseState(projectDir: string, rel: string): BaseState {
   let st: Stats | undefined;
   try {
     st = lstatNoSymlinkComponents(projectDir, rel);

@@ -7,6 +7,7 @@ import { closeSync, readSync } from 'node:fs';
 import { createTwoFilesPatch } from 'diff';
 import { openRegularNoFollow } from './fsSafe.js';
 import { gitHistorySection } from './gitHistory.js';
+import { gitIgnoredPaths, gitIgnoreNote } from './gitIgnore.js';
 import { loadChangeSet, type ChangeEntry, type Manifest } from './manifest.js';
 import { lstatNoSymlinkComponents, relPathProblem } from './paths.js';
 import { escapeContent, escapeText, quotePath } from '../util/display.js';
@@ -145,10 +146,17 @@ export function writeDiff(
   }
   for (const r of m.refused)
     write(`# refused (never applied): ${quotePath(r.path)}: ${escapeText(r.reason)}\n`);
+  if (m.ignored?.count) {
+    write(
+      `# ${m.ignored.count} generated path(s) left out by workspace.ignore (e.g. ${m.ignored.examples.map(quotePath).join(', ')})\n`,
+    );
+  }
+  const ignored = gitIgnoredPaths(projectDir, m);
+  write(gitIgnoreNote(ignored));
   const git = gitHistorySection(changeDir, projectDir, m);
   write(git.text);
   const entries = [...m.entries]
-    .filter((e) => !git.covers(e.path))
+    .filter((e) => !git.covers(e.path) && !ignored.has(e.path))
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   for (const e of entries) write(entryDiff(changeDir, projectDir, e));
 }

@@ -36,12 +36,15 @@ export interface HostGitOptions {
   indexFile?: string;
   cwd?: string;
   input?: string | Buffer;
+  /** check-ignore takes no pathspec magic, not even literal: it reads paths as given. */
+  noPathspecMagic?: boolean;
   /** Upper bound on stdout (bytes); git is stopped past it. */
   maxBuffer?: number;
 }
 
 export interface HostGitResult {
   ok: boolean;
+  exitCode: number;
   stdout: string;
   stderr: string;
 }
@@ -65,6 +68,7 @@ function gitEnv(o: HostGitOptions): Record<string, string> {
     GIT_ASKPASS: '',
     GIT_SSH_COMMAND: 'false',
   };
+  if (o.noPathspecMagic) delete env.GIT_LITERAL_PATHSPECS;
   if (o.workTree) env.GIT_WORK_TREE = o.workTree;
   if (o.indexFile) env.GIT_INDEX_FILE = o.indexFile;
   return env;
@@ -97,7 +101,8 @@ function result(r: {
       'HOST',
     );
   }
-  return { ok: r.exitCode === 0, stdout: String(r.stdout), stderr: String(r.stderr) };
+  const exitCode = r.exitCode ?? -1;
+  return { ok: exitCode === 0, exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
 const argv = (args: string[]) => [...SAFE_CONFIG.flatMap((c) => ['-c', c]), '--no-pager', ...args];

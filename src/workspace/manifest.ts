@@ -19,6 +19,8 @@ const baseStateSchema = z.strictObject({
   ctimeMs: z.number().optional(),
   sha256: sha256.optional(),
   target: z.string().optional(),
+  /** Set by a three-way merge at apply: the project's state was taken then, not at the start. */
+  mergedAtMs: z.number().optional(),
 });
 
 const entrySchema = z.strictObject({
@@ -61,6 +63,17 @@ const manifestSchema = z.strictObject({
   /** Changes the agent made that are never applied, with the reason. */
   refused: z.array(refusedSchema),
   totalBytes: count,
+  /** Paths left out by the policy's workspace.ignore (generated files): how many, a few. */
+  ignored: z.strictObject({ count, examples: z.array(z.string()) }).optional(),
+  /** false: the policy let apply write what the project's .gitignore ignores. */
+  gitignore: z.boolean().optional(),
+  /** The session the task ran in. */
+  session: z.string().optional(),
+  /**
+   * The tasks whose unapplied change sets the task started from, lowest first: its entries
+   * are judged against the project plus those, and only `apply --session` may write them.
+   */
+  stack: z.array(z.string().min(1)).optional(),
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;

@@ -200,14 +200,20 @@ export async function writeWhiteoutLayer(
   return writeGitIndexViews(layerDir, projectDir, hidden, owner);
 }
 
-/** Mounts the overlay at `target` (default: dirs.mergedDir) over `lowerDir`. */
+/**
+ * Mounts the overlay at `target` (default: dirs.mergedDir) over `lowerDir`, under `stack` (a
+ * session's layers, topmost first) when there is one.
+ */
 export async function mountOverlay(opts: {
   lowerDir: string;
   dirs: OverlayDirs;
   target?: string;
+  stack?: string[];
 }): Promise<string> {
   const target = opts.target ?? opts.dirs.mergedDir;
-  const lowers = [opts.dirs.whiteoutDir, opts.lowerDir].filter((x): x is string => !!x);
+  const lowers = [opts.dirs.whiteoutDir, ...(opts.stack ?? []), opts.lowerDir].filter(
+    (x): x is string => !!x,
+  );
   for (const p of [...lowers, opts.dirs.upperDir, opts.dirs.workDir, target]) {
     assertMountablePath(p);
     assertRealDir(p, 'overlay directory');

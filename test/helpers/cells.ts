@@ -1,5 +1,5 @@
 // Shared helpers for tests that start real cells: throwaway projects and state roots under
-// /var/tmp (the cell reserves /tmp), the CLI as a real process, and leftover checks.
+// /var/tmp, the CLI as a real process, and leftover checks.
 import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -141,7 +141,9 @@ describe('workspace through a real overlay mount', () => {
     });
     writeFileSync(`${sb.project}/a.txt`, 'user edit\n');
     const before = snapshot(sb.project);
-    expect(() => applyChangeSet(out, sb.project)).toThrow(/conflict: a.txt was modified/);
+    expect(() => applyChangeSet(out, sb.project)).toThrow(
+      /three-way merge left conflicts in 1 file\(s\): a\.txt/,
+    );
     expect(snapshot(sb.project)).toEqual(before);
     const r = applyChangeSet(out, sb.project, { force: true });
     expect(r.forced).toEqual(['a.txt']);

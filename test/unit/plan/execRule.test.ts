@@ -56,6 +56,22 @@ describe('planExecRule', () => {
     }
   });
 
+  it('a workspace under /tmp neither makes /tmp executable nor is reached by a /tmp rule', () => {
+    const tmpWs = '/tmp/tmp.Ab12Cd';
+    const part = planExecRule([...loaders, `${tmpWs}/bin`], tmpWs, 'follow-workspace');
+    expect(part.mounts).toEqual({ workspace: true, tmp: false, home: false, shm: false });
+    const whole = planExecRule([...loaders, tmpWs], tmpWs, 'deny');
+    expect(whole.mounts).toEqual({ workspace: true, tmp: false, home: false, shm: false });
+    const followed = planExecRule([...loaders, tmpWs], tmpWs, 'follow-workspace');
+    expect(followed.mounts).toEqual({ workspace: true, tmp: true, home: true, shm: true });
+    expect(() => planExecRule([...loaders, '/tmp'], tmpWs, 'follow-workspace')).toThrow(
+      /names \/tmp, which holds the workspace/,
+    );
+    expect(planExecRule([...loaders, '/tmp', tmpWs], tmpWs, 'follow-workspace').mounts.tmp).toBe(
+      true,
+    );
+  });
+
   it('the policy file takes exec.scratch and refuses other values', () => {
     expect(resolvePolicy(parsePolicy({})).exec.scratch).toBe('follow-workspace');
     expect(resolvePolicy(parsePolicy({ exec: { scratch: 'deny' } })).exec.scratch).toBe('deny');

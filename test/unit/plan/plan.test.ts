@@ -197,14 +197,15 @@ describe('checkWorkspacePath', () => {
     '/usr/src/x',
     '/etc',
     '/proc/1',
-    '/tmp/x',
+    '/tmp',
     '/home',
     '/home/cell',
     '/lib',
     'relative',
     '/a/../b',
   ])('refuses %s', (p) => expect(() => checkWorkspacePath(p)).toThrow());
-  it.each(['/srv/app', '/home/alice/src/app', '/var/tmp/p', '/work/main'])('accepts %s', (p) =>
-    expect(() => checkWorkspacePath(p)).not.toThrow(),
+  it.each(['/srv/app', '/home/alice/src/app', '/var/tmp/p', '/work/main', '/tmp/tmp.Xy12ab'])(
+    'accepts %s',
+    (p) => expect(() => checkWorkspacePath(p)).not.toThrow(),
   );
 });
