@@ -388,7 +388,8 @@ export class Cell extends EventEmitter {
       proxyEnv: this.net?.enabled ? this.net.env(CELL_PROXY_PORT) : undefined,
       execEnv: opts.env,
     });
-    const handle = this.client.exec({ argv, env, cwd: opts.cwd ?? this.ws!.cellPath });
+    const cwd = opts.cwd ?? this.ws!.cellPath;
+    const handle = this.client.exec({ argv, env, cwd, ...(opts.tty ? { tty: opts.tty } : {}) });
     this.execs.add(handle);
     handle.started
       .then(() => {
@@ -447,6 +448,7 @@ export class Cell extends EventEmitter {
       stdin: handle.stdin,
       result,
       kill: (signal = 15) => handle.kill(signal),
+      resize: (size) => handle.resize(size),
     };
   }
 

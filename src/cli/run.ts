@@ -14,6 +14,7 @@ import { LiveStatus } from './liveStatus.js';
 import { TaskOutput } from './output.js';
 import { runtimeOption } from './runtimeOption.js';
 import { addK8sRunOptions, runOnK8s, type K8sRunOpts } from './k8s.js';
+import { UserTerminal } from './terminal.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -27,6 +28,8 @@ interface RunOpts extends RunFlags {
   discard?: boolean;
   quiet?: boolean;
   rawOutput?: boolean;
+  tty?: boolean;
+  interactive?: boolean;
 }
 
 export function registerRunCommand(program: Command, ctx: CliContext): void {
@@ -64,6 +67,8 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
         .choices([...degradableControls])
         .argParser(collect as never),
     )
+    .option('-t, --tty', "give the command a terminal inside the cell (the user's in raw mode)")
+    .option('-i, --interactive', 'pass stdin to the command even when it is a terminal')
     .option('--session <name>', 'session name for grouping tasks', 'default')
     .option('--report <file>', 'write the JSON task report here')
     .addOption(runtimeOption('OCI runtime'))
@@ -105,16 +110,20 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
     process.stderr.write('nanocell: giving up the change set; nothing of it is kept\n');
     abandon.abort();
   };
+  // Raw mode from here to the finally below (or, should it crash, the process's exit).
+  const terminal = opts.tty ? UserTerminal.enter() : undefined;
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
-  const live = opts.quiet ? undefined : LiveStatus.forStderr();
+  // A terminal program draws its own screen: no status line under it, and its escape
+  // sequences are its interface, so they pass (they come from the cell's terminal only).
+  const live = opts.quiet || opts.tty ? undefined : LiveStatus.forStderr();
   const output = (fd: 1 | 2) => {
     const toTerminal = (fd === 1 ? process.stdout : process.stderr).isTTY === true;
     return new TaskOutput({
       fd,
       toTerminal,
-      filter: toTerminal && !opts.rawOutput,
+      filter: toTerminal && !opts.rawOutput && !opts.tty,
       ...(live ? { live } : {}),
       // Nobody reads any more: stop the task as SIGPIPE would stop it on the host; the cell is
       // still destroyed, collected and recorded as usual.
@@ -122,6 +131,7 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
     });
   };
   let report: TaskReport | undefined;
+  const passStdin = opts.tty || opts.interactive || !process.stdin.isTTY;
   try {
     report = await runTask({
       policy,
@@ -130,7 +140,10 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
       session: opts.session,
       stateRoot: ctx.stateRoot(),
       extraAllowNet: opts.allowNet,
-      stdin: process.stdin.isTTY ? null : process.stdin,
+      stdin: passStdin ? process.stdin : null,
+      ...(terminal
+        ? { tty: { size: terminal.size(), onResize: (l) => terminal.onResize(l) } }
+        : {}),
       stdout: output(1),
       stderr: output(2),
       abort: abort.signal,
@@ -143,6 +156,7 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
     if (r && reportPath) writeReport(reportPath, r);
     throw e;
   } finally {
+    terminal?.restore();
     live?.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
