@@ -90,6 +90,22 @@ const payloads = {
     control: z.string(),
     reason: z.string(),
   },
+  /** A brokered secret's placeholder was replaced by its value on a request to a bound host. */
+  'secret.used': {
+    name: z.string(),
+    host: z.string(),
+    method: z.string(),
+    path: z.string(),
+    /** The upstream's status (0: a plain-HTTP relay, not read). */
+    status: z.number().int().min(0).max(999),
+  },
+  /** A placeholder went somewhere its secret is not bound to: the request was refused. */
+  'secret.misuse': {
+    name: z.string(),
+    host: z.string(),
+    path: z.string(),
+    reason: z.string(),
+  },
 } as const;
 
 function netPayload() {
@@ -141,6 +157,8 @@ export const auditEventSchema = z.discriminatedUnion('type', [
   eventSchema('fs.change'),
   eventSchema('limit.hit'),
   eventSchema('policy.degraded'),
+  eventSchema('secret.used'),
+  eventSchema('secret.misuse'),
 ]);
 
 export const auditEventInputSchema = z.discriminatedUnion('type', [
@@ -154,6 +172,8 @@ export const auditEventInputSchema = z.discriminatedUnion('type', [
   inputSchema('fs.change'),
   inputSchema('limit.hit'),
   inputSchema('policy.degraded'),
+  inputSchema('secret.used'),
+  inputSchema('secret.misuse'),
 ]);
 
 export type AuditEvent = z.output<typeof auditEventSchema>;

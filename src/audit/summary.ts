@@ -304,5 +304,9 @@ export function describeEvent(e: AuditEvent): string {
       return `${e.limit}: ${e.detail}`;
     case 'policy.degraded':
       return `${e.control}: ${e.reason}`;
+    case 'secret.used':
+      return `${e.name} sent to ${e.host} (${e.method} ${e.path} -> ${e.status})`;
+    case 'secret.misuse':
+      return `${e.name} refused toward ${e.host}${e.path}: ${e.reason}`;
   }
 }

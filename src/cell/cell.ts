@@ -42,7 +42,7 @@ import { execGuardArgs } from '../plan/execRule.js';
 import { CellWorkspace } from './workspaceMount.js';
 import { hostHomeDirs } from '../workspace/homeSecrets.js';
 import { CellSeccomp } from '../plan/seccomp.js';
-import { CellNetwork } from './networkSetup.js';
+import { CellNetwork, cellCaMount } from './networkSetup.js';
 import { gcStaleCells } from './gc.js';
 import { readMonitorEvents, runtimeFailureOf, spawnMonitor } from './monitor.js';
 import type {
@@ -228,6 +228,8 @@ export class Cell extends EventEmitter {
         ? { socketOwner: { uid: lease.uidBase + CELL_UID, gid: lease.uidBase + CELL_GID } }
         : {}),
       onEvent: (e) => this.emitEvent(e),
+      secrets: r.policy.secrets,
+      cellId: this.id,
     });
     this.net = net;
     this.cleanups.push({ what: 'proxy', run: () => net.close() });
@@ -246,7 +248,7 @@ export class Cell extends EventEmitter {
       hostUidBase: lease?.uidBase,
       workspace: ws.mountPlan,
       execAllow: [...r.execAllow],
-      hostMounts: r.hostMounts,
+      hostMounts: [...r.hostMounts, ...cellCaMount(this.net!, this.dirs.dir)],
       execMounts: { ...r.execMounts },
       seccomp: r.seccomp && CellSeccomp.profileFor(r.seccomp, this.dirs.seccompSocket),
       proxySocket: this.net!.enabled && !r.proxyOnCellLoopback ? this.dirs.proxySocket : undefined,

@@ -4,15 +4,27 @@
 // decides and records every connection.
 import fs from 'node:fs';
 import type { Server } from 'node:net';
-import type { NetRules } from '../net/rules.js';
+import { decideHost, type NetRules } from '../net/rules.js';
 import { startEgressProxy, type EgressProxy, type ProxyEvent } from '../net/proxy.js';
 import { proxyEnv } from '../net/env.js';
+import { readSecrets, SecretBroker } from '../net/secrets.js';
+import { CellCa, TlsInterceptor } from '../net/tlsIntercept.js';
+import type { SecretEntry } from '../policy/secrets.js';
+import type { HostMount } from '../plan/hostMounts.js';
+import { NanocellError } from '../util/errors.js';
 import type { CellEvent } from './types.js';
+
+/** The cell's CA bundle: the host's roots plus the cell's own CA, mounted over the generated one. */
+export const CELL_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+const HOST_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 
 export class CellNetwork {
   private constructor(
     private readonly proxy: EgressProxy | undefined,
     readonly rules: NetRules | undefined,
+    private readonly broker?: SecretBroker,
+    /** PEM of the host's roots and the cell's CA, when secrets are brokered. */
+    readonly caBundle?: string,
   ) {}
 
   get enabled(): boolean {
@@ -20,7 +32,17 @@ export class CellNetwork {
   }
 
   env(port: number): Record<string, string> {
-    return proxyEnv(port);
+    if (!this.broker) return proxyEnv(port);
+    const ca = Object.fromEntries(
+      [
+        'NODE_EXTRA_CA_CERTS',
+        'SSL_CERT_FILE',
+        'REQUESTS_CA_BUNDLE',
+        'CURL_CA_BUNDLE',
+        'GIT_SSL_CAINFO',
+      ].map((k) => [k, CELL_CA_BUNDLE]),
+    );
+    return { ...proxyEnv(port), ...ca, ...this.broker.env() };
   }
 
   static async start(o: {
@@ -30,8 +52,11 @@ export class CellNetwork {
     socketPath: string | undefined;
     socketOwner?: { uid: number; gid: number };
     onEvent: (e: CellEvent) => void;
+    secrets?: readonly SecretEntry[];
+    cellId?: string;
   }): Promise<CellNetwork> {
     const { rules } = o;
+    const brokered = o.secrets?.length ? await brokerSecrets(o.secrets, rules, o) : undefined;
     // A cidrs entry alone allows IP-literal destinations in its range, so it needs the proxy too.
     if (rules.allow.length === 0 && rules.cidrs.length === 0) {
       return new CellNetwork(undefined, rules);
@@ -41,12 +66,14 @@ export class CellNetwork {
       ...(o.socketPath !== undefined ? { socketPath: o.socketPath } : {}),
       ...(o.socketOwner ? { socketOwner: o.socketOwner } : {}),
       onEvent: (e: ProxyEvent) => o.onEvent(toCellEvent(e)),
+      ...(brokered ? { secrets: brokered } : {}),
     });
     if (o.socketPath !== undefined && !fs.existsSync(o.socketPath)) {
       await proxy.close();
       throw new Error(`the proxy did not create ${o.socketPath}`);
     }
-    return new CellNetwork(proxy, rules);
+    if (!brokered) return new CellNetwork(proxy, rules);
+    return new CellNetwork(proxy, rules, brokered.broker, brokered.caBundle);
   }
 
   /** See EgressProxy.adopt. */
@@ -58,6 +85,47 @@ export class CellNetwork {
   async close(): Promise<void> {
     await this.proxy?.close();
   }
+}
+
+/** The cell's CA bundle, written to the cell dir and bound over the generated one. */
+export function cellCaMount(net: CellNetwork, cellDir: string): HostMount[] {
+  if (net.caBundle === undefined) return [];
+  const file = `${cellDir}/ca-bundle.crt`;
+  fs.writeFileSync(file, net.caBundle, { mode: 0o644 });
+  return [{ source: file, cell: CELL_CA_BUNDLE, kind: 'file', exec: false }];
+}
+
+/**
+ * Reads every secret's value (fail closed), checks its hosts are allowed, and makes the cell's
+ * CA. Nothing of it is written into the cell but the CA certificate.
+ */
+async function brokerSecrets(
+  entries: readonly SecretEntry[],
+  rules: NetRules,
+  o: { onEvent: (e: CellEvent) => void; cellId?: string },
+) {
+  for (const e of entries) {
+    for (const b of e.bindings) {
+      if (decideHost(rules, b.host, 443).decision === 'denied') {
+        throw new NanocellError(
+          `secret ${e.name} is bound to ${b.host}, which network.allow does not allow`,
+          `add ${b.host} to network.allow (or --allow-net ${b.host})`,
+          'POLICY',
+        );
+      }
+    }
+  }
+  const secrets = readSecrets(entries, process.env);
+  const broker = new SecretBroker(secrets, (e) => o.onEvent({ ...e }));
+  const ca = await CellCa.create(o.cellId ?? 'cell');
+  let roots = '';
+  try {
+    roots = fs.readFileSync(HOST_CA_BUNDLE, 'utf8');
+  } catch {
+    // A host without a bundle: the cell trusts its own CA only.
+  }
+  const caBundle = `${roots}${roots.endsWith('\n') || !roots ? '' : '\n'}${ca.certPem}`;
+  return { broker, interceptor: new TlsInterceptor(ca, broker), caBundle };
 }
 
 function toCellEvent(e: ProxyEvent): CellEvent {

@@ -58,6 +58,11 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
       collect,
     )
     .option(
+      '--secret <NAME=ENV_VAR@host>',
+      "broker a credential: the cell's NAME holds a placeholder, the proxy sends the host's ENV_VAR to host (repeatable)",
+      collect,
+    )
+    .option(
       '--allow-net <host>',
       'allow egress to a host pattern, e.g. registry.npmjs.org (repeatable)',
       collect,

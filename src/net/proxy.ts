@@ -11,6 +11,8 @@ import { dial, systemResolver, type DialFailure, type DialResult, type Resolver 
 import { chunk, LAST_CHUNK, readResponseHead, requestHead } from './httpHead.js';
 import { parseTarget, type NetRules } from './rules.js';
 import { parseGreeting, parseRequest, reply, Reply, SOCKS_VERSION } from './socks5.js';
+import type { SecretBroker } from './secrets.js';
+import type { TlsInterceptor } from './tlsIntercept.js';
 
 export interface ProxyEvent {
   /** When the attempt started (ISO 8601). */
@@ -72,6 +74,8 @@ export interface EgressProxyOptions {
   handshakeTimeoutMs?: number;
   /** Open client connections at most (default 1024); more are refused. */
   maxConnections?: number;
+  /** Brokered secrets: CONNECTs to their hosts are intercepted, plain HTTP is checked. */
+  secrets?: { broker: SecretBroker; interceptor: TlsInterceptor };
 }
 
 /** Request heads and SOCKS handshakes larger than this are refused. */
@@ -189,7 +193,9 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     const a = attempt('connect', displayHost(authority.host), authority.port);
     client.pause();
     const down = new DownstreamCopier();
-    const tunnelDialOpts = { ...dialOpts, onread: down.onread };
+    // An intercepted upstream is read by TLS as 'data', not into the tunnel's buffer.
+    const intercepted = opts.secrets?.interceptor.binds(authority.host) === true;
+    const tunnelDialOpts = intercepted ? dialOpts : { ...dialOpts, onread: down.onread };
     void dial(rules, authority.host, authority.port, tunnelDialOpts).then((res) => {
       if (!res.ok) {
         a.finished(res, 0, 0);
@@ -203,10 +209,23 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
         return;
       }
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      const finished = () => a.finished(res, res.socket.bytesWritten, res.socket.bytesRead);
+      // A host a secret is bound to is intercepted; every other host keeps the plain tunnel.
+      if (intercepted) {
+        client.resume();
+        return void opts
+          .secrets!.interceptor.serve(
+            client,
+            res.socket,
+            authority.host,
+            authority.port,
+            head,
+            finished,
+          )
+          .catch(() => client.destroy());
+      }
       if (head.length) res.socket.write(head);
-      tunnel(client, res.socket, down, () =>
-        a.finished(res, res.socket.bytesWritten, res.socket.bytesRead),
-      );
+      tunnel(client, res.socket, down, finished);
     });
   });
 
@@ -251,11 +270,27 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       return;
     }
     const chunked = req.headers['transfer-encoding'] !== undefined;
+    const target = `${url.pathname}${url.search}`;
+    const checked = opts.secrets?.broker.rewrite({
+      host: url.hostname,
+      method: req.method ?? '',
+      target,
+      rawHeaders: req.rawHeaders,
+      tls: false,
+    });
+    if (checked && !checked.ok) {
+      a.denied('secret-misuse', checked.reason);
+      sendDenied(res, `nanocell: refused: ${checked.reason}`);
+      return;
+    }
+    if (checked?.used.length) {
+      opts.secrets!.broker.recordUse(checked.used, url.hostname, req.method ?? '', target, 0);
+    }
     const head = requestHead(
       req.method ?? '',
-      `${url.pathname}${url.search}`,
+      target,
       url.host,
-      req.rawHeaders,
+      checked?.rawHeaders ?? req.rawHeaders,
       chunked,
     );
     if (head === undefined) {
