@@ -106,7 +106,9 @@ async function brokerSecrets(
 ) {
   for (const e of entries) {
     for (const b of e.bindings) {
-      if (decideHost(rules, b.host, 443).decision === 'denied') {
+      // Allowed on some port: 443, or a port an allow entry names.
+      const ports = [443, ...rules.allow.flatMap((a) => (a.ports === 'any' ? [] : a.ports))];
+      if (ports.every((p) => decideHost(rules, b.host, p).decision === 'denied')) {
         throw new NanocellError(
           `secret ${e.name} is bound to ${b.host}, which network.allow does not allow`,
           `add ${b.host} to network.allow (or --allow-net ${b.host})`,

@@ -212,7 +212,6 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       const finished = () => a.finished(res, res.socket.bytesWritten, res.socket.bytesRead);
       // A host a secret is bound to is intercepted; every other host keeps the plain tunnel.
       if (intercepted) {
-        client.resume();
         return void opts
           .secrets!.interceptor.serve(
             client,

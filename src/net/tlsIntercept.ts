@@ -9,10 +9,21 @@ import http from 'node:http';
 import type net from 'node:net';
 import tls from 'node:tls';
 import { webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import type { SecretBroker } from './secrets.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as webcrypto.Crypto);
+let x509lib: Promise<typeof X509> | undefined;
+/** Loaded on the first cell with a secret: most cells never pay for it. */
+function loadX509(): Promise<typeof X509> {
+  x509lib ??= (async () => {
+    // @peculiar/x509's dependency injection (tsyringe) needs the Reflect metadata polyfill.
+    await import('reflect-metadata');
+    const lib = await import('@peculiar/x509');
+    lib.cryptoProvider.set(webcrypto as unknown as Parameters<typeof lib.cryptoProvider.set>[0]);
+    return lib;
+  })();
+  return x509lib;
+}
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 86_400_000;
@@ -28,12 +39,14 @@ export class CellCa {
 
   private constructor(
     private readonly keys: webcrypto.CryptoKeyPair,
-    private readonly cert: x509.X509Certificate,
+    private readonly x509: typeof X509,
+    private readonly cert: X509.X509Certificate,
     /** The CA certificate, PEM: what the cell trusts. */
     readonly certPem: string,
   ) {}
 
   static async create(cellId: string): Promise<CellCa> {
+    const x509 = await loadX509();
     const keys = (await webcrypto.subtle.generateKey(ALG, false, [
       'sign',
       'verify',
@@ -54,7 +67,7 @@ export class CellCa {
         ),
       ],
     });
-    return new CellCa(keys, cert, pem(cert.rawData, 'CERTIFICATE'));
+    return new CellCa(keys, x509, cert, pem(cert.rawData, 'CERTIFICATE'));
   }
 
   /** The serving context for `host`, made once per host. */
@@ -68,6 +81,7 @@ export class CellCa {
   }
 
   private async makeLeaf(host: string): Promise<tls.SecureContext> {
+    const x509 = this.x509;
     const keys = (await webcrypto.subtle.generateKey(ALG, true, [
       'sign',
       'verify',
