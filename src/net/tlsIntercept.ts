@@ -147,6 +147,8 @@ interface Intercepted {
   port: number;
   agent: OneSocketAgent;
   upstream: tls.TLSSocket;
+  /** Why the upstream could not be used (its certificate is not trusted, ...). */
+  failure?: string;
 }
 
 export class TlsInterceptor {
@@ -184,6 +186,11 @@ export class TlsInterceptor {
       ca: upstreamTrust(),
       ALPNProtocols: ['http/1.1'],
     });
+    // Nothing is sent upstream before its certificate is verified: a failure answers 502.
+    const failure = await new Promise<string | undefined>((resolve) => {
+      verified.once('secureConnect', () => resolve(undefined));
+      verified.once('error', (err) => resolve(err.message));
+    });
     verified.on('error', () => undefined);
     const ctx = await this.ca.contextFor(host);
     const cellSide = new tls.TLSSocket(client, {
@@ -192,21 +199,25 @@ export class TlsInterceptor {
       ALPNProtocols: ['http/1.1'],
     });
     cellSide.on('error', () => cellSide.destroy());
-    let closed = 0;
+    let closed = failure ? 1 : 0;
     const closeOne = () => ++closed === 2 && done();
     cellSide.once('close', () => {
       verified.destroy();
       closeOne();
     });
-    verified.once('close', () => {
-      cellSide.end();
-      closeOne();
-    });
+    if (!failure) {
+      verified.once('close', () => {
+        cellSide.end();
+        closeOne();
+      });
+    }
+    const agent = new OneSocketAgent(verified);
     this.conns.set(cellSide, {
       host,
       port,
-      agent: new OneSocketAgent(verified),
+      agent,
       upstream: verified,
+      ...(failure ? { failure } : {}),
     });
     this.server.emit('connection', cellSide);
   }
@@ -216,6 +227,15 @@ export class TlsInterceptor {
     if (!c) return void res.destroy();
     const method = req.method ?? 'GET';
     const target = req.url ?? '/';
+    if (c.failure) {
+      const body = `nanocell: ${c.host}: the upstream's certificate is not trusted (${c.failure})\n`;
+      res.writeHead(502, {
+        'content-type': 'text/plain',
+        'content-length': Buffer.byteLength(body),
+      });
+      res.end(body);
+      return;
+    }
     const checked = this.broker.rewrite({
       host: c.host,
       method,
