@@ -7,7 +7,7 @@ export const FRAME_HEADER_BYTES = 9;
 export const MAX_FRAME_PAYLOAD = 8 * 1024 * 1024;
 
 /** A `T` request and a `W` frame start with `cols:u32le rows:u32le`. */
-export const TTY_HEADER_BYTES = 8;
+const TTY_HEADER_BYTES = 8;
 
 export type FrameType =
   'E' | 'T' | 'W' | 'I' | 'K' | 'Q' | 'R' | 'S' | 'O' | 'e' | 'X' | 'F' | 'L' | 'Z';

@@ -15,7 +15,7 @@ import { NanocellError } from '../util/errors.js';
 import type { CellEvent } from './types.js';
 
 /** The cell's CA bundle: the host's roots plus the cell's own CA, mounted over the generated one. */
-export const CELL_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+const CELL_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 const HOST_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 
 export class CellNetwork {
