@@ -1,9 +1,11 @@
 /*
- * nanocell-idmap --uid FROM:TO --gid FROM:TO SRC DST
+ * nanocell-idmap [--rw] --uid FROM:TO --gid FROM:TO SRC DST
  *
  * Bind-mounts directory SRC at the existing directory DST, read-only, nosuid, nodev, with an
  * idmap under which SRC's on-disk owner FROM appears as TO. The cell uses it as the lower layer
  * of the workspace overlay, so the project owner's files appear owned by the cell user.
+ * With --rw the mount is writable (toolchain caches under the state root), still nosuid, nodev
+ * and noexec: a cache holds data the tools read, never programs the cell runs.
  *
  * The idmap needs a user namespace holding the mapping; a short-lived child creates one and
  * waits while this process writes its maps and borrows its ns fd.
@@ -42,6 +44,9 @@
 #endif
 #ifndef MOVE_MOUNT_T_EMPTY_PATH
 #define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
+#ifndef MOUNT_ATTR_NOEXEC
+#define MOUNT_ATTR_NOEXEC 0x00000008
 #endif
 #ifndef MOUNT_ATTR_RDONLY
 #define MOUNT_ATTR_RDONLY 0x00000001
@@ -105,7 +110,12 @@ static void write_file(pid_t pid, const char *name, const char *text)
 int main(int argc, char **argv)
 {
 	const char *uid = NULL, *gid = NULL;
+	int rw = 0;
 	int i = 1;
+	if (i < argc && strcmp(argv[i], "--rw") == 0) {
+		rw = 1;
+		i++;
+	}
 	for (; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--uid") == 0)
 			uid = argv[i + 1];
@@ -115,7 +125,8 @@ int main(int argc, char **argv)
 			break;
 	}
 	if (!uid || !gid || argc - i != 2) {
-		fprintf(stderr, "usage: nanocell-idmap --uid FROM:TO --gid FROM:TO SRC DST\n");
+		fprintf(stderr,
+			"usage: nanocell-idmap [--rw] --uid FROM:TO --gid FROM:TO SRC DST\n");
 		return 2;
 	}
 	const char *src = argv[i], *dst = argv[i + 1];
@@ -170,8 +181,8 @@ int main(int argc, char **argv)
 	if (tree < 0)
 		fail("open_tree", errno);
 	struct nc_mount_attr attr = {
-		.attr_set =
-			MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+		.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+			    (rw ? MOUNT_ATTR_NOEXEC : MOUNT_ATTR_RDONLY),
 		.userns_fd = (uint64_t)userns,
 	};
 	if (syscall(__NR_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)

@@ -1,6 +1,7 @@
 // What a task did, derived from its events and stored report (pure): the material of
 // `nanocell report` and the one-line descriptions of `nanocell logs`.
 import { constants } from 'node:os';
+import { reportGroupOf } from '../seccomp/syscall-table.js';
 import { formatCommand } from '../util/display.js';
 import { formatDuration, formatSize } from '../util/units.js';
 import type { AuditEvent, AuditEventOf, FsChangeKind } from './events.js';
@@ -10,16 +11,6 @@ const errnoNames = new Map(Object.entries(constants.errno).map(([name, n]) => [n
 export function errnoName(errno: number): string {
   return errnoNames.get(errno) ?? `errno ${errno}`;
 }
-
-/** Syscalls whose denial means the task tried to touch files it may not. */
-const FILE_SYSCALLS = new Set([
-  'open', 'openat', 'openat2', 'creat', 'open_by_handle_at', 'name_to_handle_at', 'mkdir',
-  'mkdirat', 'mknod', 'mknodat', 'rmdir', 'unlink', 'unlinkat', 'rename', 'renameat',
-  'renameat2', 'link', 'linkat', 'symlink', 'symlinkat', 'chmod', 'fchmod', 'fchmodat',
-  'fchmodat2', 'chown', 'fchown', 'lchown', 'fchownat', 'truncate', 'ftruncate', 'setxattr',
-  'lsetxattr', 'fsetxattr', 'removexattr', 'lremovexattr', 'fremovexattr',
-]); // prettier-ignore
-const EXEC_SYSCALLS = new Set(['execve', 'execveat']);
 
 /** How an exec counted past the monitor's cap (no path or argv read) is shown. */
 export const COUNTED_EXECS = 'more execs, past the monitor cap (path and argv not read)';
@@ -140,11 +131,8 @@ export function summarizeTask(task: TaskRow, events: AuditEvent[], maxPaths = 50
         ran.add(e);
         break;
       case 'syscall.denied': {
-        const tally = EXEC_SYSCALLS.has(e.name)
-          ? execDenied
-          : FILE_SYSCALLS.has(e.name)
-            ? fileDenied
-            : sysDenied;
+        const group = reportGroupOf(e.name);
+        const tally = group === 'exec' ? execDenied : group === 'files' ? fileDenied : sysDenied;
         tally.add(
           `${e.name}\0${e.exe}\0${e.errno}`,
           { name: e.name, exe: e.exe, errno: e.errno },

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { removeTree } from '../util/fs.js';
+import { NanocellError } from '../util/errors.js';
 import { ownerAlive, type OwnerRecord } from '../host/owner.js';
 import { deleteContainer, listRuntimeContainers, type RuntimeInfo } from '../runtime/runtime.js';
 import { releaseOrphanSlots } from '../host/slots.js';
@@ -38,6 +39,21 @@ function mountsUnder(dir: string): string[] {
     if (decoded === dir || decoded.startsWith(`${dir}/`)) out.push(decoded);
   }
   return out.sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Removing a dir that still has a mount below it would delete through the mount (a toolchain
+ * cache, the project's idmapped view): refuse instead, and leave it to gc.
+ */
+export function assertNothingMountedUnder(dir: string): void {
+  const left = mountsUnder(dir);
+  if (left.length) {
+    throw new NanocellError(
+      `${dir} still has mounts (${left.join(', ')}), so it was not removed`,
+      'run `nanocell gc`, which unmounts them first',
+      'STATE',
+    );
+  }
 }
 
 async function unmountAllUnder(dir: string): Promise<void> {

@@ -3,11 +3,11 @@
 // what the cell did (execs, denied syscalls), so every line is untrusted input.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
+import { monitorAuditTypes, type MonitorAuditEvent } from '../audit/cellEvents.js';
 import { nativeBinary } from '../host/native.js';
 import { CELL_PROXY_PORT } from '../plan/layout.js';
 import { NanocellError } from '../util/errors.js';
 import type { CellDirs } from './state.js';
-import type { CellEvent } from './types.js';
 
 export function spawnMonitor(o: {
   dirs: CellDirs;
@@ -32,14 +32,18 @@ export function spawnMonitor(o: {
   });
 }
 
+/** The monitor's lines about itself and init, for the lifecycle (not the audit trail). */
+export type MonitorControlEvent =
+  { type: 'init.exited'; status?: unknown } | { type: 'error'; message?: unknown };
+
 export interface MonitorHandlers {
   /** The monitor learned init's host pid. */
   listener(initPid: number): void;
   runtimeExited(status: number): void;
   /** init.exited and error: the lifecycle's business. */
-  monitor(ev: CellEvent): void;
-  /** exec, syscall.denied, syscall.denied.summary: audit events. */
-  audit(ev: CellEvent): void;
+  monitor(ev: MonitorControlEvent): void;
+  /** exec, exec.summary, syscall.denied, syscall.denied.summary: audit events. */
+  audit(ev: MonitorAuditEvent): void;
 }
 
 export function readMonitorEvents(stream: Readable, h: MonitorHandlers): void {
@@ -51,9 +55,9 @@ export function readMonitorEvents(stream: Readable, h: MonitorHandlers): void {
     while ((nl = buf.indexOf('\n')) >= 0) {
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);
-      let ev: CellEvent;
+      let ev: { type?: unknown; [k: string]: unknown };
       try {
-        ev = JSON.parse(line) as CellEvent;
+        ev = JSON.parse(line) as typeof ev;
       } catch {
         continue;
       }
@@ -67,10 +71,11 @@ export function readMonitorEvents(stream: Readable, h: MonitorHandlers): void {
           break;
         case 'init.exited':
         case 'error':
-          h.monitor(ev);
+          h.monitor(ev as MonitorControlEvent);
           break;
         default:
-          h.audit(ev);
+          // Anything else is no event nanocell knows: dropped, as the audit sink would.
+          if (monitorAuditTypes.has(ev.type)) h.audit(ev as MonitorAuditEvent);
       }
     }
   });

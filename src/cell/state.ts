@@ -26,6 +26,8 @@ export interface StateLayout {
   changeSet(taskId: string): string;
   /** The JSON report of a task; same check. */
   report(taskId: string): string;
+  /** A toolchain cache of one project (`key`: projectKey of its dev and inode). */
+  toolCache(key: string, name: string): string;
 }
 
 const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -56,6 +58,7 @@ export function stateLayout(root: string): StateLayout {
     reports,
     changeSet: (taskId) => path.join(changes, checkedTaskId(taskId)),
     report: (taskId) => path.join(reports, `${checkedTaskId(taskId)}.json`),
+    toolCache: (key, name) => path.join(root, 'caches', checkedTaskId(key), checkedTaskId(name)),
   };
 }
 
@@ -98,6 +101,8 @@ export interface CellDirs {
   merged: string;
   seccompSocket: string;
   proxySocket: string;
+  /** Mount points of the idmapped toolchain caches (root mode). */
+  caches: string;
   syscallTable: string;
   initPid: string;
   owner: string;
@@ -118,6 +123,7 @@ export function cellDirs(layout: StateLayout, id: string): CellDirs {
     merged: path.join(dir, 'merged'),
     seccompSocket: path.join(dir, 'seccomp.sock'),
     proxySocket: path.join(dir, 'proxy.sock'),
+    caches: path.join(dir, 'caches'),
     syscallTable: path.join(dir, 'syscalls.tbl'),
     initPid: path.join(dir, 'init.pid'),
     owner: path.join(dir, 'owner.json'),

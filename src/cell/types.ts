@@ -6,14 +6,12 @@ import type { CgroupTotals } from '../host/cgroups.js';
 import type { AppliedLimits, Degradation } from '../plan/plan.js';
 import type { Policy } from '../policy/defaults.js';
 import type { TtySize } from './initFrames.js';
+import type { CellEvent } from '../audit/cellEvents.js';
 
 export type EndReason = 'exited' | 'signaled' | 'timeout' | 'oom' | 'killed' | 'error';
 
-/** An event for the audit trail; the sink adds task id, session, time and sequence. */
-export interface CellEvent {
-  type: string;
-  [k: string]: unknown;
-}
+/** An event for the audit trail (the type lives in src/audit); the sink adds the envelope. */
+export type { CellEvent } from '../audit/cellEvents.js';
 
 export interface CellOptions {
   policy: Policy;

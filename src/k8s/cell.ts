@@ -3,8 +3,8 @@
 // the claim's egress rules registered with the proxy tier. Every ending deletes the claim
 // and the tier's tenant (close() is idempotent and called from every path).
 //
-// The SDK's Cell class (src/cell) is being restructured; K8sCell is the backend module it
-// can wire behind `Cell.create({ backend: 'k8s' })` later. It has the same exec shape
+// The SDK's Cell (src/cell/cell.ts) is a facade over its lifecycle steps; K8sCell is the
+// backend module it can wire behind `Cell.create({ backend: 'k8s' })` later. It has the same exec shape
 // (InitClient's ExecHandle) so the task runner's timeout and output caps apply unchanged.
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';

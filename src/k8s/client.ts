@@ -8,20 +8,14 @@ import { PassThrough, Duplex } from 'node:stream';
 import type * as K8s from '@kubernetes/client-node';
 import { NanocellError } from '../util/errors.js';
 import { API_VERSION, EXTENSIONS_API, EXTENSIONS_GROUP } from './constants.js';
+import { apiError } from './apiError.js';
+import { claimStatus, watchClaimOnce, type ClaimStatus } from './claimWatch.js';
 
-export interface ClaimStatus {
-  ready: boolean;
-  /** Ready=False with a reason the controller will not retry (for example no warm pool). */
-  failed?: string;
-  sandbox?: { name: string; podIPs: string[] };
-  resourceVersion: string;
-}
+export type { ClaimStatus } from './claimWatch.js';
 
 type Obj = Record<string, unknown>;
 
 const CLAIMS = { group: EXTENSIONS_GROUP, version: API_VERSION, plural: 'sandboxclaims' } as const;
-/** Reasons after which a claim will not become Ready by waiting. */
-const TERMINAL_REASONS = new Set(['WarmPoolNotFound', 'TemplateNotFound', 'Failed', 'Expired']);
 
 type ClientModule = typeof K8s;
 
@@ -66,54 +60,6 @@ export function loadKubeConfig(
     );
   }
   return kc;
-}
-
-/** An API error as a one-line NanocellError. */
-function apiError(what: string, e: unknown): NanocellError {
-  const code = (e as { code?: number }).code ?? (e as { statusCode?: number }).statusCode;
-  let message = (e as Error).message ?? String(e);
-  const body = (e as { body?: unknown }).body;
-  if (typeof body === 'string') {
-    try {
-      message = (JSON.parse(body) as { message?: string }).message ?? message;
-    } catch {
-      // not a Status object
-    }
-  }
-  message = message.split('\n')[0]!.slice(0, 300);
-  const fix =
-    code === 404
-      ? 'install agent-sandbox v1beta1 (nanocell doctor --backend k8s checks it) and the shape (nanocell k8s render | kubectl apply -f -)'
-      : code === 403 || code === 401
-        ? 'grant this identity create/get/watch/delete on sandboxclaims and create on pods/exec in the namespace'
-        : code === 409
-          ? 'a claim of that name exists; retry (names are random)'
-          : code === 422
-            ? 'the cluster rejected the object: check that its agent-sandbox version serves v1beta1'
-            : 'check the cluster (nanocell doctor --backend k8s)';
-  const err = new NanocellError(`${what}: ${code ?? 'error'} ${message}`, fix, 'RUNTIME');
-  (err as NanocellError & { status?: number }).status = code;
-  return err;
-}
-
-function claimStatus(o: Obj): ClaimStatus {
-  const status = (o.status ?? {}) as Obj;
-  const conds = (status.conditions ?? []) as {
-    type: string;
-    status: string;
-    reason?: string;
-    message?: string;
-  }[];
-  const ready = conds.find((c) => c.type === 'Ready');
-  const sb = status.sandbox as { name?: string; podIPs?: string[] } | undefined;
-  return {
-    ready: ready?.status === 'True' && !!sb?.name,
-    ...(ready?.status === 'False' && ready.reason && TERMINAL_REASONS.has(ready.reason)
-      ? { failed: `${ready.reason}: ${ready.message ?? ''}`.trim() }
-      : {}),
-    ...(sb?.name ? { sandbox: { name: sb.name, podIPs: sb.podIPs ?? [] } } : {}),
-    resourceVersion: String(((o.metadata ?? {}) as Obj).resourceVersion ?? ''),
-  };
 }
 
 export class K8sApi {
@@ -220,7 +166,13 @@ export class K8sApi {
           'RUNTIME',
         );
       }
-      const r = await this.watchOnce(path, name, current.resourceVersion, left, opts.signal);
+      const r = await watchClaimOnce(this.k8s, this.kc, {
+        path,
+        name,
+        resourceVersion: current.resourceVersion,
+        timeoutMs: left,
+        signal: opts.signal,
+      });
       if (r.kind === 'status') current = r.status;
       else if (r.kind === 'gone') {
         restarts++;
@@ -236,77 +188,6 @@ export class K8sApi {
         if (r.resourceVersion) current = { ...current, resourceVersion: r.resourceVersion };
       }
     }
-  }
-
-  private watchOnce(
-    path: string,
-    name: string,
-    resourceVersion: string,
-    timeoutMs: number,
-    signal?: AbortSignal,
-  ): Promise<
-    | { kind: 'status'; status: ClaimStatus }
-    | { kind: 'gone' }
-    | { kind: 'deleted' }
-    | { kind: 'ended'; resourceVersion?: string }
-  > {
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      let controller: AbortController | undefined;
-      let lastRv: string | undefined;
-      const finish = (v: Parameters<typeof resolve>[0] | Error) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        controller?.abort();
-        if (v instanceof Error) reject(v);
-        else resolve(v);
-      };
-      const timer = setTimeout(() => finish({ kind: 'ended' }), timeoutMs);
-      const onAbort = () => finish({ kind: 'ended' });
-      signal?.addEventListener('abort', onAbort);
-      const query = {
-        fieldSelector: `metadata.name=${name}`,
-        allowWatchBookmarks: true,
-        ...(resourceVersion ? { resourceVersion } : {}),
-      };
-      new this.k8s.Watch(this.kc)
-        .watch(
-          path,
-          query,
-          (type: string, obj: Obj) => {
-            if (type === 'ERROR') {
-              const code = (obj as { code?: number }).code;
-              return finish(
-                code === 410
-                  ? { kind: 'gone' }
-                  : apiError('watching the claim', { code, message: String(obj.message ?? '') }),
-              );
-            }
-            const rv = String(((obj.metadata ?? {}) as Obj).resourceVersion ?? '');
-            if (rv) lastRv = rv;
-            if (type === 'BOOKMARK') return;
-            if (type === 'DELETED') return finish({ kind: 'deleted' });
-            const s = claimStatus(obj);
-            if (s.ready || s.failed) finish({ kind: 'status', status: s });
-          },
-          (err: unknown) => {
-            const code = (err as { statusCode?: number } | null)?.statusCode;
-            if (code === 410) return finish({ kind: 'gone' });
-            if (err && code)
-              return finish(
-                apiError('watching the claim', { code, message: (err as Error).message }),
-              );
-            finish({ kind: 'ended', ...(lastRv ? { resourceVersion: lastRv } : {}) });
-          },
-        )
-        .then((c) => {
-          controller = c;
-          if (settled) c.abort();
-        })
-        .catch((e: unknown) => finish(apiError('watching the claim', e)));
-    });
   }
 
   /** The proxy tier's ClusterIP: cells have no DNS, so they are given the address. */

@@ -162,6 +162,12 @@ export const POLICY_MAPPING: readonly FieldMapping[] = [
     note: "a path on the developer's machine does not exist on a node; bake tools into the cell image",
   },
   {
+    field: 'toolchains',
+    target: 'render and run refuse a policy with toolchains',
+    enforcement: 'not-applicable',
+    note: "the developer's own installs are host paths; put the toolchain in the cell image",
+  },
+  {
     field: 'allowDegraded',
     target: 'render and run refuse a degraded field unless listed (or passed as --allow-degraded)',
     enforcement: 'exact',

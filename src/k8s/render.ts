@@ -75,6 +75,13 @@ export function renderShape(input: RenderInput): Rendered {
       'POLICY',
     );
   }
+  if (policy.toolchains.length) {
+    throw new NanocellError(
+      `policy toolchains (${policy.toolchains.join(', ')}) are host installs, which no pod has`,
+      'drop toolchains: from the policy for --backend k8s and put them in the cell image',
+      'POLICY',
+    );
+  }
   const accepted = new Set<string>([...policy.allowDegraded, ...input.allowDegraded]);
   const degradations: RenderedDegradation[] = [];
   const refused: string[] = [];

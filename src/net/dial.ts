@@ -36,6 +36,19 @@ const MAX_ADDRESSES = 16;
 export const systemResolver: Resolver = async (host) =>
   (await dns.lookup(host, { all: true, verbatim: true })).map((a) => a.address);
 
+/**
+ * What dial decides before any lookup: by name and port, and for an address literal by its
+ * address too. For a request the proxy refuses in its form (origin-form, https:// absolute-form,
+ * an upgrade): its record carries what the destination it named would have met.
+ */
+export function decideUnresolved(rules: NetRules, host: string, port: number): Decision {
+  const decision = decideHost(rules, host, port);
+  const target = parseTarget(host);
+  if (decision.decision === 'denied' || target?.kind !== 'ip') return decision;
+  const verdict = checkAddress(rules, target.text);
+  return verdict.decision === 'denied' ? verdict : decision;
+}
+
 export async function dial(
   rules: NetRules,
   host: string,

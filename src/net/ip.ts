@@ -122,3 +122,33 @@ export function formatCidr(cidr: Cidr): string {
 export function low32(ip: Ip): Ip {
   return { family: 4, value: ip.value & 0xffffffffn };
 }
+
+/**
+ * Reads the IPv4 notations that resolvers (inet_aton) and the WHATWG URL parser accept besides
+ * the dotted quad: one to four parts, each decimal, octal (leading 0) or hex (0x), the last
+ * filling the remaining bytes (`127.1`, `2130706433`, `0x7f.1`, `0177.0.0.1`), and a trailing
+ * dot. Undefined if the text is not one. The proxy reads these as the address they name, so a
+ * notation cannot decide differently from the address it stands for.
+ */
+export function parseLegacyIpv4(text: string): Ip | undefined {
+  const parts = text.split('.');
+  if (parts.length > 1 && parts[parts.length - 1] === '') parts.pop();
+  if (parts.length > 4) return undefined;
+  const numbers: number[] = [];
+  for (const p of parts) {
+    const n = legacyPart(p);
+    if (n === undefined) return undefined;
+    numbers.push(n);
+  }
+  const last = numbers.pop()!;
+  if (numbers.some((n) => n > 255) || last >= 256 ** (4 - numbers.length)) return undefined;
+  const value = numbers.reduce((acc, n, i) => acc + n * 256 ** (3 - i), 0) + last;
+  return { family: 4, value: BigInt(value) };
+}
+
+function legacyPart(p: string): number | undefined {
+  if (/^0x[0-9a-f]*$/i.test(p)) return p.length === 2 ? 0 : parseInt(p.slice(2), 16);
+  if (/^0[0-7]+$/.test(p)) return parseInt(p.slice(1), 8);
+  if (/^(?:0|[1-9][0-9]*)$/.test(p)) return Number(p);
+  return undefined;
+}

@@ -10,6 +10,7 @@ import {
   low32,
   parseCidr,
   parseIp,
+  parseLegacyIpv4,
   type Cidr,
   type Ip,
 } from './ip.js';
@@ -164,7 +165,10 @@ function memoOf(memos: WeakMap<NetRules, Map<string, Readonly<Decision>>>, rules
   return memo;
 }
 
-/** Reads a request's host: `[v6]`, a v4/v6 literal or a DNS name. Undefined if unusable. */
+/**
+ * Reads a request's host: `[v6]`, a v4/v6 literal (IPv4 in any notation a resolver accepts,
+ * read as the address it names) or a DNS name. Undefined if unusable.
+ */
 export function parseTarget(host: string): Readonly<Target> | undefined {
   if (targets.has(host)) return targets.get(host);
   const t = parseTargetUncached(host);
@@ -173,7 +177,7 @@ export function parseTarget(host: string): Readonly<Target> | undefined {
 
 function parseTargetUncached(host: string): Target | undefined {
   const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  const ip = parseIp(bare);
+  const ip = parseIp(bare) ?? (bare === host ? parseLegacyIpv4(host) : undefined);
   if (ip) return { kind: 'ip', ip, text: formatIp(ip) };
   if (bare !== host) return undefined;
   const name = normalizeHostName(host);

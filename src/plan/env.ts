@@ -21,6 +21,8 @@ export function cellEnv(opts: {
   hostEnv: NodeJS.ProcessEnv;
   policyEnv: Record<string, string>;
   proxyEnv?: Record<string, string>;
+  /** Toolchain presets: PATH and cache variables, below the policy's env. */
+  toolchainEnv?: Record<string, string>;
   execEnv?: Record<string, string>;
 }): string[] {
   const env: Record<string, string> = {};
@@ -37,6 +39,12 @@ export function cellEnv(opts: {
     TMPDIR: '/tmp',
     NANOCELL: '1',
   });
-  Object.assign(env, opts.proxyEnv ?? {}, opts.policyEnv, opts.execEnv ?? {});
+  Object.assign(
+    env,
+    opts.proxyEnv ?? {},
+    opts.toolchainEnv ?? {},
+    opts.policyEnv,
+    opts.execEnv ?? {},
+  );
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }

@@ -29,6 +29,8 @@ export interface HostMount {
   cell: string;
   kind: 'dir' | 'file';
   exec: boolean;
+  /** Cell paths of secret-looking files inside a toolchain mount, masked (linux.maskedPaths). */
+  masked?: string[];
 }
 
 /** `~` and `~/x` are the invoking user's home; anything else must be absolute. */
@@ -156,7 +158,17 @@ export function checkHostMounts(
     }
     const clash = out.find((m) => within(cell, m.cell) || within(m.cell, cell));
     if (clash) refuse(given, `cell path ${cell} overlaps another mount at ${clash.cell}`, cellFix);
-    out.push({ source: f.real, cell, kind: f.kind as 'dir' | 'file', exec: req.exec });
+    const real = f.real;
+    const masked = req.toolchain
+      ? (f.masked ?? []).map((h) => path.join(cell, path.relative(real, h)))
+      : [];
+    out.push({
+      source: f.real,
+      cell,
+      kind: f.kind as 'dir' | 'file',
+      exec: req.exec,
+      ...(masked.length ? { masked } : {}),
+    });
   }
   return out;
 }

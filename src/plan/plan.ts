@@ -60,6 +60,8 @@ export interface PlanInput {
   execAllow: string[];
   /** Checked read-only host paths (resolve's hostMounts). */
   hostMounts?: readonly HostMount[];
+  /** Writable toolchain caches, as acquired (src/cell/toolCaches.ts). */
+  cacheMounts?: readonly OciMount[];
   /** Which writable places are mounted executable (planExecRule); the rest are noexec. */
   execMounts: ExecMounts;
   seccomp?: OciSeccomp;
@@ -252,6 +254,8 @@ export function planCell(input: PlanInput): CellPlan {
         '/proc/kallsyms',
         '/proc/sysrq-trigger',
         '/sys/firmware',
+        // Secret-looking files inside toolchain mounts (hostMounts.ts).
+        ...(input.hostMounts ?? []).flatMap((m) => m.masked ?? []),
       ],
       readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys'],
     },

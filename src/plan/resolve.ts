@@ -5,14 +5,16 @@
 // (stat, realpath), changes nothing.
 import type { HostFacts } from '../host/facts.js';
 import { compileNetRules, type NetRules } from '../net/rules.js';
-import type { Policy } from '../policy/defaults.js';
+import type { HostMountRequest, Policy } from '../policy/defaults.js';
 import { invokingHome, probeHostPath } from '../host/hostPaths.js';
+import { findToolchains, toolchainPlaces } from '../host/toolchains.js';
 import { resolveExecAllow } from './execAllow.js';
 import { planExecRule, type ExecMounts } from './execRule.js';
 import { checkHostMounts, expandMountPath, type HostMount } from './hostMounts.js';
 import { planDegradations, type BenchSwitches, type Degradation } from './plan.js';
 import { resolveProjectDir, type ProjectDir } from './projectDir.js';
 import { CellSeccomp, type CellSeccompPlan } from './seccomp.js';
+import { planToolchains, type ToolchainPlan } from './toolchains.js';
 
 export interface ResolveInput {
   policy: Policy;
@@ -34,8 +36,10 @@ export interface ResolvedCell {
   readonly netRules: NetRules;
   /** The policy allows some destination, so the cell gets a proxy. */
   readonly egress: boolean;
-  /** Read-only host paths, checked. */
+  /** Read-only host paths, checked (the policy's mounts, then the toolchains'). */
   readonly hostMounts: readonly HostMount[];
+  /** Toolchain presets: what was found, their caches and env. */
+  readonly toolchains: Readonly<ToolchainPlan>;
   /** Concrete paths the task may execute (Landlock). */
   readonly execAllow: readonly string[];
   /** Which writable places are mounted executable (execRule.ts). */
@@ -59,7 +63,10 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
   const project = resolveProjectDir(i.workspace);
   // Rules are compiled even when nothing is allowed, so a bad entry is always an error.
   const netRules = compileNetRules(policy.network, [...(i.extraAllowNet ?? [])]);
-  const hostMounts = resolveHostMounts(i, project);
+  const home = invokingHome();
+  const { found, missing } = findToolchains(policy.toolchains, home);
+  const toolchains = planToolchains(found, missing, toolchainPlaces);
+  const hostMounts = resolveHostMounts(i, project, home, [...policy.mounts, ...toolchains.mounts]);
   const execRule = planExecRule(
     [
       ...resolveExecAllow(policy.exec.allow, project),
@@ -87,6 +94,7 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
     // A cidrs entry alone allows IP-literal destinations in its range, so it needs the proxy too.
     egress: netRules.allow.length > 0 || netRules.cidrs.length > 0,
     hostMounts: Object.freeze(hostMounts.map((m) => Object.freeze(m))),
+    toolchains: Object.freeze(toolchains),
     execAllow: Object.freeze(execRule.paths),
     execMounts: Object.freeze(execRule.mounts),
     seccomp,
@@ -97,17 +105,21 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
 }
 
 /** Probes each requested host path (stat and realpath only), then applies the mount rules. */
-function resolveHostMounts(i: ResolveInput, project: ProjectDir): HostMount[] {
-  if (!i.policy.mounts.length) return [];
-  const home = invokingHome();
+function resolveHostMounts(
+  i: ResolveInput,
+  project: ProjectDir,
+  home: string,
+  requests: readonly HostMountRequest[],
+): HostMount[] {
+  if (!requests.length) return [];
   const facts = new Map(
-    i.policy.mounts.map((m) => {
+    requests.map((m) => {
       const p = expandMountPath(m.host, home);
-      return [p, probeHostPath(p)] as const;
+      return [p, probeHostPath(p, { mask: m.toolchain === true })] as const;
     }),
   );
   return checkHostMounts(
-    i.policy.mounts,
+    requests,
     { home, homes: i.homes, stateRoot: i.stateRoot, workspace: project },
     facts,
   );

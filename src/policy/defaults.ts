@@ -1,7 +1,7 @@
 // Defaults are chosen for an agent task on a developer laptop: enough to build and test a
 // project, small enough that a runaway task cannot starve the machine.
 import type { SecretEntry } from './secrets.js';
-import type { DegradableControl, runtimeNames } from './schema.js';
+import type { DegradableControl, runtimeNames, ToolchainName } from './schema.js';
 
 export const DEFAULT_LIMITS = {
   memory: 1024 ** 3,
@@ -237,6 +237,8 @@ export interface HostMountRequest {
   /** Absent: the same path as on the host. */
   cell?: string;
   exec: boolean;
+  /** Found by a toolchain preset: secret-looking files inside are masked, not refused. */
+  toolchain?: boolean;
 }
 
 /** A policy with every default filled in: what planning works from. */
@@ -271,6 +273,7 @@ export interface Policy {
   runtime: { name: RuntimeName; path?: string };
   /** Read-only host paths, as written (`~` not yet expanded, nothing checked). */
   mounts: HostMountRequest[];
+  toolchains: ToolchainName[];
   env: Record<string, string>;
   /** Brokered credentials (names and sources only; values are read at cell start). */
   secrets: SecretEntry[];

@@ -106,6 +106,7 @@ export function resolvePolicy(...layers: PolicyFile[]): Policy {
       ...(m.runtime?.path ? { path: m.runtime.path } : {}),
     },
     mounts: (m.mounts ?? []).map(mountRequest),
+    toolchains: [...new Set(m.toolchains ?? [])],
     env: m.env ?? {},
     secrets: checkedSecrets(m.secrets ?? []),
     allowDegraded: [...new Set(m.allowDegraded ?? [])],

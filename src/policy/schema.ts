@@ -130,6 +130,10 @@ const mountSchema = z.union([
   }),
 ]);
 
+/** Toolchain presets: the user's own installs, found where their version managers keep them. */
+export const toolchainNames = ['node', 'python', 'rust', 'go', 'java'] as const;
+export type ToolchainName = (typeof toolchainNames)[number];
+
 /** Controls the user may let degrade instead of failing; each degradation is reported. */
 export const degradableControls = ['cgroups', 'disk-cap', 'landlock'] as const;
 export type DegradableControl = (typeof degradableControls)[number];
@@ -144,6 +148,12 @@ export const policySchema = z.strictObject({
   runtime: runtimeSchema.optional(),
   /** Host directories or files bound read-only into the cell (nosuid, nodev, noexec unless exec). */
   mounts: z.array(mountSchema).optional(),
+  /**
+   * The user's own toolchain installs (nvm, fnm, volta, pyenv, rustup, asdf, mise, SDKMAN,
+   * /usr/local/go, /opt), mounted read-only and executable, first on PATH, with per-project
+   * caches under the state root.
+   */
+  toolchains: z.array(z.enum(toolchainNames)).optional(),
   /** Extra environment variables for every command in the cell. */
   env: z.record(envName, z.string()).optional(),
   /** Credentials brokered by the proxy: the cell holds a placeholder, bound hosts get the value. */

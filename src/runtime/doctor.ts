@@ -4,7 +4,9 @@ import os from 'node:os';
 import { resolveRuntime, runtimeHostProblem } from './runtime.js';
 import { runtimeTraits } from './traits.js';
 import type { RuntimeName } from '../policy/defaults.js';
-import { runtimeNames as RUNTIMES } from '../policy/schema.js';
+import { runtimeNames as RUNTIMES, toolchainNames } from '../policy/schema.js';
+import { invokingHome } from '../host/hostPaths.js';
+import { findToolchains } from '../host/toolchains.js';
 import { NanocellError } from '../util/errors.js';
 import { nativeBinary, type NativeHelper } from '../host/native.js';
 import { probeCgroups, probeLandlockAbi } from '../host/probe.js';
@@ -67,6 +69,17 @@ function runtimeCheck(
     };
   }
   return { name: checkName, status: 'ok', detail: where };
+}
+
+/** What `toolchains:` would find for this user: informational, never a failure. */
+function toolchainCheck(): Check {
+  const { found, missing } = findToolchains(toolchainNames, invokingHome());
+  const list = found.map((t) => `${t.name} ${t.version} (${t.source}: ${t.root})`);
+  return {
+    name: 'toolchains',
+    status: 'ok',
+    detail: `${list.length ? list.join('; ') : 'none found'}${missing.length ? `; not found: ${missing.join(', ')}` : ''}`,
+  };
 }
 
 export function runDoctor(opts: { runtime?: RuntimeName; runtimePath?: string } = {}): Check[] {
@@ -215,5 +228,6 @@ export function runDoctor(opts: { runtime?: RuntimeName; runtimePath?: string } 
       fix: 'run as root for a capped tmpfs upper layer; cells need --allow-degraded disk-cap',
     });
   }
+  add(toolchainCheck());
   return checks;
 }

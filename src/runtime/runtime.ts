@@ -1,5 +1,6 @@
-// The OCI runtime driver: finding the binary, checking its version, and the few runtime
-// commands nanocell needs besides `run` (which the monitor starts).
+// The OCI runtimes on this host: finding the binary, checking its version, the run command,
+// deleting and listing containers, and whether the host can run it. What differs between
+// runc, crun and runsc is their driver (drivers.ts, OciRuntime) and traits (traits.ts).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -8,7 +9,7 @@ import type { RuntimeName } from '../policy/defaults.js';
 import { runtimeNames as RUNTIMES } from '../policy/schema.js';
 import { NanocellError } from '../util/errors.js';
 import { CGROUP_PARENT } from '../host/probe.js';
-import { runtimeTraits } from './traits.js';
+import { ociRuntime, type RunArgvInput } from './drivers.js';
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
 
@@ -18,13 +19,6 @@ export interface RuntimeInfo {
   /** As the runtime prints it (runsc: a release date such as 0.0~20221219.0). */
   version: string;
 }
-
-/** Oldest versions with what nanocell relies on (runc 1.1: seccomp listenerPath). */
-const MIN_VERSION: Record<RuntimeName, [number, number]> = {
-  runc: [1, 1],
-  crun: [1, 0],
-  runsc: [0, 0],
-};
 
 function findOnPath(bin: string): string | undefined {
   for (const dir of (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin').split(
@@ -76,7 +70,7 @@ export function resolveRuntime(name: RuntimeName, explicitPath?: string): Runtim
     );
   }
   const v = parseRuntimeVersion(out);
-  const [maj, min] = MIN_VERSION[name];
+  const [maj, min] = ociRuntime(name).minVersion;
   if (!v || v[0] < maj || (v[0] === maj && v[1] < min)) {
     throw new NanocellError(
       `OCI runtime ${bin} is too old or unrecognised (${out.split('\n')[0]?.trim()}); nanocell needs ${name} >= ${maj}.${min}`,
@@ -89,52 +83,11 @@ export function resolveRuntime(name: RuntimeName, explicitPath?: string): Runtim
   return info;
 }
 
-/**
- * Each runtime keeps its state in its own directory next to runc's (`<state>/runc`,
- * `<state>/crun`, `<state>/runsc`): their layouts differ, and one runtime must never
- * mistake another's state for a container of its own.
- */
-function runtimeRootFor(name: RuntimeName, runcRoot: string): string {
-  return name === 'runc' ? runcRoot : path.join(path.dirname(runcRoot), name);
-}
+export type { RunArgvInput } from './drivers.js';
 
-function runtimeGlobalArgs(rt: RuntimeInfo, runcRoot: string): string[] {
-  return ['--root', runtimeRootFor(rt.name, runcRoot)];
-}
-
-export interface RunArgvInput {
-  runcRoot: string;
-  id: string;
-  bundle: string;
-  pidFile: string;
-  /** The cell connects to a host unix socket bind-mounted in (the proxy). */
-  hostSocket: boolean;
-}
-
-/**
- * The command the monitor starts: `<runtime> run --detach` with init's control socket, which
- * the monitor holds on fd 3. Cgroups are always configured: limits are never dropped here.
- */
+/** The command the monitor starts (see OciRuntime.runArgv). */
 export function runtimeRunArgv(rt: RuntimeInfo, o: RunArgvInput): string[] {
-  const common = ['--detach', '--pid-file', o.pidFile, '--bundle', o.bundle, o.id];
-  if (runtimeTraits(rt.name).controlChannel === 'preserved-fd') {
-    return [rt.path, ...runtimeGlobalArgs(rt, o.runcRoot), 'run', '--preserve-fds', '1', ...common];
-  }
-  // runsc: the spec's seccomp profile is applied inside the sandbox only with --oci-seccomp;
-  // the netstack gets loopback only (the spec's empty net namespace, made explicit); a host
-  // unix socket is reachable only when one is mounted in and host-uds allows opening it.
-  const runsc = [
-    rt.path,
-    ...runtimeGlobalArgs(rt, o.runcRoot),
-    '--oci-seccomp',
-    '--network=none',
-    `--host-uds=${o.hostSocket ? 'open' : 'none'}`,
-    'run',
-    ...common,
-  ];
-  // No --preserve-fds: the control socket becomes runsc's stdin, which the sandbox passes to
-  // the container's first process (see RuntimeTraits.controlChannel).
-  return ['/bin/sh', '-c', 'exec "$0" "$@" 0<&3 3<&-', ...runsc];
+  return ociRuntime(rt.name).runArgv(rt.path, o);
 }
 
 /** Which runtime holds state for container `id` under the state root, if any. */
@@ -143,20 +96,12 @@ export function containerOwner(runcRoot: string, id: string): RuntimeName | unde
 }
 
 function listContainersOf(name: RuntimeName, runcRoot: string): string[] {
-  let entries: string[];
+  const driver = ociRuntime(name);
   try {
-    entries = fs.readdirSync(runtimeRootFor(name, runcRoot));
+    return driver.containerIds(fs.readdirSync(driver.stateRoot(runcRoot)));
   } catch {
     return [];
   }
-  if (name !== 'runsc') return entries;
-  // runsc keeps `<sandbox>_sandbox:<container>.state` files plus lock files.
-  const ids = new Set<string>();
-  for (const e of entries) {
-    const m = /^([^_]+)_sandbox:([^.]+)\.state$/.exec(e);
-    if (m) ids.add(m[2]!);
-  }
-  return [...ids];
 }
 
 /**
@@ -176,7 +121,8 @@ export async function deleteContainer(
     return;
   }
   const rt = owner === given.name ? given : resolveRuntime(owner);
-  const res = await execa(rt.path, [...runtimeGlobalArgs(rt, runcRoot), 'delete', '--force', id], {
+  const root = ociRuntime(rt.name).stateRoot(runcRoot);
+  const res = await execa(rt.path, ['--root', root, 'delete', '--force', id], {
     reject: false,
     timeout: 30_000,
   });
@@ -254,7 +200,7 @@ export function runtimeHostProblem(
   rt: Pick<RuntimeInfo, 'name'>,
   root = CGROUP_ROOT,
 ): { problem: string; fix: string } | undefined {
-  if (!runtimeTraits(rt.name).needsEmptyHybridV2) return undefined;
+  if (!ociRuntime(rt.name).traits.needsEmptyHybridV2) return undefined;
   const stray = hybridV2Controllers(root);
   if (stray.length === 0) return undefined;
   return {

@@ -1,473 +1,50 @@
-// The default syscall policy of a cell, as data. Every syscall of the x86_64 and aarch64 tables
-// is in exactly one of: ALLOWED, ARG_FILTERED, EXEC_AUDITED, FORBIDDEN, NOT_NEEDED (a unit test
-// checks this, so a new kernel header cannot slip a syscall in unreviewed).
-//
-// The baseline is Docker's default profile for a container without capabilities, made
-// stricter: ptrace and process_vm_*, io_uring, name_to_handle_at, adjtimex/clock_adjtime,
-// modify_ldt and fanotify_mark are denied; socket, socketpair and ioctl get argument filters.
+// The default syscall policy of a cell, as the lists the profile builder and the tests read.
+// They are views of the one table (syscall-table.ts), where each syscall's category, default
+// and reason live together; every syscall of the x86_64 and aarch64 tables is in exactly one.
+import { SYSCALL_TABLE, type DenyErrno, type SyscallDefault } from './syscall-table.js';
 
-/** What the task sees when a denied syscall is answered (by the monitor, or by the filter). */
-export type DenyErrno = 'EPERM' | 'ENOSYS';
+export type { DenyErrno } from './syscall-table.js';
 export const ERRNO_VALUE: Readonly<Record<DenyErrno, number>> = { EPERM: 1, ENOSYS: 38 };
 
-export interface Denial {
+interface Denial {
   /** Why the syscall is denied: shown in reviews and reports. */
   reason: string;
-  /**
-   * EPERM normally; ENOSYS where callers probe the syscall and fall back only on ENOSYS, or
-   * where the kernel itself no longer implements it, so the cell looks like an older kernel.
-   */
   errno: DenyErrno;
 }
 
+const rows = Object.entries(SYSCALL_TABLE);
+const named = (kind: SyscallDefault['kind']) =>
+  rows.filter(([, r]) => r.default?.kind === kind).map(([n]) => n);
+const denials = (kind: 'forbidden' | 'not-needed'): Record<string, Denial> =>
+  Object.fromEntries(
+    rows.flatMap(([n, r]) =>
+      r.default?.kind === kind ? [[n, { reason: r.default.reason, errno: r.default.errno }]] : [],
+    ),
+  );
+
 /** Allowed without conditions. */
-export const ALLOWED: readonly string[] = [
-  // files and descriptors
-  'read',
-  'write',
-  'open',
-  'openat',
-  'openat2',
-  'creat',
-  'close',
-  'close_range',
-  'lseek',
-  'pread64',
-  'pwrite64',
-  'readv',
-  'writev',
-  'preadv',
-  'pwritev',
-  'preadv2',
-  'pwritev2',
-  'dup',
-  'dup2',
-  'dup3',
-  'fcntl',
-  'flock',
-  'fsync',
-  'fdatasync',
-  'sync',
-  'syncfs',
-  'sync_file_range',
-  'truncate',
-  'ftruncate',
-  'fallocate',
-  'fadvise64',
-  'readahead',
-  'sendfile',
-  'splice',
-  'tee',
-  'vmsplice',
-  'copy_file_range',
-  'getdents',
-  'getdents64',
-  'getcwd',
-  'chdir',
-  'fchdir',
-  'mkdir',
-  'mkdirat',
-  'rmdir',
-  'rename',
-  'renameat',
-  'renameat2',
-  'link',
-  'linkat',
-  'unlink',
-  'unlinkat',
-  'symlink',
-  'symlinkat',
-  'readlink',
-  'readlinkat',
-  'mknod',
-  'mknodat',
-  'pipe',
-  'pipe2',
-  'memfd_create',
-  // metadata
-  'stat',
-  'lstat',
-  'fstat',
-  'newfstatat',
-  'statx',
-  'statfs',
-  'fstatfs',
-  'access',
-  'faccessat',
-  'faccessat2',
-  'chmod',
-  'fchmod',
-  'fchmodat',
-  'chown',
-  'fchown',
-  'lchown',
-  'fchownat',
-  'umask',
-  'utime',
-  'utimes',
-  'futimesat',
-  'utimensat',
-  'getxattr',
-  'lgetxattr',
-  'fgetxattr',
-  'setxattr',
-  'lsetxattr',
-  'fsetxattr',
-  'listxattr',
-  'llistxattr',
-  'flistxattr',
-  'removexattr',
-  'lremovexattr',
-  'fremovexattr',
-  'inotify_init',
-  'inotify_init1',
-  'inotify_add_watch',
-  'inotify_rm_watch',
-  // processes and threads (clone is argument-filtered, exec is audited)
-  'fork',
-  'vfork',
-  'exit',
-  'exit_group',
-  'wait4',
-  'waitid',
-  'getpid',
-  'getppid',
-  'gettid',
-  'getpgid',
-  'setpgid',
-  'getpgrp',
-  'getsid',
-  'setsid',
-  'set_tid_address',
-  'prctl',
-  'arch_prctl',
-  'getrlimit',
-  'setrlimit',
-  'prlimit64',
-  'getrusage',
-  'times',
-  'uname',
-  'sysinfo',
-  'set_robust_list',
-  'get_robust_list',
-  'futex',
-  'futex_waitv',
-  'rseq',
-  'restart_syscall',
-  'pidfd_open',
-  'pidfd_send_signal',
-  'getrandom',
-  'getcpu',
-  'membarrier',
-  'set_thread_area',
-  'get_thread_area',
-  // identity: without capabilities these only move between ids the process already holds
-  'getuid',
-  'geteuid',
-  'getgid',
-  'getegid',
-  'setuid',
-  'setgid',
-  'setreuid',
-  'setregid',
-  'setresuid',
-  'setresgid',
-  'getresuid',
-  'getresgid',
-  'setfsuid',
-  'setfsgid',
-  'getgroups',
-  'setgroups',
-  'capget',
-  'capset',
-  // scheduling
-  'sched_yield',
-  'sched_getaffinity',
-  'sched_setaffinity',
-  'sched_getattr',
-  'sched_setattr',
-  'sched_getparam',
-  'sched_setparam',
-  'sched_getscheduler',
-  'sched_setscheduler',
-  'sched_get_priority_max',
-  'sched_get_priority_min',
-  'sched_rr_get_interval',
-  'getpriority',
-  'setpriority',
-  'ioprio_get',
-  'ioprio_set',
-  // memory
-  'brk',
-  'mmap',
-  'munmap',
-  'mremap',
-  'mprotect',
-  'madvise',
-  'mincore',
-  'msync',
-  'mlock',
-  'mlock2',
-  'mlockall',
-  'munlock',
-  'munlockall',
-  'remap_file_pages',
-  'pkey_alloc',
-  'pkey_free',
-  'pkey_mprotect',
-  'memfd_secret',
-  'process_mrelease',
-  // signals (the pid namespace bounds who can be signalled)
-  'kill',
-  'tkill',
-  'tgkill',
-  'rt_sigaction',
-  'rt_sigprocmask',
-  'rt_sigreturn',
-  'rt_sigpending',
-  'rt_sigsuspend',
-  'rt_sigtimedwait',
-  'rt_sigqueueinfo',
-  'rt_tgsigqueueinfo',
-  'sigaltstack',
-  'pause',
-  'signalfd',
-  'signalfd4',
-  // time (reading and sleeping only)
-  'time',
-  'gettimeofday',
-  'clock_gettime',
-  'clock_getres',
-  'clock_nanosleep',
-  'nanosleep',
-  'alarm',
-  'getitimer',
-  'setitimer',
-  'timer_create',
-  'timer_delete',
-  'timer_getoverrun',
-  'timer_gettime',
-  'timer_settime',
-  'timerfd_create',
-  'timerfd_gettime',
-  'timerfd_settime',
-  // network (socket and socketpair are argument-filtered)
-  'bind',
-  'connect',
-  'listen',
-  'accept',
-  'accept4',
-  'getsockname',
-  'getpeername',
-  'getsockopt',
-  'setsockopt',
-  'sendto',
-  'recvfrom',
-  'sendmsg',
-  'recvmsg',
-  'sendmmsg',
-  'recvmmsg',
-  'shutdown',
-  // IPC inside the cell's own IPC namespace
-  'msgget',
-  'msgsnd',
-  'msgrcv',
-  'msgctl',
-  'semget',
-  'semop',
-  'semtimedop',
-  'semctl',
-  'shmget',
-  'shmat',
-  'shmdt',
-  'shmctl',
-  'mq_open',
-  'mq_unlink',
-  'mq_timedsend',
-  'mq_timedreceive',
-  'mq_notify',
-  'mq_getsetattr',
-  'eventfd',
-  'eventfd2',
-  // event loops and classic AIO
-  'poll',
-  'ppoll',
-  'select',
-  'pselect6',
-  'epoll_create',
-  'epoll_create1',
-  'epoll_ctl',
-  'epoll_wait',
-  'epoll_pwait',
-  'epoll_pwait2',
-  'io_setup',
-  'io_destroy',
-  'io_submit',
-  'io_cancel',
-  'io_getevents',
-  'io_pgetevents',
-  // self-restriction: nanocell-init applies Landlock; stacking seccomp filters only narrows
-  'seccomp',
-  'landlock_create_ruleset',
-  'landlock_add_rule',
-  'landlock_restrict_self',
-];
+export const ALLOWED: readonly string[] = named('allow');
 
 /** Syscalls allowed only for some argument values; the rest is denied and recorded. */
-export const ARG_FILTERED: Readonly<Record<string, string>> = {
-  clone: 'allowed without namespace flags (CLONE_NEW*): a new namespace is an escape primitive',
-  clone3:
-    'answers ENOSYS so libc falls back to clone, whose flags a filter can see (clone3 passes them in memory)',
-  socket:
-    'only AF_UNIX, AF_INET and AF_INET6 (not raw or packet) and NETLINK_ROUTE (read-only without capabilities; getifaddrs needs it): raw, packet, other netlink, vsock and key sockets reach kernel surface the cell does not need',
-  socketpair: 'only AF_UNIX, the one family socketpair is for',
-  personality:
-    'only the values Docker allows (PER_LINUX, PER_LINUX32, UNAME26 and the query 0xffffffff): other flags disable ASLR or change the ABI',
-  ioctl: 'everything except TIOCSTI and TIOCLINUX, which inject input into a terminal',
-};
+export const ARG_FILTERED: Readonly<Record<string, string>> = Object.fromEntries(
+  rows.flatMap(([n, r]) => (r.default?.kind === 'filtered' ? [[n, r.default.reason]] : [])),
+);
 
 /** Audited by the monitor, which lets them continue after recording path and argv. */
-export const EXEC_AUDITED: readonly string[] = ['execve', 'execveat'];
+export const EXEC_AUDITED: readonly string[] = named('audited');
 
 /**
  * Denied by the threat model (docs/threat-model.md): escape primitives and kernel attack
  * surface. A policy may re-allow one only with `syscalls.unsafeAllowForbidden: true`, and the
  * report records it.
  */
-export const FORBIDDEN: Readonly<Record<string, Denial>> = {
-  mount: { reason: 'mounts a filesystem: the runtime fixes the cell mount table', errno: 'EPERM' },
-  umount2: { reason: 'unmounts: could uncover what a mount hides', errno: 'EPERM' },
-  fsopen: { reason: 'new mount API: creates a filesystem context', errno: 'EPERM' },
-  fsconfig: { reason: 'new mount API: configures a filesystem context', errno: 'EPERM' },
-  fsmount: { reason: 'new mount API: creates a mount', errno: 'EPERM' },
-  fspick: { reason: 'new mount API: reconfigures an existing mount', errno: 'EPERM' },
-  open_tree: { reason: 'new mount API: clones a mount tree', errno: 'EPERM' },
-  move_mount: { reason: 'new mount API: attaches or moves a mount', errno: 'EPERM' },
-  mount_setattr: { reason: 'changes mount flags (could drop nosuid/noexec/ro)', errno: 'EPERM' },
-  pivot_root: { reason: 'changes the root mount', errno: 'EPERM' },
-  chroot: { reason: 'changes the root directory; classic escape helper', errno: 'EPERM' },
-  unshare: {
-    reason: 'creates namespaces (user namespaces unlock root-only kernel code)',
-    errno: 'EPERM',
-  },
-  setns: { reason: 'joins another namespace', errno: 'EPERM' },
-  ptrace: {
-    reason: 'reads and writes other processes (monitor, init, other tasks)',
-    errno: 'EPERM',
-  },
-  process_vm_readv: { reason: 'reads another process memory', errno: 'EPERM' },
-  process_vm_writev: { reason: 'writes another process memory', errno: 'EPERM' },
-  process_madvise: { reason: 'acts on another process memory', errno: 'EPERM' },
-  kcmp: { reason: 'compares kernel objects of other processes (information leak)', errno: 'EPERM' },
-  pidfd_getfd: { reason: 'steals a file descriptor from another process', errno: 'EPERM' },
-  bpf: { reason: 'eBPF: large kernel attack surface', errno: 'EPERM' },
-  perf_event_open: {
-    reason: 'perf events: kernel attack surface and side channels',
-    errno: 'EPERM',
-  },
-  userfaultfd: { reason: 'userfaultfd: widens kernel race windows for exploits', errno: 'EPERM' },
-  io_uring_setup: {
-    reason: 'io_uring: large kernel attack surface, bypasses syscall filtering',
-    errno: 'EPERM',
-  },
-  io_uring_enter: {
-    reason: 'io_uring: large kernel attack surface, bypasses syscall filtering',
-    errno: 'EPERM',
-  },
-  io_uring_register: {
-    reason: 'io_uring: large kernel attack surface, bypasses syscall filtering',
-    errno: 'EPERM',
-  },
-  keyctl: { reason: 'kernel keyring is not namespaced: could reach host keys', errno: 'EPERM' },
-  add_key: { reason: 'kernel keyring is not namespaced', errno: 'EPERM' },
-  request_key: {
-    reason: 'kernel keyring is not namespaced; may run a host helper',
-    errno: 'EPERM',
-  },
-  kexec_load: { reason: 'loads a new kernel', errno: 'EPERM' },
-  kexec_file_load: { reason: 'loads a new kernel', errno: 'EPERM' },
-  init_module: { reason: 'loads a kernel module', errno: 'EPERM' },
-  finit_module: { reason: 'loads a kernel module', errno: 'EPERM' },
-  delete_module: { reason: 'unloads a kernel module', errno: 'EPERM' },
-  reboot: { reason: 'reboots the host or loads a kexec kernel', errno: 'EPERM' },
-  swapon: { reason: 'changes host swap', errno: 'EPERM' },
-  swapoff: { reason: 'changes host swap', errno: 'EPERM' },
-  acct: { reason: 'switches host process accounting', errno: 'EPERM' },
-  quotactl: { reason: 'changes host disk quotas', errno: 'EPERM' },
-  quotactl_fd: { reason: 'changes host disk quotas', errno: 'EPERM' },
-  syslog: { reason: 'reads or clears the host kernel log (address leaks)', errno: 'EPERM' },
-  open_by_handle_at: {
-    reason: 'opens files by handle, bypassing paths and mounts (shocker escape)',
-    errno: 'EPERM',
-  },
-  name_to_handle_at: {
-    reason: 'produces the handles open_by_handle_at consumes; leaks inode identities',
-    errno: 'EPERM',
-  },
-  clock_settime: {
-    reason: 'sets the host clock (time is not namespaced for writes)',
-    errno: 'EPERM',
-  },
-  clock_adjtime: { reason: 'adjusts the host clock', errno: 'EPERM' },
-  settimeofday: { reason: 'sets the host clock', errno: 'EPERM' },
-  adjtimex: { reason: 'adjusts the host clock', errno: 'EPERM' },
-  iopl: { reason: 'raw I/O port access', errno: 'EPERM' },
-  ioperm: { reason: 'raw I/O port access', errno: 'EPERM' },
-  lookup_dcookie: {
-    reason: 'profiling interface that resolves kernel cookies to host paths',
-    errno: 'EPERM',
-  },
-  nfsservctl: { reason: 'kernel NFS server control (removed from Linux)', errno: 'ENOSYS' },
-  uselib: { reason: 'legacy a.out library loader: old kernel surface', errno: 'ENOSYS' },
-};
+export const FORBIDDEN: Readonly<Record<string, Denial>> = denials('forbidden');
 
 /**
  * Denied by default because ordinary programs do not need them; a policy may re-allow them
  * through `syscalls.allow` without the unsafe flag.
  */
-export const NOT_NEEDED: Readonly<Record<string, Denial>> = {
-  modify_ldt: {
-    reason: 'x86 LDT editing, for 16-bit code and Wine; past kernel bugs',
-    errno: 'EPERM',
-  },
-  fanotify_init: { reason: 'filesystem-wide event monitoring', errno: 'EPERM' },
-  fanotify_mark: { reason: 'only useful with fanotify_init, which is denied', errno: 'EPERM' },
-  sethostname: { reason: 'the cell has a fixed hostname', errno: 'EPERM' },
-  setdomainname: { reason: 'the cell has a fixed domain name', errno: 'EPERM' },
-  vhangup: { reason: 'hangs up the controlling terminal', errno: 'EPERM' },
-  mbind: { reason: 'NUMA memory policy; callers treat ENOSYS as "no NUMA"', errno: 'ENOSYS' },
-  get_mempolicy: {
-    reason: 'NUMA memory policy; callers treat ENOSYS as "no NUMA"',
-    errno: 'ENOSYS',
-  },
-  set_mempolicy: {
-    reason: 'NUMA memory policy; callers treat ENOSYS as "no NUMA"',
-    errno: 'ENOSYS',
-  },
-  set_mempolicy_home_node: { reason: 'NUMA memory policy', errno: 'ENOSYS' },
-  migrate_pages: {
-    reason: 'moves pages of (possibly other) processes between NUMA nodes',
-    errno: 'ENOSYS',
-  },
-  move_pages: {
-    reason: 'moves pages of (possibly other) processes between NUMA nodes',
-    errno: 'ENOSYS',
-  },
-  epoll_ctl_old: { reason: 'never implemented by Linux', errno: 'ENOSYS' },
-  epoll_wait_old: { reason: 'never implemented by Linux', errno: 'ENOSYS' },
-  _sysctl: { reason: 'removed from Linux 5.5', errno: 'ENOSYS' },
-  sysfs: { reason: 'obsolete filesystem-type query', errno: 'ENOSYS' },
-  ustat: { reason: 'obsolete filesystem statistics', errno: 'ENOSYS' },
-  create_module: { reason: 'removed from Linux 2.6', errno: 'ENOSYS' },
-  get_kernel_syms: { reason: 'removed from Linux 2.6', errno: 'ENOSYS' },
-  query_module: { reason: 'removed from Linux 2.6', errno: 'ENOSYS' },
-  getpmsg: { reason: 'never implemented by Linux', errno: 'ENOSYS' },
-  putpmsg: { reason: 'never implemented by Linux', errno: 'ENOSYS' },
-  afs_syscall: { reason: 'never implemented by Linux', errno: 'ENOSYS' },
-  tuxcall: { reason: 'never implemented by Linux', errno: 'ENOSYS' },
-  security: { reason: 'never implemented by Linux', errno: 'ENOSYS' },
-  vserver: { reason: 'never implemented by Linux', errno: 'ENOSYS' },
-};
+export const NOT_NEEDED: Readonly<Record<string, Denial>> = denials('not-needed');
 
 /** runc refuses SCMP_ACT_NOTIFY for these (see buildSeccompProfile): they are denied by errno. */
 export const RUNC_NO_NOTIFY: readonly string[] = ['write'];

@@ -1,6 +1,6 @@
 // Policy -> OCI seccomp profile (pure). The profile is an allowlist: syscalls the tables know
 // but the policy does not allow get an explicit SCMP_ACT_NOTIFY rule, so the monitor records
-// each denial and answers EPERM or ENOSYS (notify-table.ts); anything the tables do not know
+// each denial and answers EPERM or ENOSYS (the notify table built below); anything the tables do not know
 // falls to the default action, ENOSYS, so newer syscalls look unimplemented and libc falls back.
 import { NanocellError, PolicyError } from '../util/errors.js';
 import { EXEC_GUARDED, execGuardRules } from './execGuard.js';

@@ -1,4 +1,4 @@
-// Typed view over the generated number tables and the hand-written categories.
+// Typed view over the generated number tables (names and numbers per ABI).
 import { NanocellError } from '../util/errors.js';
 import { SYSCALL_NUMBERS } from './syscall-numbers.generated.js';
 

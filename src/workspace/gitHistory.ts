@@ -10,8 +10,6 @@ import {
   lstatSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
-  readFileSync,
   rmSync,
   writeFileSync,
   copyFileSync,
@@ -22,164 +20,18 @@ import { NanocellError } from '../util/errors.js';
 import { hostGitSync } from './hostGit.js';
 import type { ChangeEntry, Manifest } from './manifest.js';
 import { isSameOrBelow } from './paths.js';
+import { changedRefs, gitDirOfPath, HEX, merged, projectRefs } from './gitRefs.js';
+import {
+  esc,
+  gitHistoryLines,
+  renderGitHistory,
+  touchesHidden,
+  type GitCommitSummary,
+  type GitHistorySummary,
+} from './gitHistoryText.js';
 
 /** Most commits listed per repository; the rest are counted. */
 const MAX_COMMITS = 200;
-/** Ref files larger than this are not refs. */
-const MAX_REF_BYTES = 4096;
-const MAX_PACKED_REFS_BYTES = 64 * 1024 * 1024;
-
-interface GitCommitSummary {
-  hash: string;
-  author: string;
-  subject: string;
-  files: Array<{ status: 'A' | 'M' | 'D' | 'T'; path: string; hidden: boolean }>;
-}
-
-interface GitRefChange {
-  ref: string;
-  old?: string;
-  new?: string;
-}
-
-interface GitHistorySummary {
-  /** Project-relative git dir ('.git', 'vendor/x/.git'). */
-  gitDir: string;
-  commits: GitCommitSummary[];
-  moreCommits: number;
-  refs: GitRefChange[];
-  indexChanged: boolean;
-  objectFiles: number;
-  /** Other files of the git dir the change set touches (logs, COMMIT_EDITMSG, ...). */
-  other: string[];
-  /** Why the history could not be read, when it could not. */
-  error?: string;
-}
-
-/** Names that sit directly in a git dir: where a submodule's name under modules/ ends. */
-const GIT_DIR_ENTRIES = new Set([
-  'objects',
-  'refs',
-  'HEAD',
-  'index',
-  'logs',
-  'packed-refs',
-  'config',
-  'hooks',
-  'info',
-  'modules',
-  'worktrees',
-  'description',
-  'branches',
-  'COMMIT_EDITMSG',
-  'ORIG_HEAD',
-  'FETCH_HEAD',
-  'MERGE_HEAD',
-  'shallow',
-]);
-
-/** The git dir an entry lies in ('.git', 'a/.git', '.git/modules/lib'), or undefined. */
-function gitDirOfPath(rel: string): string | undefined {
-  const parts = rel.split('/');
-  let i = parts.indexOf('.git');
-  if (i < 0) return undefined;
-  // A submodule's git dir: .git/modules/<name, possibly with slashes>/, nested as deep as needed.
-  while (parts[i + 1] === 'modules' && parts.length > i + 3) {
-    let j = i + 2;
-    while (j + 1 < parts.length && !GIT_DIR_ENTRIES.has(parts[j + 1]!)) j++;
-    if (j + 1 >= parts.length) break;
-    i = j;
-  }
-  return parts.slice(0, i + 1).join('/');
-}
-
-type Refs = Map<string, string>;
-const HEX = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
-
-function readSmall(abs: string, max: number): string | undefined {
-  const st = lstatSync(abs, { throwIfNoEntry: false });
-  if (!st?.isFile() || st.size > max) return undefined;
-  return readFileSync(abs, 'utf8');
-}
-
-function parsePacked(text: string | undefined, into: Refs): void {
-  for (const line of (text ?? '').split('\n')) {
-    const m = /^([0-9a-f]{40,64}) (refs\/\S+)$/.exec(line);
-    if (m && HEX.test(m[1]!)) into.set(m[2]!, m[1]!);
-  }
-}
-
-function refValue(text: string | undefined): string | undefined {
-  const t = (text ?? '').trim();
-  if (HEX.test(t)) return t;
-  const sym = /^ref: (refs\/\S+)$/.exec(t);
-  return sym ? `→ ${sym[1]}` : undefined;
-}
-
-/** Loose refs below `<gitDir>/refs`, as git would read them (loose outranks packed). */
-function walkLoose(abs: string, rel: string, into: Refs, depth = 0): void {
-  if (depth > 32) return;
-  for (const d of readdirSync(abs, { withFileTypes: true })) {
-    const r = `${rel}/${d.name}`;
-    if (d.isDirectory()) walkLoose(`${abs}/${d.name}`, r, into, depth + 1);
-    else if (d.isFile()) {
-      const v = refValue(readSmall(`${abs}/${d.name}`, MAX_REF_BYTES));
-      if (v) into.set(r, v);
-    }
-  }
-}
-
-interface RefFiles {
-  packed: Refs;
-  /** Loose refs and HEAD: they outrank packed ones. */
-  loose: Refs;
-}
-
-function projectRefs(projectDir: string, gitDir: string): RefFiles {
-  const packed: Refs = new Map();
-  const loose: Refs = new Map();
-  const abs = path.join(projectDir, gitDir);
-  parsePacked(readSmall(`${abs}/packed-refs`, MAX_PACKED_REFS_BYTES), packed);
-  if (lstatSync(`${abs}/refs`, { throwIfNoEntry: false })?.isDirectory())
-    walkLoose(`${abs}/refs`, 'refs', loose);
-  const head = refValue(readSmall(`${abs}/HEAD`, MAX_REF_BYTES));
-  if (head) loose.set('HEAD', head);
-  return { packed, loose };
-}
-
-/** The ref files after the change set: the project's, with those it writes replaced. */
-function changedRefs(
-  old: RefFiles,
-  gitDir: string,
-  entries: ChangeEntry[],
-  files: string,
-): RefFiles {
-  const stored = (e: ChangeEntry) =>
-    e.kind === 'delete' || e.type !== 'file'
-      ? undefined
-      : readSmall(`${files}/${e.sha256}`, MAX_PACKED_REFS_BYTES);
-  const packed: Refs = new Map(old.packed);
-  const loose: Refs = new Map(old.loose);
-  for (const e of entries) {
-    const rel = e.path.slice(gitDir.length + 1);
-    if (rel === 'packed-refs') {
-      packed.clear();
-      parsePacked(stored(e), packed);
-      continue;
-    }
-    if ((rel !== 'HEAD' && !rel.startsWith('refs/')) || e.type === 'dir') continue;
-    // A loose ref below a deleted directory is listed as its own deletion.
-    loose.delete(rel);
-    const v = refValue(stored(e));
-    if (v) loose.set(rel, v);
-  }
-  return { packed, loose };
-}
-
-const merged = (f: RefFiles): Refs => new Map([...f.packed, ...f.loose]);
-
-const short = (v: string | undefined) => (v && !v.startsWith('→') ? v.slice(0, 12) : v?.slice(2));
-
 /** Summarises every git dir a change set touches. */
 function summarizeGitHistory(
   changeDir: string,
@@ -356,81 +208,6 @@ function readCommits(
     }
     s.commits.push({ hash, author, subject, files });
   }
-}
-
-/** Control characters shown as \xNN: names and subjects come from the cell. */
-function esc(s: string): string {
-  return s.replace(
-    // eslint-disable-next-line no-control-regex
-    /[\x00-\x1f\x7f-\x9f]/g,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
-}
-
-const WORDS = { A: 'adds', M: 'modifies', D: 'deletes', T: 'changes the type of' } as const;
-
-/** The summaries as text, one block per git dir; `# ` lines so a diff reader can skip them. */
-function renderGitHistory(list: GitHistorySummary[]): string {
-  let out = '';
-  for (const s of list) {
-    out += `# git history of ${esc(s.gitDir)} (what applying the change set would do; object files are not listed)\n`;
-    if (s.error) out += `#   cannot read the new history: ${esc(s.error)}\n`;
-    for (const c of s.commits) {
-      out += `#   commit ${c.hash.slice(0, 12)}  ${esc(c.author)}  ${esc(c.subject)}\n`;
-      for (const f of c.files) {
-        const warn =
-          f.hidden && f.status !== 'A'
-            ? '   <- hidden from the cell: the task never saw this file'
-            : '';
-        out += `#     ${WORDS[f.status]} ${esc(f.path)}${warn}\n`;
-      }
-    }
-    if (s.moreCommits) out += `#   ... and ${s.moreCommits} more commit(s)\n`;
-    for (const r of s.refs) {
-      const name = esc(r.ref);
-      if (!r.old) out += `#   ${refWord(r.ref)} created: ${name} at ${esc(short(r.new)!)}\n`;
-      else if (!r.new)
-        out += `#   ${refWord(r.ref)} deleted: ${name} (was ${esc(short(r.old)!)})\n`;
-      else
-        out += `#   ${refWord(r.ref)} moved: ${name} ${esc(short(r.old)!)} -> ${esc(short(r.new)!)}\n`;
-    }
-    if (s.indexChanged)
-      out +=
-        "#   the index (staging area) changed; in it, hidden tracked paths carry skip-worktree (the cell's view): after applying it, clear that with git update-index --no-skip-worktree -- PATHS\n";
-    if (s.objectFiles)
-      out += `#   ${s.objectFiles} object file(s) (the content of the commits above)\n`;
-    if (s.other.length) {
-      const shown = s.other.slice(0, 10).map(esc).join(', ');
-      out += `#   other git files: ${shown}${s.other.length > 10 ? ` (+${s.other.length - 10} more)` : ''}\n`;
-    }
-  }
-  return out;
-}
-
-function refWord(ref: string): string {
-  if (ref === 'HEAD') return 'HEAD (checked-out branch)';
-  if (ref.startsWith('refs/heads/')) return 'branch';
-  if (ref.startsWith('refs/tags/')) return 'tag';
-  return 'ref';
-}
-
-/** One line per fact, for the audit trail's fs.change events (the report's "Changed"). */
-function gitHistoryLines(list: GitHistorySummary[]): string[] {
-  return renderGitHistory(list)
-    .split('\n')
-    .filter((l) => l.startsWith('#   '))
-    .map((l) => l.slice(4).trim());
-}
-
-/** True when a commit of the summary deletes or modifies a path hidden from the cell. */
-function touchesHidden(list: GitHistorySummary[]): string[] {
-  return list.flatMap((s) =>
-    s.commits.flatMap((c) =>
-      c.files
-        .filter((f) => f.hidden && f.status !== 'A')
-        .map((f) => `${c.hash.slice(0, 12)} ${WORDS[f.status]} ${f.path}`),
-    ),
-  );
 }
 
 /** For `nanocell diff`: the history text, and which entries it stands for (not shown raw). */

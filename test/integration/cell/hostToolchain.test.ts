@@ -55,4 +55,51 @@ describe('the developer toolchain through a host mount', () => {
     expect(r.stdout).toContain(`node v${VERSION} 42`);
     expect(r.stdout).toContain('touch=1');
   });
+
+  it('toolchains: [node] finds it where nvm keeps it, first on PATH, with a per-project npm cache', () => {
+    const home = path.join(path.dirname(sb.project), 'home');
+    // nvm's default alias names the version; a secret dropped into the tree is hidden.
+    fs.mkdirSync(path.join(home, '.nvm', 'alias'), { recursive: true });
+    fs.writeFileSync(path.join(home, '.nvm', 'alias', 'default'), `v${VERSION}\n`);
+    fs.writeFileSync(path.join(nodeDir, 'id_rsa'), 'PRIVATE KEY canary\n');
+    const policy = path.join(path.dirname(sb.project), 'toolchains.yaml');
+    fs.writeFileSync(policy, 'toolchains: [node]\n');
+    const task = (script: string) =>
+      nanocell(
+        ['run', '--quiet', '--workspace', sb.project, '--policy', policy, '--', 'sh', '-c', script],
+        { stateRoot: sb.stateRoot, env: { HOME: home } },
+      );
+    const first = task(
+      `cd ${sb.project} && command -v node && node main.js && echo "cache=$npm_config_cache" && ` +
+        `echo kept > "$npm_config_cache/mark" && wc -c < ${nodeDir}/id_rsa`,
+    );
+    expect(first.stderr).not.toMatch(/nanocell: (?!.*toolchain)/);
+    expect(first.stdout).toContain(`${nodeDir}/bin/node`);
+    expect(first.stdout).toContain(`node v${VERSION} 42`);
+    expect(first.stdout).toContain('cache=/home/cell/.cache/nanocell/npm');
+    // Masked: the file is there but empty in the cell.
+    expect(first.stdout.trim().split('\n').pop()).toBe('0');
+    // The cache lives under the state root, per project, and the user's ~/.npm is untouched.
+    const caches = path.join(sb.stateRoot, 'caches');
+    const [key] = fs.readdirSync(caches);
+    expect(fs.readFileSync(path.join(caches, key!, 'npm', 'mark'), 'utf8')).toBe('kept\n');
+    expect(fs.existsSync(path.join(home, '.npm'))).toBe(false);
+    const second = task('cat "$npm_config_cache/mark"');
+    expect(second.stdout).toBe('kept\n');
+  });
+
+  it('a missing toolchain refuses the cell before anything starts, naming where it looked', () => {
+    const policy = path.join(path.dirname(sb.project), 'nogo.yaml');
+    fs.writeFileSync(policy, 'toolchains: [go]\n');
+    const empty = path.join(path.dirname(sb.project), 'empty-home');
+    fs.mkdirSync(empty, { recursive: true });
+    const r = nanocell(
+      ['run', '--quiet', '--workspace', sb.project, '--policy', policy, '--', 'true'],
+      { stateRoot: sb.stateRoot, env: { HOME: empty } },
+    );
+    expect(r.status).toBe(125);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^nanocell: toolchain go not found \(looked in .*\/usr\/local\/go/);
+  });
 });

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cell } from '../../../src/cell/cell.js';
+import type { NetCellEvent } from '../../../src/audit/cellEvents.js';
 import type { CellEvent } from '../../../src/cell/types.js';
 import { parsePolicy, resolvePolicy } from '../../../src/policy/load.js';
 import { makeSandbox, type Sandbox } from '../../helpers/cells.js';
@@ -68,7 +69,8 @@ afterAll(async () => {
 
 const curl = (c: Cell, url: string) =>
   c.run(['curl', '-sS', '-i', '--noproxy', '', '--max-time', '10', url]);
-const netEvents = (all: CellEvent[]) => all.filter((e) => e.type.startsWith('net.'));
+const netEvents = (all: CellEvent[]) =>
+  all.filter((e): e is NetCellEvent => e.type.startsWith('net.'));
 
 describe('per-cell proxies', () => {
   it("gives each cell only its own allowances and records attempts in that cell's trail", async () => {

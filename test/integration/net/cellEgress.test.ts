@@ -2,6 +2,7 @@
 // servers only through the cell's own proxy, and every attempt is decided and recorded.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cell } from '../../../src/cell/cell.js';
+import type { NetCellEvent } from '../../../src/audit/cellEvents.js';
 import type { CellEvent } from '../../../src/cell/types.js';
 import { parsePolicy, resolvePolicy } from '../../../src/policy/load.js';
 import { makeSandbox, type Sandbox } from '../../helpers/cells.js';
@@ -100,7 +101,9 @@ afterAll(async () => {
 
 const sh = (c: Cell, script: string, env?: Record<string, string>) =>
   c.run(['bash', '-c', script], env ? { env } : {});
-const net = (type: 'net.allowed' | 'net.denied') => events.filter((e) => e.type === type);
+const isNet = (e: CellEvent): e is NetCellEvent => e.type.startsWith('net.');
+const net = (type: 'net.allowed' | 'net.denied') =>
+  events.filter((e): e is NetCellEvent => e.type === type);
 const netFor = (type: 'net.allowed' | 'net.denied', host: string, port?: number) =>
   net(type).filter((e) => e.host === host && (port === undefined || e.port === port));
 
@@ -353,8 +356,8 @@ describe('a cell with network.allow', () => {
       }
     }
     const find = (c: (typeof cases)[number]) =>
-      events
-        .slice(before)
+      net(c.status === 200 ? 'net.allowed' : 'net.denied')
+        .filter((e) => events.indexOf(e) >= before)
         .find(
           (e) =>
             e.type === (c.status === 200 ? 'net.allowed' : 'net.denied') &&
@@ -411,7 +414,7 @@ describe('a cell with network.allow', () => {
       if (c.status === 403) expect(answers[i], c.url).toMatch(/^X-Nanocell-Deny-Reason: /m);
     }
     await waitFor(events, (all) => all.length - before >= cases.length, 'events for every case');
-    const mine = events.slice(before);
+    const mine = events.slice(before).filter(isNet);
     for (const c of cases) {
       const e = mine.find(
         (x) => x.rule === c.rule && x.type === (c.status === 200 ? 'net.allowed' : 'net.denied'),
@@ -474,7 +477,7 @@ describe('a cell with network.allow', () => {
       (all) => all.slice(before).filter((e) => e.type === 'net.allowed').length >= 3,
       'three bulk events',
     );
-    const mine = events.slice(before).filter((e) => e.type === 'net.allowed');
+    const mine = events.slice(before).filter((e): e is NetCellEvent => e.type === 'net.allowed');
     // Each proxied upstream connection is one server socket: the proxy counts exactly what it moved.
     for (const b of web.bulk.slice(-3)) {
       const e = mine.find((x) => x.bytesDown === b.written && x.bytesUp === b.read);

@@ -9,7 +9,7 @@ import {
   low32In,
   low32NotIn,
 } from '../../../src/seccomp/args.js';
-import { SYSCALL_CATEGORY_LISTS } from '../../../src/seccomp/categories.js';
+import { SYSCALL_CATEGORY_LISTS } from '../../../src/seccomp/syscall-table.js';
 import { EXEC_GUARDED } from '../../../src/seccomp/execGuard.js';
 import { decideCall } from '../../../src/seccomp/evaluate.js';
 import {

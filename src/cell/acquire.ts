@@ -1,0 +1,209 @@
+// The acquire steps of a cell, in order: the state root (and gc), the cell dir and owner file,
+// a host uid slot (root mode), the workspace view, the egress proxy, then the OCI bundle that
+// planCell writes for what was acquired. Each step registers its release first.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CellEvent } from '../audit/cellEvents.js';
+import type { HostFacts } from '../host/facts.js';
+import { nativeBinary } from '../host/native.js';
+import { currentOwner } from '../host/owner.js';
+import { leaseSlot, releaseSlot, type SlotLease } from '../host/slots.js';
+import { CELL_GID, CELL_UID } from '../plan/layout.js';
+import { planCell, type CellPlan } from '../plan/plan.js';
+import type { ResolvedCell } from '../plan/resolve.js';
+import { CellSeccomp } from '../plan/seccomp.js';
+import type { RuntimeInfo } from '../runtime/runtime.js';
+import { runtimeTraits } from '../runtime/traits.js';
+import { removeTree } from '../util/fs.js';
+import { materializeBundle } from './bundle.js';
+import { trace, type Cleanups } from './cleanup.js';
+import { ensureEtcDir } from './etc.js';
+import { assertNothingMountedUnder, gcStaleCells } from './gc.js';
+import { acquireToolCaches } from './toolCaches.js';
+import { projectKey } from '../workspace/applyPaths.js';
+import type { OciMount } from '../plan/oci.js';
+import { CellNetwork, cellCaMount } from './networkSetup.js';
+import {
+  cellDirs,
+  defaultStateRoot,
+  ensureStateRoot,
+  type CellDirs,
+  type StateLayout,
+} from './state.js';
+import { CellWorkspace } from './workspaceMount.js';
+
+export interface AcquireInput {
+  id: string;
+  taskId: string;
+  stateRoot: string | undefined;
+  host: HostFacts;
+  runtime: RuntimeInfo;
+  resolved: ResolvedCell;
+  cleanups: Cleanups;
+  emit: (e: CellEvent) => void;
+}
+
+export interface Acquired {
+  layout: StateLayout;
+  dirs: CellDirs;
+  ws: CellWorkspace;
+  net: CellNetwork;
+  plan: CellPlan;
+  /** Toolchain presets' PATH and cache variables, for every exec. */
+  toolchainEnv: Record<string, string>;
+}
+
+export async function acquireCell(a: AcquireInput): Promise<Acquired> {
+  let t = performance.now();
+  const { layout, dirs, lease } = await acquireDirs(a);
+  trace('gc', t);
+  t = performance.now();
+  const ws = await acquireWorkspace(a, layout, dirs, lease);
+  const caches = await acquireCaches(a, layout, dirs, lease);
+  trace('workspace', t);
+  t = performance.now();
+  const net = await acquireNetwork(a, dirs, lease);
+  trace('network', t);
+  t = performance.now();
+  const toolchainEnv = { ...a.resolved.toolchains.env };
+  const plan = writeBundle(a, { layout, dirs, ws, net, toolchainEnv }, lease, caches);
+  trace('plan', t);
+  return { layout, dirs, ws, net, plan, toolchainEnv };
+}
+
+/** Toolchain caches of this project, kept between its tasks (toolCaches.ts). */
+async function acquireCaches(
+  a: AcquireInput,
+  layout: StateLayout,
+  dirs: CellDirs,
+  lease: SlotLease | undefined,
+): Promise<OciMount[]> {
+  const r = a.resolved;
+  if (!r.toolchains.caches.length) return [];
+  const st = fs.statSync(r.project);
+  const caches = await acquireToolCaches({
+    caches: r.toolchains.caches,
+    layout,
+    dirs,
+    projectKey: projectKey({ dev: String(st.dev), ino: String(st.ino) }),
+    ...(lease
+      ? { cellHost: { uid: lease.uidBase + CELL_UID, gid: lease.uidBase + CELL_GID } }
+      : {}),
+  });
+  a.cleanups.push('toolchain caches', () => caches.release());
+  return caches.mounts;
+}
+
+/** The state root, this cell's dir and owner file, and (root mode) its host uid range. */
+async function acquireDirs(a: AcquireInput) {
+  const layout = ensureStateRoot(a.stateRoot ?? defaultStateRoot());
+  await gcStaleCells(layout, a.runtime).catch(() => undefined);
+  const dirs = cellDirs(layout, a.id);
+  fs.mkdirSync(dirs.dir, { mode: 0o711 });
+  a.cleanups.push('cell dir', () => {
+    assertNothingMountedUnder(dirs.dir);
+    removeTree(dirs.dir);
+  });
+  fs.writeFileSync(dirs.owner, JSON.stringify(currentOwner(a.taskId)));
+  if (a.host.rootless) return { layout, dirs, lease: undefined };
+  const lease = leaseSlot(layout.slots, dirs.dir);
+  a.cleanups.push('uid slot', () => releaseSlot(lease));
+  return { layout, dirs, lease };
+}
+
+/** The scoped copy-on-write view of the project. */
+async function acquireWorkspace(
+  a: AcquireInput,
+  layout: StateLayout,
+  dirs: CellDirs,
+  lease: SlotLease | undefined,
+): Promise<CellWorkspace> {
+  const r = a.resolved;
+  const ws = await CellWorkspace.prepare({
+    project: r.project,
+    policy: r.policy,
+    dirs,
+    host: a.host,
+    cellUidBase: lease?.uidBase,
+    disabled: r.benchOff.workspace === true,
+    stateRoot: layout.root,
+  });
+  a.cleanups.push('workspace', () => ws.unmount());
+  const merged = ws.mountPlan.mergedDir;
+  if (merged && runtimeTraits(r.policy.runtime.name).opensMountsAsCellRoot) {
+    // Search-only for others, like the cell dir above it: runsc's gofer reaches the merged
+    // view as the cell's root, which owns no parent on the path.
+    fs.chmodSync(path.dirname(merged), 0o711);
+  }
+  return ws;
+}
+
+/** The egress proxy, when the policy allows some destination. */
+async function acquireNetwork(
+  a: AcquireInput,
+  dirs: CellDirs,
+  lease: SlotLease | undefined,
+): Promise<CellNetwork> {
+  const r = a.resolved;
+  const net = await CellNetwork.start({
+    rules: r.netRules,
+    socketPath: r.proxyOnCellLoopback ? undefined : dirs.proxySocket,
+    // The cell user must be able to connect; nobody else on the host should.
+    ...(lease
+      ? { socketOwner: { uid: lease.uidBase + CELL_UID, gid: lease.uidBase + CELL_GID } }
+      : {}),
+    onEvent: a.emit,
+    secrets: r.policy.secrets,
+    cellId: a.id,
+  });
+  a.cleanups.push('proxy', () => net.close());
+  return net;
+}
+
+/** The OCI spec for what was acquired, written out as the bundle; reports degradations. */
+function writeBundle(
+  a: AcquireInput,
+  got: Omit<Acquired, 'plan'>,
+  lease: SlotLease | undefined,
+  cacheMounts: OciMount[],
+): CellPlan {
+  const { resolved: r, emit } = a;
+  const { dirs, ws, net } = got;
+  const plan = planCell({
+    cellId: a.id,
+    policy: r.policy,
+    host: a.host,
+    rootfsDir: dirs.rootfs,
+    etcDir: ensureEtcDir(got.layout.etc),
+    initBinary: nativeBinary('nanocell-init'),
+    hostUidBase: lease?.uidBase,
+    workspace: ws.mountPlan,
+    execAllow: [...r.execAllow],
+    hostMounts: [...r.hostMounts, ...cellCaMount(net, dirs.dir)],
+    cacheMounts,
+    execMounts: { ...r.execMounts },
+    seccomp: r.seccomp && CellSeccomp.profileFor(r.seccomp, dirs.seccompSocket),
+    proxySocket: net.enabled && !r.proxyOnCellLoopback ? dirs.proxySocket : undefined,
+    benchOff: r.benchOff,
+  });
+  for (const d of plan.degradations) emit({ type: 'policy.degraded', ...d });
+  for (const n of ws.notices) emit({ type: 'policy.degraded', ...n });
+  for (const t of r.toolchains.found) {
+    const hidden = r.hostMounts.find((h) => h.source === t.root)?.masked?.length ?? 0;
+    emit({
+      type: 'policy.degraded',
+      control: 'toolchain',
+      reason: `${t.name} ${t.version} from ${t.source} (${t.root}), read-only${hidden ? `; ${hidden} secret-looking files inside are hidden` : ''}`,
+    });
+  }
+  if (r.seccomp?.unsafeAllowed.length) {
+    emit({
+      type: 'policy.degraded',
+      control: 'syscalls',
+      reason: `policy re-allowed forbidden syscalls: ${r.seccomp.unsafeAllowed.join(', ')}`,
+    });
+  }
+  materializeBundle(plan, dirs);
+  if (r.seccomp) fs.writeFileSync(dirs.syscallTable, r.seccomp.notifyTable);
+  return plan;
+}

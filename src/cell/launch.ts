@@ -1,0 +1,189 @@
+// Launching a cell: the native monitor, the runtime under it, init as pid 1, and (when the
+// proxy listens on the cell's own loopback) the listening socket the monitor hands over. The
+// running processes are a CellProcess: how to kill init, and how to stop the monitor.
+import type { ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { CellEvent } from '../audit/cellEvents.js';
+import { execGuardArgs } from '../plan/execRule.js';
+import type { CellPlan } from '../plan/plan.js';
+import { deleteContainer, runtimeRunArgv, type RuntimeInfo } from '../runtime/runtime.js';
+import { NanocellError } from '../util/errors.js';
+import { realpathOrSelf } from '../util/fs.js';
+import { delay, readPid, type Cleanups } from './cleanup.js';
+import { InitClient } from './initClient.js';
+import {
+  readMonitorEvents,
+  runtimeFailureOf,
+  spawnMonitor,
+  type MonitorControlEvent,
+} from './monitor.js';
+import type { CellNetwork } from './networkSetup.js';
+import type { CellDirs, StateLayout } from './state.js';
+
+// Generous: a cell normally starts in well under a second, but a 2-core host starting many
+// cells at once can queue runc's start for seconds. Only a hung start should hit this.
+const INIT_READY_TIMEOUT_MS = 60_000;
+
+export interface LaunchInput {
+  id: string;
+  runtime: RuntimeInfo;
+  layout: StateLayout;
+  dirs: CellDirs;
+  plan: CellPlan;
+  net: CellNetwork;
+  /** The seccomp listener is in the profile (the monitor answers its notifications). */
+  withListener: boolean;
+  /** The proxy serves a socket the monitor makes on the cell's 127.0.0.1. */
+  proxyOnCellLoopback: boolean;
+  cleanups: Cleanups;
+  emit: (e: CellEvent) => void;
+  onLog: (line: string) => void;
+}
+
+/** The cell's processes once launched: the monitor and the init it supervises. */
+export class CellProcess {
+  private readonly control = new EventEmitter();
+  private readonly exited: Promise<void>;
+  client: InitClient | undefined;
+  initPid: number | undefined;
+
+  private constructor(
+    private readonly monitor: ChildProcess,
+    private readonly dirs: CellDirs,
+  ) {
+    this.exited = new Promise((resolve) => monitor.once('close', () => resolve()));
+  }
+
+  static async launch(o: LaunchInput): Promise<CellProcess> {
+    const rt = o.runtime;
+    const runtimeArgs = runtimeRunArgv(rt, {
+      runcRoot: o.layout.runtimeRoot,
+      id: o.id,
+      bundle: o.dirs.bundle,
+      pidFile: o.dirs.initPid,
+      hostSocket: o.net.enabled,
+    });
+    const monitor = spawnMonitor({
+      dirs: o.dirs,
+      runtimeArgs,
+      withListener: o.withListener,
+      proxyOnCellLoopback: o.proxyOnCellLoopback,
+      execGuardArgs: o.withListener ? execGuardArgs(o.plan, realpathOrSelf) : [],
+    });
+    const p = new CellProcess(monitor, o.dirs);
+    o.cleanups.push('runtime state', () => deleteContainer(rt, o.layout.runtimeRoot, o.id));
+    o.cleanups.push('monitor', () => p.stop());
+    await p.start(o);
+    return p;
+  }
+
+  private async start(o: LaunchInput): Promise<void> {
+    const monitor = this.monitor;
+    const runtime = runtimeFailureOf(monitor, o.runtime.name);
+    readMonitorEvents(monitor.stdout!, {
+      listener: (pid) => (this.initPid = pid),
+      runtimeExited: (status) => runtime.failed(status),
+      monitor: (ev) => this.control.emit('monitor', ev),
+      audit: o.emit,
+    });
+    const proxyListener = o.proxyOnCellLoopback ? this.adoptProxyListener(o.net) : undefined;
+    proxyListener?.catch(() => undefined);
+
+    const client = new InitClient(monitor.stdio[3] as Duplex);
+    this.client = client;
+    client.on('log', o.onLog);
+    let readyTimer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      readyTimer = setTimeout(
+        () =>
+          reject(
+            new NanocellError(
+              'the cell did not start within 60 s',
+              'run `nanocell doctor`',
+              'RUNTIME',
+            ),
+          ),
+        INIT_READY_TIMEOUT_MS,
+      );
+    });
+    try {
+      await Promise.race([Promise.all([client.ready(), proxyListener]), runtime.failure, timeout]);
+    } catch (e) {
+      if (e instanceof NanocellError) throw e;
+      // The init channel closes as soon as the runtime fails, usually just before the
+      // runtime's exit is reported; its stderr names the real problem, so wait briefly for it.
+      await Promise.race([runtime.failure, delay(2000)]);
+      throw new NanocellError(
+        `the cell's init failed to start: ${(e as Error).message}`,
+        'run `nanocell doctor` to see what this host lacks',
+        'RUNTIME',
+      );
+    } finally {
+      clearTimeout(readyTimer);
+    }
+    runtime.disarm();
+    this.initPid ??= readPid(this.dirs.initPid);
+  }
+
+  /** Resolves once the proxy serves the socket the monitor made on the cell's loopback. */
+  private adoptProxyListener(cellNet: CellNetwork): Promise<void> {
+    const monitor = this.monitor;
+    return new Promise((resolve, reject) => {
+      const onMonitorEvent = (ev: MonitorControlEvent) => {
+        if (ev.type !== 'error' || !String(ev.message).startsWith('proxy listener')) return;
+        this.control.off('monitor', onMonitorEvent);
+        reject(new NanocellError(String(ev.message), 'run `nanocell doctor`', 'RUNTIME'));
+      };
+      this.control.on('monitor', onMonitorEvent);
+      monitor.once('message', (m: unknown, handle: unknown) => {
+        this.control.off('monitor', onMonitorEvent);
+        const ok =
+          (m as { nanocell?: string } | null)?.nanocell === 'proxy-listener' &&
+          handle instanceof net.Server;
+        if (!ok) {
+          reject(
+            new NanocellError(
+              'the monitor did not hand over the proxy socket',
+              'rebuild the native helpers (make -C native)',
+              'INTERNAL',
+            ),
+          );
+          return;
+        }
+        cellNet.adopt(handle);
+        // Nothing else travels on the channel. It stays open until the monitor exits: Node
+        // never emits 'close' for a child whose channel was disconnected before it exited.
+        monitor.channel?.unref();
+        resolve();
+      });
+    });
+  }
+
+  /** Kills init, so every process of the cell dies with its pid namespace. */
+  killInit(): void {
+    const pid = this.initPid ?? readPid(this.dirs.initPid);
+    if (pid) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /** Asks init to shut down, then escalates: SIGKILL to init, SIGTERM and SIGKILL to the monitor. */
+  async stop(): Promise<void> {
+    const monitor = this.monitor;
+    if (monitor.exitCode !== null || monitor.signalCode !== null) return;
+    this.client?.shutdown();
+    const exitedWithin = (ms: number) =>
+      Promise.race([this.exited.then(() => true), delay(ms).then(() => false)]);
+    if (await exitedWithin(3000)) return;
+    this.killInit();
+    monitor.kill('SIGTERM');
+    if (!(await exitedWithin(3000))) monitor.kill('SIGKILL');
+    await this.exited;
+  }
+}
