@@ -6,6 +6,7 @@
 // monitor's events carry what the task did (the monitor reads task memory), so their fields
 // stay `unknown` here and the sink coerces each one.
 import type { FsChangeKind } from './events.js';
+import type { SecretEvent } from '../net/secrets.js';
 
 type LimitKind = 'oom' | 'pids' | 'timeout' | 'output' | 'disk';
 
@@ -51,14 +52,5 @@ export type CellEvent =
   | SecretCellEvent
   | MonitorAuditEvent;
 
-/** The credential broker's records (src/net/secrets.ts); values never appear in them. */
-export type SecretCellEvent =
-  | {
-      type: 'secret.used';
-      name: string;
-      host: string;
-      method: string;
-      path: string;
-      status: number;
-    }
-  | { type: 'secret.misuse'; name: string; host: string; path: string; reason: string };
+/** The credential broker's records; values never appear in them. */
+type SecretCellEvent = SecretEvent;

@@ -8,14 +8,23 @@ import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { SecretEntry } from '../policy/secrets.js';
 import { NanocellError } from '../util/errors.js';
-import type { SecretCellEvent } from '../audit/cellEvents.js';
 
 export interface BrokeredSecret extends SecretEntry {
   value: string;
   placeholder: string;
 }
 
-export type SecretEvent = SecretCellEvent;
+/** The broker's records (src/audit/cellEvents.ts names them); values never appear in them. */
+export type SecretEvent =
+  | {
+      type: 'secret.used';
+      name: string;
+      host: string;
+      method: string;
+      path: string;
+      status: number;
+    }
+  | { type: 'secret.misuse'; name: string; host: string; path: string; reason: string };
 
 const ALNUM = /[A-Za-z0-9]/;
 const DIGITS = '0123456789';
