@@ -20,6 +20,7 @@ const LAYERS = [
   ['workspace', 'audit'],
   ['cell'],
   ['task', 'k8s'],
+  ['mcp', 'server'],
   ['cli'],
 ];
 

@@ -3,13 +3,21 @@
 // dependency tree (zod, execa, commander, yaml, ...) is several hundred files. Resolving and
 // linking them was most of the CLI's start-up (about 0.7 s against 0.3 s bundled).
 // The library (dist/index.js) stays unbundled; helpers started as separate processes or
-// workers keep their own files under dist/, found through packageRoot(), which resolves the
-// same from dist/cli/ as from any other dist/ subdirectory.
+// workers keep their own files under dist/, found through packageRoot(), which finds the
+// package root from dist/cli/ and dist/cli/chunks/ as from any other dist/ subdirectory.
+// Code splitting: each verb's module is a dynamic import (src/cli/verbs.ts), so the entry holds
+// only argument parsing and a verb loads its own chunk (and the chunks it shares) from
+// dist/cli/chunks/; `nanocell --version` loads the entry alone.
+import fs from 'node:fs';
 import { build } from 'esbuild';
 
+fs.rmSync('dist/cli/chunks', { recursive: true, force: true });
 await build({
-  entryPoints: ['dist/cli/main.js'],
-  outfile: 'dist/cli/nanocell.mjs',
+  entryPoints: { nanocell: 'dist/cli/main.js' },
+  outdir: 'dist/cli',
+  outExtension: { '.js': '.mjs' },
+  chunkNames: 'chunks/[name]-[hash]',
+  splitting: true,
   bundle: true,
   platform: 'node',
   format: 'esm',

@@ -1,6 +1,7 @@
 // nanocell as a library: policy → cell → commands → report and change set.
 export { Cell } from './cell/cell.js';
 export type { CellOptions, CellExec, CellSummary, ExecOutcome, EndReason } from './cell/types.js';
+export type { CellFiles, FileEntry, FileStat, ReadResult } from './cell/files.js';
 export { runTask, type TaskOptions, type TaskReport } from './task/task.js';
 export { parsePolicy, loadPolicyFile, resolvePolicy } from './policy/load.js';
 export type { Policy } from './policy/defaults.js';

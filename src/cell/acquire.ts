@@ -22,6 +22,7 @@ import { assertNothingMountedUnder, gcStaleCells } from './gc.js';
 import { acquireToolCaches } from './toolCaches.js';
 import { projectKey } from '../workspace/applyPaths.js';
 import type { OciMount } from '../plan/oci.js';
+import { HOST_CONFIG_CELL_DIR } from '../plan/hostConfig.js';
 import { CellNetwork, cellCaMount } from './networkSetup.js';
 import {
   cellDirs,
@@ -65,10 +66,43 @@ export async function acquireCell(a: AcquireInput): Promise<Acquired> {
   const net = await acquireNetwork(a, dirs, lease);
   trace('network', t);
   t = performance.now();
-  const toolchainEnv = { ...a.resolved.toolchains.env };
-  const plan = writeBundle(a, { layout, dirs, ws, net, toolchainEnv }, lease, caches);
+  const toolchainEnv = { ...a.resolved.toolchains.env, ...a.resolved.hostConfig.env };
+  const carried = writeHostConfig(a, dirs, lease);
+  const plan = writeBundle(a, { layout, dirs, ws, net, toolchainEnv }, lease, [
+    ...caches,
+    ...carried,
+  ]);
   trace('plan', t);
   return { layout, dirs, ws, net, plan, toolchainEnv };
+}
+
+/**
+ * The host's package-manager configuration, credentials already stripped at resolve: written
+ * under the cell dir (removed with it), shown read-only in HOME.
+ */
+function writeHostConfig(
+  a: AcquireInput,
+  dirs: CellDirs,
+  lease: SlotLease | undefined,
+): OciMount[] {
+  const { files } = a.resolved.hostConfig;
+  if (!files.length) return [];
+  const dir = path.join(dirs.dir, 'hostconfig');
+  fs.mkdirSync(dir, { mode: 0o700 });
+  for (const f of files) fs.writeFileSync(path.join(dir, f.name), f.text, { mode: 0o400 });
+  if (lease) {
+    const uid = lease.uidBase + CELL_UID;
+    const gid = lease.uidBase + CELL_GID;
+    for (const f of ['', ...files.map((x) => x.name)]) fs.chownSync(path.join(dir, f), uid, gid);
+  }
+  return [
+    {
+      destination: HOST_CONFIG_CELL_DIR,
+      type: 'bind',
+      source: dir,
+      options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'],
+    },
+  ];
 }
 
 /** Toolchain caches of this project, kept between its tasks (toolCaches.ts). */
@@ -165,7 +199,7 @@ function writeBundle(
   a: AcquireInput,
   got: Omit<Acquired, 'plan'>,
   lease: SlotLease | undefined,
-  cacheMounts: OciMount[],
+  homeMounts: OciMount[],
 ): CellPlan {
   const { resolved: r, emit } = a;
   const { dirs, ws, net } = got;
@@ -180,7 +214,7 @@ function writeBundle(
     workspace: ws.mountPlan,
     execAllow: [...r.execAllow],
     hostMounts: [...r.hostMounts, ...cellCaMount(net, dirs.dir)],
-    cacheMounts,
+    homeMounts,
     execMounts: { ...r.execMounts },
     seccomp: r.seccomp && CellSeccomp.profileFor(r.seccomp, dirs.seccompSocket),
     proxySocket: net.enabled && !r.proxyOnCellLoopback ? dirs.proxySocket : undefined,
@@ -188,6 +222,13 @@ function writeBundle(
   });
   for (const d of plan.degradations) emit({ type: 'policy.degraded', ...d });
   for (const n of ws.notices) emit({ type: 'policy.degraded', ...n });
+  for (const c of r.hostConfig.carried) {
+    emit({
+      type: 'policy.degraded',
+      control: 'host-config',
+      reason: `${c.tool} configuration from ${c.from} carried read-only${c.stripped.length ? `; credentials left out: ${c.stripped.join(', ')}` : ''}${c.ca ? `; CA bundle ${c.ca.from}` : ''}`,
+    });
+  }
   for (const t of r.toolchains.found) {
     const hidden = r.hostMounts.find((h) => h.source === t.root)?.masked?.length ?? 0;
     emit({

@@ -13,6 +13,8 @@ import type { AppliedLimits, CellPlan, Degradation } from '../plan/plan.js';
 import { resolveCell } from '../plan/resolve.js';
 import { assertRuntimeWorksHere, resolveRuntime, type RuntimeInfo } from '../runtime/runtime.js';
 import { NanocellError } from '../util/errors.js';
+import { CELL_GID, CELL_UID } from '../plan/layout.js';
+import { CellFiles } from './files.js';
 import { hostHomeDirs } from '../workspace/homeSecrets.js';
 import { acquireCell, type Acquired } from './acquire.js';
 import { Cleanups, trace } from './cleanup.js';
@@ -83,6 +85,20 @@ export class Cell extends EventEmitter {
   private get plan(): CellPlan {
     return this.got!.plan;
   }
+
+  /** The workspace as the task sees it, read and written without starting a process. */
+  readonly files = new CellFiles(() => {
+    const initPid = this.proc?.initPid;
+    if (!this.proc?.client || this.endReason || initPid === undefined) {
+      throw new NanocellError('the cell has ended', 'create a new cell', 'STATE');
+    }
+    const base = this.host.rootless ? undefined : this.hostUidBase;
+    return {
+      root: `/proc/${initPid}/root`,
+      cellPath: this.got!.ws.cellPath,
+      owner: base === undefined ? undefined : { uid: base + CELL_UID, gid: base + CELL_GID },
+    };
+  });
 
   /** First host uid of this cell's range (root mode), for tests and diagnostics. */
   get hostUidBase(): number | undefined {
@@ -205,6 +221,16 @@ export class Cell extends EventEmitter {
       });
     }
     this.proc?.killInit();
+  }
+
+  /** The change set so far, collected into `outDir` while the task runs on (a preview). */
+  async previewChanges(outDir: string): Promise<string | undefined> {
+    if (!this.proc?.client || this.endReason) {
+      throw new NanocellError('the cell has ended', 'create a new cell', 'STATE');
+    }
+    const got = this.got!;
+    const layout = { ...got.layout, changeSet: () => outDir };
+    return (await got.ws.collect(layout, this.taskId, this.startedAt, () => undefined))?.dir;
   }
 
   /**

@@ -22,6 +22,8 @@ export interface StateLayout {
   etc: string;
   changes: string;
   reports: string;
+  /** `nanocell serve`'s unix socket (docs/architecture.md, "Cell server"). */
+  serverSocket: string;
   /** The change set dir of a task; refuses an id that could name any other path. */
   changeSet(taskId: string): string;
   /** The JSON report of a task; same check. */
@@ -56,6 +58,7 @@ export function stateLayout(root: string): StateLayout {
     etc: path.join(root, 'etc'),
     changes,
     reports,
+    serverSocket: path.join(root, 'nanocell.sock'),
     changeSet: (taskId) => path.join(changes, checkedTaskId(taskId)),
     report: (taskId) => path.join(reports, `${checkedTaskId(taskId)}.json`),
     toolCache: (key, name) => path.join(root, 'caches', checkedTaskId(key), checkedTaskId(name)),

@@ -4,45 +4,46 @@
 import { Command, CommanderError, Option } from 'commander';
 import { NanocellError } from '../util/errors.js';
 import { BrokenPipe } from './output.js';
-import { registerRunCommand } from './run.js';
-import { registerDoctorCommand } from './doctor.js';
-import { registerGcCommand } from './gc.js';
-import { registerPsCommand } from './ps.js';
-import { registerAuditCommands } from './auditCommands.js';
-import { recoverBeforeCommand, registerWorkspaceCommands } from './workspaceCommands.js';
-import { registerDemoCommand } from './demo.js';
-import { registerK8sCommands } from './k8s.js';
-import { AuditStore } from '../audit/store.js';
-import { defaultStateRoot, ensureStateRoot } from '../cell/state.js';
+import type { CliContext } from './context.js';
+import { modulesFor, verbOf } from './verbs.js';
+import { VERSION } from './version.js';
 
 const EXIT_NANOCELL_ERROR = 125;
 
-function buildProgram(): Command {
+/**
+ * The program with the verbs `argv` needs. Nothing of the library is loaded before the
+ * arguments are looked at: `--version` loads no verb, a verb loads its own module.
+ */
+async function buildProgram(argv: readonly string[]): Promise<Command> {
   const program = new Command('nanocell')
     .description('Run AI-agent tasks in disposable, locked-down cells')
-    .version('0.1.0')
+    .version(VERSION)
     .enablePositionalOptions()
     .addOption(new Option('--state-root <dir>', 'state directory').env('NANOCELL_STATE_ROOT'))
     .exitOverride()
     .configureOutput({ outputError: () => undefined })
     .showSuggestionAfterError(true);
-  const stateRoot = () => {
-    const o = program.opts<{ stateRoot?: string }>();
-    return o.stateRoot ?? defaultStateRoot();
-  };
-  const ctx = {
+  const verb = verbOf(argv);
+  const versionOnly = verb === undefined && argv.some((a) => a === '-V' || a === '--version');
+  const modules = versionOnly ? [] : modulesFor(verb);
+  if (modules.length === 0) return program;
+  const state = await import('../cell/state.js');
+  const stateRoot = () =>
+    program.opts<{ stateRoot?: string }>().stateRoot ?? state.defaultStateRoot();
+  const store = modules.some((m) => m.store)
+    ? (await import('../audit/store.js')).AuditStore
+    : undefined;
+  const ctx: CliContext = {
     stateRoot,
-    openStore: () => AuditStore.open(ensureStateRoot(stateRoot()).db),
+    openStore: () => {
+      if (!store) throw new Error('this verb was not registered as opening the audit store');
+      return store.open(state.ensureStateRoot(stateRoot()).db);
+    },
   };
-  program.hook('preAction', () => recoverBeforeCommand(stateRoot()));
-  registerRunCommand(program, ctx);
-  registerDemoCommand(program, ctx);
-  registerDoctorCommand(program);
-  registerGcCommand(program, ctx);
-  registerPsCommand(program, ctx);
-  registerAuditCommands(program, ctx);
-  registerWorkspaceCommands(program, ctx);
-  registerK8sCommands(program, ctx);
+  program.hook('preAction', async () =>
+    (await import('./workspaceCommands.js')).recoverBeforeCommand(stateRoot()),
+  );
+  for (const register of await Promise.all(modules.map((m) => m.load()))) register(program, ctx);
   for (const c of program.commands)
     c.exitOverride().configureOutput({ outputError: () => undefined });
   return program;
@@ -87,8 +88,8 @@ function quietOnBrokenPipe(): void {
 
 export async function main(argv: string[]): Promise<number> {
   quietOnBrokenPipe();
-  const program = buildProgram();
   try {
+    const program = await buildProgram(argv);
     await program.parseAsync(argv);
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (e) {

@@ -5,7 +5,8 @@ import { Command, Option } from 'commander';
 import { loadPolicyFile, resolvePolicy } from '../policy/load.js';
 import type { PolicyFile } from '../policy/schema.js';
 import { degradableControls } from '../policy/schema.js';
-import { runTask, type TaskReport } from '../task/task.js';
+import type { TaskReport } from '../task/task.js';
+import { runTaskServedOrHere } from './served.js';
 import { NanocellError } from '../util/errors.js';
 import { escapeText } from '../util/display.js';
 import type { CliContext } from './context.js';
@@ -138,7 +139,7 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
   let report: TaskReport | undefined;
   const passStdin = opts.tty || opts.interactive || !process.stdin.isTTY;
   try {
-    report = await runTask({
+    report = await runTaskServedOrHere({
       policy,
       workspace,
       command,

@@ -35,8 +35,10 @@ function isMergedUsr(): boolean {
 }
 
 export function probeLandlockAbi(): number {
+  // Outside the try: a missing helper is its own error (build it), not "no Landlock".
+  const init = nativeBinary('nanocell-init');
   try {
-    const out = execFileSync(nativeBinary('nanocell-init'), ['--probe'], {
+    const out = execFileSync(init, ['--probe'], {
       encoding: 'utf8',
       timeout: 5000,
     });

@@ -168,6 +168,12 @@ export const POLICY_MAPPING: readonly FieldMapping[] = [
     note: "the developer's own installs are host paths; put the toolchain in the cell image",
   },
   {
+    field: 'hostConfig',
+    target: 'none',
+    enforcement: 'not-applicable',
+    note: "the developer's package-manager files are host files; bake registry settings into the cell image",
+  },
+  {
     field: 'allowDegraded',
     target: 'render and run refuse a degraded field unless listed (or passed as --allow-degraded)',
     enforcement: 'exact',

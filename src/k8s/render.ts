@@ -75,6 +75,13 @@ export function renderShape(input: RenderInput): Rendered {
       'POLICY',
     );
   }
+  if (policy.hostConfig.length) {
+    throw new NanocellError(
+      `policy hostConfig (${policy.hostConfig.join(', ')}) reads the developer's own files, which no pod has`,
+      'drop hostConfig: from the policy for --backend k8s and put registry settings in the cell image',
+      'POLICY',
+    );
+  }
   if (policy.toolchains.length) {
     throw new NanocellError(
       `policy toolchains (${policy.toolchains.join(', ')}) are host installs, which no pod has`,

@@ -93,8 +93,8 @@ export function planMounts(input: PlanInput): OciMount[] {
   }
   // Host paths the policy named, read-only; checked by resolve, never inside the workspace.
   mounts.push(...hostMountSpecs(input.hostMounts ?? []));
-  // Toolchain caches land in HOME's tmpfs, mounted above, which holds their mount points.
-  mounts.push(...(input.cacheMounts ?? []));
+  // Caches and carried host config land in HOME's tmpfs, mounted above, which holds their mount points.
+  mounts.push(...(input.homeMounts ?? []));
   if (workspace.mode === 'host-overlay') {
     if (!workspace.mergedDir)
       throw new NanocellError('workspace overlay has no merged dir', 'report a bug');

@@ -60,8 +60,8 @@ export interface PlanInput {
   execAllow: string[];
   /** Checked read-only host paths (resolve's hostMounts). */
   hostMounts?: readonly HostMount[];
-  /** Writable toolchain caches, as acquired (src/cell/toolCaches.ts). */
-  cacheMounts?: readonly OciMount[];
+  /** Mounts into HOME as acquired: toolchain caches (toolCaches.ts), carried host config. */
+  homeMounts?: readonly OciMount[];
   /** Which writable places are mounted executable (planExecRule); the rest are noexec. */
   execMounts: ExecMounts;
   seccomp?: OciSeccomp;

@@ -8,6 +8,8 @@ import { compileNetRules, type NetRules } from '../net/rules.js';
 import type { HostMountRequest, Policy } from '../policy/defaults.js';
 import { invokingHome, probeHostPath } from '../host/hostPaths.js';
 import { findToolchains, toolchainPlaces } from '../host/toolchains.js';
+import { findHostConfig, readConfigFile } from '../host/hostConfigFiles.js';
+import { planHostConfig, type HostConfigPlan } from './hostConfig.js';
 import { resolveExecAllow } from './execAllow.js';
 import { planExecRule, type ExecMounts } from './execRule.js';
 import { checkHostMounts, expandMountPath, type HostMount } from './hostMounts.js';
@@ -40,6 +42,8 @@ export interface ResolvedCell {
   readonly hostMounts: readonly HostMount[];
   /** Toolchain presets: what was found, their caches and env. */
   readonly toolchains: Readonly<ToolchainPlan>;
+  /** Host package-manager configuration carried in, credentials stripped. */
+  readonly hostConfig: Readonly<HostConfigPlan>;
   /** Concrete paths the task may execute (Landlock). */
   readonly execAllow: readonly string[];
   /** Which writable places are mounted executable (execRule.ts). */
@@ -67,6 +71,11 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
   const { found, missing } = findToolchains(policy.toolchains, home);
   const toolchains = planToolchains(found, missing, toolchainPlaces);
   const hostMounts = resolveHostMounts(i, project, home, [...policy.mounts, ...toolchains.mounts]);
+  const hostConfig = planHostConfig(
+    policy.hostConfig,
+    (tool) => findHostConfig(tool, home),
+    (p) => readConfigFile(p, 'CA file'),
+  );
   const execRule = planExecRule(
     [
       ...resolveExecAllow(policy.exec.allow, project),
@@ -95,6 +104,7 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
     egress: netRules.allow.length > 0 || netRules.cidrs.length > 0,
     hostMounts: Object.freeze(hostMounts.map((m) => Object.freeze(m))),
     toolchains: Object.freeze(toolchains),
+    hostConfig: Object.freeze(hostConfig),
     execAllow: Object.freeze(execRule.paths),
     execMounts: Object.freeze(execRule.mounts),
     seccomp,

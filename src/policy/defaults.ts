@@ -1,7 +1,7 @@
 // Defaults are chosen for an agent task on a developer laptop: enough to build and test a
 // project, small enough that a runaway task cannot starve the machine.
 import type { SecretEntry } from './secrets.js';
-import type { DegradableControl, runtimeNames, ToolchainName } from './schema.js';
+import type { DegradableControl, HostConfigTool, runtimeNames, ToolchainName } from './schema.js';
 
 export const DEFAULT_LIMITS = {
   memory: 1024 ** 3,
@@ -274,6 +274,7 @@ export interface Policy {
   /** Read-only host paths, as written (`~` not yet expanded, nothing checked). */
   mounts: HostMountRequest[];
   toolchains: ToolchainName[];
+  hostConfig: HostConfigTool[];
   env: Record<string, string>;
   /** Brokered credentials (names and sources only; values are read at cell start). */
   secrets: SecretEntry[];

@@ -107,6 +107,7 @@ export function resolvePolicy(...layers: PolicyFile[]): Policy {
     },
     mounts: (m.mounts ?? []).map(mountRequest),
     toolchains: [...new Set(m.toolchains ?? [])],
+    hostConfig: [...new Set(m.hostConfig ?? [])],
     env: m.env ?? {},
     secrets: checkedSecrets(m.secrets ?? []),
     allowDegraded: [...new Set(m.allowDegraded ?? [])],

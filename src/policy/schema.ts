@@ -134,6 +134,10 @@ const mountSchema = z.union([
 export const toolchainNames = ['node', 'python', 'rust', 'go', 'java'] as const;
 export type ToolchainName = (typeof toolchainNames)[number];
 
+/** Package managers whose host configuration `hostConfig:` can carry (src/plan/hostConfig.ts). */
+const hostConfigTools = ['npm', 'pip'] as const;
+export type HostConfigTool = (typeof hostConfigTools)[number];
+
 /** Controls the user may let degrade instead of failing; each degradation is reported. */
 export const degradableControls = ['cgroups', 'disk-cap', 'landlock'] as const;
 export type DegradableControl = (typeof degradableControls)[number];
@@ -154,6 +158,11 @@ export const policySchema = z.strictObject({
    * caches under the state root.
    */
   toolchains: z.array(z.enum(toolchainNames)).optional(),
+  /**
+   * The host's package-manager configuration to carry into the cell (registry URLs, scopes,
+   * CA bundles), with every token, password and client key stripped and named in the report.
+   */
+  hostConfig: z.array(z.enum(hostConfigTools)).optional(),
   /** Extra environment variables for every command in the cell. */
   env: z.record(envName, z.string()).optional(),
   /** Credentials brokered by the proxy: the cell holds a placeholder, bound hosts get the value. */

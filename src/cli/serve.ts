@@ -1,0 +1,81 @@
+// `nanocell serve`: the cell server. --foreground serves in this process (systemd runs it so);
+// without it, a detached server is started and this command returns once it answers.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Command } from 'commander';
+import { ensureStateRoot } from '../cell/state.js';
+import { connectServer, helloServer } from '../server/client.js';
+import { CellServer } from '../server/server.js';
+import { NanocellError } from '../util/errors.js';
+import type { CliContext } from './context.js';
+import { VERSION } from './version.js';
+
+const START_TIMEOUT_MS = 15_000;
+
+export function registerServeCommand(program: Command, ctx: CliContext): void {
+  program
+    .command('serve')
+    .description('run the cell server: `nanocell run` hands its tasks to it over a unix socket')
+    .option('--foreground', 'serve in this process until SIGTERM (what the systemd unit runs)')
+    .option('--stop', 'stop the server listening on this state root')
+    .action(async (o: { foreground?: boolean; stop?: boolean }) => {
+      const root = path.resolve(ctx.stateRoot());
+      if (o.stop) return stopServer(root);
+      if (o.foreground) return serveForeground(root);
+      return startDetached(root);
+    });
+}
+
+async function serveForeground(root: string): Promise<void> {
+  const log = (m: string) => process.stderr.write(`nanocell serve: ${m}\n`);
+  const server = await CellServer.listen({ stateRoot: root, version: VERSION, log });
+  log(`pid ${process.pid} listening on ${server.socketPath} (protocol v1)`);
+  await new Promise<void>((resolve) => {
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => resolve());
+  });
+  log('stopping: running tasks are stopped, their change sets kept');
+  await server.close();
+}
+
+async function startDetached(root: string): Promise<void> {
+  const layout = ensureStateRoot(root);
+  const logFile = path.join(root, 'serve.log');
+  const fd = fs.openSync(logFile, 'a', 0o600);
+  const child = spawn(
+    process.execPath,
+    [process.argv[1]!, '--state-root', root, 'serve', '--foreground'],
+    { detached: true, stdio: ['ignore', fd, fd] },
+  );
+  fs.closeSync(fd);
+  child.unref();
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) break;
+    const s = await connectServer(layout.serverSocket);
+    if (s) {
+      const h = await helloServer(s);
+      process.stdout.write(`nanocell serve: pid ${h.pid} on ${layout.serverSocket}\n`);
+      return;
+    }
+    await sleep(50);
+  }
+  throw new NanocellError(
+    `the cell server did not start (see ${logFile})`,
+    'run `nanocell serve --foreground` to see why',
+    'STATE',
+  );
+}
+
+async function stopServer(root: string): Promise<void> {
+  const socket = ensureStateRoot(root).serverSocket;
+  const s = await connectServer(socket);
+  if (!s) {
+    throw new NanocellError(`no cell server listens on ${socket}`, 'nothing to stop', 'STATE');
+  }
+  const { pid } = await helloServer(s);
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 600 && fs.existsSync(socket); i++) await sleep(50);
+  process.stdout.write(`nanocell serve: stopped pid ${pid}\n`);
+}
