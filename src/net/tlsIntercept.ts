@@ -18,7 +18,9 @@ function loadX509(): Promise<typeof X509> {
   x509lib ??= (async () => {
     // @peculiar/x509's dependency injection (tsyringe) needs the Reflect metadata polyfill.
     await import('reflect-metadata');
-    const lib = await import('@peculiar/x509');
+    // A CommonJS package: bundled into a chunk, its exports may come as `default` only.
+    const mod = (await import('@peculiar/x509')) as typeof X509 & { default?: typeof X509 };
+    const lib = mod.cryptoProvider ? mod : mod.default!;
     lib.cryptoProvider.set(webcrypto as unknown as Parameters<typeof lib.cryptoProvider.set>[0]);
     return lib;
   })();
