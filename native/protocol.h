@@ -16,12 +16,17 @@
 #define NC_MAX_FRAME_PAYLOAD  (8u << 20)
 /* An exec request starts with argc:u32le envc:u32le. */
 #define NC_EXEC_HEADER_BYTES  8
+/* A T request (and a W frame) starts with cols:u32le rows:u32le. */
+#define NC_TTY_HEADER_BYTES   8
 
 /* Supervisor -> init. */
-#define NC_FRAME_EXEC  'E'
-#define NC_FRAME_STDIN 'I'
-#define NC_FRAME_KILL  'K'
-#define NC_FRAME_QUIT  'Q'
+#define NC_FRAME_EXEC	  'E'
+#define NC_FRAME_STDIN	  'I'
+#define NC_FRAME_KILL	  'K'
+#define NC_FRAME_QUIT	  'Q'
+/* An E request on a pseudo-terminal of the cell's own devpts: T payload = cols rows + E payload. */
+#define NC_FRAME_EXEC_TTY 'T'
+#define NC_FRAME_RESIZE	  'W'
 
 /* Init -> supervisor. */
 #define NC_FRAME_READY	 'R'

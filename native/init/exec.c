@@ -1,13 +1,17 @@
 /*
  * Commands: an E frame becomes a child in its own session with three pipes; their output goes
- * out as O/e frames, the reaped status as X after both EOFs, a failure to start as F.
+ * out as O/e frames, the reaped status as X after both EOFs, a failure to start as F. A T frame
+ * does the same on a pseudo-terminal (tty.c): the slave is the child's controlling terminal and
+ * stdio, the master carries stdin and output (as O), and stderr is at EOF from the start.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "init.h"
@@ -23,6 +27,7 @@ struct exec_request {
 
 struct exec_pipes {
 	int in[2], out[2], err[2], report[2];
+	int tty;
 };
 
 struct exec *find_exec(uint32_t id)
@@ -96,6 +101,24 @@ static int parse_request(const unsigned char *payload, uint32_t len, struct exec
 	return i == total && p == end ? 0 : EINVAL;
 }
 
+/* The pty as the three pipes: the child's ends are the slave, init's ends the master. */
+static int open_tty_pipes(struct exec_pipes *pp, const struct winsize *ws)
+{
+	int master, slave;
+	int err = open_pty(ws, &master, &slave);
+	if (err)
+		return err;
+	pp->tty = 1;
+	pp->out[0] = master;
+	pp->in[0] = slave;
+	pp->in[1] = fcntl(master, F_DUPFD_CLOEXEC, 0);
+	pp->out[1] = fcntl(slave, F_DUPFD_CLOEXEC, 0);
+	pp->err[1] = fcntl(slave, F_DUPFD_CLOEXEC, 0);
+	if (pp->in[1] < 0 || pp->out[1] < 0 || pp->err[1] < 0 || pipe2(pp->report, O_CLOEXEC))
+		return errno;
+	return 0;
+}
+
 static int open_pipes(struct exec_pipes *pp)
 {
 	if (pipe2(pp->in, O_CLOEXEC) || pipe2(pp->out, O_CLOEXEC) || pipe2(pp->err, O_CLOEXEC) ||
@@ -127,6 +150,9 @@ static void __attribute__((noreturn)) run_child(struct exec_pipes *pp, struct ex
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	setsid();
 	if (dup2(pp->in[0], 0) < 0 || dup2(pp->out[1], 1) < 0 || dup2(pp->err[1], 2) < 0)
+		child_fail(pp->report[1], errno);
+	/* The new session's controlling terminal; its foreground group gets ^C as SIGINT. */
+	if (pp->tty && ioctl(0, TIOCSCTTY, 0) < 0)
 		child_fail(pp->report[1], errno);
 	if (chdir(r->cwd) < 0)
 		child_fail(pp->report[1], errno);
@@ -166,27 +192,31 @@ static void add_exec(uint32_t id, pid_t pid, struct exec_pipes *pp)
 	e->in_fd = pp->in[1];
 	e->out_fd = pp->out[0];
 	e->err_fd = pp->err[0];
+	e->tty = pp->tty;
 	e->drain_left[0] = e->drain_left[1] = DRAIN_BUDGET;
 	set_nonblock(e->in_fd);
 	set_nonblock(e->out_fd);
-	set_nonblock(e->err_fd);
+	if (e->err_fd >= 0)
+		set_nonblock(e->err_fd);
 	e->next = execs;
 	execs = e;
 	send_u32(NC_FRAME_STARTED, id, (uint32_t)pid);
+	if (e->tty)
+		send_frame(NC_FRAME_STDERR, id, NULL, 0);
 }
 
-void start_exec(uint32_t id, const unsigned char *payload, uint32_t len)
+static void start(uint32_t id, const unsigned char *payload, uint32_t len, const struct winsize *ws)
 {
 	if (id == 0 || find_exec(id)) {
 		send_u32(NC_FRAME_FAILED, id, id == 0 ? EINVAL : EEXIST);
 		return;
 	}
 	struct exec_request r;
-	struct exec_pipes pp = { { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } };
+	struct exec_pipes pp = { { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 }, 0 };
 	pid_t pid = -1;
 	int err = parse_request(payload, len, &r);
 	if (!err)
-		err = open_pipes(&pp);
+		err = ws ? open_tty_pipes(&pp, ws) : open_pipes(&pp);
 	if (!err)
 		err = spawn(&pp, &r, &pid);
 	free_request(&r);
@@ -197,6 +227,32 @@ void start_exec(uint32_t id, const unsigned char *payload, uint32_t len)
 	}
 	close_fd(&pp.report[0]);
 	add_exec(id, pid, &pp);
+}
+
+void start_exec(uint32_t id, const unsigned char *payload, uint32_t len)
+{
+	start(id, payload, len, NULL);
+}
+
+void start_exec_tty(uint32_t id, const unsigned char *payload, uint32_t len)
+{
+	struct winsize ws;
+	if (parse_winsize(payload, len, &ws)) {
+		send_u32(NC_FRAME_FAILED, id, EINVAL);
+		return;
+	}
+	start(id, payload + NC_TTY_HEADER_BYTES, len - NC_TTY_HEADER_BYTES, &ws);
+}
+
+/* TIOCSWINSZ on the master also sends SIGWINCH to the terminal's foreground group. */
+void resize_exec(uint32_t id, const unsigned char *payload, uint32_t len)
+{
+	struct exec *e = find_exec(id);
+	struct winsize ws;
+	if (!e || !e->tty || e->out_fd < 0 || parse_winsize(payload, len, &ws))
+		return;
+	if (ioctl(e->out_fd, TIOCSWINSZ, &ws) < 0)
+		send_text(NC_FRAME_LOG, "exec %u: resize: %s", id, strerror(errno));
 }
 
 void stdin_data(uint32_t id, const unsigned char *payload, uint32_t len)

@@ -113,6 +113,12 @@ static void handle_frame(char type, uint32_t id, const unsigned char *payload, u
 	case NC_FRAME_EXEC:
 		start_exec(id, payload, len);
 		break;
+	case NC_FRAME_EXEC_TTY:
+		start_exec_tty(id, payload, len);
+		break;
+	case NC_FRAME_RESIZE:
+		resize_exec(id, payload, len);
+		break;
 	case NC_FRAME_STDIN:
 		stdin_data(id, payload, len);
 		break;

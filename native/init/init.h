@@ -55,7 +55,8 @@ void write_ctl(void);
 struct exec {
 	uint32_t id;
 	pid_t pid;
-	int in_fd, out_fd, err_fd;
+	int in_fd, out_fd, err_fd; /* on a tty: in_fd and out_fd are the pty master, err_fd -1 */
+	int tty;
 	struct buf in;
 	int in_eof_requested;
 	int reaped;
@@ -68,12 +69,20 @@ extern struct exec *execs;
 
 struct exec *find_exec(uint32_t id);
 void start_exec(uint32_t id, const unsigned char *payload, uint32_t len);
+void start_exec_tty(uint32_t id, const unsigned char *payload, uint32_t len);
+void resize_exec(uint32_t id, const unsigned char *payload, uint32_t len);
 void stdin_data(uint32_t id, const unsigned char *payload, uint32_t len);
 void signal_exec(uint32_t id, const unsigned char *payload, uint32_t len);
 void flush_stdin(struct exec *e);
 void pump_pipe(struct exec *e, int which);
 void reap_children(void);
 int stdin_backlog_high(void);
+
+/* ---------- tty.c: a pseudo-terminal of the cell's own devpts ---------- */
+
+struct winsize;
+int open_pty(const struct winsize *ws, int *master, int *slave);
+int parse_winsize(const unsigned char *p, uint32_t len, struct winsize *ws);
 
 /* ---------- spawn.c: the child side of an exec ---------- */
 

@@ -6,6 +6,7 @@
 // monitor's events carry what the task did (the monitor reads task memory), so their fields
 // stay `unknown` here and the sink coerces each one.
 import type { FsChangeKind } from './events.js';
+import type { SecretEvent } from '../net/secrets.js';
 
 type LimitKind = 'oom' | 'pids' | 'timeout' | 'output' | 'disk' | 'changes';
 
@@ -60,4 +61,8 @@ export type CellEvent =
   | { type: 'fs.change'; path: string; kind: FsChangeKind; size?: number }
   | NetCellEvent
   | DnsDeniedCellEvent
+  | SecretCellEvent
   | MonitorAuditEvent;
+
+/** The credential broker's records; values never appear in them. */
+type SecretCellEvent = SecretEvent;

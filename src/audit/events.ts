@@ -116,6 +116,21 @@ const payloads = {
     decision: z.enum(['once', 'cell', 'deny']),
     uid: count,
     pid: z.number().int(),
+  /** A brokered secret's placeholder was replaced by its value on a request to a bound host. */
+  'secret.used': {
+    name: z.string(),
+    host: z.string(),
+    method: z.string(),
+    path: z.string(),
+    /** The upstream's status (0: a plain-HTTP relay, not read). */
+    status: z.number().int().min(0).max(999),
+  },
+  /** A placeholder went somewhere its secret is not bound to: the request was refused. */
+  'secret.misuse': {
+    name: z.string(),
+    host: z.string(),
+    path: z.string(),
+    reason: z.string(),
   },
 } as const;
 
@@ -171,6 +186,8 @@ export const auditEventSchema = z.discriminatedUnion('type', [
   eventSchema('policy.degraded'),
   eventSchema('control'),
   eventSchema('net.decision'),
+  eventSchema('secret.used'),
+  eventSchema('secret.misuse'),
 ]);
 
 export const auditEventInputSchema = z.discriminatedUnion('type', [
@@ -187,6 +204,8 @@ export const auditEventInputSchema = z.discriminatedUnion('type', [
   inputSchema('policy.degraded'),
   inputSchema('control'),
   inputSchema('net.decision'),
+  inputSchema('secret.used'),
+  inputSchema('secret.misuse'),
 ]);
 
 export type AuditEvent = z.output<typeof auditEventSchema>;

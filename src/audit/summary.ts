@@ -306,5 +306,9 @@ export function describeEvent(e: AuditEvent): string {
       return `${e.host}:${e.port}: ${e.decision === 'deny' ? 'denied' : e.decision === 'once' ? 'allowed once' : 'allowed for this cell'} by the user (uid ${e.uid})`;
     case 'control':
       return `${e.refused ? 'refused ' : ''}${e.verb} by uid ${e.uid} pid ${e.pid}${e.argv ? `: ${e.argv.join(' ')}` : ''}`;
+    case 'secret.used':
+      return `${e.name} sent to ${e.host} (${e.method} ${e.path} -> ${e.status})`;
+    case 'secret.misuse':
+      return `${e.name} refused toward ${e.host}${e.path}: ${e.reason}`;
   }
 }

@@ -24,7 +24,7 @@ import { acquireToolCaches } from './toolCaches.js';
 import { projectKey } from '../workspace/applyPaths.js';
 import type { OciMount } from '../plan/oci.js';
 import { HOST_CONFIG_CELL_DIR } from '../plan/hostConfig.js';
-import { CellNetwork } from './networkSetup.js';
+import { CellNetwork, cellCaMount } from './networkSetup.js';
 import {
   cellDirs,
   defaultStateRoot,
@@ -194,6 +194,8 @@ async function acquireNetwork(
       ? { socketOwner: { uid: lease.uidBase + CELL_UID, gid: lease.uidBase + CELL_GID } }
       : {}),
     onEvent: a.emit,
+    secrets: r.policy.secrets,
+    cellId: a.id,
   });
   a.cleanups.push('proxy', () => net.close());
   return net;
@@ -218,7 +220,7 @@ function writeBundle(
     hostUidBase: lease?.uidBase,
     workspace: ws.mountPlan,
     execAllow: [...r.execAllow],
-    hostMounts: r.hostMounts,
+    hostMounts: [...r.hostMounts, ...cellCaMount(net, dirs.dir)],
     homeMounts,
     execMounts: { ...r.execMounts },
     seccomp: r.seccomp && CellSeccomp.profileFor(r.seccomp, dirs.seccompSocket),

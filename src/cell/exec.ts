@@ -43,7 +43,8 @@ export function startExec(c: ExecContext, argv: string[], opts: ExecOptions): Ce
     toolchainEnv: c.toolchainEnv,
     execEnv: opts.env,
   });
-  const handle = c.client.exec({ argv, env, cwd: opts.cwd ?? c.cwd });
+  const cwd = opts.cwd ?? c.cwd;
+  const handle = c.client.exec({ argv, env, cwd, ...(opts.tty ? { tty: opts.tty } : {}) });
   handle.started.then(() => c.started(handle.id, argv)).catch(() => undefined);
 
   const cap = new OutputCap(c.policy.limits.output, c.emit);
@@ -60,6 +61,7 @@ export function startExec(c: ExecContext, argv: string[], opts: ExecOptions): Ce
     stdin: handle.stdin,
     result,
     kill: (signal = 15) => handle.kill(signal),
+    resize: (size) => handle.resize(size),
   };
 }
 

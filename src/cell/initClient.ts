@@ -15,15 +15,19 @@ import {
   encodeExecPayload,
   encodeFrame,
   encodeU32,
+  encodeWinsize,
   FrameDecoder,
   parseReadyPayload,
   type Frame,
+  type TtySize,
 } from './initFrames.js';
 
 export interface ExecRequest {
   argv: string[];
   env: string[];
   cwd: string;
+  /** Run on a pseudo-terminal of the cell's own devpts, of this size (a `T` request). */
+  tty?: TtySize;
 }
 
 export type ExecResult =
@@ -40,6 +44,8 @@ export interface ExecHandle {
   readonly started: Promise<number>;
   readonly result: Promise<ExecResult>;
   kill(signal: number): void;
+  /** Sets the terminal size of a `tty` exec (its foreground group gets SIGWINCH). */
+  resize(size: TtySize): void;
 }
 
 const ENOENT = 2;
@@ -110,6 +116,11 @@ class Exec implements ExecHandle {
 
   kill(signal: number): void {
     if (!this.finished) this.client.send('K', this.id, encodeU32(signal));
+  }
+
+  resize(size: TtySize): void {
+    const payload = encodeWinsize(size);
+    if (!this.finished) this.client.send('W', this.id, payload);
   }
 
   onFrame(frame: Frame): void {
@@ -188,7 +199,9 @@ export class InitClient extends EventEmitter {
       return exec;
     }
     this.execs.set(id, exec);
-    this.send('E', id, encodeExecPayload(req.argv, req.env, req.cwd));
+    const request = encodeExecPayload(req.argv, req.env, req.cwd);
+    if (req.tty) this.send('T', id, Buffer.concat([encodeWinsize(req.tty), request]));
+    else this.send('E', id, request);
     return exec;
   }
 
@@ -198,7 +211,12 @@ export class InitClient extends EventEmitter {
   }
 
   /** @internal */
-  send(type: 'E' | 'I' | 'K' | 'Q', id: number, payload?: Buffer, cb?: () => void): void {
+  send(
+    type: 'E' | 'T' | 'W' | 'I' | 'K' | 'Q',
+    id: number,
+    payload?: Buffer,
+    cb?: () => void,
+  ): void {
     if (this.isClosed || this.channel.destroyed || this.channel.writableEnded) {
       cb?.();
       return;

@@ -6,7 +6,17 @@ export const FRAME_HEADER_BYTES = 9;
 /** Larger frames are a protocol error; init enforces the same bound on its input. */
 export const MAX_FRAME_PAYLOAD = 8 * 1024 * 1024;
 
-export type FrameType = 'E' | 'I' | 'K' | 'Q' | 'R' | 'S' | 'O' | 'e' | 'X' | 'F' | 'L' | 'Z';
+/** A `T` request and a `W` frame start with `cols:u32le rows:u32le`. */
+const TTY_HEADER_BYTES = 8;
+
+export type FrameType =
+  'E' | 'T' | 'W' | 'I' | 'K' | 'Q' | 'R' | 'S' | 'O' | 'e' | 'X' | 'F' | 'L' | 'Z';
+
+/** A terminal size; the kernel keeps each as a u16. */
+export interface TtySize {
+  cols: number;
+  rows: number;
+}
 
 export interface Frame {
   type: string;
@@ -37,6 +47,19 @@ export function encodeExecPayload(argv: string[], env: string[], cwd: string): B
   head.writeUInt32LE(argv.length, 0);
   head.writeUInt32LE(env.length, 4);
   return Buffer.concat([head, ...strings.map((s) => Buffer.from(`${s}\0`, 'utf8'))]);
+}
+
+/** `cols:u32le rows:u32le`: a `W` payload, and the head of a `T` payload (then an `E` one). */
+export function encodeWinsize(size: TtySize): Buffer {
+  for (const v of [size.cols, size.rows]) {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffff) {
+      throw new RangeError(`terminal size ${size.cols}x${size.rows} is not two integers 0-65535`);
+    }
+  }
+  const b = Buffer.allocUnsafe(TTY_HEADER_BYTES);
+  b.writeUInt32LE(size.cols, 0);
+  b.writeUInt32LE(size.rows, 4);
+  return b;
 }
 
 export function encodeU32(value: number): Buffer {

@@ -10,12 +10,20 @@ import { systemResolver } from '../net/dial.js';
 import { serveDnsUdp, type DnsDeniedEvent, type DnsStubContext } from '../net/dnsStub.js';
 import { FakeAddressTable } from '../net/fakeAddrs.js';
 import { serveTransparent, type TransparentEvent } from '../net/transparent.js';
-import type { NetRules } from '../net/rules.js';
 import { startEgressProxy, type EgressProxy, type ProxyEvent } from '../net/proxy.js';
 import { proxyEnv } from '../net/env.js';
 import { withGrant, withoutGrant, type EgressDecision } from '../net/grants.js';
+import { decideHost, type NetRules } from '../net/rules.js';
+import { readSecrets, SecretBroker } from '../net/secrets.js';
+import { CellCa, TlsInterceptor } from '../net/tlsIntercept.js';
+import type { SecretEntry } from '../policy/secrets.js';
+import type { HostMount } from '../plan/hostMounts.js';
 import { NanocellError } from '../util/errors.js';
 import type { CellEvent } from './types.js';
+
+/** The cell's CA bundle: the host's roots plus the cell's own CA, mounted over the generated one. */
+const CELL_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+const HOST_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 
 export class CellNetwork {
   /** Once-grants not used yet: their rule source. */
@@ -29,6 +37,9 @@ export class CellNetwork {
     /** The rules in force: the policy's, plus the user's grants (decide). */
     public rules: NetRules | undefined,
     private readonly onEvent: (e: CellEvent) => void,
+    private readonly broker?: SecretBroker,
+    /** PEM of the host's roots and the cell's CA, when secrets are brokered. */
+    readonly caBundle?: string,
   ) {}
 
   /**
@@ -62,7 +73,17 @@ export class CellNetwork {
   }
 
   env(port: number): Record<string, string> {
-    return proxyEnv(port);
+    if (!this.broker) return proxyEnv(port);
+    const ca = Object.fromEntries(
+      [
+        'NODE_EXTRA_CA_CERTS',
+        'SSL_CERT_FILE',
+        'REQUESTS_CA_BUNDLE',
+        'CURL_CA_BUNDLE',
+        'GIT_SSL_CAINFO',
+      ].map((k) => [k, CELL_CA_BUNDLE]),
+    );
+    return { ...proxyEnv(port), ...ca, ...this.broker.env() };
   }
 
   static async start(o: {
@@ -72,8 +93,11 @@ export class CellNetwork {
     socketPath: string | undefined;
     socketOwner?: { uid: number; gid: number };
     onEvent: (e: CellEvent) => void;
+    secrets?: readonly SecretEntry[];
+    cellId?: string;
   }): Promise<CellNetwork> {
     const { rules } = o;
+    const brokered = o.secrets?.length ? await brokerSecrets(o.secrets, rules, o) : undefined;
     // A cidrs entry alone allows IP-literal destinations in its range, so it needs the proxy too.
     if (rules.allow.length === 0 && rules.cidrs.length === 0) {
       return new CellNetwork(undefined, rules, o.onEvent);
@@ -89,12 +113,13 @@ export class CellNetwork {
           owner.net?.used(e.rule);
         o.onEvent(toCellEvent(e));
       },
+      ...(brokered ? { secrets: brokered } : {}),
     });
     if (o.socketPath !== undefined && !fs.existsSync(o.socketPath)) {
       await proxy.close();
       throw new Error(`the proxy did not create ${o.socketPath}`);
     }
-    owner.net = new CellNetwork(proxy, rules, o.onEvent);
+    owner.net = new CellNetwork(proxy, rules, o.onEvent, brokered?.broker, brokered?.caBundle);
     return owner.net;
   }
 
@@ -143,6 +168,49 @@ export class CellNetwork {
 
 function dnsDeniedEvent(e: DnsDeniedEvent): CellEvent {
   return { type: 'dns.denied', ...e };
+}
+
+/** The cell's CA bundle, written to the cell dir and bound over the generated one. */
+export function cellCaMount(net: CellNetwork, cellDir: string): HostMount[] {
+  if (net.caBundle === undefined) return [];
+  const file = `${cellDir}/ca-bundle.crt`;
+  fs.writeFileSync(file, net.caBundle, { mode: 0o644 });
+  return [{ source: file, cell: CELL_CA_BUNDLE, kind: 'file', exec: false }];
+}
+
+/**
+ * Reads every secret's value (fail closed), checks its hosts are allowed, and makes the cell's
+ * CA. Nothing of it is written into the cell but the CA certificate.
+ */
+async function brokerSecrets(
+  entries: readonly SecretEntry[],
+  rules: NetRules,
+  o: { onEvent: (e: CellEvent) => void; cellId?: string },
+) {
+  for (const e of entries) {
+    for (const b of e.bindings) {
+      // Allowed on some port: 443, or a port an allow entry names.
+      const ports = [443, ...rules.allow.flatMap((a) => (a.ports === 'any' ? [] : a.ports))];
+      if (ports.every((p) => decideHost(rules, b.host, p).decision === 'denied')) {
+        throw new NanocellError(
+          `secret ${e.name} is bound to ${b.host}, which network.allow does not allow`,
+          `add ${b.host} to network.allow (or --allow-net ${b.host})`,
+          'POLICY',
+        );
+      }
+    }
+  }
+  const secrets = readSecrets(entries, process.env);
+  const broker = new SecretBroker(secrets, (e) => o.onEvent({ ...e }));
+  const ca = await CellCa.create(o.cellId ?? 'cell');
+  let roots = '';
+  try {
+    roots = fs.readFileSync(HOST_CA_BUNDLE, 'utf8');
+  } catch {
+    // A host without a bundle: the cell trusts its own CA only.
+  }
+  const caBundle = `${roots}${roots.endsWith('\n') || !roots ? '' : '\n'}${ca.certPem}`;
+  return { broker, interceptor: new TlsInterceptor(ca, broker), caBundle };
 }
 
 function toCellEvent(e: ProxyEvent | TransparentEvent): CellEvent {

@@ -5,6 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { CgroupTotals } from '../host/cgroups.js';
 import type { AppliedLimits, Degradation } from '../plan/plan.js';
 import type { Policy } from '../policy/defaults.js';
+import type { TtySize } from './initFrames.js';
 import type { CellEvent } from '../audit/cellEvents.js';
 import type { WorkspaceStack } from './stackMount.js';
 
@@ -42,6 +43,12 @@ export interface CellBackend<T> {
 export interface ExecOptions {
   env?: Record<string, string>;
   cwd?: string;
+  /**
+   * Run on a pseudo-terminal allocated in the cell (its own devpts), of this size: stdout
+   * carries the terminal's output, stderr is empty, stdin is typed input (^C is a SIGINT to
+   * the terminal's foreground group).
+   */
+  tty?: TtySize;
 }
 
 export interface RunOptions extends ExecOptions {
@@ -66,6 +73,8 @@ export interface CellExec {
   readonly stdin: Writable;
   readonly result: Promise<ExecOutcome>;
   kill(signal?: number): void;
+  /** Sets the size of a `tty` exec's terminal (SIGWINCH in the cell); ignored otherwise. */
+  resize(size: TtySize): void;
 }
 
 export interface CellSummary {

@@ -4,6 +4,7 @@ import type { PolicyFile } from '../policy/schema.js';
 import { parsePolicy } from '../policy/load.js';
 import { NanocellError } from '../util/errors.js';
 import { parseEnvFlags, readEnvFile } from '../policy/envFile.js';
+import { parseSecretFlag } from '../policy/secrets.js';
 
 export interface RunFlags {
   memory?: string;
@@ -18,6 +19,7 @@ export interface RunFlags {
   runtimePath?: string;
   allowDegraded?: string[];
   mount?: string[];
+  secret?: string[];
 }
 
 function num(flag: string, v: string): number {
@@ -56,6 +58,7 @@ export function policyFromFlags(f: RunFlags): PolicyFile {
     };
   }
   if (f.mount?.length) doc.mounts = f.mount;
+  if (f.secret?.length) doc.secrets = f.secret.map(parseSecretFlag);
   if (f.allowDegraded?.length) doc.allowDegraded = f.allowDegraded;
   return parsePolicy(doc, 'command line');
 }

@@ -19,6 +19,7 @@ import { TaskOutput } from './output.js';
 import { runtimeOption } from './runtimeOption.js';
 import { addK8sRunOptions, runOnK8s, type K8sRunOpts } from './k8s.js';
 import { K8S_DEGRADABLE_CONTROLS } from '../k8s/mapping.js';
+import { UserTerminal } from './terminal.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -33,6 +34,8 @@ interface RunOpts extends RunFlags {
   discard?: boolean;
   quiet?: boolean;
   rawOutput?: boolean;
+  tty?: boolean;
+  interactive?: boolean;
 }
 
 export function registerRunCommand(program: Command, ctx: CliContext): void {
@@ -61,6 +64,11 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
       collect,
     )
     .option(
+      '--secret <NAME=ENV_VAR@host>',
+      "broker a credential: the cell's NAME holds a placeholder, the proxy sends the host's ENV_VAR to host (repeatable)",
+      collect,
+    )
+    .option(
       '--allow-net <host>',
       'allow egress to a host pattern, e.g. registry.npmjs.org (repeatable)',
       collect,
@@ -70,6 +78,8 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
         .choices([...degradableControls, ...K8S_DEGRADABLE_CONTROLS])
         .argParser(collect as never),
     )
+    .option('-t, --tty', "give the command a terminal inside the cell (the user's in raw mode)")
+    .option('-i, --interactive', 'pass stdin to the command even when it is a terminal')
     .option('--session <name>', 'session name for grouping tasks', 'default')
     .option(
       '--from <last|TASK>',
@@ -116,16 +126,20 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
     process.stderr.write('nanocell: giving up the change set; nothing of it is kept\n');
     abandon.abort();
   };
+  // Raw mode from here to the finally below (or, should it crash, the process's exit).
+  const terminal = opts.tty ? UserTerminal.enter() : undefined;
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
-  const live = opts.quiet ? undefined : LiveStatus.forStderr();
+  // A terminal program draws its own screen: no status line under it, and its escape
+  // sequences are its interface, so they pass (they come from the cell's terminal only).
+  const live = opts.quiet || opts.tty ? undefined : LiveStatus.forStderr();
   const output = (fd: 1 | 2) => {
     const toTerminal = (fd === 1 ? process.stdout : process.stderr).isTTY === true;
     return new TaskOutput({
       fd,
       toTerminal,
-      filter: toTerminal && !opts.rawOutput,
+      filter: toTerminal && !opts.rawOutput && !opts.tty,
       ...(live ? { live } : {}),
       // Nobody reads any more: stop the task as SIGPIPE would stop it on the host; the cell is
       // still destroyed, collected and recorded as usual.
@@ -133,6 +147,7 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
     });
   };
   let report: TaskReport | undefined;
+  const passStdin = opts.tty || opts.interactive || !process.stdin.isTTY;
   try {
     report = await runTaskServedOrHere({
       policy,
@@ -142,7 +157,10 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
       ...(stack ? { stack } : {}),
       stateRoot: ctx.stateRoot(),
       extraAllowNet: opts.allowNet,
-      stdin: process.stdin.isTTY ? null : process.stdin,
+      stdin: passStdin ? process.stdin : null,
+      ...(terminal
+        ? { tty: { size: terminal.size(), onResize: (l) => terminal.onResize(l) } }
+        : {}),
       stdout: output(1),
       stderr: output(2),
       abort: abort.signal,
@@ -155,6 +173,7 @@ async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Pr
     if (r && reportPath) writeReport(reportPath, r);
     throw e;
   } finally {
+    terminal?.restore();
     live?.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

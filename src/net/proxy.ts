@@ -8,7 +8,12 @@
 //   proxyListen   unix socket, loopback ports, adopted sockets, first-byte split
 import net from 'node:net';
 import type { Resolver } from './dial.js';
-import { createProxyCore, type ProxyEvent, type ProxyStats } from './proxyCore.js';
+import {
+  createProxyCore,
+  type ProxyEvent,
+  type ProxySecrets,
+  type ProxyStats,
+} from './proxyCore.js';
 import { httpFront } from './proxyHttp.js';
 import { connectionHandler, listenLoopback, listenUnix, removeSocketFile } from './proxyListen.js';
 import type { NetRules } from './rules.js';
@@ -45,6 +50,8 @@ export interface EgressProxyOptions {
   handshakeTimeoutMs?: number;
   /** Open client connections at most (default 1024); more are refused. */
   maxConnections?: number;
+  /** Brokered secrets: CONNECTs to their hosts are intercepted, plain HTTP is checked. */
+  secrets?: ProxySecrets;
 }
 
 export async function startEgressProxy(opts: EgressProxyOptions): Promise<EgressProxy> {

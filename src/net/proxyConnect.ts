@@ -25,7 +25,10 @@ export function connectFront(
     const a = core.attempt('connect', authority.host, authority.port);
     client.pause();
     const down = new DownstreamCopier();
-    void core.reach(a, client, { onread: down.onread }).then((r) => {
+    // A host a secret is bound to is intercepted (TLS reads its upstream as 'data', so no
+    // onread); every other host keeps the plain tunnel.
+    const intercept = core.secrets?.interceptor.binds(authority.host) ? core.secrets : undefined;
+    void core.reach(a, client, intercept ? {} : { onread: down.onread }).then((r) => {
       if (!r.ok) {
         if (r.failure) {
           if (client.writable) client.end(failureResponse(r.failure));
@@ -34,6 +37,12 @@ export function connectFront(
         return;
       }
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (intercept) {
+        const { host, port } = authority;
+        return void intercept.interceptor
+          .serve(client, r.socket, host, port, head, r.done)
+          .catch(() => client.destroy());
+      }
       // What the tunnel's first bytes name (SNI, Host) must be its target (agree.ts).
       checkTunnel(client, head, a.host, a.port, (bad, first) => {
         if (bad || client.destroyed) {

@@ -2,6 +2,8 @@
 // dialed (reach), the bookkeeping that turns each attempt into exactly one ProxyEvent, and the
 // accounting of client connections (open count, handshake timers, closing). The fronts
 // (proxyHttp, proxyConnect, proxySocks) only read their request form and answer in it.
+import type { SecretBroker } from './secrets.js';
+import type { TlsInterceptor } from './tlsIntercept.js';
 import type net from 'node:net';
 import {
   decideUnresolved,
@@ -55,6 +57,14 @@ export interface ProxyCoreOptions {
   onError?: (err: unknown) => void;
   /** Time a client has to finish a handshake or request head (default 10 s). */
   handshakeTimeoutMs?: number;
+  /** Brokered secrets: CONNECTs to their hosts are intercepted, plain HTTP is checked. */
+  secrets?: ProxySecrets;
+}
+
+/** The credential broker and the TLS interception of its hosts (src/net/secrets.ts). */
+export interface ProxySecrets {
+  broker: SecretBroker;
+  interceptor: TlsInterceptor;
 }
 
 /** One destination attempt; whichever of its calls comes first emits its one event. */
@@ -103,6 +113,7 @@ export interface ProxyCore {
   /** Destroys every tracked socket; later ones are destroyed as they come. */
   closeAll(): void;
   readonly closing: boolean;
+  readonly secrets: ProxySecrets | undefined;
   stats(): ProxyStats;
   /** Replaces the rules for attempts decided from now on (the user's egress grants). */
   setRules(next: NetRules): void;
@@ -178,6 +189,7 @@ export function createProxyCore(opts: ProxyCoreOptions): ProxyCore {
     get closing() {
       return closing;
     },
+    secrets: opts.secrets,
     stats: () => ({ ...stats }),
   };
 }

@@ -86,11 +86,13 @@ function forward(
     return;
   }
   const chunked = req.headers['transfer-encoding'] !== undefined;
+  const rawHeaders = checkSecrets(core, req, url, a);
+  if (typeof rawHeaders === 'string') return void sendDenied(res, rawHeaders);
   const head = requestHead(
     req.method ?? '',
     `${url.pathname}${url.search}`,
     url.host,
-    req.rawHeaders,
+    rawHeaders,
     chunked,
   );
   if (head === undefined) {
@@ -115,6 +117,31 @@ function forward(
     }
     relayHttp(req, client, r.socket, chunked, r.done);
   });
+}
+
+/**
+ * Placeholders of brokered secrets in a plain-HTTP request: the headers to send (with values
+ * where the secret allows plain HTTP to this host), or the text of the refusal.
+ */
+function checkSecrets(
+  core: ProxyCore,
+  req: http.IncomingMessage,
+  url: URL,
+  a: { denied(rule: string, reason: string): void },
+): string[] | string {
+  const broker = core.secrets?.broker;
+  if (!broker) return req.rawHeaders;
+  const method = req.method ?? '';
+  const target = `${url.pathname}${url.search}`;
+  const host = url.hostname;
+  const checked = broker.rewrite({ host, method, target, rawHeaders: req.rawHeaders, tls: false });
+  if (!checked.ok) {
+    a.denied('secret-misuse', checked.reason);
+    return `nanocell: refused: ${checked.reason}`;
+  }
+  // A plain relay's status is not read: recorded as 0.
+  if (checked.used.length) broker.recordUse(checked.used, host, method, target, 0);
+  return checked.rawHeaders;
 }
 
 /**

@@ -1,5 +1,6 @@
 // Defaults are chosen for an agent task on a developer laptop: enough to build and test a
 // project, small enough that a runaway task cannot starve the machine.
+import type { SecretEntry } from './secrets.js';
 import type { DegradableControl, HostConfigTool, runtimeNames, ToolchainName } from './schema.js';
 
 export const DEFAULT_LIMITS = {
@@ -279,5 +280,7 @@ export interface Policy {
   toolchains: ToolchainName[];
   hostConfig: HostConfigTool[];
   env: Record<string, string>;
+  /** Brokered credentials (names and sources only; values are read at cell start). */
+  secrets: SecretEntry[];
   allowDegraded: DegradableControl[];
 }

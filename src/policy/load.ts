@@ -12,6 +12,7 @@ import {
   type Policy,
 } from './defaults.js';
 import { policySchema, type PolicyFile } from './schema.js';
+import { checkSecretNames, secretEntry, type SecretEntry } from './secrets.js';
 import { validateSyscallNames } from '../seccomp/index.js';
 
 const MAX_POLICY_BYTES = 1024 * 1024;
@@ -110,8 +111,15 @@ export function resolvePolicy(...layers: PolicyFile[]): Policy {
     toolchains: [...new Set(m.toolchains ?? [])],
     hostConfig: [...new Set(m.hostConfig ?? [])],
     env: m.env ?? {},
+    secrets: checkedSecrets(m.secrets ?? []),
     allowDegraded: [...new Set(m.allowDegraded ?? [])],
   };
+}
+
+function checkedSecrets(files: NonNullable<PolicyFile['secrets']>): SecretEntry[] {
+  const entries = files.map(secretEntry);
+  checkSecretNames(entries);
+  return entries;
 }
 
 /** `HOST[:CELL]` (the first ':' splits, as in Docker's -v) or the long form. */
@@ -137,7 +145,7 @@ function mergeLayers(layers: PolicyFile[]): PolicyFile {
       const prev = out[k];
       if (isPlainObject(v) && isPlainObject(prev) && k !== 'env' && k !== 'hosts') {
         out[k] = { ...prev, ...stripUndefined(v) };
-      } else if (k === 'mounts' && Array.isArray(v) && Array.isArray(prev)) {
+      } else if ((k === 'mounts' || k === 'secrets') && Array.isArray(v) && Array.isArray(prev)) {
         // --mount adds to the policy's mounts; each is checked the same way.
         out[k] = [...(prev as unknown[]), ...v];
       } else if (k === 'env' && isPlainObject(v) && isPlainObject(prev)) {

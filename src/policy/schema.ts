@@ -2,6 +2,7 @@
 // misspelt security setting that is silently ignored is worse than no setting.
 import { z } from 'zod';
 import { MAX_TIMER_MS, parseDuration, parseSize } from '../util/units.js';
+import { secretSchema } from './secrets.js';
 
 const size = (what: string) =>
   z.union([z.string(), z.number()]).transform((v, ctx) => {
@@ -168,6 +169,8 @@ export const policySchema = z.strictObject({
   hostConfig: z.array(z.enum(hostConfigTools)).optional(),
   /** Extra environment variables for every command in the cell. */
   env: z.record(envName, z.string()).optional(),
+  /** Credentials brokered by the proxy: the cell holds a placeholder, bound hosts get the value. */
+  secrets: z.array(secretSchema).optional(),
   /** Controls allowed to degrade (for example cgroups when running rootless without delegation). */
   allowDegraded: z.array(z.enum(degradableControls)).optional(),
 });

@@ -174,6 +174,27 @@ export function toAuditEvents(e: CellEvent, summaries = new DenialSummaries()): 
           ...(e.size !== undefined ? { size: int(e.size) } : {}),
         },
       ];
+    case 'secret.used':
+      return [
+        {
+          type: 'secret.used',
+          name: str(e.name, 128),
+          host: str(e.host, 255),
+          method: str(e.method, 32),
+          path: str(e.path, 1024),
+          status: Math.min(999, int(e.status)),
+        },
+      ];
+    case 'secret.misuse':
+      return [
+        {
+          type: 'secret.misuse',
+          name: str(e.name, 128),
+          host: str(e.host, 255),
+          path: str(e.path, 1024),
+          reason: str(e.reason, 512),
+        },
+      ];
     case 'task.started':
       return [
         {

@@ -12,6 +12,7 @@ import { DenialSummaries, toAuditEvents, TaskTally } from './auditSink.js';
 import { Cell } from '../cell/cell.js';
 import type { CellEvent, CellSummary, EndReason, ExecOutcome } from '../cell/types.js';
 import type { WorkspaceStack } from '../cell/stackMount.js';
+import type { TtySize } from '../cell/initFrames.js';
 import { defaultStateRoot, ensureStateRoot } from '../cell/state.js';
 import { ControlServer } from '../control/server.js';
 
@@ -26,6 +27,8 @@ export interface TaskOptions {
   extraAllowNet?: string[];
   env?: Record<string, string>;
   stdin?: Readable | null;
+  /** Run the command on a terminal in the cell; `onResize` returns its unsubscribe. */
+  tty?: { size: TtySize; onResize(listener: (size: TtySize) => void): () => void };
   stdout: Writable;
   stderr: Writable;
   /** Resolves when the task should be killed (Ctrl-C, SIGTERM). */
@@ -126,6 +129,7 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
   let outcome: ExecOutcome | undefined;
   let summary: CellSummary | undefined;
   let error: NanocellError | Error | undefined;
+  let stopResize: (() => void) | undefined;
   const onAbort = () => void cell?.kill('killed');
   o.abort?.addEventListener('abort', onAbort);
   try {
@@ -146,7 +150,8 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
       target: cell,
       onEvent: record,
     });
-    const x = cell.exec(o.command, { env: o.env });
+    const x = cell.exec(o.command, { env: o.env, ...(o.tty ? { tty: o.tty.size } : {}) });
+    stopResize = o.tty?.onResize((size) => x.resize(size));
     x.stdout.pipe(o.stdout, { end: false });
     x.stderr.pipe(o.stderr, { end: false });
     if (o.stdin) o.stdin.pipe(x.stdin);
@@ -159,6 +164,7 @@ export async function runTask(o: TaskOptions): Promise<TaskReport> {
   } catch (e) {
     error = e as Error;
   } finally {
+    stopResize?.();
     o.abort?.removeEventListener('abort', onAbort);
     if (cell) {
       try {

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import {
   encodeExecPayload,
   encodeFrame,
+  encodeWinsize,
   FRAME_HEADER_BYTES,
   MAX_FRAME_PAYLOAD,
   type FrameType,
@@ -43,7 +44,22 @@ function cNumber(name: string): number {
 }
 
 // Every FrameType exactly once; the compiler refuses this list if the union gains or loses one.
-const TS_FRAME_TYPES = ['E', 'I', 'K', 'Q', 'R', 'S', 'O', 'e', 'X', 'F', 'L', 'Z'] as const;
+const TS_FRAME_TYPES = [
+  'E',
+  'T',
+  'W',
+  'I',
+  'K',
+  'Q',
+  'R',
+  'S',
+  'O',
+  'e',
+  'X',
+  'F',
+  'L',
+  'Z',
+] as const;
 type Listed = (typeof TS_FRAME_TYPES)[number];
 const everyTypeListed: [Exclude<FrameType, Listed>] extends [never] ? true : never = true;
 const onlyTypesListed: [Exclude<Listed, FrameType>] extends [never] ? true : never = true;
@@ -60,6 +76,11 @@ describe('init protocol constants: native/protocol.h = src/cell/initFrames.ts', 
     expect(encodeExecPayload(['ls'], [], '/w').length - strings).toBe(
       cNumber('NC_EXEC_HEADER_BYTES'),
     );
+  });
+
+  it('has the same terminal size header (T request, W frame)', () => {
+    expect(encodeWinsize({ cols: 80, rows: 24 }).length).toBe(cNumber('NC_TTY_HEADER_BYTES'));
+    expect(() => encodeWinsize({ cols: 70000, rows: 24 })).toThrow(/0-65535/);
   });
 
   it('has the same frame types', () => {
