@@ -116,6 +116,7 @@ const payloads = {
     decision: z.enum(['once', 'cell', 'deny']),
     uid: count,
     pid: z.number().int(),
+  },
   /** A brokered secret's placeholder was replaced by its value on a request to a bound host. */
   'secret.used': {
     name: z.string(),

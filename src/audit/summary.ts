@@ -105,93 +105,103 @@ class ExecTally {
 const sameArgv = (a: string[], b: string[]) =>
   a.length === b.length && a.every((x, i) => x === b[i]);
 
-export function summarizeTask(task: TaskRow, events: AuditEvent[], maxPaths = 50): TaskSummary {
-  const ran = new ExecTally();
-  const netDenied = new Tally<{ host: string; port: number; reason: string; rule?: string }>();
-  const sysDenied = new Tally<{ name: string; exe: string; errno: number }>();
-  const execDenied = new Tally<{ name: string; exe: string; errno: number }>();
-  const fileDenied = new Tally<{ name: string; exe: string; errno: number }>();
-  const net = new Tally<{ host: string; port: number; bytesUp: number; bytesDown: number }>();
-  const netFailed = new Tally<{ host: string; port: number; error: string }>();
-  const counts: Record<FsChangeKind, number> = {
+/** The tallies of one task's events, filled event by event (summarizeTask). */
+class TaskAccumulator {
+  readonly ran = new ExecTally();
+  readonly netDenied = new Tally<{ host: string; port: number; reason: string; rule?: string }>();
+  readonly sysDenied = new Tally<{ name: string; exe: string; errno: number }>();
+  readonly execDenied = new Tally<{ name: string; exe: string; errno: number }>();
+  readonly fileDenied = new Tally<{ name: string; exe: string; errno: number }>();
+  readonly net = new Tally<{ host: string; port: number; bytesUp: number; bytesDown: number }>();
+  readonly netFailed = new Tally<{ host: string; port: number; error: string }>();
+  readonly counts: Record<FsChangeKind, number> = {
     added: 0,
     modified: 0,
     deleted: 0,
     mode: 0,
     symlink: 0,
   };
-  const paths: AuditEventOf<'fs.change'>[] = [];
-  const limits: { limit: string; detail: string }[] = [];
-  const degraded: { control: string; reason: string }[] = [];
-  let exit: AuditEventOf<'task.exited'> | undefined;
+  readonly paths: AuditEventOf<'fs.change'>[] = [];
+  readonly limits: { limit: string; detail: string }[] = [];
+  readonly degraded: { control: string; reason: string }[] = [];
+  exit: AuditEventOf<'task.exited'> | undefined;
 
-  for (const e of events) {
+  constructor(private readonly maxPaths: number) {}
+
+  add(e: AuditEvent): void {
     switch (e.type) {
       case 'exec':
-        ran.add(e);
-        break;
+        return this.ran.add(e);
       case 'syscall.denied': {
         const group = reportGroupOf(e.name);
-        const tally = group === 'exec' ? execDenied : group === 'files' ? fileDenied : sysDenied;
+        const tally =
+          group === 'exec' ? this.execDenied : group === 'files' ? this.fileDenied : this.sysDenied;
         tally.add(
           `${e.name}\0${e.exe}\0${e.errno}`,
           { name: e.name, exe: e.exe, errno: e.errno },
           e.count ?? 1,
         );
-        break;
+        return;
       }
       case 'dns.denied':
-        netDenied.add(`${e.name}\0dns\0${e.reason}`, {
-          host: e.name,
-          port: 53,
-          reason: `DNS: ${e.reason}`,
-          rule: e.rule,
-        });
-        break;
       case 'net.denied':
-        netDenied.add(`${e.host}\0${e.port}\0${e.reason}`, {
-          host: e.host,
-          port: e.port,
-          reason: e.reason,
-          ...(e.rule !== undefined ? { rule: e.rule } : {}),
-        });
-        break;
-      case 'net.allowed': {
-        if (e.error !== undefined) {
-          netFailed.add(`${e.host}\0${e.port}\0${e.error}`, {
-            host: e.host,
-            port: e.port,
-            error: e.error,
-          });
-          break;
-        }
-        const hit = net.add(`${e.host}\0${e.port}`, {
-          host: e.host,
-          port: e.port,
-          bytesUp: 0,
-          bytesDown: 0,
-        });
-        hit.item.bytesUp += e.bytesUp ?? 0;
-        hit.item.bytesDown += e.bytesDown ?? 0;
-        break;
-      }
+      case 'net.allowed':
+        return this.addNet(e);
       case 'fs.change':
-        counts[e.kind]++;
-        if (paths.length < maxPaths) paths.push(e);
-        break;
+        this.counts[e.kind]++;
+        if (this.paths.length < this.maxPaths) this.paths.push(e);
+        return;
       case 'limit.hit':
-        limits.push({ limit: e.limit, detail: e.detail });
-        break;
+        return void this.limits.push({ limit: e.limit, detail: e.detail });
       case 'policy.degraded':
-        degraded.push({ control: e.control, reason: e.reason });
-        break;
+        return void this.degraded.push({ control: e.control, reason: e.reason });
       case 'task.exited':
-        exit = e;
-        break;
+        this.exit = e;
+        return;
       default:
-        break;
+        return;
     }
   }
+
+  private addNet(e: AuditEventOf<'dns.denied' | 'net.denied' | 'net.allowed'>): void {
+    if (e.type === 'dns.denied') {
+      this.netDenied.add(`${e.name}\0dns\0${e.reason}`, {
+        host: e.name,
+        port: 53,
+        reason: `DNS: ${e.reason}`,
+        rule: e.rule,
+      });
+    } else if (e.type === 'net.denied') {
+      this.netDenied.add(`${e.host}\0${e.port}\0${e.reason}`, {
+        host: e.host,
+        port: e.port,
+        reason: e.reason,
+        ...(e.rule !== undefined ? { rule: e.rule } : {}),
+      });
+    } else if (e.error !== undefined) {
+      this.netFailed.add(`${e.host}\0${e.port}\0${e.error}`, {
+        host: e.host,
+        port: e.port,
+        error: e.error,
+      });
+    } else {
+      const hit = this.net.add(`${e.host}\0${e.port}`, {
+        host: e.host,
+        port: e.port,
+        bytesUp: 0,
+        bytesDown: 0,
+      });
+      hit.item.bytesUp += e.bytesUp ?? 0;
+      hit.item.bytesDown += e.bytesDown ?? 0;
+    }
+  }
+}
+
+export function summarizeTask(task: TaskRow, events: AuditEvent[], maxPaths = 50): TaskSummary {
+  const acc = new TaskAccumulator(maxPaths);
+  for (const e of events) acc.add(e);
+  const { ran, netDenied, sysDenied, execDenied, fileDenied, net, netFailed } = acc;
+  const { counts, paths, limits, degraded, exit } = acc;
 
   const resources = readResources(task.report);
   for (const d of resources.degradations ?? []) {

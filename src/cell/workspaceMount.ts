@@ -5,10 +5,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { HostFacts } from '../host/facts.js';
-import { nativeBinary, packageRoot } from '../host/native.js';
+import { nativeBinary } from '../host/native.js';
 import type { Policy } from '../policy/defaults.js';
 import { NanocellError } from '../util/errors.js';
-import { formatSize } from '../util/units.js';
 import {
   assertMountablePath,
   collectChangeSet,
@@ -21,30 +20,16 @@ import {
   scopeMounts,
   teardownOverlay,
   unmountOverlay,
-  allHidden,
-  writeWhiteoutLayer,
   type ChangeSummary,
   type CollectOptions,
-  type ForeignOwners,
   type OverlayDirs,
   type Owner,
   type ScopePlan,
 } from '../workspace/index.js';
-import {
-  collectChangeSetOffThread,
-  collectionAborted,
-  fitsInThread,
-  fromWireError,
-  removePartial,
-  type WireError,
-} from '../workspace/collectWorker.js';
+import { collectChangeSetOffThread, fitsInThread } from '../workspace/collectWorker.js';
 import { homeSecretExcludes, hostHomeDirs } from '../workspace/homeSecrets.js';
 import { gitChangeEvents } from '../workspace/gitHistory.js';
-import {
-  credentialConfigs,
-  gitCredentialsNotice,
-  writeGitConfigViews,
-} from '../workspace/gitConfigView.js';
+import { credentialConfigs, gitCredentialsNotice } from '../workspace/gitConfigView.js';
 import { trackedHiddenNotice } from '../workspace/gitIndexView.js';
 import { loadChangeSet } from '../workspace/manifest.js';
 import type { CellEvent } from './types.js';
@@ -52,16 +37,17 @@ import { CELL_UID } from '../plan/layout.js';
 import type { WorkspaceMountPlan } from '../plan/plan.js';
 import type { ProjectDir } from '../plan/projectDir.js';
 import type { CellDirs, StateLayout } from './state.js';
-import type { OciMount } from '../plan/oci.js';
 import { mountStack, unmountStack, type WorkspaceStack } from './stackMount.js';
 import { recordStack } from './retention.js';
+import { COLLECTOR_HEAP, collectUnprivileged, diskCapHit } from './collectRun.js';
+import {
+  foreignOwnersNotice,
+  protectMounts,
+  writeRootlessWhiteouts,
+  type WorkspaceNotice,
+} from './workspaceSetup.js';
 
 /** What the workspace could not give the task; reported like a degradation, never refused. */
-export interface WorkspaceNotice {
-  control:
-    'workspace-owners' | 'workspace-home' | 'workspace-git-history' | 'workspace-git-credentials';
-  reason: string;
-}
 
 type CollectRecord = Pick<CollectOptions, 'session' | 'ignore' | 'gitignore'>;
 
@@ -336,143 +322,4 @@ export class CellWorkspace {
     }
     await unmountStack(this.stackMounts);
   }
-}
-
-/**
- * Whether the task filled the upper layer's tmpfs (the disk cap): the kernel answered its
- * writes with ENOSPC, and the report should say why they failed. "Full" is under 1 MiB of
- * blocks or no inode left: a write that did not fit leaves less than its own size free.
- */
-function diskCapHit(upperDir: string, diskBytes: number, emit: (e: CellEvent) => void): void {
-  let st: fs.StatsFs;
-  try {
-    st = fs.statfsSync(upperDir);
-  } catch {
-    return;
-  }
-  const free = st.bavail * st.bsize;
-  if (free >= 1024 * 1024 && st.ffree > 0) return;
-  const what = st.ffree > 0 ? `${formatSize(diskBytes)} of space` : 'its inodes';
-  emit({
-    type: 'limit.hit',
-    limit: 'disk',
-    detail: `the workspace used up ${what} (limits.disk); writes past it failed with ENOSPC`,
-  });
-}
-
-/**
- * The collector's thread may not grow past this: with the entry and name caps
- * (DEFAULT_MAX_FILES, DEFAULT_MAX_NAME_BYTES) it never needs to, so reaching it fails the
- * collection (recorded) instead of taking the supervisor's memory. docs/architecture.md, State.
- */
-const COLLECTOR_HEAP = { maxOldGenerationSizeMb: 512, maxYoungGenerationSizeMb: 32 };
-
-/**
- * Rootless: the cell's overlay lived in its own mount namespace, and the caller may not mount
- * on the host, so the view of upper over lower is mounted in a child user+mount namespace.
- */
-async function collectUnprivileged(
-  opts: CollectOptions,
-  signal: AbortSignal | undefined,
-): Promise<ChangeSummary> {
-  if (signal?.aborted) throw collectionAborted();
-  const main = path.join(packageRoot(), 'dist', 'workspace', 'collectMain.js');
-  const outDirWasFree = !fs.existsSync(opts.outDir);
-  const r = await execa(
-    'unshare',
-    [
-      ...['--user', '--map-root-user', '--mount', '--', process.execPath],
-      `--max-old-space-size=${COLLECTOR_HEAP.maxOldGenerationSizeMb}`,
-      main,
-      JSON.stringify(opts),
-    ],
-    { reject: false, stdin: 'ignore', ...(signal ? { cancelSignal: signal } : {}) },
-  );
-  if (r.isCanceled) {
-    // The child's view mount died with its namespace; only its partial output is left.
-    if (outDirWasFree) await removePartial(opts.outDir);
-    throw collectionAborted();
-  }
-  if (r.exitCode !== 0) {
-    const last = String(r.stderr).trim().split('\n').pop() ?? '';
-    const wire = parseCollectError(last);
-    if (wire) throw fromWireError(wire);
-    throw new NanocellError(
-      `collecting the change set failed: ${last}`,
-      'check that unprivileged user namespaces are allowed (nanocell doctor)',
-      'HOST',
-    );
-  }
-  return JSON.parse(String(r.stdout)) as ChangeSummary;
-}
-
-function parseCollectError(line: string): WireError | undefined {
-  try {
-    const v = JSON.parse(line) as { collectError?: WireError };
-    return typeof v.collectError?.message === 'string' ? v.collectError : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The same middle layer of whiteouts as root mode, owned by the caller: Linux 5.8+ lets an
- * unprivileged user create whiteouts, and overlayfs honours them in a lower layer. Without it an
- * excluded path would be visible, so a failure refuses the cell.
- */
-async function writeRootlessWhiteouts(
-  scope: ScopePlan,
-  layerDir: string,
-  owner: Owner,
-  notices: WorkspaceNotice[],
-  gitConfigs: Map<string, string>,
-): Promise<string | undefined> {
-  const hidden = allHidden(scope);
-  if (!hidden.length && !gitConfigs.size) return undefined;
-  assertMountablePath(layerDir);
-  try {
-    const git = trackedHiddenNotice(
-      await writeWhiteoutLayer(layerDir, scope.projectDir, hidden, owner),
-    );
-    if (git) notices.push({ control: 'workspace-git-history', reason: git });
-    writeGitConfigViews(layerDir, scope.projectDir, gitConfigs, owner);
-  } catch (e) {
-    if (e instanceof NanocellError && e.kind !== 'HOST') throw e;
-    throw new NanocellError(
-      `cannot hide excluded paths from a rootless cell: creating overlay whiteouts as uid ${owner.uid} failed (${(e as Error).message})`,
-      'rootless cells need Linux 5.8 or newer, where any user may create whiteouts; upgrade the kernel or run nanocell as root',
-      'HOST',
-    );
-  }
-  return layerDir;
-}
-
-function foreignOwnersNotice(
-  f: ForeignOwners,
-  project: string,
-  who: { uid: number; gid: number },
-): WorkspaceNotice {
-  const count = `${f.atLeast ? 'at least ' : ''}${f.count}`;
-  return {
-    control: 'workspace-owners',
-    reason:
-      `${count} workspace file(s) or dir(s) are owned by a user or group other than yours (uid ${who.uid}, gid ${who.gid}), ` +
-      `e.g. ${f.example}: a rootless cell can read them but changing them fails (EOVERFLOW); ` +
-      `to fix, give them to your user: chown -R ${who.uid}:${who.gid} ${project}`,
-  };
-}
-
-/** Rootless binds come from the project itself, or from the middle layer's redacted copy. */
-function protectMounts(
-  scope: ScopePlan,
-  project: string,
-  layer: string | undefined,
-  gitConfigs: Map<string, string>,
-): OciMount[] {
-  return scope.protected.map((rel) => ({
-    destination: path.join(project, rel),
-    type: 'bind',
-    source: path.join(layer && gitConfigs.has(rel) ? layer : project, rel),
-    options: ['rbind', 'ro', 'nosuid', 'nodev'],
-  }));
 }

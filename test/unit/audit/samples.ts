@@ -55,8 +55,26 @@ export const sampleInputs: AuditEventInput[] = [
   { type: 'policy.degraded', control: 'cgroups', reason: 'no delegation' },
 ];
 
-/** Events of the live-cell verbs and the dashboard (apart, so the recorded sample task stays). */
+/**
+ * Events of the live-cell verbs, the dashboard and the credential broker (apart, so the
+ * recorded sample task stays).
+ */
 export const controlSampleInputs: AuditEventInput[] = [
   { type: 'control', verb: 'exec', uid: 1000, pid: 4242, argv: ['sh', '-c', 'ls'] },
   { type: 'net.decision', host: 'api.test', port: 443, decision: 'once', uid: 1000, pid: 4243 },
+  {
+    type: 'secret.used',
+    name: 'ANTHROPIC_API_KEY',
+    host: 'api.anthropic.com',
+    method: 'POST',
+    path: '/v1/messages',
+    status: 200,
+  },
+  {
+    type: 'secret.misuse',
+    name: 'ANTHROPIC_API_KEY',
+    host: 'evil.example',
+    path: '/collect',
+    reason: 'the secret is not bound to evil.example',
+  },
 ];

@@ -162,6 +162,8 @@ describe('describeEvent', () => {
     expect(controlSampleInputs.map((e) => describeEvent(stored(e)))).toEqual([
       'exec by uid 1000 pid 4242: sh -c ls',
       'api.test:443: allowed once by the user (uid 1000)',
+      'ANTHROPIC_API_KEY sent to api.anthropic.com (POST /v1/messages -> 200)',
+      'ANTHROPIC_API_KEY refused toward evil.example/collect: the secret is not bound to evil.example',
     ]);
     const lines = sampleInputs.map((e) => describeEvent(stored(e)));
     for (const l of lines) expect(l).not.toContain('\n');
