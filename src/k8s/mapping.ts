@@ -168,6 +168,12 @@ export const POLICY_MAPPING: readonly FieldMapping[] = [
     note: "the developer's own installs are host paths; put the toolchain in the cell image",
   },
   {
+    field: 'secrets',
+    target: 'render and run refuse a policy with secrets',
+    enforcement: 'not-applicable',
+    note: 'the proxy tier does not broker credentials yet; a secret never falls back to the pod env',
+  },
+  {
     field: 'hostConfig',
     target: 'none',
     enforcement: 'not-applicable',

@@ -52,6 +52,13 @@ export function planShape(
       'POLICY',
     );
   }
+  if (policy.secrets.length) {
+    throw new NanocellError(
+      `policy secrets (${policy.secrets.map((s) => s.name).join(', ')}) cannot be brokered on Kubernetes yet`,
+      'run this policy locally, or drop secrets: for --backend k8s (the value would otherwise have to enter the pod)',
+      'POLICY',
+    );
+  }
   if (policy.hostConfig.length) {
     throw new NanocellError(
       `policy hostConfig (${policy.hostConfig.join(', ')}) reads the developer's own files, which no pod has`,

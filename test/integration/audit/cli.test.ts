@@ -85,8 +85,8 @@ describe('nanocell tasks', () => {
     );
     expect(lines).toHaveLength(3);
     expect(lines[1]).toContain(b);
-    expect(lines[1]).toMatch(/running\s+-\s+-\s+beta\s+10\s+sh -c "make test"$/);
-    expect(lines[2]).toMatch(/failed\s+oom\s+137\s+alpha\s+11\s+sh -c "make test"$/);
+    expect(lines[1]).toMatch(/running\s+-\s+-\s+beta\s+11\s+sh -c "make test"$/);
+    expect(lines[2]).toMatch(/failed\s+oom\s+137\s+alpha\s+12\s+sh -c "make test"$/);
     // Aligned: every column starts at the same offset on every line.
     const col = (l: string) =>
       l.indexOf('SESSION') >= 0 ? l.indexOf('SESSION') : l.search(/alpha|beta/);
@@ -127,19 +127,19 @@ describe('nanocell logs', () => {
     const id = recordTask();
     const text = await run(['logs', id.slice(0, 12)]);
     const lines = text.trimEnd().split('\n');
-    expect(lines).toHaveLength(11);
+    expect(lines).toHaveLength(12);
     expect(lines[0]).toMatch(
       /^\d\d:\d\d:\d\d\.\d{3}\s+#0\s+task\.created\s+created: sh -c "make test" in \/proj$/,
     );
     expect(text).toMatch(
       /#3\s+syscall\.denied\s+mount \(nr 165, x86_64\) by \/usr\/bin\/bash pid 9 -> EPERM \(×3\)/,
     );
-    expect(lines.at(-1)).toMatch(/#10\s+task\.exited\s+ended: oom, exit 137/);
+    expect(lines.at(-1)).toMatch(/#11\s+task\.exited\s+ended: oom, exit 137/);
     const json = (await run(['logs', id, '--json']))
       .trimEnd()
       .split('\n')
       .map((l) => JSON.parse(l) as { seq: number });
-    expect(json.map((e) => e.seq)).toEqual([...Array(11).keys()]);
+    expect(json.map((e) => e.seq)).toEqual([...Array(12).keys()]);
   });
 
   it('follows a running task until it ends', async () => {
@@ -193,14 +193,15 @@ describe('nanocell report', () => {
     expect(text).toMatch(
       /Why it ended\n\s+the cell ran out of memory and was killed \(memory 512 MiB\)/,
     );
-    expect(text).toMatch(/11 events stored/);
+    expect(text).toMatch(/12 events stored/);
 
     const json = JSON.parse(await run(['report', id, '--json'])) as {
       task: { id: string };
       denied: { network: unknown[] };
     };
     expect(json.task.id).toBe(id);
-    expect(json.denied.network).toHaveLength(1);
+    // The refused connection and the refused DNS name.
+    expect(json.denied.network).toHaveLength(2);
   });
 
   it('shows how many events were only counted past the cap', async () => {
@@ -226,7 +227,7 @@ describe('nanocell export and verify', () => {
 
   it('exits 0 on an intact chain and 1 on a tampered one, with a one-line verdict', async () => {
     const id = recordTask();
-    expect(await run(['verify', id])).toBe(`ok: task ${id}: hash chain intact (11 events)\n`);
+    expect(await run(['verify', id])).toBe(`ok: task ${id}: hash chain intact (12 events)\n`);
     expect(process.exitCode).toBeUndefined();
     const raw = new Database(env.dbPath);
     raw
