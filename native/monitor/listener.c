@@ -133,7 +133,7 @@ void accept_listener(void)
 	const char *p = strstr(state, "\"pid\":");
 	if (p)
 		init_pid = strtol(p + 6, NULL, 10);
-	/* Before the listener event, so before the supervisor starts any task command. */
+	/* The supervisor starts no task command before the child reports "limits" (nslimits.c). */
 	if (limit_cell_namespaces(init_pid) < 0 && init_pid > 0)
 		kill((pid_t)init_pid, SIGKILL);
 	if (proxy_port > 0)

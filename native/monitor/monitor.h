@@ -83,6 +83,7 @@ extern int proxy_port;
 int take_node_channel(void);
 int hand_over_proxy_listener(long pid);
 int handover_reaped(pid_t pid, int status);
+int limits_reaped(pid_t pid, int status);
 
 /* ---------- netns.c: transparent capture in the cell's netns ---------- */
 

@@ -72,7 +72,7 @@ void reap(int flags)
 			continue;
 		if (pid <= 0)
 			return;
-		if (handover_reaped(pid, status))
+		if (handover_reaped(pid, status) || limits_reaped(pid, status))
 			continue;
 		if (pid == runtime_pid) {
 			runtime_exited = 1;

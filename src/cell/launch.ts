@@ -36,6 +36,8 @@ export interface LaunchInput {
   net: CellNetwork;
   /** The seccomp listener is in the profile (the monitor answers its notifications). */
   withListener: boolean;
+  /** The monitor will report the cell's namespace limits ("limits") before commands run. */
+  namespaceLimits: boolean;
   /** The proxy serves a socket the monitor makes on the cell's 127.0.0.1. */
   proxyOnCellLoopback: boolean;
   /** The host's nft, when the monitor also sets up transparent capture (resolve found it). */
@@ -92,11 +94,18 @@ export class CellProcess {
     readMonitorEvents(monitor.stdout!, {
       listener: (pid) => (this.initPid = pid),
       runtimeExited: (status) => runtime.failed(status),
-      monitor: (ev) => this.control.emit('monitor', ev),
+      monitor: (ev) => {
+        // The monitor says why it gave up on a JSON line; that beats "the monitor exited".
+        if (ev.type === 'error') runtime.noteError(String(ev.message));
+        this.control.emit('monitor', ev);
+      },
       audit: o.emit,
     });
     const proxyListener = o.proxyOnCellLoopback ? this.adoptProxyListener(o.net) : undefined;
     proxyListener?.catch(() => undefined);
+    // With a listener the monitor limits the cell's namespaces in a child it does not wait for;
+    // no task command may run before it says they are in place.
+    const limits = o.namespaceLimits ? this.monitorSays('limits') : undefined;
 
     const client = new InitClient(monitor.stdio[3] as Duplex);
     this.client = client;
@@ -116,7 +125,11 @@ export class CellProcess {
       );
     });
     try {
-      await Promise.race([Promise.all([client.ready(), proxyListener]), runtime.failure, timeout]);
+      await Promise.race([
+        Promise.all([client.ready(), proxyListener, limits]),
+        runtime.failure,
+        timeout,
+      ]);
     } catch (e) {
       if (e instanceof NanocellError) throw e;
       // The init channel closes as soon as the runtime fails, usually just before the
@@ -132,6 +145,18 @@ export class CellProcess {
     }
     runtime.disarm();
     this.initPid ??= readPid(this.dirs.initPid);
+  }
+
+  /** Resolves when the monitor reports an event of this type. */
+  private monitorSays(type: MonitorControlEvent['type']): Promise<void> {
+    return new Promise((resolve) => {
+      const on = (ev: MonitorControlEvent) => {
+        if (ev.type !== type) return;
+        this.control.off('monitor', on);
+        resolve();
+      };
+      this.control.on('monitor', on);
+    });
   }
 
   /** Resolves once the proxy serves the socket the monitor made on the cell's loopback. */

@@ -38,7 +38,10 @@ export function spawnMonitor(o: {
 
 /** The monitor's lines about itself and init, for the lifecycle (not the audit trail). */
 export type MonitorControlEvent =
-  { type: 'init.exited'; status?: unknown } | { type: 'error'; message?: unknown };
+  | { type: 'init.exited'; status?: unknown }
+  | { type: 'error'; message?: unknown }
+  /** The cell's namespace limits are in place (native/monitor/nslimits.c). */
+  | { type: 'limits' };
 
 export interface MonitorHandlers {
   /** The monitor learned init's host pid. */
@@ -79,6 +82,7 @@ export function readMonitorEvents(stream: Readable, h: MonitorHandlers): void {
           break;
         case 'init.exited':
         case 'error':
+        case 'limits':
           h.monitor(ev as MonitorControlEvent);
           break;
         default:
@@ -96,8 +100,14 @@ export function readMonitorEvents(stream: Readable, h: MonitorHandlers): void {
 export function runtimeFailureOf(
   monitor: ChildProcess,
   runtimeName: string,
-): { failure: Promise<never>; failed(status: number): void; disarm(): void } {
+): {
+  failure: Promise<never>;
+  failed(status: number): void;
+  noteError(message: string): void;
+  disarm(): void;
+} {
   let stderr = '';
+  let monitorError: string | undefined;
   monitor.stderr!.setEncoding('utf8');
   monitor.stderr!.on('data', (d: string) => {
     if (stderr.length < 8192) stderr += d;
@@ -114,11 +124,14 @@ export function runtimeFailureOf(
       );
   });
   failure.catch(() => undefined);
-  monitor.once('close', () => fail?.(lastLine(stderr) || 'the monitor exited'));
+  monitor.once('close', () => fail?.(lastLine(stderr) || monitorError || 'the monitor exited'));
   return {
     failure,
     failed: (status) => {
-      if (status !== 0) fail?.(lastLine(stderr) || `exit status ${status}`);
+      if (status !== 0) fail?.(lastLine(stderr) || monitorError || `exit status ${status}`);
+    },
+    noteError: (message) => {
+      monitorError = message.slice(0, 500);
     },
     disarm: () => {
       fail = undefined;
