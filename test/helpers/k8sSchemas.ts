@@ -1,5 +1,5 @@
 // Validators for rendered Kubernetes objects, from published schemas only:
-// - the agent-sandbox CRDs' v1beta1 openAPIV3Schema (shared/reference/agent-sandbox, pinned
+// - the agent-sandbox CRDs' v1beta1 openAPIV3Schema (test/fixtures/agent-sandbox, pinned
 //   upstream commit), compiled with ajv: formats checked, defaults applied, and every object
 //   that lists its properties made closed, so an unknown field is an error (the API server
 //   would prune it silently, which would hide a typo in a security setting);
@@ -17,13 +17,12 @@ import { DaemonSet, Deployment } from 'kubernetes-models/apps/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { REPO } from './cells.js';
 
-/** shared/reference/agent-sandbox/crds: beside the repo (CI, main) or in an ancestor dir. */
+/**
+ * The upstream CRDs, vendored unchanged in test/fixtures/agent-sandbox (Apache-2.0; its README
+ * names the upstream commit): a clean clone needs nothing beside the repository.
+ */
 export function crdDir(): string {
-  for (let d = path.dirname(REPO); ; d = path.dirname(d)) {
-    const c = path.join(d, 'shared', 'reference', 'agent-sandbox', 'crds');
-    if (fs.existsSync(c)) return c;
-    if (d === path.dirname(d)) throw new Error('shared/reference/agent-sandbox/crds not found');
-  }
+  return path.join(REPO, 'test', 'fixtures', 'agent-sandbox', 'crds');
 }
 
 type Schema = Record<string, unknown>;
