@@ -31,10 +31,16 @@ function scratch(): string {
   return d;
 }
 
+/**
+ * Each child's exit status once its stdio has closed too ('close', not 'exit'): a one-line
+ * error printed just before exiting must be read before the test looks at stderr.
+ */
+const closed = new WeakMap<ChildProcess, Promise<number | null>>();
+function track(c: ChildProcess): void {
+  closed.set(c, new Promise((r) => c.once('close', (code) => r(code))));
+}
 function exited(c: ChildProcess): Promise<number | null> {
-  return c.exitCode !== null
-    ? Promise.resolve(c.exitCode)
-    : new Promise((r) => c.once('exit', (code) => r(code)));
+  return closed.get(c) ?? Promise.resolve(c.exitCode);
 }
 
 function podInit(sock: string, extra: string[] = ['--landlock', 'off'], wrap: string[] = []) {
@@ -42,6 +48,7 @@ function podInit(sock: string, extra: string[] = ['--landlock', 'off'], wrap: st
   const c = spawn(bin!, [...pre, '--control-listen', sock, ...extra], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  track(c);
   let err = '';
   c.stderr!.on('data', (d: Buffer) => (err += d));
   children.push(c);
@@ -52,6 +59,7 @@ function podInit(sock: string, extra: string[] = ['--landlock', 'off'], wrap: st
 function attach(sock: string, wrap: string[] = []) {
   const [bin, ...pre] = [...wrap, INIT_BIN];
   const c = spawn(bin!, [...pre, '--attach', sock], { stdio: ['pipe', 'pipe', 'pipe'] });
+  track(c);
   let err = '';
   c.stderr!.on('data', (d: Buffer) => (err += d));
   c.stdin!.on('error', () => undefined);
