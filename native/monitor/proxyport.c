@@ -37,6 +37,27 @@ int take_node_channel(void)
 	return 0;
 }
 
+/* One message of `len` bytes with `fd` attached (SCM_RIGHTS); 0 when all of it was sent. */
+static int send_with_fd(int sock, const void *data, size_t len, int fd)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	memset(&cm, 0, sizeof(cm));
+	struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = cm.buf,
+			      .msg_controllen = sizeof(cm.buf) };
+	struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
+	h->cmsg_level = SOL_SOCKET;
+	h->cmsg_type = SCM_RIGHTS;
+	h->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(h), &fd, sizeof(int));
+	return sendmsg(sock, &msg, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+}
+
 /*
  * Node's IPC framing: one JSON line; SCM_RIGHTS with it makes the fd its handle. Each handle
  * goes in its own sendmsg (Node takes at most one per read).
@@ -55,22 +76,7 @@ static int send_handle(int s, const char *tag, const char *type, int port)
 			       "{\"cmd\":\"NODE_HANDLE\",\"type\":\"dgram.Socket\","
 			       "\"dgramType\":\"%s\",\"msg\":{\"nanocell\":\"%s\",\"port\":%d}}\n",
 			       type, tag, port);
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cm;
-	memset(&cm, 0, sizeof(cm));
-	struct iovec iov = { .iov_base = line, .iov_len = (size_t)len };
-	struct msghdr msg = { .msg_iov = &iov,
-			      .msg_iovlen = 1,
-			      .msg_control = cm.buf,
-			      .msg_controllen = sizeof(cm.buf) };
-	struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
-	h->cmsg_level = SOL_SOCKET;
-	h->cmsg_type = SCM_RIGHTS;
-	h->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(h), &s, sizeof(int));
-	int rc = sendmsg(channel_fd, &msg, MSG_NOSIGNAL) == len ? 0 : -1;
+	int rc = send_with_fd(channel_fd, line, (size_t)len, s);
 	close(s);
 	return rc;
 }
@@ -79,22 +85,7 @@ static int send_handle(int s, const char *tag, const char *type, int port)
 static int send_fd(int back_fd, int fd)
 {
 	char b = 'n';
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cm;
-	memset(&cm, 0, sizeof(cm));
-	struct iovec iov = { .iov_base = &b, .iov_len = 1 };
-	struct msghdr msg = { .msg_iov = &iov,
-			      .msg_iovlen = 1,
-			      .msg_control = cm.buf,
-			      .msg_controllen = sizeof(cm.buf) };
-	struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
-	h->cmsg_level = SOL_SOCKET;
-	h->cmsg_type = SCM_RIGHTS;
-	h->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(h), &fd, sizeof(int));
-	return sendmsg(back_fd, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+	return send_with_fd(back_fd, &b, 1, fd);
 }
 
 static int recv_fd(int back_fd)
