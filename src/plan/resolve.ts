@@ -73,7 +73,7 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
   const netRules = compileNetRules(policy.network, [...(i.extraAllowNet ?? [])]);
   const home = invokingHome();
   const { found, missing } = findToolchains(policy.toolchains, home);
-  const toolchains = planToolchains(found, missing, toolchainPlaces);
+  const toolchains = planToolchains(found, missing, toolchainPlaces, policy.runtime.name);
   const hostMounts = resolveHostMounts(i, project, home, [...policy.mounts, ...toolchains.mounts]);
   const hostConfig = planHostConfig(
     policy.hostConfig,

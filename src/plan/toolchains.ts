@@ -5,6 +5,7 @@
 import path from 'node:path';
 import type { FoundToolchain } from '../host/toolchains.js';
 import type { HostMountRequest } from '../policy/defaults.js';
+import type { RuntimeName } from '../policy/defaults.js';
 import type { ToolchainName } from '../policy/schema.js';
 import { PolicyError } from '../util/errors.js';
 import { CELL_PATH } from './env.js';
@@ -54,7 +55,16 @@ export function planToolchains(
   found: readonly FoundToolchain[],
   missing: readonly ToolchainName[],
   places: (name: ToolchainName) => string[],
+  runtime: RuntimeName = 'runc',
 ): ToolchainPlan {
+  // Secret-looking files inside a toolchain tree are hidden with linux.maskedPaths; that is
+  // verified under runc and crun only, so gVisor is refused rather than trusted.
+  if (found.length && runtime === 'runsc') {
+    throw new PolicyError(
+      'toolchains: cannot be used with runsc: hiding secret-looking files inside the toolchain mounts is not verified under gVisor',
+      'use runc or crun, or mount the toolchain directory with mounts: instead',
+    );
+  }
   const [absent] = missing;
   if (absent) {
     throw new PolicyError(

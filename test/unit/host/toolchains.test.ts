@@ -109,6 +109,20 @@ describe('planToolchains', () => {
     );
   });
 
+  it('refuses runsc, where masking inside the mounts is not verified', () => {
+    const node = {
+      name: 'node' as const,
+      root: '/n',
+      bin: ['/n/bin'],
+      source: 'nvm',
+      version: 'v1',
+    };
+    expect(() => planToolchains([node], [], toolchainPlaces, 'runsc')).toThrow(
+      /toolchains: cannot be used with runsc/,
+    );
+    expect(planToolchains([node], [], toolchainPlaces, 'crun').mounts).toHaveLength(1);
+  });
+
   it('no toolchains: no PATH override, no caches', () => {
     expect(planToolchains([], [], toolchainPlaces)).toMatchObject({
       env: {},
