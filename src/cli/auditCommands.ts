@@ -26,9 +26,17 @@ export interface AuditCommandContext {
 const LOG_PAGE = 1000;
 
 export function registerAuditCommands(program: Command, ctx: AuditCommandContext): void {
-  const out = (): OutStream => ctx.stdout ?? stdoutSink();
-  const now = () => (ctx.now ? ctx.now() : Date.now());
+  registerTasksCommand(program, ctx);
+  registerLogsCommand(program, ctx);
+  registerReportCommand(program, ctx);
+  registerExportCommand(program, ctx);
+  registerVerifyCommand(program, ctx);
+}
 
+const outOf = (ctx: AuditCommandContext): OutStream => ctx.stdout ?? stdoutSink();
+const nowOf = (ctx: AuditCommandContext): number => (ctx.now ? ctx.now() : Date.now());
+
+function registerTasksCommand(program: Command, ctx: AuditCommandContext): void {
   program
     .command('tasks')
     .description('list recorded tasks, newest first')
@@ -67,10 +75,10 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
           const tasks = store.listTasks({
             ...(opts.session !== undefined ? { session: opts.session } : {}),
             ...(opts.status !== undefined ? { status: opts.status } : {}),
-            ...(opts.since !== undefined ? { sinceMs: now() - parseSince(opts.since) } : {}),
+            ...(opts.since !== undefined ? { sinceMs: nowOf(ctx) - parseSince(opts.since) } : {}),
             limit,
           });
-          const o = out();
+          const o = outOf(ctx);
           if (opts.json) {
             o.write(`${toJson(tasks, 2)}\n`);
             return;
@@ -79,10 +87,12 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
             o.write('no tasks recorded\n');
             return;
           }
-          o.write(renderTasks(tasks, o, now()));
+          o.write(renderTasks(tasks, o, nowOf(ctx)));
         }),
     );
+}
 
+function registerLogsCommand(program: Command, ctx: AuditCommandContext): void {
   program
     .command('logs')
     .description("print a task's audit events")
@@ -92,7 +102,7 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
     .action((task: string, opts: { follow?: boolean; json?: boolean }) =>
       withStore(ctx, async (store) => {
         const id = resolveTask(store, task);
-        const o = out();
+        const o = outOf(ctx);
         const p = paint(colorEnabled(o));
         const print = (e: AuditEvent) =>
           o.write(opts.json ? `${toJson(e)}\n` : `${formatLogLine(e, p)}\n`);
@@ -122,7 +132,9 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
         }
       }),
     );
+}
 
+function registerReportCommand(program: Command, ctx: AuditCommandContext): void {
   program
     .command('report')
     .description('summarize what a task ran, was denied, changed and used, and why it ended')
@@ -132,12 +144,14 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
       withStore(ctx, (store) => {
         const id = resolveTask(store, task);
         const summary = summarizeTask(store.getTask(id)!, allEvents(store, id));
-        const o = out();
+        const o = outOf(ctx);
         if (opts.json) o.write(`${toJson(summary, 2)}\n`);
         else o.write(renderReport(summary, paint(colorEnabled(o))));
       }),
     );
+}
 
+function registerExportCommand(program: Command, ctx: AuditCommandContext): void {
   program
     .command('export')
     .description("write a task's audit events as JSON Lines")
@@ -145,7 +159,7 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
     .action((task: string) =>
       withStore(ctx, (store) => {
         const id = resolveTask(store, task);
-        const o = out();
+        const o = outOf(ctx);
         let after = -1;
         for (;;) {
           const page = store.events(id, { afterSeq: after, limit: LOG_PAGE });
@@ -155,7 +169,9 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
         }
       }),
     );
+}
 
+function registerVerifyCommand(program: Command, ctx: AuditCommandContext): void {
   program
     .command('verify')
     .description("check a task's audit hash chain (exit 0 intact, 1 tampered)")
@@ -165,7 +181,7 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
       withStore(ctx, (store) => {
         const id = resolveTask(store, task);
         const verdict = store.verifyTask(id);
-        const o = out();
+        const o = outOf(ctx);
         const p = paint(colorEnabled(o));
         if (opts.json) {
           o.write(`${toJson({ taskId: id, ...verdict })}\n`);

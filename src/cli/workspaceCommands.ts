@@ -170,9 +170,15 @@ function applyFeedback(): Pick<
 }
 
 export function registerWorkspaceCommands(program: Command, ctx: WorkspaceCommandContext): void {
-  const stdout = () => ctx.stdout ?? stdoutSink();
-  const out = (s: string) => stdout().write(s);
+  registerDiffCommand(program, ctx);
+  registerApplyCommand(program, ctx);
+  registerDiscardCommand(program, ctx);
+}
 
+const stdoutOf = (ctx: WorkspaceCommandContext) => ctx.stdout ?? stdoutSink();
+
+function registerDiffCommand(program: Command, ctx: WorkspaceCommandContext): void {
+  const out = (s: string) => stdoutOf(ctx).write(s);
   program
     .command('diff')
     .description("show a task's change set as a unified diff against the project")
@@ -189,14 +195,17 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
       const { manifest } = loadChangeSet(dir);
       if (o.json) return void out(`${toJson(manifest, 2)}\n`);
       if (o.format === 'git') {
-        const sink = stdout();
+        const sink = stdoutOf(ctx);
         return void writeGitDiff(dir, manifest.projectDir, (t) => sink.write(t));
       }
       // Streamed entry by entry: a 50,000-file change set never sits in memory as text.
-      const sink = stdout();
+      const sink = stdoutOf(ctx);
       writeDiff(dir, manifest.projectDir, (t) => sink.write(t), manifest);
     });
+}
 
+function registerApplyCommand(program: Command, ctx: WorkspaceCommandContext): void {
+  const out = (s: string) => stdoutOf(ctx).write(s);
   program
     .command('apply')
     .description(
@@ -238,7 +247,10 @@ export function registerWorkspaceCommands(program: Command, ctx: WorkspaceComman
         `applied ${r.applied} change(s) (${formatSize(manifest.totalBytes)}) to ${quotePath(manifest.projectDir)}\n`,
       );
     });
+}
 
+function registerDiscardCommand(program: Command, ctx: WorkspaceCommandContext): void {
+  const out = (s: string) => stdoutOf(ctx).write(s);
   program
     .command('discard')
     .description("throw away a task's change set")
