@@ -68,16 +68,7 @@ export function renderShape(input: RenderInput): Rendered {
   const sp = planShape(policy, input);
   const { landlock, runtimeClass } = sp;
 
-  // 3. The seccomp profile: the local one with errno answers (no listener on the node).
-  const plan = buildSeccompProfile({
-    arch: input.arch,
-    monitor: false,
-    allow: policy.syscalls.allow,
-    deny: policy.syscalls.deny,
-    unsafeAllowForbidden: policy.syscalls.unsafeAllowForbidden,
-  });
-  const json = `${JSON.stringify(plan.profile, null, 2)}\n`;
-  const seccompFile = `${shape}-${shortHash(json)}.json`;
+  const { json, file: seccompFile } = renderSeccompProfile(input, shape);
 
   const labels = { [LABELS.managedBy]: MANAGER, [LABELS.shape]: shape };
   const cellLabels = { ...labels, [LABELS.component]: 'cell' };
@@ -141,6 +132,20 @@ export function renderShape(input: RenderInput): Rendered {
     }),
   ];
   return { objects, seccomp: { file: seccompFile, json }, degradations: sp.degradations };
+}
+
+/** The seccomp profile: the local one with errno answers (no listener on the node). */
+function renderSeccompProfile(input: RenderInput, shape: string): { json: string; file: string } {
+  const { policy } = input;
+  const plan = buildSeccompProfile({
+    arch: input.arch,
+    monitor: false,
+    allow: policy.syscalls.allow,
+    deny: policy.syscalls.deny,
+    unsafeAllowForbidden: policy.syscalls.unsafeAllowForbidden,
+  });
+  const json = `${JSON.stringify(plan.profile, null, 2)}\n`;
+  return { json, file: `${shape}-${shortHash(json)}.json` };
 }
 
 /** The cells' NetworkPolicy: egress only to the proxy tier's port, no ingress. */

@@ -39,7 +39,16 @@ export function renderProxyTier(o: {
 }): K8sObject[] {
   const labels = { [LABELS.managedBy]: MANAGER, ...PROXY_LABELS };
   const { namespace } = o;
-  const deployment: K8sObject = {
+  const deployment = proxyDeployment(namespace, o.image, labels);
+  const service = proxyService(namespace, labels);
+  const networkPolicy = proxyNetworkPolicy(namespace, labels);
+  return [deployment, service, networkPolicy, seccompInstaller(o)];
+}
+
+type Labels = Record<string, string>;
+
+function proxyDeployment(namespace: string, image: string, labels: Labels): K8sObject {
+  return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: { name: PROXY_NAME, namespace, labels },
@@ -56,7 +65,7 @@ export function renderProxyTier(o: {
           containers: [
             {
               name: 'proxy',
-              image: o.image,
+              image,
               imagePullPolicy: 'IfNotPresent',
               command: ['nanocell', 'proxy', '--serve'],
               args: [
@@ -88,7 +97,10 @@ export function renderProxyTier(o: {
       },
     },
   };
-  const service: K8sObject = {
+}
+
+function proxyService(namespace: string, labels: Labels): K8sObject {
+  return {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: { name: PROXY_NAME, namespace, labels },
@@ -101,7 +113,10 @@ export function renderProxyTier(o: {
       ],
     },
   };
-  const networkPolicy: K8sObject = {
+}
+
+function proxyNetworkPolicy(namespace: string, labels: Labels): K8sObject {
+  return {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
     metadata: { name: PROXY_NAME, namespace, labels },
@@ -140,7 +155,6 @@ export function renderProxyTier(o: {
       ],
     },
   };
-  return [deployment, service, networkPolicy, seccompInstaller(o)];
 }
 
 /**
