@@ -16,6 +16,7 @@ import { collectChangeSet, DEFAULT_MAX_FILES } from '../workspace/changeset.js';
 import type { ChangeSummary } from '../workspace/manifest.js';
 import type { K8sApi } from './client.js';
 import { K8sCell, type K8sCellEvent } from './cell.js';
+import type { TierEvent } from './tierClient.js';
 
 export interface K8sTaskOptions {
   api: K8sApi;
@@ -84,20 +85,8 @@ export async function runK8sTask(o: K8sTaskOptions): Promise<K8sTaskReport> {
       signal: o.abort,
       onEvent: (e) => {
         if (e.type === 'net' && 'port' in e.event) {
-          const ev = e.event;
-          net[ev.decision]++;
-          record({
-            type: ev.decision === 'allowed' ? 'net.allowed' : 'net.denied',
-            host: ev.host,
-            port: ev.port,
-            ...(ev.ip ? { ip: ev.ip } : {}),
-            rule: ev.rule,
-            reason: ev.reason ?? ev.decision,
-            protocol: ev.protocol,
-            bytesUp: ev.bytesUp,
-            bytesDown: ev.bytesDown,
-            durationMs: ev.durationMs,
-          });
+          net[e.event.decision]++;
+          record(netAuditEvent(e.event));
         }
         o.onEvent?.(e);
       },
@@ -134,6 +123,24 @@ export async function runK8sTask(o: K8sTaskOptions): Promise<K8sTaskReport> {
     });
     store.close();
   }
+}
+
+/** A connection the tier decided (a refusal has no port). */
+type K8sNetEvent = Extract<TierEvent, { port: number }>;
+
+function netAuditEvent(ev: K8sNetEvent): AuditEventInput {
+  return {
+    type: ev.decision === 'allowed' ? 'net.allowed' : 'net.denied',
+    host: ev.host,
+    port: ev.port,
+    ...(ev.ip ? { ip: ev.ip } : {}),
+    rule: ev.rule,
+    reason: ev.reason ?? ev.decision,
+    protocol: ev.protocol,
+    bytesUp: ev.bytesUp,
+    bytesDown: ev.bytesDown,
+    durationMs: ev.durationMs,
+  };
 }
 
 /**

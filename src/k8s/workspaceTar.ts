@@ -18,7 +18,7 @@ import {
   closeSync,
 } from 'node:fs';
 import { Readable } from 'node:stream';
-import tar from 'tar-stream';
+import tar, { type ExtractEvents } from 'tar-stream';
 import type { ScopePlan } from '../workspace/scope.js';
 import { isSameOrBelow, relPathProblem } from '../workspace/paths.js';
 import { NanocellError } from '../util/errors.js';
@@ -79,6 +79,13 @@ export interface Unpacked {
   skipped: string[];
 }
 
+const refuse = (why: string) =>
+  new NanocellError(
+    `the workspace the pod sent back ${why}; nothing was kept`,
+    'inspect the task: it may have tried to escape the workspace',
+    'WORKSPACE',
+  );
+
 /** Extracts a tar stream from the pod into `dir` (created, must not exist). */
 export function unpackWorkspace(
   stream: Readable,
@@ -89,12 +96,6 @@ export function unpackWorkspace(
   const extract = tar.extract();
   const result: Unpacked = { entries: 0, bytes: 0, skipped: [] };
   const dirModes: [string, number][] = [];
-  const refuse = (why: string) =>
-    new NanocellError(
-      `the workspace the pod sent back ${why}; nothing was kept`,
-      'inspect the task: it may have tried to escape the workspace',
-      'WORKSPACE',
-    );
 
   return new Promise<Unpacked>((resolve, reject) => {
     extract.on('entry', (header, body, next) => {
@@ -137,26 +138,15 @@ export function unpackWorkspace(
           body.resume();
           return next();
         }
-        // O_EXCL and O_NOFOLLOW: a name seen twice, or planted as a symlink, is an error.
-        const fd = openSync(
-          abs,
-          constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-          mode,
-        );
-        body.on('data', (chunk: unknown) => {
-          if (!Buffer.isBuffer(chunk)) return;
-          result.bytes += chunk.length;
-          if (result.bytes > limits.maxBytes)
-            return fail(refuse(`is larger than ${limits.maxBytes} bytes`));
-          writeSync(fd, chunk);
-        });
-        body.once('end', () => {
-          closeSync(fd);
-          next();
-        });
-        body.once('error', (e) => {
-          closeSync(fd);
-          fail(e);
+        return writeFileEntry(abs, mode, body, {
+          fail,
+          next,
+          count: (n) => {
+            result.bytes += n;
+            return result.bytes > limits.maxBytes
+              ? refuse(`is larger than ${limits.maxBytes} bytes`)
+              : undefined;
+          },
         });
       } catch (e) {
         fail(
@@ -178,6 +168,35 @@ export function unpackWorkspace(
     });
     stream.on('error', (e) => extract.destroy(e));
     stream.pipe(extract);
+  });
+}
+
+/** Streams one regular file's body into `abs`; `count` refuses once a size cap is passed. */
+function writeFileEntry(
+  abs: string,
+  mode: number,
+  body: ExtractEvents['entry'][1],
+  on: { count(bytes: number): Error | undefined; fail(e: Error): void; next(): void },
+): void {
+  // O_EXCL and O_NOFOLLOW: a name seen twice, or planted as a symlink, is an error.
+  const fd = openSync(
+    abs,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    mode,
+  );
+  body.on('data', (chunk: unknown) => {
+    if (!Buffer.isBuffer(chunk)) return;
+    const over = on.count(chunk.length);
+    if (over) return on.fail(over);
+    writeSync(fd, chunk);
+  });
+  body.once('end', () => {
+    closeSync(fd);
+    on.next();
+  });
+  body.once('error', (e) => {
+    closeSync(fd);
+    on.fail(e);
   });
 }
 
