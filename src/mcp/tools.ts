@@ -51,6 +51,14 @@ const outputCap = z
 const env = z.record(z.string(), z.string()).optional().describe('extra environment variables');
 
 export function registerTools(server: McpServer, s: McpSession, o: ToolOptions): void {
+  registerShellTools(server, s, o);
+  registerBackgroundTools(server, s);
+  registerFileTools(server, s);
+  registerChangeTools(server, s);
+  if (o.allowApply) registerApplyTool(server, s);
+}
+
+function registerShellTools(server: McpServer, s: McpSession, o: ToolOptions): void {
   server.registerTool(
     'create_cell',
     {
@@ -103,10 +111,9 @@ export function registerTools(server: McpServer, s: McpSession, o: ToolOptions):
         };
       }),
   );
+}
 
-  registerBackgroundTools(server, s);
-  registerFileTools(server, s);
-
+function registerChangeTools(server: McpServer, s: McpSession): void {
   server.registerTool(
     'diff',
     {
@@ -156,8 +163,6 @@ export function registerTools(server: McpServer, s: McpSession, o: ToolOptions):
         };
       }),
   );
-
-  if (o.allowApply) registerApplyTool(server, s);
 }
 
 function registerBackgroundTools(server: McpServer, s: McpSession): void {
@@ -247,31 +252,7 @@ function registerFileTools(server: McpServer, s: McpSession): void {
         replace_all: z.boolean().optional(),
       },
     },
-    (a) =>
-      guarded(async () => {
-        const files = s.get(a.cell_id).files;
-        const r = await files.read(a.path, { maxBytes: MAX_OUTPUT_BYTES * 16 });
-        if (r.truncated) {
-          throw new NanocellError(
-            `${a.path} is too large to edit`,
-            'edit it with run (sed, patch)',
-            'USAGE',
-          );
-        }
-        const text = r.content.toString('utf8');
-        const count = text.split(a.old_string).length - 1;
-        if (count === 0 || (count > 1 && !a.replace_all)) {
-          throw new NanocellError(
-            `old_string occurs ${count} times in ${a.path}`,
-            count === 0
-              ? 'read the file and copy the text exactly'
-              : 'add context to make it unique, or pass replace_all: true',
-            'USAGE',
-          );
-        }
-        await files.write(a.path, text.split(a.old_string).join(a.new_string));
-        return { replacements: a.replace_all ? count : 1 };
-      }),
+    (a) => guarded(() => replaceInFile(s, a)),
   );
   server.registerTool(
     'list_files',
@@ -291,6 +272,40 @@ function registerFileTools(server: McpServer, s: McpSession): void {
         return { entries: r.entries, truncated: r.truncated };
       }),
   );
+}
+
+async function replaceInFile(
+  s: McpSession,
+  a: {
+    cell_id: string;
+    path: string;
+    old_string: string;
+    new_string: string;
+    replace_all?: boolean;
+  },
+): Promise<{ replacements: number }> {
+  const files = s.get(a.cell_id).files;
+  const r = await files.read(a.path, { maxBytes: MAX_OUTPUT_BYTES * 16 });
+  if (r.truncated) {
+    throw new NanocellError(
+      `${a.path} is too large to edit`,
+      'edit it with run (sed, patch)',
+      'USAGE',
+    );
+  }
+  const text = r.content.toString('utf8');
+  const count = text.split(a.old_string).length - 1;
+  if (count === 0 || (count > 1 && !a.replace_all)) {
+    throw new NanocellError(
+      `old_string occurs ${count} times in ${a.path}`,
+      count === 0
+        ? 'read the file and copy the text exactly'
+        : 'add context to make it unique, or pass replace_all: true',
+      'USAGE',
+    );
+  }
+  await files.write(a.path, text.split(a.old_string).join(a.new_string));
+  return { replacements: a.replace_all ? count : 1 };
 }
 
 function registerApplyTool(server: McpServer, s: McpSession): void {
