@@ -8,7 +8,32 @@ import type { OciMount } from './oci.js';
 import type { CellPlan, PlanInput } from './plan.js';
 
 export function planMounts(input: PlanInput): OciMount[] {
-  const { policy, host, workspace } = input;
+  const { workspace } = input;
+  const mounts: OciMount[] = [...systemMounts(input), ...scratchMounts(input)];
+  if (input.proxySocket) {
+    mounts.push({
+      destination: CELL_PROXY_SOCKET,
+      type: 'bind',
+      source: input.proxySocket,
+      options: ['bind', 'nosuid', 'nodev', 'noexec'],
+    });
+  }
+  // Host paths the policy named, read-only; checked by resolve, never inside the workspace.
+  mounts.push(...hostMountSpecs(input.hostMounts ?? []));
+  // Caches and carried host config land in HOME's tmpfs, mounted above, which holds their mount points.
+  mounts.push(...(input.homeMounts ?? []));
+  mounts.push(workspaceMount(input));
+  // A bind mount has its own flags: the workspace's exec rule must hold under it too.
+  const wsExec = noexec(input.execMounts.workspace);
+  mounts.push(
+    ...workspace.extraMounts.map((m) => ({ ...m, options: [...(m.options ?? []), ...wsExec] })),
+  );
+  return mounts;
+}
+
+/** The kernel file systems, /dev, and the host's /usr and /etc, read-only. */
+function systemMounts(input: PlanInput): OciMount[] {
+  const { policy, host } = input;
   const ro = ['rbind', 'ro', 'nosuid', 'nodev'];
   const mounts: OciMount[] = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
@@ -46,7 +71,13 @@ export function planMounts(input: PlanInput): OciMount[] {
       mounts.push({ destination: `/${d}`, type: 'bind', source: `/${d}`, options: ro });
     }
   }
-  mounts.push(
+  return mounts;
+}
+
+/** The cell's scratch space (/tmp, HOME) and its init. */
+function scratchMounts(input: PlanInput): OciMount[] {
+  const { policy, host } = input;
+  return [
     {
       destination: '/tmp',
       type: 'tmpfs',
@@ -82,54 +113,40 @@ export function planMounts(input: PlanInput): OciMount[] {
       source: input.initBinary,
       options: ['bind', 'ro', 'nosuid', 'nodev'],
     },
-  );
-  if (input.proxySocket) {
-    mounts.push({
-      destination: CELL_PROXY_SOCKET,
-      type: 'bind',
-      source: input.proxySocket,
-      options: ['bind', 'nosuid', 'nodev', 'noexec'],
-    });
-  }
-  // Host paths the policy named, read-only; checked by resolve, never inside the workspace.
-  mounts.push(...hostMountSpecs(input.hostMounts ?? []));
-  // Caches and carried host config land in HOME's tmpfs, mounted above, which holds their mount points.
-  mounts.push(...(input.homeMounts ?? []));
+  ];
+}
+
+/** The workspace: the host-side overlay bound in, or an overlay the runtime mounts. */
+function workspaceMount(input: PlanInput): OciMount {
+  const { workspace } = input;
   if (workspace.mode === 'host-overlay') {
     if (!workspace.mergedDir)
       throw new NanocellError('workspace overlay has no merged dir', 'report a bug');
-    mounts.push({
+    return {
       destination: workspace.path,
       type: 'bind',
       source: workspace.mergedDir,
       options: ['bind', 'rw', 'nosuid', 'nodev', ...noexec(input.execMounts.workspace)],
-    });
-  } else {
-    const { lowerDir, upperDir, workDir } = workspace;
-    if (!lowerDir || !upperDir || !workDir) {
-      throw new NanocellError('workspace overlay layers are missing', 'report a bug');
-    }
-    mounts.push({
-      destination: workspace.path,
-      type: 'overlay',
-      source: 'overlay',
-      options: [
-        `lowerdir=${lowerDir}`,
-        `upperdir=${upperDir}`,
-        `workdir=${workDir}`,
-        'userxattr',
-        'nosuid',
-        'nodev',
-        ...noexec(input.execMounts.workspace),
-      ],
-    });
+    };
   }
-  // A bind mount has its own flags: the workspace's exec rule must hold under it too.
-  const wsExec = noexec(input.execMounts.workspace);
-  mounts.push(
-    ...workspace.extraMounts.map((m) => ({ ...m, options: [...(m.options ?? []), ...wsExec] })),
-  );
-  return mounts;
+  const { lowerDir, upperDir, workDir } = workspace;
+  if (!lowerDir || !upperDir || !workDir) {
+    throw new NanocellError('workspace overlay layers are missing', 'report a bug');
+  }
+  return {
+    destination: workspace.path,
+    type: 'overlay',
+    source: 'overlay',
+    options: [
+      `lowerdir=${lowerDir}`,
+      `upperdir=${upperDir}`,
+      `workdir=${workDir}`,
+      'userxattr',
+      'nosuid',
+      'nodev',
+      ...noexec(input.execMounts.workspace),
+    ],
+  };
 }
 
 /** Everything a mount lands on must already exist: the rootfs is read-only and host-owned. */
