@@ -205,15 +205,7 @@ export function planCell(input: PlanInput): CellPlan {
         ['/bin/sh', '-c', 'exec "$0" "$@" 3<&0 0</dev/null', ...initArgv]
       : initArgv;
 
-  const rlimits = [
-    { type: 'RLIMIT_NOFILE', hard: policy.limits.files, soft: policy.limits.files },
-    { type: 'RLIMIT_CORE', hard: 0, soft: 0 },
-  ];
-  if (!host.rootless) {
-    // The cell's uids are its own on the host, so NPROC is a per-cell process cap that holds
-    // even where the pids controller is missing. Rootless shares the user's uid: skip it.
-    rlimits.push({ type: 'RLIMIT_NPROC', hard: policy.limits.pids, soft: policy.limits.pids });
-  }
+  const rlimits = planRlimits(input);
 
   const spec: OciSpec = {
     ociVersion: '1.0.2',
@@ -241,22 +233,7 @@ export function planCell(input: PlanInput): CellPlan {
       ...(resources ? { resources } : {}),
       ...(resources ? { cgroupsPath: `${host.cgroup.parent}/${input.cellId}` } : {}),
       ...(input.seccomp ? { seccomp: input.seccomp } : {}),
-      maskedPaths: [
-        '/proc/acpi',
-        '/proc/asound',
-        '/proc/kcore',
-        '/proc/keys',
-        '/proc/latency_stats',
-        '/proc/timer_list',
-        '/proc/timer_stats',
-        '/proc/sched_debug',
-        '/proc/scsi',
-        '/proc/kallsyms',
-        '/proc/sysrq-trigger',
-        '/sys/firmware',
-        // Secret-looking files inside toolchain mounts (hostMounts.ts).
-        ...(input.hostMounts ?? []).flatMap((m) => m.masked ?? []),
-      ],
+      maskedPaths: planMaskedPaths(input),
       readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys'],
     },
   };
@@ -351,4 +328,39 @@ function planInitArgs(input: PlanInput, landlock: boolean): string[] {
     args.push('--bridge', `127.0.0.1:${CELL_PROXY_PORT}=${CELL_PROXY_SOCKET}`);
   }
   return args;
+}
+
+/** NOFILE and no core dumps; NPROC only where the cell's uids are its own. */
+function planRlimits(input: PlanInput): { type: string; hard: number; soft: number }[] {
+  const { policy, host } = input;
+  const rlimits = [
+    { type: 'RLIMIT_NOFILE', hard: policy.limits.files, soft: policy.limits.files },
+    { type: 'RLIMIT_CORE', hard: 0, soft: 0 },
+  ];
+  if (!host.rootless) {
+    // The cell's uids are its own on the host, so NPROC is a per-cell process cap that holds
+    // even where the pids controller is missing. Rootless shares the user's uid: skip it.
+    rlimits.push({ type: 'RLIMIT_NPROC', hard: policy.limits.pids, soft: policy.limits.pids });
+  }
+  return rlimits;
+}
+
+/** What the cell never reads of /proc and /sys (runc's defaults), plus toolchain secrets. */
+function planMaskedPaths(input: PlanInput): string[] {
+  return [
+    '/proc/acpi',
+    '/proc/asound',
+    '/proc/kcore',
+    '/proc/keys',
+    '/proc/latency_stats',
+    '/proc/timer_list',
+    '/proc/timer_stats',
+    '/proc/sched_debug',
+    '/proc/scsi',
+    '/proc/kallsyms',
+    '/proc/sysrq-trigger',
+    '/sys/firmware',
+    // Secret-looking files inside toolchain mounts (hostMounts.ts).
+    ...(input.hostMounts ?? []).flatMap((m) => m.masked ?? []),
+  ];
 }
