@@ -48,12 +48,8 @@ function direntKind(root: string, rel: string, d: Dirent): 'dir' | 'file' | 'sym
         : 'other';
 }
 
-/** Walks the project once, pruning hidden directories. */
-export async function planScope(
-  projectDir: string,
-  policyWorkspace: WorkspacePatterns,
-): Promise<ScopePlan> {
-  assertProjectDir(projectDir);
+/** The policy's globs, checked relative and with include defaulting to everything. */
+function scopePatterns(policyWorkspace: WorkspacePatterns): WorkspacePatterns {
   for (const p of [
     ...policyWorkspace.include,
     ...policyWorkspace.exclude,
@@ -67,11 +63,20 @@ export async function planScope(
       );
     }
   }
-  const patterns: WorkspacePatterns = {
+  return {
     include: policyWorkspace.include.length ? [...policyWorkspace.include] : ['**'],
     exclude: [...policyWorkspace.exclude],
     protected: [...policyWorkspace.protected],
   };
+}
+
+/** Walks the project once, pruning hidden directories. */
+export async function planScope(
+  projectDir: string,
+  policyWorkspace: WorkspacePatterns,
+): Promise<ScopePlan> {
+  assertProjectDir(projectDir);
+  const patterns = scopePatterns(policyWorkspace);
   const matcher = compileScope(patterns);
   // Ancestors are already known not to match while walking, so only the path itself is tested.
   const selfExcluded = matchAny(patterns.exclude);
