@@ -107,6 +107,69 @@ static void write_file(pid_t pid, const char *name, const char *text)
 	close(fd);
 }
 
+/*
+ * A child holds a new user namespace mapping one uid and one gid; returns an fd of it. The
+ * child lives until *hold_w is closed (or the parent dies).
+ */
+static int map_userns(unsigned long ufrom, unsigned long uto, unsigned long gfrom,
+		      unsigned long gto, int *hold_w)
+{
+	int ready[2], hold[2];
+	if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(hold, O_CLOEXEC) < 0)
+		fail("pipe", errno);
+	child = fork();
+	if (child < 0)
+		fail("fork", errno);
+	if (child == 0) {
+		char c = unshare(CLONE_NEWUSER) < 0 ? 1 : 0;
+		if (write(ready[1], &c, 1) != 1)
+			_exit(1);
+		/* Wait until the parent closes its end (or dies). */
+		close(hold[1]);
+		while (read(hold[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(ready[1]);
+	close(hold[0]);
+	char c = 1;
+	if (read(ready[0], &c, 1) != 1 || c != 0)
+		fail("unshare user namespace", EPERM);
+
+	char map[64];
+	write_file(child, "setgroups", "deny");
+	snprintf(map, sizeof(map), "%lu %lu 1\n", ufrom, uto);
+	write_file(child, "uid_map", map);
+	snprintf(map, sizeof(map), "%lu %lu 1\n", gfrom, gto);
+	write_file(child, "gid_map", map);
+	char nspath[64];
+	snprintf(nspath, sizeof(nspath), "/proc/%d/ns/user", (int)child);
+	int userns = open(nspath, O_RDONLY | O_CLOEXEC);
+	if (userns < 0)
+		fail("open user namespace", errno);
+	*hold_w = hold[1];
+	return userns;
+}
+
+/* Clones the tree at src_fd, idmaps it through userns and mounts it on dst_fd. */
+static void idmap_mount(int src_fd, int dst_fd, int userns, int rw)
+{
+	int tree = (int)syscall(__NR_open_tree, src_fd, "",
+				OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+	if (tree < 0)
+		fail("open_tree", errno);
+	struct nc_mount_attr attr = {
+		.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+			    (rw ? MOUNT_ATTR_NOEXEC : MOUNT_ATTR_RDONLY),
+		.userns_fd = (uint64_t)userns,
+	};
+	if (syscall(__NR_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
+		fail("mount_setattr", errno);
+	if (syscall(__NR_move_mount, tree, "", dst_fd, "",
+		    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		fail("move_mount", errno);
+}
+
 int main(int argc, char **argv)
 {
 	const char *uid = NULL, *gid = NULL;
@@ -142,56 +205,11 @@ int main(int argc, char **argv)
 	if (dst_fd < 0)
 		fail("open target", errno);
 
-	int ready[2], hold[2];
-	if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(hold, O_CLOEXEC) < 0)
-		fail("pipe", errno);
-	child = fork();
-	if (child < 0)
-		fail("fork", errno);
-	if (child == 0) {
-		char c = unshare(CLONE_NEWUSER) < 0 ? 1 : 0;
-		if (write(ready[1], &c, 1) != 1)
-			_exit(1);
-		/* Wait until the parent closes its end (or dies). */
-		close(hold[1]);
-		while (read(hold[0], &c, 1) < 0 && errno == EINTR)
-			;
-		_exit(0);
-	}
-	close(ready[1]);
-	close(hold[0]);
-	char c = 1;
-	if (read(ready[0], &c, 1) != 1 || c != 0)
-		fail("unshare user namespace", EPERM);
+	int hold_w;
+	int userns = map_userns(ufrom, uto, gfrom, gto, &hold_w);
+	idmap_mount(src_fd, dst_fd, userns, rw);
 
-	char map[64];
-	write_file(child, "setgroups", "deny");
-	snprintf(map, sizeof(map), "%lu %lu 1\n", ufrom, uto);
-	write_file(child, "uid_map", map);
-	snprintf(map, sizeof(map), "%lu %lu 1\n", gfrom, gto);
-	write_file(child, "gid_map", map);
-	char nspath[64];
-	snprintf(nspath, sizeof(nspath), "/proc/%d/ns/user", (int)child);
-	int userns = open(nspath, O_RDONLY | O_CLOEXEC);
-	if (userns < 0)
-		fail("open user namespace", errno);
-
-	int tree = (int)syscall(__NR_open_tree, src_fd, "",
-				OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
-	if (tree < 0)
-		fail("open_tree", errno);
-	struct nc_mount_attr attr = {
-		.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-			    (rw ? MOUNT_ATTR_NOEXEC : MOUNT_ATTR_RDONLY),
-		.userns_fd = (uint64_t)userns,
-	};
-	if (syscall(__NR_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
-		fail("mount_setattr", errno);
-	if (syscall(__NR_move_mount, tree, "", dst_fd, "",
-		    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-		fail("move_mount", errno);
-
-	close(hold[1]);
+	close(hold_w);
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
 	return 0;
