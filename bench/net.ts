@@ -16,14 +16,22 @@
 // paths and report the median round), RTTS (2000), BULK_MIB (256 per round), CONC (100),
 // CONC_ROUNDS (200).
 // Prints one JSON document, then a markdown table.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
 import { Cell } from '../src/cell/cell.js';
 import { compileNetRules } from '../src/net/rules.js';
 import { startEgressProxy } from '../src/net/proxy.js';
 import { parsePolicy, resolvePolicy } from '../src/policy/load.js';
+import {
+  benchDir,
+  clientInCell,
+  clientOnHost,
+  fixed as f,
+  medianRound,
+  SERVER_IP,
+  startBenchServers,
+  type Json,
+} from './suite/netBench.js';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 500);
 const RTTS = Number(process.env.RTTS ?? 2000);
@@ -31,43 +39,6 @@ const BULK_MIB = Number(process.env.BULK_MIB ?? 256);
 const CONC = Number(process.env.CONC ?? 100);
 const CONC_ROUNDS = Number(process.env.CONC_ROUNDS ?? 200);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
-const SERVER_IP = '127.0.0.8';
-const PYTHON = '/usr/bin/python3';
-
-// Servers in their own process, so the proxy (in this process, like the supervisor) does not
-// share an event loop with them.
-const SERVERS = `
-const http = require('http'), net = require('net');
-const out = {};
-let pending = 3;
-const done = (k) => (s) => { out[k] = s.address().port; if (--pending === 0) console.log(JSON.stringify(out)); };
-const h = http.createServer((q, r) => { r.setHeader('connection', 'close'); r.end('ok'); });
-h.listen(0, '${SERVER_IP}', () => done('http')(h));
-const e = net.createServer((s) => { s.on('error', () => {}); s.pipe(s); });
-e.listen(0, '${SERVER_IP}', () => done('echo')(e));
-const chunk = Buffer.alloc(1 << 20, 97);
-const src = net.createServer((s) => {
-  s.on('error', () => {});
-  let line = '';
-  s.on('data', function first(d) {
-    line += d.toString();
-    if (!line.includes('\\n')) return;
-    s.off('data', first);
-    let left = Number(line.trim());
-    const pump = () => {
-      while (left > 0) {
-        const piece = left >= chunk.length ? chunk : chunk.subarray(0, left);
-        left -= piece.length;
-        if (!s.write(piece)) return void s.once('drain', pump);
-      }
-      s.end();
-    };
-    pump();
-  });
-});
-src.listen(0, '${SERVER_IP}', () => done('source')(src));
-`;
-
 // One client for every path. argv: proxy(host:port|none) mode target-host target-port [n [rounds]].
 const CLIENT = String.raw`
 import json, socket, sys, threading, time
@@ -177,31 +148,13 @@ elif mode == "conc":
     print(json.dumps(r))
 `;
 
-type Json = Record<string, number | string | string[]>;
-
-/** The round whose `key` is the median; `n` becomes the total over all rounds. */
-function medianRound(rounds: Json[], key: string): Json {
-  const sorted = [...rounds].sort((a, b) => Number(a[key]) - Number(b[key]));
-  const mid = sorted[Math.floor(sorted.length / 2)]!;
-  const n = rounds.reduce((sum, r) => sum + (typeof r.n === 'number' ? r.n : 1), 0);
-  return { ...mid, n, rounds: rounds.length };
-}
-
 async function main() {
-  const base = fs.mkdtempSync('/var/tmp/nanocell-bench-net-');
-  fs.chmodSync(base, 0o755);
-  const project = path.join(base, 'project');
-  fs.mkdirSync(project);
-  const server = spawn(process.execPath, ['-e', SERVERS], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const { base, project } = benchDir('net');
+  const servers = startBenchServers(['http', 'echo', 'source'] as const);
   let cell: Cell | undefined;
   let proxy: Awaited<ReturnType<typeof startEgressProxy>> | undefined;
   try {
-    const ports = await new Promise<{ http: number; echo: number; source: number }>(
-      (resolve, reject) => {
-        server.stdout!.once('data', (d: Buffer) => resolve(JSON.parse(d.toString()) as never));
-        server.once('exit', () => reject(new Error('the bench servers exited')));
-      },
-    );
+    const ports = await servers.ports;
     const network = {
       allow: [`web.test:${ports.http}`, `echo.test:${ports.echo}`, `source.test:${ports.source}`],
       hosts: { 'web.test': SERVER_IP, 'echo.test': SERVER_IP, 'source.test': SERVER_IP },
@@ -228,15 +181,8 @@ async function main() {
     });
     const c = cell;
 
-    const onHost = async (args: string[]): Promise<Json> => {
-      const r = await execa(PYTHON, ['-c', CLIENT, ...args]);
-      return JSON.parse(r.stdout) as Json;
-    };
-    const inCell = async (args: string[]): Promise<Json> => {
-      const r = await c.run([PYTHON, '-c', CLIENT, ...args]);
-      if (r.exitCode !== 0) throw new Error(`cell client failed: ${r.stderr}`);
-      return JSON.parse(r.stdout) as Json;
-    };
+    const onHost = (args: string[]) => clientOnHost(CLIENT, args);
+    const inCell = (args: string[]) => clientInCell(c, CLIENT, args);
     const paths = {
       direct: (args: string[]) => onHost(['none', ...args]),
       proxy: (args: string[]) => onHost([`127.0.0.1:${hostProxy.port}`, ...args]),
@@ -296,7 +242,6 @@ async function main() {
       summary,
     };
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n\n`);
-    const f = (n: number | undefined, d = 3) => (n === undefined ? '-' : n.toFixed(d));
     const rows = [
       '| path | GET p50 ms | GET p95 ms | RTT p50 ms | RTT p95 ms | bulk MiB/s | 100 conns ok | conc RTT p50 ms | conc RTT p95 ms | conc round trips/s |',
       '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
@@ -313,7 +258,7 @@ async function main() {
   } finally {
     await cell?.destroy().catch((e: Error) => process.stderr.write(`cell cleanup: ${e.message}\n`));
     await proxy?.close();
-    server.kill();
+    servers.child.kill();
     fs.rmSync(base, { recursive: true, force: true });
   }
 }

@@ -12,50 +12,24 @@
 // (not yet part of `npm run bench`). On a shared 2-core machine the paths vary several-fold
 // between runs; compare them within one run.
 // Env: REQUESTS (400, split over ROUNDS), ROUNDS (5), BULK_MIB (128 per round), DNS (2000).
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
 import { Cell } from '../src/cell/cell.js';
 import { parsePolicy, resolvePolicy } from '../src/policy/load.js';
+import {
+  benchDir,
+  clientInCell,
+  clientOnHost,
+  fixed as f,
+  medianRound,
+  SERVER_IP,
+  startBenchServers,
+} from './suite/netBench.js';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 400);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const BULK_MIB = Number(process.env.BULK_MIB ?? 128);
 const DNS = Number(process.env.DNS ?? 2000);
-const SERVER_IP = '127.0.0.8';
-const PYTHON = '/usr/bin/python3';
-
-const SERVERS = `
-const http = require('http'), net = require('net');
-const out = {};
-let pending = 2;
-const done = (k) => (s) => { out[k] = s.address().port; if (--pending === 0) console.log(JSON.stringify(out)); };
-const h = http.createServer((q, r) => { r.setHeader('connection', 'close'); r.end('ok'); });
-h.listen(0, '${SERVER_IP}', () => done('http')(h));
-const chunk = Buffer.alloc(1 << 20, 97);
-const src = net.createServer((s) => {
-  s.on('error', () => {});
-  let line = '';
-  s.on('data', function first(d) {
-    line += d.toString();
-    if (!line.includes('\\n')) return;
-    s.off('data', first);
-    let left = Number(line.trim());
-    const pump = () => {
-      while (left > 0) {
-        const piece = left >= chunk.length ? chunk : chunk.subarray(0, left);
-        left -= piece.length;
-        if (!s.write(piece)) return void s.once('drain', pump);
-      }
-      s.end();
-    };
-    pump();
-  });
-});
-src.listen(0, '${SERVER_IP}', () => done('source')(src));
-`;
-
 // argv: path(direct|explicit|transparent) mode host port n
 const CLIENT = String.raw`
 import json, socket, struct, sys, time
@@ -128,23 +102,12 @@ elif mode == "dns":
 
 type Json = Record<string, number>;
 
-function median(rounds: Json[], key: string): Json {
-  const sorted = [...rounds].sort((a, b) => a[key]! - b[key]!);
-  return { ...sorted[Math.floor(sorted.length / 2)]!, rounds: rounds.length };
-}
-
 async function main() {
-  const base = fs.mkdtempSync('/var/tmp/nanocell-bench-transparent-');
-  fs.chmodSync(base, 0o755);
-  const project = path.join(base, 'project');
-  fs.mkdirSync(project);
-  const server = spawn(process.execPath, ['-e', SERVERS], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const { base, project } = benchDir('transparent');
+  const servers = startBenchServers(['http', 'source'] as const);
   let cell: Cell | undefined;
   try {
-    const ports = await new Promise<{ http: number; source: number }>((resolve, reject) => {
-      server.stdout!.once('data', (d: Buffer) => resolve(JSON.parse(d.toString()) as never));
-      server.once('exit', () => reject(new Error('the bench servers exited')));
-    });
+    const ports = await servers.ports;
     const network = {
       allow: [`web.test:${ports.http}`, `source.test:${ports.source}`],
       hosts: { 'web.test': SERVER_IP, 'source.test': SERVER_IP },
@@ -155,15 +118,10 @@ async function main() {
     );
     cell = await Cell.create({ policy, workspace: project, stateRoot: path.join(base, 'state') });
     const c = cell;
-    const run = async (p: string, args: string[]): Promise<Json> => {
-      if (p === 'direct') {
-        const r = await execa(PYTHON, ['-c', CLIENT, p, ...args]);
-        return JSON.parse(r.stdout) as Json;
-      }
-      const r = await c.run([PYTHON, '-c', CLIENT, p, ...args]);
-      if (r.exitCode !== 0) throw new Error(`cell client failed: ${r.stderr}`);
-      return JSON.parse(r.stdout) as Json;
-    };
+    const run = (p: string, args: string[]): Promise<Json> =>
+      p === 'direct'
+        ? clientOnHost<Json>(CLIENT, [p, ...args])
+        : clientInCell<Json>(c, CLIENT, [p, ...args]);
     const names = ['direct', 'explicit', 'transparent'] as const;
     const http: Record<string, Json[]> = { direct: [], explicit: [], transparent: [] };
     const bulk: Record<string, Json[]> = { direct: [], explicit: [], transparent: [] };
@@ -178,7 +136,10 @@ async function main() {
     }
     const dns = await run('transparent', ['dns', 'web.test', '53', String(DNS)]);
     const results = Object.fromEntries(
-      names.map((p) => [p, { http: median(http[p]!, 'p50'), bulk: median(bulk[p]!, 'MiBps') }]),
+      names.map((p) => [
+        p,
+        { http: medianRound(http[p]!, 'p50'), bulk: medianRound(bulk[p]!, 'MiBps') },
+      ]),
     ) as Record<(typeof names)[number], { http: Json; bulk: Json }>;
     const summary = {
       transparentAddedOverExplicitP50Ms: results.transparent.http.p50! - results.explicit.http.p50!,
@@ -195,7 +156,6 @@ async function main() {
       summary,
     };
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n\n`);
-    const f = (n: number | undefined, d = 3) => (n === undefined ? '-' : n.toFixed(d));
     const rows = [
       '| path | GET p50 ms | GET p95 ms | bulk MiB/s |',
       '| --- | --- | --- | --- |',
@@ -211,7 +171,7 @@ async function main() {
     process.stdout.write(`${rows.join('\n')}\n`);
   } finally {
     await cell?.destroy().catch((e: Error) => process.stderr.write(`cell cleanup: ${e.message}\n`));
-    server.kill();
+    servers.child.kill();
     fs.rmSync(base, { recursive: true, force: true });
   }
 }
