@@ -1,9 +1,8 @@
 // The CONNECT front: `CONNECT host:port` opens a tunnel to exactly the request line's target.
 import type http from 'node:http';
 import type net from 'node:net';
-import { checkTunnel } from './agree.js';
 import type { ProxyCore } from './proxyCore.js';
-import { DownstreamCopier, tunnel } from './proxyRelay.js';
+import { checkedTunnel, DownstreamCopier } from './proxyRelay.js';
 import { errorResponse, failureResponse } from './proxyReplies.js';
 
 /** A 'connect' handler for the HTTP front's server; refuseIfBound is that front's rule. */
@@ -43,18 +42,7 @@ export function connectFront(
           .serve(client, r.socket, host, port, head, r.done)
           .catch(() => client.destroy());
       }
-      // What the tunnel's first bytes name (SNI, Host) must be its target (agree.ts).
-      checkTunnel(client, head, a.host, a.port, (bad, first) => {
-        if (bad || client.destroyed) {
-          r.socket.destroy();
-          if (bad) a.denied(bad.rule, bad.reason);
-          else r.done();
-          client.destroy();
-          return;
-        }
-        if (first.length) r.socket.write(first);
-        tunnel(client, r.socket, down, r.done);
-      });
+      checkedTunnel(client, head, a, r, down);
     });
   };
 }

@@ -3,6 +3,7 @@
 // proxy core's one decision.
 import type http from 'node:http';
 import type net from 'node:net';
+import { checkTunnel } from './agree.js';
 import { chunk, LAST_CHUNK, readResponseHead } from './httpHead.js';
 import { errorResponse } from './proxyReplies.js';
 
@@ -13,6 +14,22 @@ export const MAX_HEADER_BYTES = 64 * 1024;
  * a new 64 KiB Buffer per read: bulk downloads cost the proxy about half the CPU per byte.
  */
 const TUNNEL_READ_BYTES = 256 * 1024;
+
+/**
+ * The close accounting of a relay: the client's close tears the upstream down, and done runs
+ * once after both sockets closed. Returns what the upstream's close handler must call.
+ */
+function closeBoth(client: net.Socket, upstream: net.Socket, done: () => void): () => void {
+  let open = 2;
+  const closed = () => {
+    if (--open === 0) done();
+  };
+  client.once('close', () => {
+    upstream.destroy();
+    closed();
+  });
+  return closed;
+}
 
 /**
  * Relays one plain-HTTP request and its response, then closes the client connection; calls
@@ -28,14 +45,7 @@ export function relayHttp(
   chunked: boolean,
   done: () => void,
 ) {
-  let open = 2;
-  const closed = () => {
-    if (--open === 0) done();
-  };
-  client.once('close', () => {
-    upstream.destroy();
-    closed();
-  });
+  const closed = closeBoth(client, upstream, done);
   upstream.on('error', () => upstream.destroy());
 
   req.on('data', (data: Buffer) => {
@@ -107,6 +117,30 @@ function relayResponse(client: net.Socket, upstream: net.Socket, closed: () => v
 }
 
 /**
+ * Opens a CONNECT or SOCKS5 tunnel once what its first bytes name (SNI, Host) is its target
+ * (agree.ts); a mismatch is denied on the attempt, and both sockets are closed.
+ */
+export function checkedTunnel(
+  client: net.Socket,
+  early: Buffer,
+  a: { host: string; port: number; denied(rule: string, reason: string): void },
+  up: { socket: net.Socket; done: () => void },
+  down: DownstreamCopier,
+) {
+  checkTunnel(client, early, a.host, a.port, (bad, first) => {
+    if (bad || client.destroyed) {
+      up.socket.destroy();
+      if (bad) a.denied(bad.rule, bad.reason);
+      else up.done();
+      client.destroy();
+      return;
+    }
+    if (first.length) up.socket.write(first);
+    tunnel(client, up.socket, down, up.done);
+  });
+}
+
+/**
  * Relays a tunnel both ways and calls done once after both sockets are closed. Client to
  * upstream is a plain pipe; upstream to client goes through the tunnel's DownstreamCopier.
  */
@@ -116,14 +150,7 @@ export function tunnel(
   down: DownstreamCopier,
   done: () => void,
 ) {
-  let open = 2;
-  const closed = () => {
-    if (--open === 0) done();
-  };
-  client.once('close', () => {
-    upstream.destroy();
-    closed();
-  });
+  const closed = closeBoth(client, upstream, done);
   upstream.once('close', () => {
     client.destroy();
     closed();

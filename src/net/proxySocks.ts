@@ -1,9 +1,8 @@
 // The SOCKS5 front (RFC 1928, CONNECT only, no authentication): greeting, request, then a
 // tunnel to the named host (by name, IPv4 or IPv6 address). The wire format is socks5.ts.
 import type net from 'node:net';
-import { checkTunnel } from './agree.js';
 import type { ProxyCore } from './proxyCore.js';
-import { DownstreamCopier, tunnel } from './proxyRelay.js';
+import { checkedTunnel, DownstreamCopier } from './proxyRelay.js';
 import { socksCode } from './proxyReplies.js';
 import { parseGreeting, parseRequest, reply, Reply } from './socks5.js';
 
@@ -64,17 +63,6 @@ function connect(
       return;
     }
     client.write(reply(Reply.succeeded));
-    // What the tunnel's first bytes name (SNI, Host) must be its target (agree.ts).
-    checkTunnel(client, early, a.host, a.port, (bad, first) => {
-      if (bad || client.destroyed) {
-        r.socket.destroy();
-        if (bad) a.denied(bad.rule, bad.reason);
-        else r.done();
-        client.destroy();
-        return;
-      }
-      if (first.length) r.socket.write(first);
-      tunnel(client, r.socket, down, r.done);
-    });
+    checkedTunnel(client, early, a, r, down);
   });
 }
