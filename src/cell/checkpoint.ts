@@ -85,32 +85,18 @@ export async function createCheckpoint(
   project: string,
 ): Promise<CheckpointManifest> {
   const stack = await resolveStack(layout, session, from, project);
-  const id = newCheckpointId();
-  const dir = checkpointDir(layout, id);
-  const tmp = `${dir}.tmp`;
-  fs.mkdirSync(path.join(tmp, 'layers'), { recursive: true, mode: 0o700 });
-  try {
-    const lowestFirst = [...stack.layers].reverse();
-    for (const [i, tree] of lowestFirst.entries()) {
-      // Hard links: the content is shared with the session layer, never copied.
-      execFileSync('cp', ['-al', tree, path.join(tmp, 'layers', String(i))]);
-    }
-    const m: CheckpointManifest = {
-      version: 1,
-      id,
-      session,
-      projectDir: project,
-      taskIds: stack.taskIds,
-      createdAtMs: Date.now(),
-      layers: lowestFirst.map((_, i) => listLayer(path.join(tmp, 'layers', String(i)))),
-    };
-    fs.writeFileSync(path.join(tmp, 'manifest.json'), JSON.stringify(m), { mode: 0o600 });
-    fs.renameSync(tmp, dir);
-    return m;
-  } catch (e) {
-    fs.rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
+  return writeCheckpoint(
+    layout,
+    { session, projectDir: project, taskIds: () => stack.taskIds },
+    (layers) => {
+      const lowestFirst = [...stack.layers].reverse();
+      for (const [i, tree] of lowestFirst.entries()) {
+        // Hard links: the content is shared with the session layer, never copied.
+        execFileSync('cp', ['-al', tree, path.join(layers, String(i))]);
+      }
+      return lowestFirst.length;
+    },
+  );
 }
 
 /**
@@ -122,26 +108,46 @@ export function checkpointLiveCell(
   layout: StateLayout,
   o: { session: string; taskId: string; project: string; upper: string; stack: WorkspaceStack },
 ): CheckpointManifest {
+  return writeCheckpoint(
+    layout,
+    { session: o.session, projectDir: o.project, taskIds: (id) => [...o.stack.taskIds, id] },
+    (layers) => {
+      const lowestFirst = [...o.stack.layers].reverse();
+      for (const [i, tree] of lowestFirst.entries())
+        execFileSync('cp', ['-al', tree, path.join(layers, String(i))]);
+      const top = path.join(layers, String(lowestFirst.length));
+      execFileSync('cp', ['-a', o.upper, top]);
+      // The cell's files belong to its own host uid; a layer belongs to the state root's owner.
+      execFileSync('chown', ['-R', '-h', `${process.geteuid!()}:${process.getegid!()}`, top]);
+      return lowestFirst.length + 1;
+    },
+  );
+}
+
+/**
+ * Builds a checkpoint in `<dir>.tmp` and renames it into place, so a crash leaves no half
+ * checkpoint. `fill` lays the layers out as layers/0..n-1, lowest first, and returns n.
+ */
+function writeCheckpoint(
+  layout: StateLayout,
+  meta: { session: string; projectDir: string; taskIds: (id: string) => string[] },
+  fill: (layersDir: string) => number,
+): CheckpointManifest {
   const id = newCheckpointId();
   const dir = checkpointDir(layout, id);
   const tmp = `${dir}.tmp`;
-  fs.mkdirSync(path.join(tmp, 'layers'), { recursive: true, mode: 0o700 });
+  const layersDir = path.join(tmp, 'layers');
+  fs.mkdirSync(layersDir, { recursive: true, mode: 0o700 });
   try {
-    const lowestFirst = [...o.stack.layers].reverse();
-    for (const [i, tree] of lowestFirst.entries())
-      execFileSync('cp', ['-al', tree, path.join(tmp, 'layers', String(i))]);
-    const top = path.join(tmp, 'layers', String(lowestFirst.length));
-    execFileSync('cp', ['-a', o.upper, top]);
-    // The cell's files belong to its own host uid; a layer belongs to the state root's owner.
-    execFileSync('chown', ['-R', '-h', `${process.geteuid!()}:${process.getegid!()}`, top]);
+    const n = fill(layersDir);
     const m: CheckpointManifest = {
       version: 1,
       id,
-      session: o.session,
-      projectDir: o.project,
-      taskIds: [...o.stack.taskIds, id],
+      session: meta.session,
+      projectDir: meta.projectDir,
+      taskIds: meta.taskIds(id),
       createdAtMs: Date.now(),
-      layers: [...lowestFirst, top].map((_, i) => listLayer(path.join(tmp, 'layers', String(i)))),
+      layers: Array.from({ length: n }, (_, i) => listLayer(path.join(layersDir, String(i)))),
     };
     fs.writeFileSync(path.join(tmp, 'manifest.json'), JSON.stringify(m), { mode: 0o600 });
     fs.renameSync(tmp, dir);
