@@ -4,7 +4,7 @@
 // store's caps a task's events are only counted per type (lifecycle events always stored).
 import { NanocellError } from '../util/errors.js';
 import { canonicalJson } from './canonical.js';
-import { chainHash, GENESIS_HASH } from './chain.js';
+import { chainHash, GENESIS_HASH, type ChainRow } from './chain.js';
 import {
   AUDIT_EVENT_VERSION,
   auditEventInputSchema,
@@ -34,14 +34,9 @@ interface TaskState {
   dirty: boolean;
 }
 
-interface PendingRow {
+/** A chained row waiting for the next batch insert. */
+interface PendingRow extends ChainRow {
   taskId: string;
-  seq: number;
-  time: number;
-  type: string;
-  payload: string;
-  prevHash: string;
-  hash: string;
 }
 
 export class StoreWriter {
