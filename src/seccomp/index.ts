@@ -1,4 +1,5 @@
-// Public surface of the seccomp module: typed syscall tables -> OCI seccomp profile (pure).
+// Public surface of the seccomp module: typed syscall tables -> OCI seccomp profile -> BPF (pure).
+export { compileSeccompBpf } from './bpf.js';
 export {
   buildSeccompProfile,
   hostSeccompArch,
