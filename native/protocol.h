@@ -9,7 +9,10 @@
 #define NANOCELL_PROTOCOL_H
 
 /* The control socket: the monitor passes it through the runtime, init serves it. */
-#define NC_CTL_FD 3
+#define NC_CTL_FD    3
+/* Where init keeps the seccomp listener of the filter it installed, until the monitor has taken
+ * it (pidfd_getfd) and the supervisor's first frame says so. */
+#define NC_NOTIFY_FD 9
 
 #define NC_FRAME_HEADER_BYTES 9
 /* Larger frames are a protocol error, in both directions. */

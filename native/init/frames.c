@@ -109,6 +109,8 @@ void fatal(const char *fmt, ...)
 
 static void handle_frame(char type, uint32_t id, const unsigned char *payload, uint32_t len)
 {
+	/* The supervisor sends nothing before the monitor holds the seccomp listener. */
+	release_notify_fd();
 	switch (type) {
 	case NC_FRAME_EXEC:
 		start_exec(id, payload, len);

@@ -149,6 +149,12 @@ struct ll_rule {
 long ll_abi(void);
 void apply_landlock(long abi, const struct ll_rule *rules, int nrules);
 
+/* seccomp.c */
+int parse_seccomp_bpf(const char *hex);
+void reserve_notify_fd(void);
+void install_seccomp(void);
+void release_notify_fd(void);
+
 /* ---------- attach.c: the control channel in a Kubernetes pod ---------- */
 
 void control_listen_prepare(const char *path);

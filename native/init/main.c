@@ -46,7 +46,7 @@ static void __attribute__((noreturn)) usage(void)
 	fprintf(stderr,
 		"usage: nanocell-init [--probe] [--control-listen /abs.sock] [--landlock "
 		"required|off] [--ll-read PATH]... [--ll-exec PATH]... [--ll-write PATH]... "
-		"[--bridge 127.0.0.1:PORT=/abs.sock]...\n"
+		"[--bridge 127.0.0.1:PORT=/abs.sock]... [--seccomp-bpf HEX]\n"
 		"       nanocell-init --attach /abs.sock\n");
 	_exit(125);
 }
@@ -71,6 +71,9 @@ static void parse_option(struct config *cfg, const char *a, const char *v)
 		parse_bridge(v);
 	} else if (strcmp(a, "--control-listen") == 0) {
 		cfg->control_listen = v;
+	} else if (strcmp(a, "--seccomp-bpf") == 0) {
+		if (parse_seccomp_bpf(v) < 0)
+			usage();
 	} else {
 		usage();
 	}
@@ -139,6 +142,9 @@ int main(int argc, char **argv)
 	if (!is_pid1)
 		prctl(PR_SET_CHILD_SUBREAPER, 1);
 
+	/* 3b. Hold the listener's fd number before anything below opens an fd. */
+	reserve_notify_fd();
+
 	/* 4. The control channel must exist before any error can be reported on it. In a pod
 	 *    (--control-listen, attach.c) it arrives later, over a socket bound here, before
 	 *    Landlock could refuse making it. */
@@ -168,6 +174,11 @@ int main(int argc, char **argv)
 		abi = ll_abi();
 		apply_landlock(abi, cfg.rules, cfg.nrules);
 	}
+
+	/* 8a. seccomp after Landlock: the filter answers for init too, so landlock_* and every
+	 *    setup call above run before it. Before ready: no command starts unfiltered. The
+	 *    monitor takes the listener from NC_NOTIFY_FD (seccomp.c). */
+	install_seccomp();
 
 	/* 8b. In a pod, the session the supervisor attaches over pods/exec becomes fd 3. */
 	if (cfg.control_listen)

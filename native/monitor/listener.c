@@ -1,6 +1,8 @@
 /*
  * The seccomp listener: a unix socket (mode 0600) runc connects to once, sending the OCI state
  * JSON as data and the notify fd as SCM_RIGHTS. One fd per cell; the socket is removed after.
+ * With a filter init installed itself, the fd comes from init instead (initfd.c); either way
+ * adopt_notify_fd does what must follow.
  */
 #include <errno.h>
 #include <signal.h>
@@ -128,11 +130,17 @@ void accept_listener(void)
 		close(got_fd);
 		return;
 	}
-	notify_fd = got_fd;
 	/* Go marshals the state's top-level "pid" before "bundle" and "annotations". */
 	const char *p = strstr(state, "\"pid\":");
 	if (p)
 		init_pid = strtol(p + 6, NULL, 10);
+	adopt_notify_fd(got_fd);
+}
+
+/* The cell's filter is in place and ours to answer: what must follow before any command. */
+void adopt_notify_fd(int fd)
+{
+	notify_fd = fd;
 	/* The supervisor starts no task command before the child reports "limits" (nslimits.c). */
 	if (limit_cell_namespaces(init_pid) < 0 && init_pid > 0)
 		kill((pid_t)init_pid, SIGKILL);

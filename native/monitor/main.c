@@ -2,7 +2,7 @@
  * nanocell-monitor: per-cell shim between the supervisor and the runtime.
  *
  *   nanocell-monitor --listener /abs/seccomp.sock [--pid-file /abs/init.pid]
- *                    [--syscall-table FILE] [--max-events N] [--max-exec-events N]
+ *                    [--notify-from-init] [--syscall-table FILE] [--max-events N] [--max-exec-events N]
  *                    [--proxy-port PORT [--capture RULES --nft PATH]]
  *                    [--exec-allow PATH]... -- RUNTIME ARGV...
  *
@@ -40,7 +40,8 @@ struct config {
 static void __attribute__((noreturn)) usage(void)
 {
 	fprintf(stderr, "usage: nanocell-monitor --listener /abs/seccomp.sock [--pid-file FILE] "
-			"[--syscall-table FILE] [--max-events N] [--max-exec-events N] "
+			"[--notify-from-init] [--syscall-table FILE] [--max-events N] "
+			"[--max-exec-events N] "
 			"[--proxy-port PORT [--capture RULES --nft PATH]] [--exec-allow PATH]... "
 			"-- RUNTIME ARGV...\n");
 	exit(2);
@@ -77,6 +78,10 @@ static void parse_args(struct config *cfg, int argc, char **argv)
 		if (strcmp(argv[i], "--") == 0) {
 			i++;
 			break;
+		}
+		if (strcmp(argv[i], "--notify-from-init") == 0) {
+			notify_from_init = 1;
+			continue;
 		}
 		if (i + 1 >= argc)
 			usage();
@@ -178,7 +183,9 @@ static void __attribute__((noreturn)) serve(int sfd)
 			fi = np;
 			p[np++] = (struct pollfd){ .fd = nflog_fd, .events = POLLIN };
 		}
-		int n = poll(p, (nfds_t)np, 1000);
+		/* While init's filter is awaited (initfd.c), poll briefly and try again. */
+		int wait = poll_init_notify();
+		int n = poll(p, (nfds_t)np, wait >= 0 ? wait : 1000);
 		if (n < 0 && errno != EINTR) {
 			emit_error("poll: %s", strerror(errno));
 			terminate();

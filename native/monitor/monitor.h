@@ -74,7 +74,15 @@ extern long init_pid;
 
 int open_listener(const char *path);
 void accept_listener(void);
+void adopt_notify_fd(int fd);
 void close_listener(void);
+
+/* ---------- initfd.c: the notify fd of the filter init installed ---------- */
+
+extern int notify_from_init;
+
+/* Tries to take it; returns the poll timeout (ms) to retry after, or -1 when not waiting. */
+int poll_init_notify(void);
 
 /* ---------- proxyport.c: the egress proxy's socket in the cell's netns ---------- */
 

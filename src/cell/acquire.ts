@@ -223,7 +223,8 @@ function writeBundle(
     hostMounts: [...r.hostMounts, ...cellCaMount(net, dirs.dir)],
     homeMounts,
     execMounts: { ...r.execMounts },
-    seccomp: r.seccomp && CellSeccomp.profileFor(r.seccomp, dirs.seccompSocket),
+    seccomp: CellSeccomp.ociProfile(r.seccomp),
+    seccompBpf: r.seccomp?.bpf,
     proxySocket: net.enabled && !r.proxyOnCellLoopback ? dirs.proxySocket : undefined,
     benchOff: r.benchOff,
   });

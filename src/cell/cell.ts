@@ -175,6 +175,7 @@ export class Cell extends EventEmitter {
       id: this.id,
       runtime: this.runtime,
       withListener: resolved.seccomp !== undefined,
+      notifyFromInit: resolved.seccomp?.bpf !== undefined,
       // The runtime hands the monitor a listener (runc, crun; not runsc): it limits namespaces.
       namespaceLimits: resolved.seccomp?.monitor === true,
       proxyOnCellLoopback: got.net.enabled && resolved.proxyOnCellLoopback,

@@ -36,6 +36,8 @@ export interface LaunchInput {
   net: CellNetwork;
   /** The seccomp listener is in the profile (the monitor answers its notifications). */
   withListener: boolean;
+  /** init installs the filter (plan.seccompBpf) and the monitor takes its listener from init. */
+  notifyFromInit: boolean;
   /** The monitor will report the cell's namespace limits ("limits") before commands run. */
   namespaceLimits: boolean;
   /** The proxy serves a socket the monitor makes on the cell's 127.0.0.1. */
@@ -77,6 +79,7 @@ export class CellProcess {
       dirs: o.dirs,
       runtimeArgs,
       withListener: o.withListener,
+      notifyFromInit: o.notifyFromInit,
       proxyOnCellLoopback: o.proxyOnCellLoopback,
       capture: capture ? writeCaptureRules(o.dirs.dir, capture) : undefined,
       execGuardArgs: o.withListener ? execGuardArgs(o.plan, realpathOrSelf) : [],

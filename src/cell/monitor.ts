@@ -14,6 +14,8 @@ export function spawnMonitor(o: {
   dirs: CellDirs;
   runtimeArgs: string[];
   withListener: boolean;
+  /** init installs the filter; the monitor takes its listener from init (native/monitor/initfd.c). */
+  notifyFromInit: boolean;
   proxyOnCellLoopback: boolean;
   /** Transparent capture: the ruleset file and the host's nft (captureFiles.ts). */
   capture: { rules: string; nft: string } | undefined;
@@ -24,6 +26,7 @@ export function spawnMonitor(o: {
   // The monitor requires a listener; with seccomp off (benchmarks) nothing connects to it.
   const args = ['--pid-file', dirs.initPid, '--listener', dirs.seccompSocket];
   if (o.withListener) args.push('--syscall-table', dirs.syscallTable, ...o.execGuardArgs);
+  if (o.notifyFromInit) args.push('--notify-from-init');
   if (o.proxyOnCellLoopback) args.push('--proxy-port', String(CELL_PROXY_PORT));
   if (o.capture) args.push('--capture', o.capture.rules, '--nft', o.capture.nft);
   return spawn(nativeBinary('nanocell-monitor'), [...args, '--', ...o.runtimeArgs], {

@@ -65,6 +65,8 @@ export interface PlanInput {
   /** Which writable places are mounted executable (planExecRule); the rest are noexec. */
   execMounts: ExecMounts;
   seccomp?: OciSeccomp;
+  /** The filter init installs itself (src/seccomp/bpf.ts), hex; then `seccomp` is unset. */
+  seccompBpf?: string;
   /** Host path of the proxy socket init bridges to; only when the port is not handed in. */
   proxySocket?: string;
   benchOff?: BenchSwitches;
@@ -187,7 +189,7 @@ export function planCell(input: PlanInput): CellPlan {
     policy,
     host,
     workspaceMode: workspace.mode,
-    seccomp: input.seccomp !== undefined,
+    seccomp: input.seccomp !== undefined || input.seccompBpf !== undefined,
     benchOff: input.benchOff,
   });
   const traits = runtimeTraits(policy.runtime.name);
@@ -324,6 +326,7 @@ function planInitArgs(input: PlanInput, landlock: boolean): string[] {
     for (const p of input.execAllow) args.push('--ll-exec', p);
     for (const p of [input.workspace.path, '/tmp', CELL_HOME, '/dev']) args.push('--ll-write', p);
   }
+  if (input.seccompBpf) args.push('--seccomp-bpf', input.seccompBpf);
   if (input.proxySocket) {
     args.push('--bridge', `127.0.0.1:${CELL_PROXY_PORT}=${CELL_PROXY_SOCKET}`);
   }

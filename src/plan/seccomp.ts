@@ -2,7 +2,7 @@
 // sent to the monitor (SCMP_ACT_NOTIFY) so every one is recorded.
 import type { HostFacts } from '../host/facts.js';
 import type { Policy } from '../policy/defaults.js';
-import { buildSeccompProfile, type SeccompPlan } from '../seccomp/index.js';
+import { buildSeccompProfile, compileSeccompBpf, type SeccompPlan } from '../seccomp/index.js';
 import type { OciSeccomp } from './oci.js';
 import { runtimeTraits } from '../runtime/traits.js';
 
@@ -11,9 +11,14 @@ export type CellSeccompPlan = Omit<SeccompPlan, 'profile'> & {
   profile: OciSeccomp;
   /** Denials go to the monitor (SCMP_ACT_NOTIFY); false where the runtime cannot pass them. */
   monitor: boolean;
+  /**
+   * With the monitor, the profile compiled to BPF (hex) for nanocell-init to install
+   * (src/seccomp/bpf.ts says why not the runtime); the OCI spec then carries no profile.
+   */
+  bpf: string | undefined;
 };
 
-const cache = new Map<string, SeccompPlan>();
+const cache = new Map<string, { plan: SeccompPlan; bpf: string | undefined }>();
 
 export const CellSeccomp = {
   plan(o: { policy: Policy; host: HostFacts; disabled?: boolean }): CellSeccompPlan | undefined {
@@ -31,18 +36,18 @@ export const CellSeccomp = {
     // Building the profile walks every syscall table; it depends only on these options, so
     // cells with the same policy share it. Only the listener path differs per cell.
     const key = JSON.stringify(opts);
-    let plan = cache.get(key);
-    if (!plan) {
-      plan = buildSeccompProfile({ ...opts, listenerPath: monitor ? '/' : undefined });
-      cache.set(key, plan);
+    let hit = cache.get(key);
+    if (!hit) {
+      const plan = buildSeccompProfile({ ...opts, listenerPath: monitor ? '/' : undefined });
+      const bpf = monitor ? compileSeccompBpf(plan.profile, opts.arch).toString('hex') : undefined;
+      hit = { plan, bpf };
+      cache.set(key, hit);
     }
-    return { ...plan, profile: plan.profile as OciSeccomp, monitor };
+    return { ...hit.plan, profile: hit.plan.profile as OciSeccomp, monitor, bpf: hit.bpf };
   },
 
-  /** The profile of one cell: its own listener socket, when denials go to the monitor. */
-  profileFor(plan: CellSeccompPlan, listenerPath: string): OciSeccomp {
-    const profile = { ...plan.profile };
-    if (plan.monitor) profile.listenerPath = listenerPath;
-    return profile;
+  /** What the OCI spec carries: the profile only where the runtime installs the filter. */
+  ociProfile(plan: CellSeccompPlan | undefined): OciSeccomp | undefined {
+    return plan && !plan.bpf ? plan.profile : undefined;
   },
 };

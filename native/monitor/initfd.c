@@ -1,0 +1,88 @@
+/*
+ * The notify fd of the filter init installs on itself (native/init/seccomp.c), for runtimes
+ * given no seccomp profile: once the runtime has exited and its pid file names init, the
+ * monitor duplicates init's NC_NOTIFY_FD with pidfd_getfd, retrying until init has installed
+ * the filter. It takes only a seccomp listener: before the filter, that number holds a
+ * placeholder. Root may do this to any process; rootless, the monitor's user owns the cell's
+ * user namespace, which is what ptrace access asks of a non-dumpable init.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "../protocol.h"
+#include "monitor.h"
+
+#ifndef __NR_pidfd_open
+#define __NR_pidfd_open 434
+#endif
+#ifndef __NR_pidfd_getfd
+#define __NR_pidfd_getfd 438
+#endif
+
+/* Generous, as the supervisor's own start timeout: init installs the filter within
+ * milliseconds of starting, but a loaded host can queue it. */
+#define TAKE_TIMEOUT_MS 60000
+#define RETRY_MS	2
+
+int notify_from_init;
+static int init_pidfd = -1;
+static long long deadline;
+
+static int is_seccomp_listener(int fd)
+{
+	char link[64], target[64];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return 0;
+	target[n] = 0;
+	return strcmp(target, "anon_inode:seccomp notify") == 0;
+}
+
+static void give_up(const char *what)
+{
+	emit_error("seccomp listener from init: %s", what);
+	notify_from_init = 0;
+	if (init_pidfd >= 0)
+		close(init_pidfd);
+	init_pidfd = -1;
+	/* A cell must never run without its agent. */
+	kill((pid_t)init_pid, SIGKILL);
+}
+
+int poll_init_notify(void)
+{
+	if (!notify_from_init || notify_fd >= 0 || init_pid <= 0 || init_reaped)
+		return -1;
+	if (init_pidfd < 0) {
+		init_pidfd = (int)syscall(__NR_pidfd_open, (pid_t)init_pid, 0);
+		if (init_pidfd < 0) {
+			give_up(strerror(errno));
+			return -1;
+		}
+		deadline = mono_ms() + TAKE_TIMEOUT_MS;
+	}
+	int fd = (int)syscall(__NR_pidfd_getfd, init_pidfd, NC_NOTIFY_FD, 0);
+	if (fd >= 0 && is_seccomp_listener(fd)) {
+		close(init_pidfd);
+		init_pidfd = -1;
+		notify_from_init = 0;
+		adopt_notify_fd(fd);
+		return -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	else if (errno != EBADF) {
+		give_up(strerror(errno));
+		return -1;
+	}
+	if (mono_ms() > deadline) {
+		give_up("init installed no filter in time");
+		return -1;
+	}
+	return RETRY_MS;
+}
