@@ -61,6 +61,37 @@ describe.concurrent('evasion', () => {
     });
   });
 
+  it('EVA-03b reaches for the seccomp listener to answer its own calls (init fd 9, any fd)', async () => {
+    await evade({}, async (ac) => {
+      // Init holds the listener only until the supervisor's first frame (native/init/seccomp.c);
+      // the monitor on the host holds the only copy, and init is not dumpable anyway.
+      const py = [
+        'import ctypes, os',
+        'l = ctypes.CDLL(None, use_errno=True)',
+        'out = []',
+        'for fd in range(0, 64):',
+        '    for pid in (1, os.getppid()):',
+        '        try:',
+        "            t = os.readlink(f'/proc/{pid}/fd/{fd}')",
+        "            if 'seccomp' in t: out.append(f'{pid}:{fd}:{t}')",
+        '        except OSError: pass',
+        'pfd = l.syscall(434, 1, 0)',
+        "out.append(f'getfd={l.syscall(438, pfd, 9, 0)}:{ctypes.get_errno()}' if pfd >= 0 else 'nopidfd')",
+        'for fd in range(0, 64):',
+        '    try:',
+        "        if 'seccomp' in os.readlink(f'/proc/self/fd/{fd}'): out.append(f'self:{fd}')",
+        '    except OSError: pass',
+        "print(' '.join(out))",
+      ].join('\n');
+      const r = await ac.run(['python3', '-c', py]);
+      expect(r.stdout.trim()).toMatch(/^(nopidfd|getfd=-1:(1|13|38))$/);
+      // And the filter still answers through the monitor.
+      const [m] = await ac.atk('syscall', 'unshare', String(0x10000000));
+      expect(m!.ok).toBe(false);
+      await ac.deniedRecorded('unshare');
+    });
+  });
+
   it('EVA-04 leaves a process behind (setsid, nohup, double fork, disown)', async () => {
     await evade({}, async (ac) => {
       await ac.sh(
