@@ -56,7 +56,7 @@ export async function startUi(o: { stateRoot: string; port?: number }): Promise<
     );
   }
   let origin = '';
-  const ctx: ApiContext = { stateRoot: o.stateRoot };
+  const ctx: ApiContext = { stateRoot: o.stateRoot, cpu: { last: new Map() } };
   const server = http.createServer((req, res) => {
     try {
       serve(req, res);
