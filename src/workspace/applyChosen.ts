@@ -39,7 +39,7 @@ function projectRelative(projectDir: string, given: string): string {
 }
 
 /** The entries' paths the chosen paths select; throws for a path that selects nothing. */
-export function chooseEntries(
+function chooseEntries(
   pending: Manifest,
   applied: ReadonlySet<string>,
   wanted: readonly string[],
