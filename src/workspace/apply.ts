@@ -8,6 +8,9 @@
 //   5. run the steps with SIGINT/SIGTERM held (applyCommit.ts); fsync; journal `committed`;
 //   6. finish: remove the backups, record the change set as applied, remove it, drop the
 //      journal. A crash before 6 is rolled back by recovery; a crash in 6 is finished by it.
+// `apply --only` (applyChosen.ts) runs the same steps on the chosen entries; the journal then
+// carries what is written and what is left, and step 6 records the change set as partly
+// applied and keeps it. Every apply leaves out what an earlier `--only` wrote.
 import { lstatSync, mkdirSync } from 'node:fs';
 import { loadChangeSet, type Manifest, type RefusedChange } from './manifest.js';
 import type { WorkspacePatterns } from './globs.js';
@@ -24,7 +27,7 @@ import { acquireApplyLock } from './applyLock.js';
 import { writeJournal, type Journal } from './applyJournal.js';
 import { planSteps, runSteps, stage, type Owner, type Progress } from './applyCommit.js';
 import { finishCommitted, recoverJournal } from './applyRecover.js';
-import { appliedPaths, describeFate, readFate, whoAmI } from './changeFate.js';
+import { describeFate, readFate, whoAmI } from './changeFate.js';
 import { assertHistoryKeepsHidden } from './gitHistory.js';
 import { mergeMovedFiles } from './applyMerge.js';
 import { gitIgnoredPaths } from './gitIgnore.js';
@@ -111,20 +114,21 @@ function select(stateRoot: string, projectDir: string, m: Manifest, choose?: Cho
   const fate = readFate(stateRoot, m.taskId);
   if (fate && fate.status !== 'partly applied')
     refuse(`the change set of task ${m.taskId} was ${describeFate(fate)}`, 'nothing to do');
-  const done = appliedPaths(stateRoot, m.taskId);
+  const done = new Set(fate?.status === 'partly applied' ? (fate.paths ?? []) : []);
   const pending = done.size ? { ...m, entries: m.entries.filter((e) => !done.has(e.path)) } : m;
   const chosen = choose?.(pending, done);
   // What the project's .gitignore ignores is not written (the diff's header says so).
-  const ignored = gitIgnoredPaths(projectDir, pending);
+  const all = gitIgnoredPaths(projectDir, pending);
+  const ignored = chosen ? new Set([...all].filter((p) => chosen.has(p))) : all;
   const entries = pending.entries.filter(
-    (e) => !ignored.has(e.path) && (!chosen || chosen.has(e.path)),
+    (e) => !all.has(e.path) && (!chosen || chosen.has(e.path)),
   );
   if (!done.size && !chosen) return { m: ignored.size ? { ...m, entries } : m, ignored };
   const written = new Set([
     ...done,
     ...pending.entries.filter((e) => chosen?.has(e.path) ?? true).map((e) => e.path),
   ]);
-  const left = pending.entries.filter((e) => !written.has(e.path) && !ignored.has(e.path)).length;
+  const left = pending.entries.filter((e) => !written.has(e.path) && !all.has(e.path)).length;
   return { m: { ...m, entries }, ignored, partial: { applied: [...written].sort(), left } };
 }
 
