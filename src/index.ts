@@ -18,7 +18,13 @@ export { NanocellError, PolicyError } from './util/errors.js';
 export { AuditStore } from './audit/store.js';
 export { runDoctor, type Check } from './runtime/doctor.js';
 export { gcStaleCells } from './cell/gc.js';
-export { renderDiff, applyChangeSet, discardChangeSet, loadChangeSet } from './workspace/index.js';
+export {
+  renderDiff,
+  applyChangeSet,
+  applyChosen,
+  discardChangeSet,
+  loadChangeSet,
+} from './workspace/index.js';
 // The Kubernetes backend (docs/kubernetes.md): Cell.create({ ..., backend: k8sBackend({ api }) }).
 export { k8sBackend, K8sSdkCell, type K8sBackendOptions, type K8sRunResult } from './k8s/sdk.js';
 export { K8sCell, type K8sCellOptions } from './k8s/cell.js';

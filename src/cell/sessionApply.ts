@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { applyChangeSet, type ApplyOptions, type ApplyResult } from '../workspace/apply.js';
-import { readFate, recordFate } from '../workspace/changeFate.js';
+import { appliedPaths, readFate, recordFate } from '../workspace/changeFate.js';
+import { NanocellError } from '../util/errors.js';
 import type { ChangeSet } from '../workspace/manifest.js';
 import { writeComposedChangeSet } from '../workspace/stack.js';
 import { sessionChain, sessionChangeSets } from './session.js';
@@ -26,6 +27,15 @@ const membersFile = (layout: StateLayout, session: string) =>
 export function composeSession(layout: StateLayout, session: string): ChangeSet {
   finishSessionApply(layout, session);
   const chain = sessionChain(layout, session);
+  for (const cs of chain) {
+    // Its entries are judged against the project as it was: part of it is written since.
+    if (appliedPaths(layout.root, cs.manifest.taskId).size)
+      throw new NanocellError(
+        `task ${cs.manifest.taskId} of session ${session} was partly applied (apply --only)`,
+        `apply its rest first (nanocell apply ${cs.manifest.taskId}), or discard the session`,
+        'STATE',
+      );
+  }
   fs.mkdirSync(layout.session(session), { recursive: true, mode: 0o700 });
   return writeComposedChangeSet(
     chain,

@@ -13,9 +13,12 @@ import { droppedNote, formatLogLine, renderReport, renderTasks } from './auditVi
 import { colorEnabled, paint, type OutStream } from './format.js';
 import { stdoutSink } from './output.js';
 import { resolveTask } from './taskRef.js';
+import { changeSetCell, changeSetState, type ChangeSetState } from './changeSetState.js';
 
 export interface AuditCommandContext {
   openStore(): AuditStore;
+  /** Where change sets and their fates live; without it `tasks` and `report` leave them out. */
+  stateRoot?(): string;
   /** Defaults to process.stdout. */
   stdout?: OutStream;
   now?: () => number;
@@ -35,6 +38,8 @@ export function registerAuditCommands(program: Command, ctx: AuditCommandContext
 
 const outOf = (ctx: AuditCommandContext): OutStream => ctx.stdout ?? stdoutSink();
 const nowOf = (ctx: AuditCommandContext): number => (ctx.now ? ctx.now() : Date.now());
+const changesOf = (ctx: AuditCommandContext, id: string): ChangeSetState | undefined =>
+  ctx.stateRoot ? changeSetState(ctx.stateRoot(), id) : undefined;
 
 function registerTasksCommand(program: Command, ctx: AuditCommandContext): void {
   program
@@ -80,14 +85,15 @@ function registerTasksCommand(program: Command, ctx: AuditCommandContext): void 
           });
           const o = outOf(ctx);
           if (opts.json) {
-            o.write(`${toJson(tasks, 2)}\n`);
+            const rows = tasks.map((t) => ({ ...t, changeSet: changesOf(ctx, t.id) ?? null }));
+            o.write(`${toJson(rows, 2)}\n`);
             return;
           }
           if (tasks.length === 0) {
             o.write('no tasks recorded\n');
             return;
           }
-          o.write(renderTasks(tasks, o, nowOf(ctx)));
+          o.write(renderTasks(tasks, o, nowOf(ctx), (id) => changeSetCell(changesOf(ctx, id))));
         }),
     );
 }
@@ -144,9 +150,10 @@ function registerReportCommand(program: Command, ctx: AuditCommandContext): void
       withStore(ctx, (store) => {
         const id = resolveTask(store, task);
         const summary = summarizeTask(store.getTask(id)!, allEvents(store, id));
+        const changes = changesOf(ctx, id);
         const o = outOf(ctx);
-        if (opts.json) o.write(`${toJson(summary, 2)}\n`);
-        else o.write(renderReport(summary, paint(colorEnabled(o))));
+        if (opts.json) o.write(`${toJson({ ...summary, changeSet: changes ?? null }, 2)}\n`);
+        else o.write(renderReport(summary, paint(colorEnabled(o)), changes));
       }),
     );
 }

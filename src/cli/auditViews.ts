@@ -4,7 +4,8 @@
 import type { AuditEvent } from '../audit/events.js';
 import type { TaskRow } from '../audit/store.js';
 import { COUNTED_EXECS, describeEvent, errnoName, type TaskSummary } from '../audit/summary.js';
-import { escapeDeep, escapeText, formatCommand } from '../util/display.js';
+import { escapeDeep, escapeText, formatCommand, quotePath } from '../util/display.js';
+import type { ChangeSetState } from './changeSetState.js';
 import { formatDuration, formatSize } from '../util/units.js';
 import {
   colorEnabled,
@@ -30,7 +31,13 @@ function statusText(t: TaskRow, p: Paint): string {
   }
 }
 
-export function renderTasks(tasks: TaskRow[], o: OutStream, now: number): string {
+export function renderTasks(
+  tasks: TaskRow[],
+  o: OutStream,
+  now: number,
+  /** The CHANGES column: what became of each task's change set. */
+  changes: (taskId: string) => string = () => '-',
+): string {
   const p = paint(colorEnabled(o));
   const rows = tasks.map((t) => [
     t.id,
@@ -43,6 +50,7 @@ export function renderTasks(tasks: TaskRow[], o: OutStream, now: number): string
     t.exitCode === null ? '-' : String(t.exitCode),
     escapeText(t.session),
     t.droppedEvents > 0 ? `${t.eventCount}+${t.droppedEvents}` : String(t.eventCount),
+    changes(t.id),
     o.isTTY && o.columns
       ? formatCommand(t.command)
       : truncate(formatCommand(t.command), MAX_COMMAND_CHARS),
@@ -57,6 +65,7 @@ export function renderTasks(tasks: TaskRow[], o: OutStream, now: number): string
       'EXIT',
       'SESSION',
       'EVENTS',
+      'CHANGES',
       'COMMAND',
     ],
     right: [2, 5, 7],
@@ -120,7 +129,7 @@ class ReportLines {
 const times = (n: number) => (n > 1 ? `${n}× ` : '');
 
 /** The text report of one task. Every string of the summary is escaped before use. */
-export function renderReport(raw: TaskSummary, p: Paint): string {
+export function renderReport(raw: TaskSummary, p: Paint, changes?: ChangeSetState): string {
   const s = escapeDeep(raw);
   const t = s.task;
   const r = new ReportLines(p, t);
@@ -136,6 +145,7 @@ export function renderReport(raw: TaskSummary, p: Paint): string {
   reportDenied(s, r);
   reportNetwork(s, r);
   reportChanged(s, r);
+  if (changes) reportChangeSet(changes, r);
   reportResources(s, r);
   r.section('Why it ended');
   r.push(`  ${endExplanation(s)}`);
@@ -220,6 +230,14 @@ function reportChanged(s: TaskSummary, r: ReportLines): void {
     );
   }
   r.more(changes);
+}
+
+/** What became of the change set; a partly applied one lists the paths written. */
+function reportChangeSet(c: ChangeSetState, r: ReportLines): void {
+  r.item('change set', escapeText(c.text));
+  for (const f of (c.paths ?? []).slice(0, ReportLines.MAX))
+    r.push(`    ${r.p.green('applied')} ${quotePath(f)}`);
+  r.more(c.paths?.length ?? 0);
 }
 
 function reportResources(s: TaskSummary, r: ReportLines): void {

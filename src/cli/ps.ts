@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { CgroupReader } from '../host/cgroups.js';
+import { CgroupReader, type CgroupLimits } from '../host/cgroups.js';
 import { ownerAlive, type OwnerRecord } from '../host/owner.js';
 import { ensureStateRoot } from '../cell/state.js';
 import { probeCgroups } from '../host/probe.js';
@@ -19,6 +19,10 @@ export interface LiveCell {
   ageMs: number;
   memoryBytes: number | null;
   pids: number | null;
+  /** CPU time used so far, in ns (the dashboard turns two samples into a rate). */
+  cpuNs: number | null;
+  /** What the cell's cgroup enforces (null: no limit, or unreadable). */
+  limits: CgroupLimits;
   commands: string[][];
 }
 
@@ -41,7 +45,8 @@ export function listLiveCells(stateRoot: string): LiveCell[] {
     } catch {
       // starting up
     }
-    const sample = new CgroupReader(facts, id).sample();
+    const reader = new CgroupReader(facts, id);
+    const sample = reader.sample();
     out.push({
       cellId: id,
       taskId: owner.taskId,
@@ -49,6 +54,8 @@ export function listLiveCells(stateRoot: string): LiveCell[] {
       ageMs: Date.now() - owner.createdAt,
       memoryBytes: sample.memoryBytes,
       pids: sample.pids,
+      cpuNs: sample.cpuNs,
+      limits: reader.limits(),
       commands: status.commands ?? [],
     });
   }

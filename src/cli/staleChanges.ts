@@ -26,6 +26,10 @@ export function removeStaleChangeSets(
       const p = path.join(dir, name);
       const st = fs.lstatSync(p, { throwIfNoEntry: false });
       if (!st || st.mtimeMs >= cutoff) continue;
+      // A partly applied change set's record is what says which of its paths are written.
+      const fates = applyPaths(layout.root).fates;
+      if (dir === fates && fs.existsSync(path.join(layout.changes, path.basename(name, '.json'))))
+        continue;
       if (dir === layout.changes && !includePending) {
         res.pendingKept++;
         continue;

@@ -5,6 +5,7 @@ import { NanocellError } from '../util/errors.js';
 import { escapeText, quotePath, toJson } from '../util/display.js';
 import { formatSize } from '../util/units.js';
 import { applyChangeSet } from '../workspace/apply.js';
+import { applyChosen } from '../workspace/applyChosen.js';
 import { describeFate, readFate } from '../workspace/changeFate.js';
 import { writeDiff } from '../workspace/diff.js';
 import { discardChangeSet } from '../workspace/discard.js';
@@ -52,7 +53,8 @@ export function recoverBeforeCommand(stateRoot: string): void {
  */
 function load(stateRoot: string, task: string): { id: string; dir: string } {
   const fate = readFate(stateRoot, task);
-  if (fate) {
+  // A partly applied change set is still there, with what is left to apply.
+  if (fate && fate.status !== 'partly applied') {
     throw new NanocellError(
       `the change set of task ${escapeText(task)} was ${describeFate(fate)}`,
       'nothing to do; see nanocell report for what the task did',
@@ -68,6 +70,7 @@ interface ApplyFlags {
   json?: boolean;
   session?: string;
   branch?: string;
+  only?: string[];
 }
 
 /** The first line names the task(s), the body each one's command (from its report). */
@@ -220,22 +223,43 @@ function registerApplyCommand(program: Command, ctx: WorkspaceCommandContext): v
       '--branch <name>',
       "commit the change set onto a new branch of the project's repository instead (work tree and index untouched)",
     )
+    .option(
+      '--only <path...>',
+      'apply only these paths (and what is below them); the rest stays for a later apply',
+    )
     .action((task: string | undefined, o: ApplyFlags) => {
+      if (o.only && (o.branch || o.session))
+        throw new NanocellError(
+          '--only takes one task, not --branch or --session',
+          'drop one of them',
+          'USAGE',
+        );
       if (o.branch) return void out(applyToBranch(ctx.stateRoot(), task, o));
       if (o.session) return void out(applySessionCommand(ctx.stateRoot(), task, o));
       const { id, dir } = load(ctx.stateRoot(), needTask(task));
       const { manifest } = loadChangeSet(dir);
-      const r = applyChangeSet(dir, manifest.projectDir, {
+      const opts = {
         force: !!o.force,
         skipRefused: !!o.skipRefused,
         stateRoot: ctx.stateRoot(),
         ...(o.json ? {} : applyFeedback()),
-      });
-      discardChangeSet(dir, { record: false });
+      };
+      const r = o.only
+        ? applyChosen(dir, manifest.projectDir, o.only, opts)
+        : applyChangeSet(dir, manifest.projectDir, opts);
+      if (r.left === 0) discardChangeSet(dir, { record: false });
       if (o.json) {
-        const { applied, skipped, forced } = r;
+        const { applied, left, skipped, forced } = r;
         const bytes = manifest.totalBytes;
-        const doc = { task: id, projectDir: manifest.projectDir, applied, bytes, skipped, forced };
+        const doc = {
+          task: id,
+          projectDir: manifest.projectDir,
+          applied,
+          left,
+          bytes,
+          skipped,
+          forced,
+        };
         return void out(`${toJson(doc, 2)}\n`);
       }
       for (const s of r.skipped) out(`skipped ${quotePath(s.path)}: ${escapeText(s.reason)}\n`);
@@ -243,6 +267,10 @@ function registerApplyCommand(program: Command, ctx: WorkspaceCommandContext): v
         out(`merged ${quotePath(f)} three ways (changed in the project too)\n`);
       for (const f of r.forced)
         out(`overwrote ${quotePath(f)} (changed in the project since the task started)\n`);
+      if (r.left > 0)
+        return void out(
+          `applied ${r.applied} change(s) to ${quotePath(manifest.projectDir)}; ${r.left} left (nanocell diff ${id} shows them)\n`,
+        );
       out(
         `applied ${r.applied} change(s) (${formatSize(manifest.totalBytes)}) to ${quotePath(manifest.projectDir)}\n`,
       );

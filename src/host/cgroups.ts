@@ -11,6 +11,14 @@ export interface CgroupSample {
   cpuNs: number | null;
 }
 
+/** The limits the cell's cgroup enforces; null where none is set or it cannot be read. */
+export interface CgroupLimits {
+  memoryBytes: number | null;
+  /** CPU bandwidth in CPUs (quota / period), e.g. 1.5. */
+  cpus: number | null;
+  pids: number | null;
+}
+
 export interface CgroupTotals {
   peakMemoryBytes: number | null;
   peakPids: number | null;
@@ -27,6 +35,13 @@ function readNum(file: string): number | null {
   } catch {
     return null;
   }
+}
+
+/** A limit file: a number, or "max" (v2) / a huge or negative value (v1) for none. */
+function readLimit(file: string): number | null {
+  const n = readNum(file);
+  // v1 spells "no memory limit" as the largest page-aligned 64-bit value, "no quota" as -1.
+  return n === null || n < 0 || n >= 2 ** 62 ? null : n;
 }
 
 function readKeyed(file: string, key: string): number | null {
@@ -75,6 +90,35 @@ export class CgroupReader {
     if (s.memoryBytes !== null) this.peakMem = Math.max(this.peakMem, s.memoryBytes);
     if (s.pids !== null) this.peakPids = Math.max(this.peakPids, s.pids);
     return s;
+  }
+
+  limits(): CgroupLimits {
+    const f = this.facts;
+    if (f.version === 1) {
+      const quota = f.cpu ? readLimit(this.v1('cpu', 'cpu.cfs_quota_us')) : null;
+      const period = f.cpu ? readNum(this.v1('cpu', 'cpu.cfs_period_us')) : null;
+      return {
+        memoryBytes: f.memory ? readLimit(this.v1('memory', 'memory.limit_in_bytes')) : null,
+        cpus: quota !== null && period ? quota / period : null,
+        pids: f.pids ? readLimit(this.v1('pids', 'pids.max')) : null,
+      };
+    }
+    if (f.version === 2) {
+      let cpus: number | null = null;
+      try {
+        // "QUOTA PERIOD", QUOTA "max" when unlimited.
+        const [quota, period] = fs.readFileSync(this.v2('cpu.max'), 'utf8').trim().split(/\s+/);
+        if (f.cpu && quota !== 'max' && Number(period) > 0) cpus = Number(quota) / Number(period);
+      } catch {
+        // no cpu controller in the cell's cgroup
+      }
+      return {
+        memoryBytes: f.memory ? readLimit(this.v2('memory.max')) : null,
+        cpus,
+        pids: f.pids ? readLimit(this.v2('pids.max')) : null,
+      };
+    }
+    return { memoryBytes: null, cpus: null, pids: null };
   }
 
   /** Call before the runtime deletes the cgroup. */

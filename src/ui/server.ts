@@ -42,95 +42,135 @@ export interface UiServer {
   close(): Promise<void>;
 }
 
+/** What one running dashboard holds: its credentials, its origin and where its assets are. */
+interface UiState {
+  /** The URL's one-time token, until it is exchanged for the cookie. */
+  token: string | undefined;
+  session: string;
+  origin: string;
+  assetsDir: string;
+  ctx: ApiContext;
+}
+
 export async function startUi(o: { stateRoot: string; port?: number }): Promise<UiServer> {
   // The URL's token works once: it is exchanged for the session cookie, then burnt, so a
   // copy of the URL (shell history, a screen share) opens nothing later.
-  let token: string | undefined = randomBytes(24).toString('hex');
-  const session = randomBytes(24).toString('hex');
-  const assetsDir = path.join(packageRoot(), 'dist', 'ui');
-  if (!fs.existsSync(path.join(assetsDir, 'app.js'))) {
-    throw new NanocellError(
-      `the dashboard's assets are missing in ${assetsDir}`,
-      'run `npm run build`',
-      'HOST',
-    );
-  }
-  let origin = '';
-  const ctx: ApiContext = { stateRoot: o.stateRoot };
+  const st: UiState = {
+    token: randomBytes(24).toString('hex'),
+    session: randomBytes(24).toString('hex'),
+    origin: '',
+    assetsDir: assetsDir(),
+    ctx: { stateRoot: o.stateRoot, cpu: { last: new Map() } },
+  };
+  const token = st.token!;
   const server = http.createServer((req, res) => {
     try {
-      serve(req, res);
+      const url = new URL(req.url ?? '/', st.origin);
+      if (admit(st, req, res, url)) dispatch(st, req, res, url);
     } catch (e) {
       const n = e as NanocellError;
       send(res, n instanceof NanocellError ? 400 : 500, json({ error: n.message, fix: n.fix }));
     }
   });
-  const serve = (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const url = new URL(req.url ?? '/', origin);
-    // DNS rebinding: a page on another name that resolves here names that name as Host.
-    if (req.headers.host !== new URL(origin).host) return send(res, 403, text('wrong Host'));
-    if (req.headers.origin !== undefined && req.headers.origin !== origin)
-      return send(res, 403, text('requests from another origin are refused'));
-    const given = url.searchParams.get('token');
-    if (
-      given !== null &&
-      token &&
-      same(given, token) &&
-      req.method === 'GET' &&
-      url.pathname === '/'
-    ) {
-      token = undefined;
-      res.writeHead(303, {
-        ...SECURITY_HEADERS,
-        'Set-Cookie': `${COOKIE}=${session}; HttpOnly; SameSite=Strict; Path=/`,
-        Location: '/',
-      });
-      return res.end();
-    }
-    if (!same(cookieOf(req) ?? '', session))
-      return send(res, 401, text('the dashboard needs the token printed by `nanocell ui`'));
-    if (
-      req.method === 'POST' &&
-      (req.headers['x-nanocell-ui'] !== '1' || req.headers.origin !== origin)
-    )
-      return send(res, 403, text('actions come only from the dashboard page'));
-    if (req.method !== 'GET' && req.method !== 'POST')
-      return send(res, 405, text('method not allowed'));
-    if (req.method === 'GET' && url.pathname === '/')
-      return send(res, 200, { type: 'text/html; charset=utf-8', body: INDEX });
-    const asset = ASSETS[url.pathname];
-    if (asset && req.method === 'GET') {
-      const body = fs.readFileSync(path.join(assetsDir, url.pathname.slice(1)));
-      return send(res, 200, { type: asset, body });
-    }
-    if (req.method === 'POST' && /^\/api\/tasks\/[^/]+\/egress$/.test(url.pathname)) {
-      void handleEgress(ctx, url).then(
-        (r) => send(res, r.status, r.body),
-        (e: Error) => send(res, 500, json({ error: e.message })),
-      );
-      return;
-    }
-    if (url.pathname.startsWith('/api/')) {
-      const r = handleApi(ctx, req.method, url);
-      if (r.download) res.setHeader('Content-Disposition', `attachment; filename="${r.download}"`);
-      return send(res, r.status, r.body);
-    }
-    send(res, 404, text('not found'));
-  };
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port ?? 0, '127.0.0.1', () => resolve());
   });
   const port = (server.address() as { port: number }).port;
-  origin = `http://127.0.0.1:${port}`;
+  st.origin = `http://127.0.0.1:${port}`;
   return {
-    url: `${origin}/?token=${token!}`,
+    url: `${st.origin}/?token=${token}`,
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       }),
   };
+}
+
+function assetsDir(): string {
+  const dir = path.join(packageRoot(), 'dist', 'ui');
+  if (!fs.existsSync(path.join(dir, 'app.js'))) {
+    throw new NanocellError(
+      `the dashboard's assets are missing in ${dir}`,
+      'run `npm run build`',
+      'HOST',
+    );
+  }
+  return dir;
+}
+
+/**
+ * The gate every request passes: the right Host and Origin, the session cookie (or the
+ * one-time token, exchanged for it here), and for actions the page's own header. Answers and
+ * returns false for a request it refuses.
+ */
+function admit(
+  st: UiState,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  url: URL,
+): boolean {
+  const refuse = (status: number, why: string) => (send(res, status, text(why)), false);
+  // DNS rebinding: a page on another name that resolves here names that name as Host.
+  if (req.headers.host !== new URL(st.origin).host) return refuse(403, 'wrong Host');
+  if (req.headers.origin !== undefined && req.headers.origin !== st.origin)
+    return refuse(403, 'requests from another origin are refused');
+  const given = url.searchParams.get('token');
+  if (
+    given !== null &&
+    st.token &&
+    same(given, st.token) &&
+    req.method === 'GET' &&
+    url.pathname === '/'
+  ) {
+    st.token = undefined;
+    res.writeHead(303, {
+      ...SECURITY_HEADERS,
+      'Set-Cookie': `${COOKIE}=${st.session}; HttpOnly; SameSite=Strict; Path=/`,
+      Location: '/',
+    });
+    res.end();
+    return false;
+  }
+  if (!same(cookieOf(req) ?? '', st.session))
+    return refuse(401, 'the dashboard needs the token printed by `nanocell ui`');
+  if (
+    req.method === 'POST' &&
+    (req.headers['x-nanocell-ui'] !== '1' || req.headers.origin !== st.origin)
+  )
+    return refuse(403, 'actions come only from the dashboard page');
+  if (req.method !== 'GET' && req.method !== 'POST') return refuse(405, 'method not allowed');
+  return true;
+}
+
+/** An admitted request: the page, its assets, or the API. */
+function dispatch(
+  st: UiState,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  url: URL,
+): void {
+  if (req.method === 'GET' && url.pathname === '/')
+    return send(res, 200, { type: 'text/html; charset=utf-8', body: INDEX });
+  const asset = ASSETS[url.pathname];
+  if (asset && req.method === 'GET') {
+    const body = fs.readFileSync(path.join(st.assetsDir, url.pathname.slice(1)));
+    return send(res, 200, { type: asset, body });
+  }
+  if (req.method === 'POST' && /^\/api\/tasks\/[^/]+\/egress$/.test(url.pathname)) {
+    void handleEgress(st.ctx, url).then(
+      (r) => send(res, r.status, r.body),
+      (e: Error) => send(res, 500, json({ error: e.message })),
+    );
+    return;
+  }
+  if (url.pathname.startsWith('/api/')) {
+    const r = handleApi(st.ctx, req.method!, url);
+    if (r.download) res.setHeader('Content-Disposition', `attachment; filename="${r.download}"`);
+    return send(res, r.status, r.body);
+  }
+  send(res, 404, text('not found'));
 }
 
 function send(res: http.ServerResponse, status: number, b: Body): void {

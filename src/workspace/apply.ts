@@ -8,8 +8,11 @@
 //   5. run the steps with SIGINT/SIGTERM held (applyCommit.ts); fsync; journal `committed`;
 //   6. finish: remove the backups, record the change set as applied, remove it, drop the
 //      journal. A crash before 6 is rolled back by recovery; a crash in 6 is finished by it.
+// `apply --only` (applyChosen.ts) runs the same steps on the chosen entries; the journal then
+// carries what is written and what is left, and step 6 records the change set as partly
+// applied and keeps it. Every apply leaves out what an earlier `--only` wrote.
 import { lstatSync, mkdirSync } from 'node:fs';
-import { loadChangeSet, type RefusedChange } from './manifest.js';
+import { loadChangeSet, type Manifest, type RefusedChange } from './manifest.js';
 import type { WorkspacePatterns } from './globs.js';
 import {
   applyPaths,
@@ -24,7 +27,7 @@ import { acquireApplyLock } from './applyLock.js';
 import { writeJournal, type Journal } from './applyJournal.js';
 import { planSteps, runSteps, stage, type Owner, type Progress } from './applyCommit.js';
 import { finishCommitted, recoverJournal } from './applyRecover.js';
-import { whoAmI } from './changeFate.js';
+import { describeFate, readFate, whoAmI } from './changeFate.js';
 import { assertHistoryKeepsHidden } from './gitHistory.js';
 import { mergeMovedFiles } from './applyMerge.js';
 import { gitIgnoredPaths } from './gitIgnore.js';
@@ -46,6 +49,8 @@ export interface ApplyOptions {
 
 export interface ApplyResult {
   applied: number;
+  /** Entries still pending after this apply (only an `apply --only` leaves any). */
+  left: number;
   /** Files the project had changed too, merged three ways. */
   merged: string[];
   /** Paths left out because the project's .gitignore ignores them. */
@@ -61,7 +66,17 @@ export function applyChangeSet(
   projectDir: string,
   opts: ApplyOptions = {},
 ): ApplyResult {
-  let { manifest: m } = loadChangeSet(changeDir);
+  return applySelected(changeDir, projectDir, opts);
+}
+
+/**
+ * Picks the entries one apply writes, from those not applied yet (an `apply --only` before
+ * wrote the rest); throws a one-line refusal for a path it cannot pick (applyChosen.ts).
+ */
+export type Chooser = (pending: Manifest, applied: ReadonlySet<string>) => Set<string>;
+
+/** The refusals that need only the manifest: a refused, stacked or partly refused set. */
+function preflight(m: Manifest, opts: ApplyOptions): void {
   if (m.status !== 'ok') {
     refuse(
       `the change set of task ${m.taskId} was refused when it was collected: ${m.reason ?? ''}`,
@@ -80,19 +95,64 @@ export function applyChangeSet(
       'review them with nanocell diff, then apply with --skip-refused or discard',
     );
   }
-  const root = checkProject(projectDir, m);
+}
+
+interface Selection {
+  /** The manifest cut down to what this apply writes. */
+  m: Manifest;
+  ignored: Set<string>;
+  /** Set when the change set is applied in parts (see Journal.partial). */
+  partial?: { applied: string[]; left: number };
+}
+
+/**
+ * What this apply writes: the entries not applied before, narrowed by the chooser, less what
+ * the project's .gitignore ignores. Read under the lock, after recovery, so an apply that was
+ * interrupted and finished by recovery counts as done.
+ */
+function select(stateRoot: string, projectDir: string, m: Manifest, choose?: Chooser): Selection {
+  const fate = readFate(stateRoot, m.taskId);
+  if (fate && fate.status !== 'partly applied')
+    refuse(`the change set of task ${m.taskId} was ${describeFate(fate)}`, 'nothing to do');
+  const done = new Set(fate?.status === 'partly applied' ? (fate.paths ?? []) : []);
+  const pending = done.size ? { ...m, entries: m.entries.filter((e) => !done.has(e.path)) } : m;
+  const chosen = choose?.(pending, done);
   // What the project's .gitignore ignores is not written (the diff's header says so).
-  const ignored = gitIgnoredPaths(projectDir, m);
-  if (ignored.size) m = { ...m, entries: m.entries.filter((e) => !ignored.has(e.path)) };
-  assertHistoryKeepsHidden(changeDir, projectDir, m);
+  const all = gitIgnoredPaths(projectDir, pending);
+  const ignored = chosen ? new Set([...all].filter((p) => chosen.has(p))) : all;
+  const entries = pending.entries.filter(
+    (e) => !all.has(e.path) && (!chosen || chosen.has(e.path)),
+  );
+  if (!done.size && !chosen) return { m: ignored.size ? { ...m, entries } : m, ignored };
+  const written = new Set([
+    ...done,
+    ...pending.entries.filter((e) => chosen?.has(e.path) ?? true).map((e) => e.path),
+  ]);
+  const left = pending.entries.filter((e) => !written.has(e.path) && !all.has(e.path)).length;
+  return { m: { ...m, entries }, ignored, partial: { applied: [...written].sort(), left } };
+}
+
+/** The apply behind applyChangeSet (every pending entry) and applyChosen (those chosen). */
+export function applySelected(
+  changeDir: string,
+  projectDir: string,
+  opts: ApplyOptions,
+  choose?: Chooser,
+): ApplyResult {
+  const whole = loadChangeSet(changeDir).manifest;
+  preflight(whole, opts);
+  const root = checkProject(projectDir, whole);
   const stateRoot = opts.stateRoot ?? stateRootOfChangeDir(changeDir);
   const paths = applyPaths(stateRoot);
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
-  const key = projectKey(m.projectId);
-  const release = acquireApplyLock(lockPath(paths, key), m.taskId, projectDir);
+  const key = projectKey(whole.projectId);
+  const release = acquireApplyLock(lockPath(paths, key), whole.taskId, projectDir);
   try {
     const file = journalPath(paths, key);
     recoverJournal(file, stateRoot);
+    const sel = select(stateRoot, projectDir, whole, choose);
+    let m = sel.m;
+    assertHistoryKeepsHidden(changeDir, projectDir, m);
     const staging = `${projectDir}/${stagingDirName(key)}`;
     const top = stagingDirName(key);
     if (m.entries.some((e) => e.path === top || e.path.startsWith(`${top}/`)))
@@ -114,6 +174,7 @@ export function applyChangeSet(
       staging,
       by: whoAmI(),
       changes: m.entries.length,
+      ...(sel.partial ? { partial: sel.partial } : {}),
       ops,
     };
     writeJournal(file, j);
@@ -127,8 +188,9 @@ export function applyChangeSet(
     finishCommitted(file, { ...j, state: 'committed' }, stateRoot, false);
     return {
       applied: m.entries.length,
+      left: sel.partial?.left ?? 0,
       merged: merge?.merged ?? [],
-      ignored: [...ignored],
+      ignored: [...sel.ignored],
       skipped: opts.skipRefused ? m.refused : [],
       forced: current.forced,
     };

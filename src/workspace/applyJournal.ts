@@ -63,6 +63,11 @@ const Journal = z.object({
   by: z.object({ uid: z.number(), user: z.string() }),
   /** How many change set entries this applies (for the record of what became of it). */
   changes: z.number(),
+  /**
+   * Set when the change set is applied in parts (`apply --only`, or the rest after one):
+   * every path written once this apply commits, and how many entries are left after it.
+   */
+  partial: z.object({ applied: z.array(z.string()), left: z.number() }).optional(),
   ops: z.array(Op),
 });
 export type Journal = z.infer<typeof Journal>;

@@ -33,13 +33,19 @@ export function finishCommitted(
   recovered: boolean,
 ): void {
   removeStaging(j);
-  recordFate(stateRoot, j.taskId, {
-    status: 'applied',
-    applied: j.changes,
-    uid: j.by.uid,
-    user: j.by.user,
-    ...(recovered ? { recovered: true } : {}),
-  });
+  const by = { uid: j.by.uid, user: j.by.user, ...(recovered ? { recovered: true } : {}) };
+  const done = j.partial?.applied;
+  if (done && j.partial!.left > 0) {
+    // Applied in part: the change set stays, its record says which paths are written.
+    recordFate(stateRoot, j.taskId, {
+      status: 'partly applied',
+      applied: done.length,
+      paths: done,
+      ...by,
+    });
+    return removeJournal(file);
+  }
+  recordFate(stateRoot, j.taskId, { status: 'applied', applied: done?.length ?? j.changes, ...by });
   // The library caller removes an applied change set itself (it may read it afterwards);
   // recovery has no caller, so it does.
   if (recovered) rmSync(j.changeDir, { recursive: true, force: true });

@@ -8,6 +8,7 @@ import { createTwoFilesPatch } from 'diff';
 import { openRegularNoFollow } from './fsSafe.js';
 import { gitHistorySection } from './gitHistory.js';
 import { gitIgnoredPaths, gitIgnoreNote } from './gitIgnore.js';
+import { pendingEntries } from './changeFate.js';
 import { loadChangeSet, type ChangeEntry, type Manifest } from './manifest.js';
 import { lstatNoSymlinkComponents, relPathProblem } from './paths.js';
 import { escapeContent, escapeText, quotePath } from '../util/display.js';
@@ -139,13 +140,17 @@ export function writeDiff(
   /** The manifest when the caller has loaded it already: one copy in memory, not two. */
   loaded?: Manifest,
 ): void {
-  const m = loaded ?? loadChangeSet(changeDir).manifest;
+  const { manifest: m, applied } = pendingEntries(
+    changeDir,
+    loaded ?? loadChangeSet(changeDir).manifest,
+  );
   if (m.status !== 'ok') {
     write(`# change set of task ${m.taskId} was refused: ${escapeText(m.reason ?? '')}\n`);
     return;
   }
   for (const r of m.refused)
     write(`# refused (never applied): ${quotePath(r.path)}: ${escapeText(r.reason)}\n`);
+  for (const p of applied) write(`# already applied (apply --only): ${quotePath(p)}\n`);
   if (m.ignored?.count) {
     write(
       `# ${m.ignored.count} generated path(s) left out by workspace.ignore (e.g. ${m.ignored.examples.map(quotePath).join(', ')})\n`,

@@ -24,7 +24,14 @@ export function discardChangeSet(changeDir: string, opts: { record?: boolean } =
       'STATE',
     );
   }
+  const stateRoot = stateRootOfChangeDir(changeDir);
+  const id = path.basename(changeDir);
+  // The rest of a partly applied change set: its record keeps what had been applied.
+  const before = readFate(stateRoot, id);
   rmSync(changeDir, { recursive: true, force: true });
   if (opts.record !== false)
-    recordFate(stateRootOfChangeDir(changeDir), path.basename(changeDir), { status: 'discarded' });
+    recordFate(stateRoot, id, {
+      status: 'discarded',
+      ...(before?.status === 'partly applied' ? { paths: before.paths ?? [] } : {}),
+    });
 }

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { changeItems, git, inGitDir, indexInfo, projectItems, type IndexItem } from './gitTrees.js';
 import type { HostGitOptions } from './hostGit.js';
+import { pendingEntries } from './changeFate.js';
 import { loadChangeSet, type Manifest } from './manifest.js';
 import { gitIgnoredPaths, gitIgnoreNote } from './gitIgnore.js';
 
@@ -39,7 +40,8 @@ export function writeGitDiff(
   projectDir: string,
   write: (text: string) => void,
 ): void {
-  const { manifest } = loadChangeSet(changeDir);
+  // What an `apply --only` wrote is in the project already: the patch is of the rest.
+  const { manifest } = pendingEntries(changeDir, loadChangeSet(changeDir).manifest);
   const ignored = gitIgnoredPaths(projectDir, manifest);
   const entries = manifest.entries.filter((e) => !inGitDir(e.path) && !ignored.has(e.path));
   const m = { ...manifest, entries };

@@ -14,4 +14,5 @@ export { collectChangeSet, DEFAULT_MAX_FILES, type CollectOptions } from './chan
 export { loadChangeSet, type ChangeSummary } from './manifest.js';
 export { renderDiff } from './diff.js';
 export { applyChangeSet } from './apply.js';
+export { applyChosen } from './applyChosen.js';
 export { discardChangeSet } from './discard.js';

@@ -81,12 +81,12 @@ describe('nanocell tasks', () => {
     const text = await run(['tasks']);
     const lines = text.trimEnd().split('\n');
     expect(lines[0]).toMatch(
-      /^TASK\s+CREATED\s+DURATION\s+STATUS\s+REASON\s+EXIT\s+SESSION\s+EVENTS\s+COMMAND$/,
+      /^TASK\s+CREATED\s+DURATION\s+STATUS\s+REASON\s+EXIT\s+SESSION\s+EVENTS\s+CHANGES\s+COMMAND$/,
     );
     expect(lines).toHaveLength(3);
     expect(lines[1]).toContain(b);
-    expect(lines[1]).toMatch(/running\s+-\s+-\s+beta\s+11\s+sh -c "make test"$/);
-    expect(lines[2]).toMatch(/failed\s+oom\s+137\s+alpha\s+12\s+sh -c "make test"$/);
+    expect(lines[1]).toMatch(/running\s+-\s+-\s+beta\s+11\s+-\s+sh -c "make test"$/);
+    expect(lines[2]).toMatch(/failed\s+oom\s+137\s+alpha\s+12\s+-\s+sh -c "make test"$/);
     // Aligned: every column starts at the same offset on every line.
     const col = (l: string) =>
       l.indexOf('SESSION') >= 0 ? l.indexOf('SESSION') : l.search(/alpha|beta/);

@@ -1,7 +1,9 @@
 // `nanocell ui` end to end in Debian's Chromium (playwright-core, the system browser): a
-// running cell appears, its task page groups a flood of events, a diff is reviewed, the change
-// set is applied and the project checked on disk; hostile names stay text; a tampered audit row
-// shows as a broken chain; requests without the token or from another origin are refused.
+// running cell appears with its CPU and memory against its limits, its task page groups a
+// flood of events, a diff is reviewed, one chosen file is applied and the project checked on
+// disk, then the rest; a session page lists its stacked tasks; hostile names stay text; a
+// tampered audit row shows as a broken chain; requests without the token or from another
+// origin are refused.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import fs from 'node:fs';
@@ -125,6 +127,18 @@ describe('nanocell ui in Chromium', () => {
     await live.first().waitFor({ timeout: 60_000 });
     const id = (await live.first().locator('td').first().textContent())!.trim();
     expect(id).toMatch(/^[0-9a-z]{18}$/);
+    // CPU and memory against the cell's cgroup limits (defaults: 1 CPU, 1 GiB), updated live:
+    // the first reading has no rate yet, the next ones do.
+    const cpu = live.first().locator('[data-meter="cpu"]');
+    const memory = live.first().locator('[data-meter="memory"]');
+    await expect.poll(() => cpu.textContent(), { timeout: 20_000 }).toMatch(/^\d+\.\d% of 1 CPU$/);
+    await expect.poll(() => memory.textContent()).toMatch(/^\d+\.\d MiB of 1024\.0 MiB$/);
+    const readings = new Set<string>();
+    for (let i = 0; i < 5 && readings.size < 2; i++) {
+      readings.add(`${await memory.textContent()} ${await cpu.textContent()}`);
+      await new Promise((r) => setTimeout(r, 1100));
+    }
+    expect(readings.size, 'the figures change between refreshes').toBeGreaterThan(1);
     await page.screenshot({ path: path.join(SHOTS, 'ui-live.png') });
     await ended;
 
@@ -153,12 +167,97 @@ describe('nanocell ui in Chromium', () => {
     const patch = await page.request.get(`${origin}/api/tasks/${id}/patch`);
     expect(await patch.text()).toContain('+TWO');
 
+    // Apply one chosen file: only it reaches the project; the rest stays, a.txt marked applied.
+    await page.locator('#files input.pick[data-path="a.txt"]').check();
+    await page.locator('#apply-chosen').click();
+    await expect.poll(() => page.locator('#msg').textContent()).toBe('applied 1 change(s); 2 left');
+    expect(fs.readFileSync(path.join(sb.project, 'a.txt'), 'utf8')).toBe('one\nTWO\nthree\n');
+    expect(fs.existsSync(path.join(sb.project, 'b.txt'))).toBe(false);
+    expect(fs.readdirSync(sb.project).sort()).toEqual(['a.txt', 'keep.txt']);
+    await expect.poll(() => page.locator('#applied').textContent()).toBe('applied: a.txt');
+    await expect.poll(() => page.locator('#files li').count()).toBe(2);
+    await page.screenshot({ path: path.join(SHOTS, 'ui-chosen.png'), fullPage: true });
+    // The CLI sees the same partial fate.
+    expect(cli(['tasks']).stdout).toMatch(new RegExp(`${id} .*partly applied \\(1\\)`));
+    const report = cli(['report', id]).stdout;
+    expect(report).toMatch(/change set +partly applied \(1 path\(s\)\)/);
+    expect(report).toMatch(/ +applied a\.txt\n/);
+    expect(cli(['diff', id]).stdout).toContain('# already applied (apply --only): a.txt\n');
+
     await page.locator('#apply').click();
-    await expect.poll(() => page.locator('#msg').textContent()).toBe('applied 3 change(s)');
+    await expect.poll(() => page.locator('#msg').textContent()).toBe('applied 2 change(s)');
     expect(fs.readFileSync(path.join(sb.project, 'a.txt'), 'utf8')).toBe('one\nTWO\nthree\n');
     expect(fs.readFileSync(path.join(sb.project, 'b.txt'), 'utf8')).toBe('new\n');
     expect(fs.readFileSync(path.join(sb.project, 'keep.txt'), 'utf8')).toBe('kept\n');
+    expect(cli(['tasks']).stdout).toMatch(new RegExp(`${id} .* applied `));
     expect(dialogs).toEqual([]);
+  }, 240_000);
+
+  it('shows a session page: its stacked tasks in order, with fate and denials, linking to each task', async () => {
+    // The first task is refused a syscall three times; the second stacks on it (--from last).
+    const deny =
+      'python3 -c "import ctypes; l=ctypes.CDLL(None); [l.syscall(272, 0x10000000) for _ in range(3)]"';
+    const first = cli([
+      'run',
+      '--quiet',
+      '--session',
+      'rev',
+      '--',
+      'sh',
+      '-c',
+      `${deny}; echo 1 > s.txt`,
+    ]);
+    expect(first.status, first.stderr).toBe(0);
+    const second = cli([
+      'run',
+      '--quiet',
+      '--session',
+      'rev',
+      '--from',
+      'last',
+      '--',
+      'sh',
+      '-c',
+      'echo 2 >> s.txt',
+    ]);
+    expect(second.status, second.stderr).toBe(0);
+    const ids = (
+      JSON.parse(cli(['tasks', '--session', 'rev', '--json']).stdout) as { id: string }[]
+    )
+      .map((t) => t.id)
+      .reverse();
+    expect(ids).toHaveLength(2);
+    // The CLI's own view of the session is the page's source.
+    const listed = JSON.parse(cli(['sessions', '--json']).stdout) as {
+      sessions: { name: string; tasks: string[] }[];
+    };
+    expect(listed.sessions.find((x) => x.name === 'rev')?.tasks).toEqual(ids);
+
+    await page.goto(`${origin}/`);
+    await page.locator('#sessions a', { hasText: 'rev' }).click();
+    await page.locator('#session-tasks').waitFor();
+    expect(page.url()).toBe(`${origin}/#/session/rev`);
+    const rows = page.locator('#session-tasks tbody tr');
+    await expect.poll(() => rows.count()).toBe(2);
+    expect(await rows.nth(0).getAttribute('data-task')).toBe(ids[0]);
+    expect(await rows.nth(1).getAttribute('data-task')).toBe(ids[1]);
+    const cells = async (i: number) =>
+      (await rows.nth(i).locator('td').allTextContents()).map((x) => x.trim());
+    const [one, two] = [await cells(0), await cells(1)];
+    expect(one.slice(0, 7)).toEqual(['1', ids[0], 'exited', '0', '3', 'pending', '']);
+    expect(two.slice(0, 7)).toEqual(['2', ids[1], 'exited', '0', '0', 'pending', `on ${ids[0]}`]);
+    await expect
+      .poll(() => page.locator('#chain-line').textContent())
+      .toBe(`unapplied chain (nanocell apply --session rev): ${ids[0]} → ${ids[1]}`);
+    await page.screenshot({ path: path.join(SHOTS, 'ui-session.png'), fullPage: true });
+    // The session applied as one: the page shows both applied.
+    expect(cli(['apply', '--session', 'rev']).status).toBe(0);
+    expect(fs.readFileSync(path.join(sb.project, 's.txt'), 'utf8')).toBe('1\n2\n');
+    await page.reload();
+    await expect.poll(async () => (await cells(1))[5]).toBe('applied');
+    expect((await cells(0))[5]).toBe('applied');
+    await rows.nth(1).locator('a').click();
+    await expect.poll(() => page.locator('h2').first().textContent()).toBe(`Task ${ids[1]}`);
   }, 240_000);
 
   it('says the chain is broken when an audit row was tampered with, and 404s unknown ids', async () => {
