@@ -84,7 +84,6 @@ export default tseslint.config(
   {
     // split in branches perf, live, ui
     files: [
-      'src/cell/workspaceMount.ts',
       'src/task/task.ts',
       'src/task/auditSink.ts',
       'src/ui/server.ts',

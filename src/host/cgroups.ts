@@ -166,11 +166,15 @@ export async function withCellFrozen<T>(
     }
     return await fn();
   } finally {
-    try {
-      fs.writeFileSync(f.control, f.off);
-    } catch (e) {
-      // Gone with the cell: nothing is left frozen.
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
+    thaw(f.control, f.off);
+  }
+}
+
+function thaw(control: string, off: string): void {
+  try {
+    fs.writeFileSync(control, off);
+  } catch (e) {
+    // Gone with the cell: nothing is left frozen.
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
 }
