@@ -128,13 +128,20 @@ async function writeCheckpoint(
 
 const newCheckpointId = () => `ck${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
 
-function damaged(id: string, why: string): NanocellError {
-  return new NanocellError(
-    `checkpoint ${id} is damaged (${why}); nothing of it was used`,
-    `remove it (rm -r the checkpoint under the state root) and make a new one`,
-    'STATE',
-  );
+class CheckpointDamaged extends NanocellError {
+  constructor(
+    id: string,
+    readonly why: string,
+  ) {
+    super(
+      `checkpoint ${id} is damaged (${why}); nothing of it was used`,
+      `remove it (rm -r the checkpoint under the state root) and make a new one`,
+      'STATE',
+    );
+  }
 }
+
+const damaged = (id: string, why: string) => new CheckpointDamaged(id, why);
 
 function readManifest(layout: StateLayout, id: string): CheckpointManifest {
   const dir = checkpointDir(layout, id);
@@ -211,15 +218,26 @@ export async function checkpointStack(
   return { layers: trees.reverse(), taskIds: m.taskIds };
 }
 
-/** Rehashes a checkpoint in full (`nanocell sessions --verify`); the damage, if any. */
-export async function verifyCheckpoint(layout: StateLayout, id: string): Promise<string | null> {
-  try {
-    await checkedTrees(layout, readManifest(layout, id), true);
-    return null;
-  } catch (e) {
-    if (e instanceof NanocellError) return e.message;
-    throw e;
+/**
+ * Rehashes every checkpoint in full, whatever the fingerprints say (`nanocell sessions
+ * --verify`): each one's damage, or null. Silent disk corruption moves no ctime; this finds it.
+ */
+export async function verifyCheckpoints(
+  layout: StateLayout,
+): Promise<{ id: string; damage: string | null }[]> {
+  const root = layout.checkpoints;
+  const out: { id: string; damage: string | null }[] = [];
+  for (const id of (fs.existsSync(root) ? fs.readdirSync(root) : []).sort()) {
+    if (!CHECKPOINT_ID.test(id)) continue;
+    try {
+      await checkedTrees(layout, readManifest(layout, id), true);
+      out.push({ id, damage: null });
+    } catch (e) {
+      if (!(e instanceof CheckpointDamaged)) throw e;
+      out.push({ id, damage: e.why });
+    }
   }
+  return out;
 }
 
 export function listCheckpoints(layout: StateLayout): CheckpointManifest[] {

@@ -1,7 +1,8 @@
 // Every way a checkpoint can be damaged on disk is refused before a task starts from it, and
 // nothing of it is used: content changed at the same size, an entry added, one removed, a mode
 // changed, the manifest or a layer's seal edited. An entry whose metadata moved but whose
-// content did not (a chmod to the same mode) is rehashed and still used.
+// content did not (a chmod to the same mode) is rehashed and still used. `sessions --verify`
+// rehashes them all.
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -115,5 +116,17 @@ describe('damaged checkpoints', () => {
     const again = run('touched', ['--from', c.id], 'cat a.txt');
     expect(again.stdout).toBe('a\n');
     expect(seal()).toBe(resealed);
+  });
+
+  it('sessions --verify rehashes every checkpoint and names the damaged ones', () => {
+    const intact = freshCheckpoint('verify');
+    const bad = freshCheckpoint('verify');
+    overwriteSameSize(path.join(bad.layer, 'a.txt'), 'A\n');
+    const r = nanocell(['sessions', '--verify'], { stateRoot: sb.stateRoot });
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain(`checkpoint ${intact.id}: intact\n`);
+    expect(r.stdout).toContain(
+      `checkpoint ${bad.id}: DAMAGED: a.txt in layer 0 differs from its record\n`,
+    );
   });
 });
