@@ -83,11 +83,7 @@ export default tseslint.config(
   },
   {
     // split in branches perf, live, ui
-    files: [
-      'src/task/task.ts',
-      'src/task/auditSink.ts',
-      'src/ui/server.ts',
-    ],
+    files: ['src/task/task.ts', 'src/task/auditSink.ts', 'src/ui/server.ts'],
     rules: { 'max-lines-per-function': 'off' },
   },
 );

@@ -35,7 +35,7 @@ type Seal = z.infer<typeof sealSchema>;
 export class LayerDamage extends Error {}
 
 /** Where the seal of `tree` is kept: next to it, outside what the overlay shows. */
-export const sealPath = (tree: string): string => `${tree}.seal`;
+const sealPath = (tree: string): string => `${tree}.seal`;
 
 /** The state root's MAC key, made on first use (0600, the state root's owner only). */
 function key(layout: StateLayout): Buffer {
@@ -98,7 +98,7 @@ function walk(tree: string, visit: Visit): void {
 }
 
 /** The stat fingerprint of a tree: what any change through the file system moves. */
-export function fingerprint(tree: string): string {
+function fingerprint(tree: string): string {
   const h = createHash('sha256');
   const line = (rel: string, st: fs.BigIntStats) =>
     h.update(
