@@ -215,7 +215,7 @@ export async function checkpointStack(
       'USAGE',
     );
   const trees = await checkedTrees(layout, m);
-  return { layers: trees.reverse(), taskIds: m.taskIds };
+  return { layers: trees.reverse(), taskIds: m.taskIds, checkpoint: checkpointDir(layout, id) };
 }
 
 /**

@@ -8,7 +8,10 @@ import path from 'node:path';
 import { listCheckpoints } from './checkpoint.js';
 import type { StateLayout } from './state.js';
 
-/** Written into the cell dir before its stack is mounted; gone with the cell dir. */
+/**
+ * Written into the cell dir before its stack is mounted (its layer trees, and the checkpoint
+ * they come from); gone with the cell dir.
+ */
 const STACK_RECORD = 'stack.json';
 
 export function recordStack(cellDir: string, layers: readonly string[]): void {
@@ -24,7 +27,7 @@ function inUse(layout: StateLayout): Set<string> {
   const use = (l: string) => {
     used.add(l);
     used.add(path.dirname(l)); // the layer's dir, or the checkpoint's own dir
-    used.add(path.dirname(path.dirname(l))); // the checkpoint itself
+    used.add(path.dirname(path.dirname(l))); // the checkpoint of an own layer
   };
   for (const id of fs.existsSync(layout.cells) ? fs.readdirSync(layout.cells) : []) {
     try {

@@ -125,7 +125,8 @@ export class CellWorkspace {
   static async prepare(o: PrepareOptions): Promise<CellWorkspace> {
     const stackLayers = o.stack?.layers ?? [];
     // Before any mount: gc must see what this cell uses even if it dies now.
-    if (stackLayers.length) recordStack(o.dirs.dir, stackLayers);
+    if (stackLayers.length)
+      recordStack(o.dirs.dir, [...stackLayers, o.stack?.checkpoint ?? []].flat());
     if (o.disabled) return CellWorkspace.bindReadOnly(o.project, o.policy.limits.disk);
     const project = o.project;
     // Rootless: the owner listing stats every inode in its own process while the walk reads dirs.
