@@ -52,7 +52,7 @@ async function once() {
     const ck = await createCheckpoint(layout, 'bench', taskId, project);
     const checkpointMs = performance.now() - t;
     t = performance.now();
-    const stack = checkpointStack(layout, ck.id, project);
+    const stack = await checkpointStack(layout, ck.id, project);
     const verifyMs = performance.now() - t;
     t = performance.now();
     const forks = [];

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import type { CellEvent } from '../audit/cellEvents.js';
-import { CgroupReader } from '../host/cgroups.js';
+import { CgroupReader, withCellFrozen } from '../host/cgroups.js';
 import type { HostFacts } from '../host/facts.js';
 import { probeHost } from '../host/probe.js';
 import type { AppliedLimits, CellPlan, Degradation } from '../plan/plan.js';
@@ -96,21 +96,25 @@ export class Cell extends EventEmitter {
     return this.got!.plan;
   }
 
-  /** Freezes the workspace as it is now; tasks start from it with `--from` the returned id. */
-  checkpoint(): string {
+  /**
+   * Freezes the workspace as it is now; tasks start from it with `--from` the returned id. The
+   * cell's processes are stopped (cgroup freezer) while its upper layer is copied, so the
+   * checkpoint is one point in time even while they write; they go on after.
+   */
+  async checkpoint(): Promise<string> {
     const f = this.got?.ws.frozenState();
-    if (!f)
+    if (!f || !this.proc || this.endReason)
       throw new NanocellError(
-        'this cell has no workspace to checkpoint',
-        'run it with a workspace',
+        f ? 'the cell has ended' : 'this cell has no workspace to checkpoint',
+        f ? 'checkpoint a running cell' : 'run it with a workspace',
         'USAGE',
       );
-    return checkpointLiveCell(this.got!.layout, {
-      session: this.session,
-      taskId: this.taskId,
-      project: this.got!.ws.cellPath,
-      ...f,
-    }).id;
+    const m = await checkpointLiveCell(
+      this.got!.layout,
+      { session: this.session, taskId: this.taskId, project: this.got!.ws.cellPath, ...f },
+      (capture) => withCellFrozen(this.host.cgroup, this.id, capture),
+    );
+    return m.id;
   }
 
   /** The workspace as the task sees it, read and written without starting a process. */

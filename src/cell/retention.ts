@@ -5,32 +5,46 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { listCheckpoints } from './checkpoint.js';
 import type { StateLayout } from './state.js';
 
-/** Written into the cell dir before its stack is mounted; gone with the cell dir. */
+/**
+ * Written into the cell dir before its stack is mounted (its layer trees, and the checkpoint
+ * they come from); gone with the cell dir.
+ */
 const STACK_RECORD = 'stack.json';
 
 export function recordStack(cellDir: string, layers: readonly string[]): void {
   fs.writeFileSync(path.join(cellDir, STACK_RECORD), JSON.stringify(layers), { mode: 0o600 });
 }
 
-/** Layer trees (and checkpoint dirs) any cell on disk uses: live, or not yet collected by gc. */
+/**
+ * Layer trees (and their dirs, and checkpoint dirs) that any cell on disk or any checkpoint
+ * uses: a checkpoint pins the session layers it is made of.
+ */
 function inUse(layout: StateLayout): Set<string> {
   const used = new Set<string>();
+  const use = (l: string) => {
+    used.add(l);
+    used.add(path.dirname(l)); // the layer's dir, or the checkpoint's own dir
+    used.add(path.dirname(path.dirname(l))); // the checkpoint of an own layer
+  };
   for (const id of fs.existsSync(layout.cells) ? fs.readdirSync(layout.cells) : []) {
     try {
       const layers = JSON.parse(
         fs.readFileSync(path.join(layout.cells, id, STACK_RECORD), 'utf8'),
       ) as string[];
-      for (const l of layers) {
-        used.add(l);
-        used.add(path.dirname(l)); // the layer's dir, or the checkpoint's layers dir
-        used.add(path.dirname(path.dirname(l))); // the checkpoint itself
-      }
+      layers.forEach(use);
     } catch {
       // no stack
     }
   }
+  for (const ck of listCheckpoints(layout))
+    for (const rel of ck.layers) {
+      const tree = path.resolve(layout.root, rel);
+      // Its own layers go with it; the ones it pins are another's to keep.
+      if (!tree.startsWith(`${path.join(layout.checkpoints, ck.id)}/`)) use(tree);
+    }
   return used;
 }
 
@@ -76,16 +90,22 @@ export function gcSessionState(
   layout: StateLayout,
   o: { olderThanMs?: number; maxBytes?: number },
 ): RetentionResult {
-  const used = inUse(layout);
+  let used = inUse(layout);
   const removed: string[] = [];
   const now = Date.now();
-  let rest: Candidate[] = [];
-  for (const c of candidates(layout)) {
-    const old = o.olderThanMs !== undefined && now - c.mtimeMs > o.olderThanMs;
-    if (!used.has(c.dir) && (c.orphan || old)) {
+  const sweep = (cs: Candidate[]) =>
+    cs.filter((c) => {
+      const old = o.olderThanMs !== undefined && now - c.mtimeMs > o.olderThanMs;
+      if (used.has(c.dir) || !(c.orphan || old)) return true;
       fs.rmSync(c.dir, { recursive: true, force: true });
       removed.push(c.dir);
-    } else rest.push(c);
+      return false;
+    });
+  let rest = sweep(candidates(layout));
+  if (removed.some((d) => d.startsWith(`${layout.checkpoints}/`))) {
+    // A checkpoint removed frees the layers it pinned.
+    used = inUse(layout);
+    rest = sweep(rest);
   }
   const kept = () => [...rest.map((c) => c.dir), layout.changes];
   let bytes = sizeOf(kept());
@@ -96,6 +116,8 @@ export function gcSessionState(
       fs.rmSync(victim.dir, { recursive: true, force: true });
       removed.push(victim.dir);
       rest = rest.filter((c) => c !== victim);
+      // A checkpoint removed frees the layers it pinned.
+      used = inUse(layout);
       bytes = sizeOf(kept());
     }
   }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { NanocellError } from '../util/errors.js';
 import { loadChangeSet, type ChangeSet } from '../workspace/manifest.js';
 import { ensureLayer } from '../workspace/layer.js';
+import { ensureSealed } from './layerSeal.js';
 import { checkedSessionName, type StateLayout } from './state.js';
 import type { WorkspaceStack } from './stackMount.js';
 
@@ -87,8 +88,8 @@ function onlyOne(sets: ChangeSet[], session: string, from: string): ChangeSet | 
 }
 
 /**
- * The layers a new task of `session` starts from (`--from last|TASK`), built where missing:
- * each on the ones below it and the project.
+ * The layers a new task of `session` starts from (`--from last|TASK`), built and sealed where
+ * missing: each on the ones below it and the project.
  */
 export async function resolveStack(
   layout: StateLayout,
@@ -106,7 +107,11 @@ export async function resolveStack(
         'USAGE',
       );
     }
-    trees.unshift(await ensureLayer(cs, layout.layer(cs.manifest.taskId), [...trees, project]));
+    const tree = await ensureLayer(cs, layout.layer(cs.manifest.taskId), [...trees, project]);
+    // Hashed once, when first built (or first used, for a layer of an older nanocell): what a
+    // checkpoint of it is checked against.
+    await ensureSealed(layout, tree);
+    trees.unshift(tree);
   }
   return { layers: trees, taskIds: chain.map((c) => c.manifest.taskId) };
 }

@@ -12,6 +12,8 @@ import { assertMountablePath, unmountOverlay } from '../workspace/index.js';
 export interface WorkspaceStack {
   layers: string[];
   taskIds: string[];
+  /** The checkpoint the layers come from: kept by gc while the cell is on disk. */
+  checkpoint?: string;
 }
 
 /** Idmapped views of `layers` under `dir`, topmost first; undone by unmountStack. */

@@ -40,6 +40,8 @@ export interface StateLayout {
   session(name: string): string;
   /** Frozen workspace states (`nanocell checkpoint`), one dir each. */
   checkpoints: string;
+  /** The MAC key of layer seals and checkpoint manifests (src/cell/layerSeal.ts). */
+  sealKey: string;
   /** A toolchain cache of one project (`key`: projectKey of its dev and inode). */
   toolCache(key: string, name: string): string;
 }
@@ -95,6 +97,7 @@ export function stateLayout(root: string): StateLayout {
     sessions,
     session: (name) => path.join(sessions, checkedSessionName(name)),
     checkpoints: path.join(root, 'checkpoints'),
+    sealKey: path.join(root, 'seal.key'),
     toolCache: (key, name) => path.join(root, 'caches', checkedTaskId(key), checkedTaskId(name)),
   };
 }

@@ -60,6 +60,47 @@ function collectRecord(o: { policy: Policy; session?: string }): CollectRecord {
   };
 }
 
+interface PrepareOptions {
+  project: ProjectDir;
+  policy: Policy;
+  dirs: CellDirs;
+  host: HostFacts;
+  cellUidBase?: number;
+  disabled?: boolean;
+  /** Hidden from the cell when the workspace contains it. */
+  stateRoot?: string;
+  /** The session's layers the task starts from (`--from`). */
+  stack?: WorkspaceStack;
+  session?: string;
+}
+
+/**
+ * The project at `target` with its owner's files shown as owned by the cell user, so the task
+ * can edit them through the overlay; every other owner maps to nobody.
+ */
+async function idmapView(project: string, target: string, cellHostUid: number): Promise<void> {
+  const owner = fs.statSync(project);
+  const r = await execa(
+    nativeBinary('nanocell-idmap'),
+    [
+      '--uid',
+      `${owner.uid}:${cellHostUid}`,
+      '--gid',
+      `${owner.gid}:${cellHostUid}`,
+      project,
+      target,
+    ],
+    { reject: false },
+  );
+  if (r.exitCode !== 0) {
+    throw new NanocellError(
+      `cannot create the idmapped view of ${project}: ${String(r.stderr).trim()}`,
+      'the project must be on a file system that supports idmapped mounts (ext4, xfs, btrfs, tmpfs)',
+      'HOST',
+    );
+  }
+}
+
 export class CellWorkspace {
   /** Reported with the cell's degradations (policy.degraded events). */
   readonly notices: WorkspaceNotice[] = [];
@@ -81,49 +122,13 @@ export class CellWorkspace {
     private readonly stackMounts: string[] = [],
   ) {}
 
-  static async prepare(o: {
-    project: ProjectDir;
-    policy: Policy;
-    dirs: CellDirs;
-    host: HostFacts;
-    cellUidBase?: number;
-    disabled?: boolean;
-    /** Hidden from the cell when the workspace contains it. */
-    stateRoot?: string;
-    /** The session's layers the task starts from (`--from`). */
-    stack?: WorkspaceStack;
-    session?: string;
-  }): Promise<CellWorkspace> {
+  static async prepare(o: PrepareOptions): Promise<CellWorkspace> {
     const stackLayers = o.stack?.layers ?? [];
     // Before any mount: gc must see what this cell uses even if it dies now.
-    if (stackLayers.length) recordStack(o.dirs.dir, stackLayers);
+    if (stackLayers.length)
+      recordStack(o.dirs.dir, [...stackLayers, o.stack?.checkpoint ?? []].flat());
+    if (o.disabled) return CellWorkspace.bindReadOnly(o.project, o.policy.limits.disk);
     const project = o.project;
-    const disk = o.policy.limits.disk;
-    if (o.disabled) {
-      // Benchmarks only: the project bind-mounted read-only, no overlay, no change set.
-      return new CellWorkspace(
-        project,
-        {
-          path: project,
-          mode: 'host-overlay',
-          mergedDir: project,
-          extraMounts: [
-            {
-              destination: project,
-              type: 'bind',
-              source: project,
-              options: ['bind', 'ro', 'nosuid', 'nodev'],
-            },
-          ],
-        },
-        undefined,
-        undefined,
-        undefined,
-        disk,
-        undefined,
-        undefined,
-      );
-    }
     // Rootless: the owner listing stats every inode in its own process while the walk reads dirs.
     const caller: Owner = { uid: o.host.uid, gid: o.host.gid };
     const foreignListing = o.host.rootless ? listForeignOwned(project, caller) : undefined;
@@ -138,60 +143,102 @@ export class CellWorkspace {
     const notices: WorkspaceNotice[] = home.notice
       ? [{ control: 'workspace-home', reason: home.notice }]
       : [];
+    if (!o.host.rootless) return CellWorkspace.prepareRoot(o, scope, notices);
+    const ws = await CellWorkspace.prepareRootless(o, scope, caller, notices);
+    const foreign = foreignOwnersInScope(await foreignListing!, scope);
+    if (foreign) ws.notices.push(foreignOwnersNotice(foreign, project, o.host));
+    ws.notices.push(...notices);
+    return ws;
+  }
 
-    if (o.host.rootless) {
-      const base = path.join(o.dirs.dir, 'ws');
-      const upper = path.join(base, 'upper');
-      const work = path.join(base, 'work');
-      // The runtime joins these into one overlay option string.
-      for (const p of [project, upper, work, ...stackLayers]) assertMountablePath(p);
-      fs.mkdirSync(upper, { recursive: true, mode: 0o755 });
-      fs.mkdirSync(work, { recursive: true, mode: 0o700 });
-      fs.chmodSync(upper, fs.statSync(project).mode & 0o777);
-      const gitConfigs = credentialConfigs(project);
-      const hiddenLayer = await writeRootlessWhiteouts(
-        scope,
-        path.join(base, 'whiteouts'),
-        caller,
-        notices,
-        gitConfigs,
-      );
-      const credNotice = gitCredentialsNotice(gitConfigs);
-      if (credNotice) notices.push({ control: 'workspace-git-credentials', reason: credNotice });
-      const ws = new CellWorkspace(
-        project,
-        {
-          path: project,
-          mode: 'cell-overlay',
-          // Topmost first, as overlayfs stacks lowerdir: the whiteouts hide what is out of scope.
-          lowerDir: [hiddenLayer, ...stackLayers, project].filter((l) => !!l).join(':'),
-          upperDir: upper,
-          workDir: work,
-          extraMounts: protectMounts(scope, project, hiddenLayer, gitConfigs),
-        },
-        scope,
-        undefined,
-        undefined,
-        disk,
-        upper,
-        hiddenLayer,
-        o.stack,
-        collectRecord(o),
-      );
-      const foreign = foreignOwnersInScope(await foreignListing!, scope);
-      if (foreign) ws.notices.push(foreignOwnersNotice(foreign, project, o.host));
-      ws.notices.push(...notices);
-      return ws;
-    }
+  /** Benchmarks only: the project bind-mounted read-only, no overlay, no change set. */
+  private static bindReadOnly(project: ProjectDir, disk: number): CellWorkspace {
+    return new CellWorkspace(
+      project,
+      {
+        path: project,
+        mode: 'host-overlay',
+        mergedDir: project,
+        extraMounts: [
+          {
+            destination: project,
+            type: 'bind',
+            source: project,
+            options: ['bind', 'ro', 'nosuid', 'nodev'],
+          },
+        ],
+      },
+      undefined,
+      undefined,
+      undefined,
+      disk,
+      undefined,
+      undefined,
+    );
+  }
 
+  /** Rootless: the runtime mounts the overlay inside the cell's user namespace. */
+  private static async prepareRootless(
+    o: PrepareOptions,
+    scope: ScopePlan,
+    caller: Owner,
+    notices: WorkspaceNotice[],
+  ): Promise<CellWorkspace> {
+    const project = o.project;
+    const stackLayers = o.stack?.layers ?? [];
+    const base = path.join(o.dirs.dir, 'ws');
+    const upper = path.join(base, 'upper');
+    const work = path.join(base, 'work');
+    // The runtime joins these into one overlay option string.
+    for (const p of [project, upper, work, ...stackLayers]) assertMountablePath(p);
+    fs.mkdirSync(upper, { recursive: true, mode: 0o755 });
+    fs.mkdirSync(work, { recursive: true, mode: 0o700 });
+    fs.chmodSync(upper, fs.statSync(project).mode & 0o777);
+    const gitConfigs = credentialConfigs(project);
+    const hiddenLayer = await writeRootlessWhiteouts(
+      scope,
+      path.join(base, 'whiteouts'),
+      caller,
+      notices,
+      gitConfigs,
+    );
+    const credNotice = gitCredentialsNotice(gitConfigs);
+    if (credNotice) notices.push({ control: 'workspace-git-credentials', reason: credNotice });
+    return new CellWorkspace(
+      project,
+      {
+        path: project,
+        mode: 'cell-overlay',
+        // Topmost first, as overlayfs stacks lowerdir: the whiteouts hide what is out of scope.
+        lowerDir: [hiddenLayer, ...stackLayers, project].filter((l) => !!l).join(':'),
+        upperDir: upper,
+        workDir: work,
+        extraMounts: protectMounts(scope, project, hiddenLayer, gitConfigs),
+      },
+      scope,
+      undefined,
+      undefined,
+      o.policy.limits.disk,
+      upper,
+      hiddenLayer,
+      o.stack,
+      collectRecord(o),
+    );
+  }
+
+  /** Root mode: the overlay mounted on the host over an idmapped view of the project. */
+  private static async prepareRoot(
+    o: PrepareOptions,
+    scope: ScopePlan,
+    notices: WorkspaceNotice[],
+  ): Promise<CellWorkspace> {
     if (o.cellUidBase === undefined)
       throw new NanocellError('no uid range for the workspace', 'report a bug');
     const cellHostUid = o.cellUidBase + CELL_UID;
-    const owner = fs.statSync(project);
     const overlay = await prepareOverlay({
       baseDir: path.join(o.dirs.dir, 'ws'),
       plan: scope,
-      sizeBytes: disk,
+      sizeBytes: o.policy.limits.disk,
       owner: { uid: cellHostUid, gid: cellHostUid },
     });
     const gitNotice = trackedHiddenNotice(overlay.gitViews ?? []);
@@ -201,30 +248,10 @@ export class CellWorkspace {
     let idmapped: string | undefined;
     let stackMounts: string[] = [];
     try {
-      stackMounts = await mountStack(stackLayers, o.dirs.dir, cellHostUid);
-      // Files owned by the project's owner appear owned by the cell user, so the task can
-      // edit them through the overlay; every other owner maps to nobody.
+      stackMounts = await mountStack(o.stack?.layers ?? [], o.dirs.dir, cellHostUid);
       fs.mkdirSync(o.dirs.lower, { mode: 0o700 });
       idmapped = o.dirs.lower;
-      const r = await execa(
-        nativeBinary('nanocell-idmap'),
-        [
-          '--uid',
-          `${owner.uid}:${cellHostUid}`,
-          '--gid',
-          `${owner.gid}:${cellHostUid}`,
-          project,
-          o.dirs.lower,
-        ],
-        { reject: false },
-      );
-      if (r.exitCode !== 0) {
-        throw new NanocellError(
-          `cannot create the idmapped view of ${project}: ${String(r.stderr).trim()}`,
-          'the project must be on a file system that supports idmapped mounts (ext4, xfs, btrfs, tmpfs)',
-          'HOST',
-        );
-      }
+      await idmapView(o.project, o.dirs.lower, cellHostUid);
       await mountOverlay({ lowerDir: o.dirs.lower, stack: stackMounts, dirs: overlay });
     } catch (e) {
       if (idmapped) await unmountOverlay(idmapped).catch(() => undefined);
@@ -233,17 +260,17 @@ export class CellWorkspace {
       throw e;
     }
     const ws = new CellWorkspace(
-      project,
+      o.project,
       {
-        path: project,
+        path: o.project,
         mode: 'host-overlay',
         mergedDir: overlay.mergedDir,
-        extraMounts: scopeMounts(scope, project, overlay.mergedDir),
+        extraMounts: scopeMounts(scope, o.project, overlay.mergedDir),
       },
       scope,
       overlay,
       idmapped,
-      disk,
+      o.policy.limits.disk,
       overlay.upperDir,
       overlay.whiteoutDir,
       o.stack,

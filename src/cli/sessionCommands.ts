@@ -1,8 +1,8 @@
 // `nanocell checkpoint TASK` and `nanocell sessions`: a session's tasks, layers and checkpoints.
 import type { Command } from 'commander';
-import { createCheckpoint, listCheckpoints } from '../cell/checkpoint.js';
+import { createCheckpoint, listCheckpoints, verifyCheckpoints } from '../cell/checkpoint.js';
 import { sessionChangeSets } from '../cell/session.js';
-import { ensureStateRoot } from '../cell/state.js';
+import { ensureStateRoot, type StateLayout } from '../cell/state.js';
 import { escapeText, toJson } from '../util/display.js';
 import { loadChangeSet } from '../workspace/manifest.js';
 import type { CliContext } from './context.js';
@@ -31,8 +31,10 @@ export function registerSessionCommands(program: Command, ctx: CliContext): void
     .command('sessions')
     .description('list sessions with unapplied change sets, and the checkpoints')
     .option('--json', 'as JSON')
-    .action((o: { json?: boolean }) => {
+    .option('--verify', 'rehash every checkpoint in full (exit 1 when one is damaged)')
+    .action(async (o: { json?: boolean; verify?: boolean }) => {
       const layout = ensureStateRoot(ctx.stateRoot());
+      if (o.verify) return verify(layout, !!o.json, out);
       const bySession = new Map<string, string[]>();
       for (const cs of sessionChangeSets(layout)) {
         const s = cs.manifest.session ?? 'default';
@@ -54,4 +56,14 @@ export function registerSessionCommands(program: Command, ctx: CliContext): void
           `checkpoint ${c.id}: session ${escapeText(c.session)}, tasks ${c.taskIds.join(' ')}, ${new Date(c.createdAtMs).toISOString()}\n`,
         );
     });
+}
+
+/** `sessions --verify`: what a fork checks cheaply (stat fingerprints), rehashed in full. */
+async function verify(layout: StateLayout, json: boolean, out: (s: string) => void) {
+  const verdicts = await verifyCheckpoints(layout);
+  if (json) out(`${toJson(verdicts, 2)}\n`);
+  else
+    for (const v of verdicts)
+      out(`checkpoint ${v.id}: ${v.damage === null ? 'intact' : `DAMAGED: ${v.damage}`}\n`);
+  if (verdicts.some((v) => v.damage !== null)) process.exitCode = 1;
 }

@@ -1,6 +1,9 @@
-// Reading a cell's cgroup counters for the report and the live view (v1 and v2).
+// A cell's cgroup: its counters for the report and the live view, and its freezer for a
+// checkpoint of the live cell (v1 and v2).
 import fs from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { NanocellError } from '../util/errors.js';
 import type { CgroupFacts } from './facts.js';
 
 const ROOT = '/sys/fs/cgroup';
@@ -148,5 +151,74 @@ export class CgroupReader {
       };
     }
     return { peakMemoryBytes: null, peakPids: null, cpuMs: null, oomKills: 0, pidsLimitHits: 0 };
+  }
+}
+
+/** The file that freezes a cell's cgroup, and what it reads once frozen (v1 freezer, v2 core). */
+function freezerFiles(facts: CgroupFacts, cellId: string) {
+  if (facts.version === 1) {
+    const state = path.join(ROOT, 'freezer', facts.parent, cellId, 'freezer.state');
+    return { control: state, on: 'FROZEN', off: 'THAWED', frozen: () => read(state) === 'FROZEN' };
+  }
+  if (facts.version === 2) {
+    const dir = path.join(ROOT, facts.parent, cellId);
+    const events = path.join(dir, 'cgroup.events');
+    return {
+      control: path.join(dir, 'cgroup.freeze'),
+      on: '1',
+      off: '0',
+      frozen: () => /^frozen 1$/m.test(read(events)),
+    };
+  }
+  return undefined;
+}
+
+const read = (file: string) => fs.readFileSync(file, 'utf8').trim();
+
+/** How long a freeze may take before the checkpoint gives up (a task stuck in the kernel). */
+const FREEZE_TIMEOUT_MS = 5000;
+
+/**
+ * Runs `fn` with every process of the cell stopped by the cgroup freezer, so what it reads of
+ * the cell's files is one point in time; thaws after, also when `fn` or the freeze fails.
+ * Refuses when the cell has no freezer (nothing is run then).
+ */
+export async function withCellFrozen<T>(
+  facts: CgroupFacts,
+  cellId: string,
+  fn: () => T | Promise<T>,
+): Promise<T> {
+  const f = freezerFiles(facts, cellId);
+  if (!f || !fs.existsSync(f.control)) {
+    throw new NanocellError(
+      `cannot freeze cell ${cellId}: it has no cgroup freezer${f ? ` (${f.control})` : ''}`,
+      'a checkpoint of a live cell needs the cgroup freezer: run as root, or with a delegated cgroup v2',
+      'HOST',
+    );
+  }
+  try {
+    fs.writeFileSync(f.control, f.on);
+    const deadline = Date.now() + FREEZE_TIMEOUT_MS;
+    while (!f.frozen()) {
+      if (Date.now() > deadline)
+        throw new NanocellError(
+          `cell ${cellId} did not freeze within ${FREEZE_TIMEOUT_MS} ms`,
+          'a process of the cell is stuck in the kernel; try the checkpoint again',
+          'HOST',
+        );
+      await sleep(2);
+    }
+    return await fn();
+  } finally {
+    thaw(f.control, f.off);
+  }
+}
+
+function thaw(control: string, off: string): void {
+  try {
+    fs.writeFileSync(control, off);
+  } catch (e) {
+    // Gone with the cell: nothing is left frozen.
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
 }

@@ -115,7 +115,7 @@ describe('checkpoints', () => {
     let id: string;
     try {
       expect((await cell.run(['sh', '-c', 'echo before > live.txt; rm f.txt'])).exitCode).toBe(0);
-      id = cell.checkpoint();
+      id = await cell.checkpoint();
       expect((await cell.run(['sh', '-c', 'echo after > live.txt'])).exitCode).toBe(0);
     } finally {
       await cell.destroy();

@@ -1,5 +1,6 @@
 // Retention: nanocell sessions lists what sessions keep; gc removes orphaned layers, old
-// checkpoints and, down to --max-size, the oldest of the rest, but never what a live cell uses.
+// checkpoints and, down to --max-size, the oldest of the rest, but never what a live cell uses
+// nor a layer a checkpoint pins (removing the checkpoint frees it).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -42,7 +43,8 @@ describe('retention of session state', () => {
     expect(listed.checkpoints.map((c: { id: string }) => c.id)).toEqual([ck]);
     expect(ls(path.join(sb.stateRoot, 'layers')).sort()).toEqual([t1, t2].sort());
 
-    // A cell running from the checkpoint holds it (and nothing else) against the size cap.
+    // A cell running from the checkpoint holds it and the session layers it pins against the
+    // size cap.
     const live = spawn(
       'node',
       [
@@ -73,18 +75,24 @@ describe('retention of session state', () => {
       )
         await new Promise((r) => setTimeout(r, 100));
       const gc = JSON.parse(cli(['gc', '--max-size', '1', '--json']).stdout);
-      expect(gc.sessions.removed.map((d: string) => path.basename(d)).sort()).toEqual(
-        [t1, t2].sort(),
-      );
+      expect(gc.sessions.removed).toEqual([]);
       expect(ls(path.join(sb.stateRoot, 'checkpoints'))).toEqual([ck]);
+      expect(ls(path.join(sb.stateRoot, 'layers')).sort()).toEqual([t1, t2].sort());
     } finally {
       live.kill('SIGTERM');
       await new Promise((r) => live.once('close', r));
     }
+    // Once the cell is gone: the checkpoint first, which frees the layers it pinned.
+    const gc1 = JSON.parse(cli(['gc', '--max-size', '1', '--json']).stdout);
+    expect(gc1.sessions.removed.map((d: string) => path.basename(d)).sort()).toEqual(
+      [ck, t1, t2].sort(),
+    );
     // The layers are a cache: the session still stacks, rebuilding them.
     run(['--from', t2], 'cat two.txt big.bin > three.txt');
     expect(ls(path.join(sb.stateRoot, 'layers')).sort()).toEqual([t1, t2].sort());
-    // Discarded tasks leave orphaned layers, which any gc removes; --older-than takes old checkpoints.
+    // Discarded tasks leave orphaned layers, which any gc removes; --older-than takes old
+    // checkpoints, and then the layers they pinned.
+    expect(cli(['checkpoint', t2]).status).toBe(0);
     cli(['discard', '--session', 'keep']);
     const gc2 = JSON.parse(cli(['gc', '--older-than', '1ms', '--json']).stdout);
     expect(gc2.sessions.removed.length).toBeGreaterThanOrEqual(1);
