@@ -147,14 +147,12 @@ export class ControlServer {
         if (session) return session.input(line);
         this.onRequest(socket, peer, line, (s) => (session = s));
       },
-      () =>
-        socket.write(
-          encode({
-            type: 'error',
-            error: `a line longer than ${MAX_LINE_BYTES} bytes was skipped`,
-            fix: 'send stdin in smaller chunks',
-          }),
-        ),
+      () => {
+        const error = `a line longer than ${MAX_LINE_BYTES} bytes was skipped`;
+        const fix = 'send stdin in smaller chunks';
+        if (session) session.fail(error, fix);
+        else socket.write(encode({ type: 'error', error, fix }));
+      },
     );
     socket.on('data', (d: Buffer) => lines.push(d));
     socket.resume();
@@ -189,6 +187,7 @@ export class ControlServer {
           x = t.exec(req.argv, {
             ...(req.env ? { env: req.env } : {}),
             ...(req.cwd ? { cwd: req.cwd } : {}),
+            ...(req.tty ? { tty: req.tty } : {}),
           });
         } catch (e) {
           const n = e as NanocellError;
@@ -197,8 +196,10 @@ export class ControlServer {
           );
           return;
         }
-        record({ argv: req.argv.slice(0, 64) });
-        startSession(new ExecSession(socket, x, req.stdin === true));
+        record({ ...(req.tty ? { verb: 'exec -t' } : {}), argv: req.argv.slice(0, 64) });
+        // A terminal's stdin is the user's keys: a tty exec always has one.
+        const mode = { stdin: req.stdin === true || req.tty !== undefined, tty: !!req.tty };
+        startSession(new ExecSession(socket, x, mode));
         return;
       }
       case 'egress':
