@@ -5,10 +5,13 @@ import type { CellEvent } from './cellEvents.js';
 import type { AuditEventInput } from './events.js';
 
 const str = (v: unknown, max = 4096): string => String(v ?? '').slice(0, max);
-const int = (v: unknown): number => {
-  const n = Number(v);
-  return Number.isFinite(n) ? Math.max(0, Math.trunc(n)) : 0;
+// Integers the store accepts: safe integers (a pid of 1e300 is an integer, not a safe one).
+const int = (v: unknown): number => Math.max(0, signed(v));
+const signed = (v: unknown): number => {
+  const n = Math.trunc(Number(v));
+  return Number.isFinite(n) ? Math.max(-MAX_INT, Math.min(MAX_INT, n)) : 0;
 };
+const MAX_INT = Number.MAX_SAFE_INTEGER;
 
 /**
  * The monitor's `syscall.denied.summary` counts are cumulative per (syscall, pid), and its
@@ -78,7 +81,7 @@ const MAPPERS = {
     {
       type: 'syscall.denied',
       name: str(e.name, 64),
-      nr: Math.trunc(Number(e.nr) || 0),
+      nr: signed(e.nr),
       arch: str(e.arch, 16),
       pid: int(e.pid),
       exe: str(e.exe, 1024),
@@ -188,7 +191,7 @@ function deniedSummary(e: Raw, summaries: DenialSummaries): AuditEventInput[] {
         {
           type: 'syscall.denied' as const,
           name,
-          nr: Math.trunc(Number(c.nr) || 0),
+          nr: signed(c.nr),
           arch: str(c.arch ?? '', 16),
           pid,
           exe: str(c.exe ?? '', 1024),
