@@ -63,7 +63,7 @@ export class Cell extends EventEmitter {
   private readonly running = new Set<CellExec>();
 
   /** The cell's own audit record, unless its caller keeps one (CellOptions.record). */
-  private readonly rec?: TaskRecord;
+  private rec?: TaskRecord;
 
   private constructor(private readonly opts: CellOptions) {
     super();
@@ -71,7 +71,6 @@ export class Cell extends EventEmitter {
     this.taskId = opts.taskId ?? newTaskId();
     this.session = opts.session ?? 'default';
     this.workspace = opts.workspace;
-    if (opts.record !== false) this.rec = this.openRecord();
   }
 
   private openRecord(): TaskRecord {
@@ -179,6 +178,8 @@ export class Cell extends EventEmitter {
       stateRoot: path.resolve(opts.stateRoot ?? defaultStateRoot()),
       homes: hostHomeDirs(),
     });
+    // Only now: a cell refused by resolve leaves nothing behind, not even a task row.
+    if (opts.record !== false) this.rec = this.openRecord();
     const got = await acquireCell({
       id: this.id,
       taskId: this.taskId,

@@ -118,18 +118,15 @@ describe('library cells in the audit store', () => {
     cell = undefined;
   });
 
-  it('a cell that fails to start is recorded as failed, with the reason', async () => {
-    const missing = path.join(sb.project, 'no-such-dir');
+  it('a cell refused before it starts leaves no task row (nothing changed on the host)', async () => {
     await expect(
       Cell.create({
         policy: resolvePolicy(parsePolicy({})),
-        workspace: missing,
+        workspace: path.join(sb.project, 'no-such-dir'),
         stateRoot: sb.stateRoot,
       }),
-    ).rejects.toThrow();
-    const [t] = tasks();
-    expect(t).toMatchObject({ status: 'failed', endReason: 'error' });
-    expect(JSON.stringify(t!.report)).toContain('no-such-dir');
+    ).rejects.toThrow(/no-such-dir/);
+    expect(fs.existsSync(path.join(sb.stateRoot, 'nanocell.db'))).toBe(false);
   });
 
   it('record: false leaves the record to the caller (runTask keeps its own)', async () => {
