@@ -73,16 +73,26 @@ export class ControlServer {
     const server = net.createServer({ pauseOnConnect: true });
     const cs = new ControlServer(server, o, socketPath);
     server.on('connection', (s) => cs.onConnection(s));
+    // Bound under another name, outside the control dir that clients and `ps` list, and
+    // renamed in once it listens: a client that finds the socket finds it listening (one
+    // refused between bind and listen would clear it away as stale). Not longer than the path.
+    const bound = socketPath.replace(/\/([^/]+)\.sock$/, '.$1.tmp');
+    fs.rmSync(bound, { force: true });
     // The mask makes the socket 0600 from its creation: there is no moment it is wider.
     const mask = process.umask(0o177);
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(socketPath, () => {
+        server.listen(bound, () => {
           server.off('error', reject);
           resolve();
         });
       });
+      fs.renameSync(bound, socketPath);
+    } catch (e) {
+      server.close();
+      fs.rmSync(bound, { force: true });
+      throw e;
     } finally {
       process.umask(mask);
     }

@@ -11,6 +11,8 @@ export interface LiveTask {
   id: string;
   child: ChildProcess;
   closed: Promise<unknown>;
+  /** What the supervisor printed on stderr so far (for failure messages). */
+  stderr(): string;
 }
 
 /** Starts `nanocell run -- sh -c SCRIPT`; resolves once its control socket is up. */
@@ -24,17 +26,22 @@ export async function startLiveTask(
     cwd: sb.project,
   });
   child.stdout!.resume();
-  child.stderr!.resume();
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const closed = once(child, 'close');
   const control = path.join(sb.stateRoot, 'control');
   for (let i = 0; i < 600; i++) {
-    const socks = fs.existsSync(control) ? fs.readdirSync(control) : [];
-    if (socks.length === 1) return { id: socks[0]!.replace(/\.sock$/, ''), child, closed };
+    const socks = (fs.existsSync(control) ? fs.readdirSync(control) : []).filter((n) =>
+      n.endsWith('.sock'),
+    );
+    if (socks.length === 1) {
+      return { id: socks[0]!.replace(/\.sock$/, ''), child, closed, stderr: () => err };
+    }
     if (child.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   child.kill('SIGKILL');
-  throw new Error('the task never served its control socket');
+  throw new Error(`the task never served its control socket: ${err}`);
 }
 
 /** Kills a task a failed test left running, and waits for it. */

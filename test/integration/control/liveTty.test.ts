@@ -193,6 +193,7 @@ describe('exec -t on the wire: a hostile client', () => {
       ],
     ];
     for (const [open, bad, error] of cases) {
+      expect(task.child.exitCode, task.stderr()).toBeNull();
       const { replies } = await session(task.id, open, [bad]);
       expect(replies.map((m) => m.type)).toEqual(['started', 'error']);
       expect(replies[1]!.error).toMatch(error);
