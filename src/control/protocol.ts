@@ -18,7 +18,7 @@ export const CHUNK_BYTES = 64 * 1024;
 export const DEFAULT_STOP_GRACE_MS = 10_000;
 
 /** Columns or rows of an exec's terminal: no real window is larger (winsize holds 65535). */
-export const MAX_TTY_DIMENSION = 4096;
+const MAX_TTY_DIMENSION = 4096;
 
 const v = z.literal(CONTROL_PROTOCOL_VERSION);
 const dimension = z.number().int().min(1).max(MAX_TTY_DIMENSION);
