@@ -81,9 +81,4 @@ export default tseslint.config(
       'max-lines-per-function': ['error', { max: 80, skipBlankLines: true, skipComments: true }],
     },
   },
-  {
-    // split in branch live
-    files: ['src/task/task.ts', 'src/task/auditSink.ts'],
-    rules: { 'max-lines-per-function': 'off' },
-  },
 );

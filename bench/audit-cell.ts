@@ -12,7 +12,7 @@
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { AuditStore } from '../src/audit/store.js';
 import { newTaskId } from '../src/audit/taskId.js';
-import { DenialSummaries, toAuditEvents } from '../src/task/auditSink.js';
+import { DenialSummaries, toAuditEvents } from '../src/audit/sink.js';
 import { Cell } from '../src/cell/cell.js';
 import type { CellEvent } from '../src/cell/types.js';
 import { parsePolicy, resolvePolicy } from '../src/policy/load.js';

@@ -1,4 +1,4 @@
-// The raw events a cell produces, before the task's audit sink (src/task/auditSink.ts) turns
+// The raw events a cell produces, before the task's audit sink (src/audit/sink.ts) turns
 // them into stored AuditEvents. The audit layer owns the type so that the cell that emits
 // them, the proxy adapter and the sink all name one union without an import cycle.
 //

@@ -24,6 +24,8 @@ import { collectChanges, collectResources } from './collect.js';
 import { collectRun, startExec, writeCellStatus } from './exec.js';
 import { CellProcess } from './launch.js';
 import { defaultStateRoot } from './state.js';
+import { TaskRecord } from './record.js';
+import { newTaskId } from '../audit/taskId.js';
 import type {
   CellBackend,
   CellExec,
@@ -60,12 +62,30 @@ export class Cell extends EventEmitter {
   /** Commands running now, for `stop` to signal. */
   private readonly running = new Set<CellExec>();
 
+  /** The cell's own audit record, unless its caller keeps one (CellOptions.record). */
+  private rec?: TaskRecord;
+
   private constructor(private readonly opts: CellOptions) {
     super();
     this.id = newCellId();
-    this.taskId = opts.taskId ?? this.id;
+    this.taskId = opts.taskId ?? newTaskId();
     this.session = opts.session ?? 'default';
     this.workspace = opts.workspace;
+  }
+
+  private openRecord(): TaskRecord {
+    const { opts } = this;
+    return TaskRecord.open({
+      stateRoot: path.resolve(opts.stateRoot ?? defaultStateRoot()),
+      taskId: this.taskId,
+      session: this.session,
+      // A library cell runs many commands: they are its exec events, not one command line.
+      command: [],
+      workspace: opts.workspace,
+      policy: opts.policy,
+      envNames: Object.keys(opts.policy.env).sort(),
+      onError: (message) => this.emit('log', message),
+    });
   }
 
   /** A local cell; with `backend`, that backend's cell from the same options. */
@@ -79,6 +99,7 @@ export class Cell extends EventEmitter {
     } catch (e) {
       cell.endReason = 'error';
       await cell.unwind().catch(() => undefined);
+      cell.rec?.finish({ exitCode: null, endReason: 'error', error: e as Error, changes: 'keep' });
       throw e;
     }
     return cell;
@@ -86,6 +107,7 @@ export class Cell extends EventEmitter {
 
   private readonly emitEvent = (e: CellEvent): void => {
     try {
+      this.rec?.cellEvent(e);
       this.opts.onEvent?.(e);
     } catch {
       // An audit sink failure must not take the cell down; the sink reports its own errors.
@@ -160,6 +182,8 @@ export class Cell extends EventEmitter {
       stateRoot: path.resolve(opts.stateRoot ?? defaultStateRoot()),
       homes: hostHomeDirs(),
     });
+    // Only now: a cell refused by resolve leaves nothing behind, not even a task row.
+    if (opts.record !== false) this.rec = this.openRecord();
     const got = await acquireCell({
       id: this.id,
       taskId: this.taskId,
@@ -302,7 +326,21 @@ export class Cell extends EventEmitter {
    * Aborting `o.abandonChanges` stops a change-set collection in progress; nothing of it is kept.
    */
   destroy(o: { abandonChanges?: AbortSignal } = {}): Promise<CellSummary> {
-    this.destroyed ??= this.doDestroy(o.abandonChanges);
+    this.destroyed ??= this.doDestroy(o.abandonChanges).then(
+      (summary) => {
+        this.rec?.finish({
+          exitCode: null,
+          endReason: summary.endReason!,
+          summary,
+          changes: 'keep',
+        });
+        return summary;
+      },
+      (e: Error) => {
+        this.rec?.finish({ exitCode: null, endReason: 'error', error: e, changes: 'keep' });
+        throw e;
+      },
+    );
     return this.destroyed;
   }
 

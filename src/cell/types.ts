@@ -26,6 +26,12 @@ export interface CellOptions {
   /** Extra `network.allow` entries (the CLI's --allow-net). */
   extraAllowNet?: string[];
   onEvent?: (e: CellEvent) => void;
+  /**
+   * Record the cell in the state root's audit store as a task (default true): its row, its
+   * events, its end and its change set's fate, for `nanocell tasks/report/verify/diff`.
+   * false: the caller keeps the record (runTask does, with its command and exit status).
+   */
+  record?: boolean;
   /** Skip parts of the cell, for benchmarks that show what each part costs. Not for users. */
   benchOff?: { seccomp?: boolean; workspace?: boolean; cgroups?: boolean };
 }

@@ -1,11 +1,12 @@
 // `nanocell exec TASK -- CMD`, `nanocell stop TASK`, `nanocell kill TASK`: verbs on a running
 // cell, through the control socket its supervisor serves (src/control).
-import { Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { endTask, execInTask } from '../control/client.js';
 import { NanocellError } from '../util/errors.js';
 import type { CliContext } from './context.js';
 import { TaskOutput } from './output.js';
 import { resolveLiveTask } from './taskRef.js';
+import { UserTerminal } from './terminal.js';
 
 const SIGNALS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
 
@@ -18,8 +19,8 @@ export function registerLiveCommands(program: Command, ctx: CliContext): void {
     .argument('<command...>', 'the command and its arguments')
     .passThroughOptions()
     .option('-i, --interactive', 'pass stdin to the command')
+    .option('-t, --tty', "give the command a terminal inside the cell (the user's in raw mode)")
     .option('-w, --workdir <dir>', "working directory in the cell (default: the project's path)")
-    .addOption(new Option('-t, --tty', 'allocate a terminal (not supported yet)').hideHelp())
     .option('--raw-output', "pass the command's terminal escape sequences through to a terminal")
     .action(async (task: string, command: string[], opts: ExecOpts) => {
       // Past the task id options are passed through, `--` included: it only separates.
@@ -67,20 +68,30 @@ interface ExecOpts {
 }
 
 async function execCommand(ctx: CliContext, task: string, command: string[], opts: ExecOpts) {
-  if (opts.tty) {
-    throw new NanocellError(
-      'exec -t is not supported: cells run commands without a terminal',
-      'drop -t (use -i to pass stdin)',
-      'USAGE',
-    );
-  }
   const t = resolveLiveTask(ctx.stateRoot(), task);
+  // Raw mode from here to the finally below (or, should it crash, the process's exit).
+  const terminal = opts.tty ? UserTerminal.enter() : undefined;
+  try {
+    return await execIn(t, command, opts, terminal);
+  } finally {
+    terminal?.restore();
+    process.stdin.unref?.();
+  }
+}
+
+async function execIn(
+  t: { id: string; socket: string },
+  command: string[],
+  opts: ExecOpts,
+  terminal: UserTerminal | undefined,
+): Promise<number> {
   const output = (fd: 1 | 2) => {
     const toTerminal = (fd === 1 ? process.stdout : process.stderr).isTTY === true;
     return new TaskOutput({
       fd,
       toTerminal,
-      filter: toTerminal && !opts.rawOutput,
+      // A terminal program's escape sequences are its interface (as with `run -t`).
+      filter: toTerminal && !opts.rawOutput && !terminal,
       // Nobody reads: end the command in the cell, as SIGPIPE would on the host.
       onBroken: () => process.kill(process.pid, 'SIGPIPE'),
     });
@@ -90,7 +101,10 @@ async function execCommand(ctx: CliContext, task: string, command: string[], opt
     t.id,
     command,
     {
-      ...(opts.interactive ? { stdin: process.stdin } : {}),
+      ...(opts.interactive || terminal ? { stdin: process.stdin } : {}),
+      ...(terminal
+        ? { tty: { size: terminal.size(), onResize: (l) => terminal.onResize(l) } }
+        : {}),
       stdout: output(1),
       stderr: output(2),
       signals: (send) => {
@@ -104,6 +118,5 @@ async function execCommand(ctx: CliContext, task: string, command: string[], opt
     },
     opts.workdir ? { cwd: opts.workdir } : {},
   );
-  if (!opts.interactive) process.stdin.unref?.();
   return r.exitCode;
 }

@@ -3,12 +3,14 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
+import type { TtySize } from '../cell/initFrames.js';
 import { NanocellError } from '../util/errors.js';
 import {
   CHUNK_BYTES,
   DEFAULT_STOP_GRACE_MS,
   encode,
   LineSplitter,
+  localError,
   parseReply,
   type ControlReply,
 } from './protocol.js';
@@ -27,7 +29,7 @@ class Connection {
   constructor(readonly socket: net.Socket) {
     const lines = new LineSplitter(
       (line) => this.push(parseReply(line)),
-      () => this.push({ v: 1, type: 'error', error: 'reply too long', fix: 'upgrade nanocell' }),
+      () => this.push(localError('reply too long', 'upgrade nanocell')),
     );
     socket.on('data', (d: Buffer) => lines.push(d));
     const end = () => {
@@ -146,6 +148,11 @@ export interface ExecStreams {
   stderr: Writable;
   /** Hooks up signal forwarding (the CLI's Ctrl-C); returns how to unhook it. */
   signals?: (send: (signal: number) => void) => () => void;
+  /**
+   * Run on a terminal in the cell of this size (stdin is then the user's keys, stdout the
+   * terminal's output); `onResize` follows the user's window and returns its unsubscribe.
+   */
+  tty?: { size: TtySize; onResize(listener: (size: TtySize) => void): () => void };
 }
 
 /** Runs a command in the running task's cell, streaming its output; resolves with its exit. */
@@ -158,12 +165,15 @@ export async function execInTask(
 ): Promise<ExecResultReply> {
   const c = await connect(socketPath, taskId);
   let unhook: (() => void) | undefined;
+  let unresize: (() => void) | undefined;
   try {
-    c.send({ verb: 'exec', argv, stdin: io.stdin !== undefined, ...opts });
+    const tty = io.tty ? { tty: io.tty.size } : {};
+    c.send({ verb: 'exec', argv, stdin: io.stdin !== undefined, ...opts, ...tty });
     const first = await c.next();
     if (first?.type !== 'started') throw replyError(first, taskId);
     if (io.stdin) pumpStdin(io.stdin, c);
     unhook = io.signals?.((signal) => c.send({ op: 'signal', signal }));
+    unresize = io.tty?.onResize((size) => c.send({ op: 'resize', ...size }));
     for (;;) {
       const r = await c.next();
       if (r === undefined) throw replyError(r, taskId);
@@ -182,6 +192,7 @@ export async function execInTask(
     }
   } finally {
     unhook?.();
+    unresize?.();
     io.stdin?.unpipe();
     io.stdin?.pause();
     c.socket.destroy();

@@ -1,11 +1,15 @@
 // The control socket's protocol: newline-delimited JSON, one object a line, every object
 // carrying `v` (the protocol version). A connection opens with one request; `exec` then turns
-// the connection into that command's stream (stdin, signals in; output and the exit out), the
-// other verbs answer and may keep the connection for another request. Everything a client
-// sends is checked here; the server answers a bad line with an error and keeps serving.
+// the connection into that command's stream (stdin, signals, terminal resizes in; output and
+// the exit out), the other verbs answer and may keep the connection for another request.
+// Everything a client sends is checked here: a bad request is answered with an error and the
+// connection keeps serving; a bad line inside an exec's stream ends that stream (and its
+// command), since a client that sends one no longer knows what the command received.
 import { z } from 'zod';
 
-const CONTROL_PROTOCOL_VERSION = 1;
+/** 2: `exec` with a terminal (`tty` size, `resize` input). A v1 client is refused by name. */
+const CONTROL_PROTOCOL_VERSION = 2;
+type V = typeof CONTROL_PROTOCOL_VERSION;
 /** A line longer than this is refused (and skipped up to its newline). Stdin chunks fit. */
 export const MAX_LINE_BYTES = 1024 * 1024;
 /** Raw bytes per stdin or output message, before base64. */
@@ -13,7 +17,12 @@ export const CHUNK_BYTES = 64 * 1024;
 /** How long `stop` lets the commands handle SIGTERM before the cell is ended. */
 export const DEFAULT_STOP_GRACE_MS = 10_000;
 
+/** Columns or rows of an exec's terminal: no real window is larger (winsize holds 65535). */
+const MAX_TTY_DIMENSION = 4096;
+
 const v = z.literal(CONTROL_PROTOCOL_VERSION);
+const dimension = z.number().int().min(1).max(MAX_TTY_DIMENSION);
+const ttySize = { cols: dimension, rows: dimension };
 const base64 = z
   .string()
   .max(MAX_LINE_BYTES)
@@ -31,6 +40,8 @@ const requestSchemas = {
     stdin: z.boolean().optional(),
     cwd: z.string().max(4096).optional(),
     env: z.record(z.string().max(1024), z.string().max(128 * 1024)).optional(),
+    /** A terminal in the cell of this size; its output comes as `stdout`, stdin is typed keys. */
+    tty: z.strictObject(ttySize).optional(),
   }),
   stop: z.strictObject({
     v,
@@ -57,19 +68,20 @@ const execInputSchema = z.discriminatedUnion('op', [
   z.strictObject({ v, op: z.literal('stdin'), data: base64 }),
   z.strictObject({ v, op: z.literal('eof') }),
   z.strictObject({ v, op: z.literal('signal'), signal: z.number().int().min(1).max(64) }),
+  z.strictObject({ v, op: z.literal('resize'), ...ttySize }),
 ]);
 export type ExecInput = z.infer<typeof execInputSchema>;
 
 /** What the server sends. */
 export type ControlReply =
-  | { v: 1; type: 'error'; error: string; fix: string }
-  | { v: 1; type: 'hello'; taskId: string; session: string; startedAt: number }
-  | { v: 1; type: 'ok'; verb: 'stop' | 'kill' | 'egress' }
-  | { v: 1; type: 'ended' }
-  | { v: 1; type: 'started' }
-  | { v: 1; type: 'stdout' | 'stderr'; data: string }
+  | { v: V; type: 'error'; error: string; fix: string }
+  | { v: V; type: 'hello'; taskId: string; session: string; startedAt: number }
+  | { v: V; type: 'ok'; verb: 'stop' | 'kill' | 'egress' }
+  | { v: V; type: 'ended' }
+  | { v: V; type: 'started' }
+  | { v: V; type: 'stdout' | 'stderr'; data: string }
   | {
-      v: 1;
+      v: V;
       type: 'exit';
       exitCode: number;
       endReason: string;
@@ -134,7 +146,22 @@ export function parseRequest(line: string): ControlRequest {
 }
 
 export function parseExecInput(line: string): ExecInput {
-  return checked(execInputSchema, parseJson(line), 'exec input');
+  const o = parseJson(line);
+  const op = o.op;
+  if (typeof op !== 'string' || !EXEC_OPS.includes(op)) {
+    throw new ProtocolError(
+      `unknown exec input ${JSON.stringify(op)}`,
+      `send one of ${EXEC_OPS.join(', ')}`,
+    );
+  }
+  return checked(execInputSchema, o, `${op} input`);
+}
+
+const EXEC_OPS: readonly string[] = execInputSchema.options.map((o) => o.shape.op.value);
+
+/** The error a client gets for a reply it cannot read (the supervisor is trusted otherwise). */
+export function localError(error: string, fix: string): ControlReply {
+  return { v: CONTROL_PROTOCOL_VERSION, type: 'error', error, fix };
 }
 
 /** A reply line as the client reads it: shape-checked loosely, the server is trusted. */

@@ -73,16 +73,26 @@ export class ControlServer {
     const server = net.createServer({ pauseOnConnect: true });
     const cs = new ControlServer(server, o, socketPath);
     server.on('connection', (s) => cs.onConnection(s));
+    // Bound under another name, outside the control dir that clients and `ps` list, and
+    // renamed in once it listens: a client that finds the socket finds it listening (one
+    // refused between bind and listen would clear it away as stale). Not longer than the path.
+    const bound = socketPath.replace(/\/([^/]+)\.sock$/, '.$1.tmp');
+    fs.rmSync(bound, { force: true });
     // The mask makes the socket 0600 from its creation: there is no moment it is wider.
     const mask = process.umask(0o177);
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(socketPath, () => {
+        server.listen(bound, () => {
           server.off('error', reject);
           resolve();
         });
       });
+      fs.renameSync(bound, socketPath);
+    } catch (e) {
+      server.close();
+      fs.rmSync(bound, { force: true });
+      throw e;
     } finally {
       process.umask(mask);
     }
@@ -147,14 +157,12 @@ export class ControlServer {
         if (session) return session.input(line);
         this.onRequest(socket, peer, line, (s) => (session = s));
       },
-      () =>
-        socket.write(
-          encode({
-            type: 'error',
-            error: `a line longer than ${MAX_LINE_BYTES} bytes was skipped`,
-            fix: 'send stdin in smaller chunks',
-          }),
-        ),
+      () => {
+        const error = `a line longer than ${MAX_LINE_BYTES} bytes was skipped`;
+        const fix = 'send stdin in smaller chunks';
+        if (session) session.fail(error, fix);
+        else socket.write(encode({ type: 'error', error, fix }));
+      },
     );
     socket.on('data', (d: Buffer) => lines.push(d));
     socket.resume();
@@ -189,6 +197,7 @@ export class ControlServer {
           x = t.exec(req.argv, {
             ...(req.env ? { env: req.env } : {}),
             ...(req.cwd ? { cwd: req.cwd } : {}),
+            ...(req.tty ? { tty: req.tty } : {}),
           });
         } catch (e) {
           const n = e as NanocellError;
@@ -197,8 +206,10 @@ export class ControlServer {
           );
           return;
         }
-        record({ argv: req.argv.slice(0, 64) });
-        startSession(new ExecSession(socket, x, req.stdin === true));
+        record({ ...(req.tty ? { verb: 'exec -t' } : {}), argv: req.argv.slice(0, 64) });
+        // A terminal's stdin is the user's keys: a tty exec always has one.
+        const mode = { stdin: req.stdin === true || req.tty !== undefined, tty: !!req.tty };
+        startSession(new ExecSession(socket, x, mode));
         return;
       }
       case 'egress':

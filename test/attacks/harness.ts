@@ -9,7 +9,7 @@ import { AuditStore, newTaskId } from '../../src/audit/store.js';
 import type { AuditEvent } from '../../src/audit/events.js';
 import { Cell } from '../../src/cell/cell.js';
 import type { CellSummary } from '../../src/cell/types.js';
-import { DenialSummaries, toAuditEvents } from '../../src/task/auditSink.js';
+import { DenialSummaries, toAuditEvents } from '../../src/audit/sink.js';
 import { parsePolicy, resolvePolicy } from '../../src/policy/load.js';
 import { SYSCALL_NUMBERS } from '../../src/seccomp/syscall-numbers.generated.js';
 import { leftovers, makeSandbox, TEST_ROOT, type Sandbox } from '../helpers/cells.js';

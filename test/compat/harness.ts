@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { AuditEventInput } from '../../src/audit/events.js';
-import { DenialSummaries, toAuditEvents } from '../../src/task/auditSink.js';
+import { DenialSummaries, toAuditEvents } from '../../src/audit/sink.js';
 import { Cell } from '../../src/cell/cell.js';
 import { CELL_PATH } from '../../src/plan/env.js';
 import { parsePolicy, resolvePolicy } from '../../src/policy/load.js';

@@ -93,15 +93,23 @@ export interface DriveResult {
   screen: string;
 }
 
-/** Runs `nanocell ARGS` on a fresh 100x30 host pty and plays `steps` on it. */
+/**
+ * Runs `nanocell ARGS` on a fresh 100x30 host pty and plays `steps` on it; `asUser` runs it as
+ * that user (runuser), with the same state root.
+ */
 export function drivePty(
   args: string[],
   steps: PtyStep[],
   stateRoot: string,
+  o: { asUser?: string } = {},
 ): Promise<DriveResult> {
+  const prefix = o.asUser
+    ? ['runuser', '-u', o.asUser, '--', 'env', `NANOCELL_STATE_ROOT=${stateRoot}`]
+    : [];
+  const argv = [...prefix, 'node', CLI, ...args];
   return new Promise((resolve, reject) => {
-    const child = spawn('python3', ['-c', DRIVER_PY, JSON.stringify(steps), 'node', CLI, ...args], {
-      cwd: REPO,
+    const child = spawn('python3', ['-c', DRIVER_PY, JSON.stringify(steps), ...argv], {
+      cwd: o.asUser ? '/' : REPO,
       env: { ...process.env, NANOCELL_STATE_ROOT: stateRoot, TERM: 'xterm', NO_COLOR: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

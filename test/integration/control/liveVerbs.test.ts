@@ -1,32 +1,23 @@
 // `nanocell exec/stop/kill TASK` from a second process, through the control socket of the
 // `nanocell run` that supervises the cell; refused for another unprivileged user, by the
 // socket's modes and, when those are opened up, by the peer-credential check.
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  CLI,
-  makeSandbox,
-  nanocell,
-  readReport,
-  spawnNanocell,
-  type Sandbox,
-} from '../../helpers/cells.js';
+import { CLI, makeSandbox, nanocell, readReport, type Sandbox } from '../../helpers/cells.js';
+import { endLiveTask, startLiveTask, type LiveTask } from '../../helpers/liveTask.js';
 import { ROOTLESS_USER } from '../../helpers/rootless.js';
 
 let sb: Sandbox;
-let running: ChildProcess | undefined;
+let running: LiveTask | undefined;
 beforeEach(() => {
   sb = makeSandbox({ 'a.txt': 'a\n' });
 });
 afterEach(async () => {
-  if (running && running.exitCode === null && running.signalCode === null) {
-    running.kill('SIGKILL');
-    await once(running, 'close');
-  }
+  await endLiveTask(running);
   running = undefined;
   sb.cleanup();
 });
@@ -35,25 +26,9 @@ const cli = (args: string[], input = '') =>
   nanocell(args, { stateRoot: sb.stateRoot, cwd: sb.project, input });
 
 /** Starts `nanocell run` in the background; resolves with the task id once its socket is up. */
-async function startTask(
-  script: string,
-  report: string,
-): Promise<{ id: string; closed: Promise<unknown> }> {
-  running = spawnNanocell(['run', '--quiet', '--report', report, '--', 'sh', '-c', script], {
-    stateRoot: sb.stateRoot,
-    cwd: sb.project,
-  });
-  running.stdout!.resume();
-  running.stderr!.resume();
-  const closed = once(running, 'close');
-  const control = path.join(sb.stateRoot, 'control');
-  for (let i = 0; i < 600; i++) {
-    const socks = fs.existsSync(control) ? fs.readdirSync(control) : [];
-    if (socks.length === 1) return { id: socks[0]!.replace(/\.sock$/, ''), closed };
-    if (running.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('the task never served its control socket');
+async function startTask(script: string, report: string) {
+  running = await startLiveTask(sb, script, report);
+  return running;
 }
 
 /** The CLI as the unprivileged user, against the root-owned state root. */
@@ -97,7 +72,7 @@ describe('live-cell verbs', () => {
     const stop = cli(['stop', '--time', '5', id]);
     expect(stop.status, stop.stderr).toBe(0);
     await closed;
-    expect(running!.exitCode).toBe(7);
+    expect(running!.child.exitCode).toBe(7);
     const r = readReport(report);
     expect(r.endReason).toBe('stopped');
     // The change set the exec made was collected, as after a timeout.
@@ -133,7 +108,7 @@ describe('live-cell verbs', () => {
       expect(r.status, verb.join(' ')).toBe(125);
       expect(r.stderr).toMatch(/uid \d+ did not start task .*; only uid 0 or root may control it/);
     }
-    expect(running!.exitCode).toBeNull();
+    expect(running!.child.exitCode).toBeNull();
 
     const t0 = Date.now();
     const kill = cli(['kill', id]);
@@ -141,7 +116,7 @@ describe('live-cell verbs', () => {
     await closed;
     // SIGTERM is ignored by the task; kill does not wait for it.
     expect(Date.now() - t0).toBeLessThan(20_000);
-    expect(running!.exitCode).toBe(137);
+    expect(running!.child.exitCode).toBe(137);
     expect(readReport(report).endReason).toBe('killed');
     const log = cli(['logs', id]).stdout;
     expect(log.match(/control\s+refused connect by uid \d+/g)).toHaveLength(3);
@@ -165,20 +140,20 @@ describe('live-cell verbs', () => {
     sock.write(`${'x'.repeat(3 * 1024 * 1024)}\n`);
     sock.write('{not json\n');
     sock.write('[1,2]\n');
-    sock.write('{"v":1,"verb":"format-disk"}\n');
-    sock.write('{"v":2,"verb":"hello"}\n');
-    sock.write('{"v":1,"verb":"exec","argv":[]}\n');
+    sock.write('{"v":2,"verb":"format-disk"}\n');
     sock.write('{"v":1,"verb":"hello"}\n');
+    sock.write('{"v":2,"verb":"exec","argv":[]}\n');
+    sock.write('{"v":2,"verb":"hello"}\n');
     const r = await replies(7);
     expect(r.slice(0, 6).map((m) => [m.type, m.error])).toEqual([
       ['error', 'a line longer than 1048576 bytes was skipped'],
       ['error', 'the line is not JSON'],
       ['error', 'the line is not a JSON object'],
       ['error', 'unknown verb "format-disk"'],
-      ['error', expect.stringMatching(/^protocol version 2 is not spoken here/)],
+      ['error', expect.stringMatching(/^protocol version 1 is not spoken here/)],
       ['error', expect.stringMatching(/^bad exec request at argv/)],
     ]);
-    expect(r[6]).toMatchObject({ v: 1, type: 'hello', taskId: id, session: 'default' });
+    expect(r[6]).toMatchObject({ v: 2, type: 'hello', taskId: id, session: 'default' });
     sock.destroy();
     // A fresh connection still works end to end.
     expect(cli(['exec', id, '--', 'echo', 'still here']).stdout).toBe('still here\n');

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import { describe, it } from 'vitest';
 import type { CellEvent } from '../../../src/cell/types.js';
-import { DenialSummaries, toAuditEvents } from '../../../src/task/auditSink.js';
+import { DenialSummaries, toAuditEvents } from '../../../src/audit/sink.js';
 import { denials, eventually, PROBE_PY, withCell } from './harness.js';
 
 const files = { 'probe.py': PROBE_PY };
