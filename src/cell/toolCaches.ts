@@ -35,7 +35,9 @@ export async function acquireToolCaches(opts: {
   const mounts: OciMount[] = [];
   try {
     for (const c of opts.caches) {
-      const host = opts.layout.toolCache(opts.projectKey, c.name);
+      const host = c.agent
+        ? opts.layout.agentConfig(opts.projectKey, c.name)
+        : opts.layout.toolCache(opts.projectKey, c.name);
       fs.mkdirSync(host, { recursive: true, mode: 0o700 });
       let source = host;
       if (opts.cellHost) {
