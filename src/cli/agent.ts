@@ -22,7 +22,6 @@ export function registerAgentCommand(program: Command, ctx: CliContext): void {
       .usage('[options] NAME [-- ARGS...]  |  --list')
       .argument('[name]', 'the preset: claude, codex, gemini, aider (see --list)')
       .argument('[args...]', "the agent's own arguments, after --")
-      .passThroughOptions()
       .option('--list', 'list the presets: binary found or not, domains, secrets'),
   ).action(async (name: string | undefined, args: string[], opts: AgentOpts) => {
     if (opts.list) return void process.stdout.write(listPresets());
