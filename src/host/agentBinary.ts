@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AgentPreset } from '../policy/presets.js';
 
-export interface FoundAgent {
+interface FoundAgent {
   /** The command as found on the host, e.g. ~/.npm-global/bin/claude expanded. */
   path: string;
   /** What it resolves to. */

@@ -7,7 +7,6 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { findAgentBinary } from '../../../src/host/agentBinary.js';
 import { planAgent } from '../../../src/plan/agent.js';
 import { resolvePolicy, parsePolicy } from '../../../src/policy/load.js';
-import { loadPreset } from '../../../src/policy/presets.js';
 
 let home = '';
 beforeEach(() => {
