@@ -6,10 +6,10 @@ import { loadPreset, presetNames } from '../../../src/policy/presets.js';
 import { PolicyError } from '../../../src/util/errors.js';
 
 const EXPECTED = {
-  aider: { allow: ['api.anthropic.com', 'api.openai.com'], dir: '.aider', inner: 'none' },
-  claude: { allow: ['api.anthropic.com'], dir: '.claude', inner: 'off' },
-  codex: { allow: ['api.openai.com'], dir: '.codex', inner: 'off' },
-  gemini: { allow: ['generativelanguage.googleapis.com'], dir: '.gemini', inner: 'off' },
+  aider: { allow: ['api.anthropic.com:443', 'api.openai.com:443'], dir: '.aider', inner: 'none' },
+  claude: { allow: ['api.anthropic.com:443'], dir: '.claude', inner: 'off' },
+  codex: { allow: ['api.openai.com:443'], dir: '.codex', inner: 'off' },
+  gemini: { allow: ['generativelanguage.googleapis.com:443'], dir: '.gemini', inner: 'off' },
 };
 
 describe('shipped presets', () => {
@@ -30,7 +30,7 @@ describe('shipped presets', () => {
       expect(layer.secrets?.length).toBeGreaterThan(0);
       for (const s of layer.secrets ?? []) {
         expect(s.header).toBeTruthy();
-        for (const h of s.hosts) expect(want.allow).toContain(h.split('/')[0]);
+        for (const h of s.hosts) expect(want.allow).toContain(`${h.split('/')[0]}:443`);
       }
       // A user install dir needs the dirs it resolves into; /usr is the cell's already.
       for (const f of preset.find) {
@@ -64,7 +64,7 @@ describe('preset: in a policy', () => {
   it('brings the preset as the first layer', () => {
     const p = resolvePolicy(parsePolicy({ preset: 'claude' }));
     expect(p.agent?.name).toBe('claude');
-    expect(p.network.allow).toEqual(['api.anthropic.com']);
+    expect(p.network.allow).toEqual(['api.anthropic.com:443']);
     expect(p.secrets).toEqual([
       {
         name: 'ANTHROPIC_API_KEY',
@@ -88,7 +88,7 @@ describe('preset: in a policy', () => {
       limits: { memory: '2g' },
     });
     const p = resolvePolicy(file);
-    expect(p.network.allow).toEqual(['api.anthropic.com', 'registry.npmjs.org']);
+    expect(p.network.allow).toEqual(['api.anthropic.com:443', 'registry.npmjs.org']);
     expect(p.secrets.map((s) => [s.name, s.from])).toEqual([
       ['ANTHROPIC_API_KEY', { file: '/run/key' }],
     ]);
@@ -99,7 +99,7 @@ describe('preset: in a policy', () => {
   it('takes the last layer that names one (`nanocell agent NAME` over the file)', () => {
     const p = resolvePolicy(parsePolicy({ preset: 'claude' }), parsePolicy({ preset: 'codex' }));
     expect(p.agent?.name).toBe('codex');
-    expect(p.network.allow).toEqual(['api.openai.com']);
+    expect(p.network.allow).toEqual(['api.openai.com:443']);
   });
 
   it('leaves a policy without one as it was', () => {
