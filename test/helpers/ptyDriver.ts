@@ -98,11 +98,12 @@ export function drivePty(
   args: string[],
   steps: PtyStep[],
   stateRoot: string,
+  env: NodeJS.ProcessEnv = {},
 ): Promise<DriveResult> {
   return new Promise((resolve, reject) => {
     const child = spawn('python3', ['-c', DRIVER_PY, JSON.stringify(steps), 'node', CLI, ...args], {
       cwd: REPO,
-      env: { ...process.env, NANOCELL_STATE_ROOT: stateRoot, TERM: 'xterm', NO_COLOR: '' },
+      env: { ...process.env, NANOCELL_STATE_ROOT: stateRoot, TERM: 'xterm', NO_COLOR: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';

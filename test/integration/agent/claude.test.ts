@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeSandbox, nanocell, spawnNanocell, type Sandbox } from '../../helpers/cells.js';
 import { CLAUDE_CODE, installAgentCli } from '../../helpers/agentCli.js';
+import { drivePty } from '../../helpers/ptyDriver.js';
 
 const CANARY = `sk-ant-api03-${'Qx7'.repeat(12)}AGENTc4n4ry${Date.now()}AA`;
 const API = 'api.anthropic.com';
@@ -21,6 +22,8 @@ let sb: Sandbox;
 let dir = '';
 let home = '';
 let caFile = '';
+/** The user's policy: it extends the preset only to pin the API host to the stand-in. */
+let pinPolicy = '';
 let server: https.Server | undefined;
 const seen: { method: string; url: string; key: string | undefined }[] = [];
 
@@ -74,6 +77,11 @@ beforeAll(async () => {
   home = path.join(dir, 'home');
   fs.mkdirSync(home);
   installAgentCli(home, CLAUDE_CODE);
+  pinPolicy = path.join(dir, 'policy.yaml');
+  fs.writeFileSync(
+    pinPolicy,
+    JSON.stringify({ network: { hosts: { [API]: ADDR }, cidrs: [`${ADDR}/32`] } }),
+  );
   const key = path.join(dir, 'up.key');
   caFile = path.join(dir, 'up.crt');
   execFileSync(
@@ -160,12 +168,7 @@ function events(taskId: string): Record<string, unknown>[] {
 
 describe('nanocell agent claude', () => {
   it('starts Claude Code from ~/.npm-global; the stand-in gets the real key, the cell a placeholder, nothing else is reachable', async () => {
-    // The user's policy extends the preset: it only pins the API host to the stand-in.
-    const policy = path.join(dir, 'policy.yaml');
-    fs.writeFileSync(
-      policy,
-      JSON.stringify({ network: { hosts: { [API]: ADDR }, cidrs: [`${ADDR}/32`] } }),
-    );
+    const policy = pinPolicy;
     const report = path.join(dir, 'agent.json');
     const r = await run([
       'agent',
@@ -263,6 +266,21 @@ describe('nanocell agent claude', () => {
     expect(r.stdout).toMatch(/other=[1-9]/);
     expect(seen.at(-1)).toMatchObject({ url: '/v1/models', key: CANARY });
   }, 120_000);
+
+  it('gets a terminal when the user is at one: raw mode while it runs, restored after', async () => {
+    const policy = pinPolicy;
+    const r = await drivePty(
+      ['agent', 'claude', '--policy', policy, '--workspace', sb.project, '--', '-p', 'say hello'],
+      [{ sleep: 2 }, { raw: true }, { expect: ANSWER, timeout: 90 }],
+      sb.stateRoot,
+      agentEnv(),
+    );
+    expect(r.log).toEqual(['raw=True']);
+    expect(r.screen).toContain(ANSWER);
+    expect(r.screen).not.toContain(CANARY);
+    expect(r.status).toBe(0);
+    expect(r.restored).toBe(true);
+  }, 150_000);
 
   it('refuses at plan time, in one line with the fix, when the key is not set on the host', async () => {
     const r = nanocell(['agent', 'claude', '--workspace', sb.project, '--', '-p', 'hi'], {
