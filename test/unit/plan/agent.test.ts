@@ -52,6 +52,22 @@ describe('agent presets on the host', () => {
     expect(p.secrets.map((s) => s.name)).toEqual(['ANTHROPIC_API_KEY']);
   });
 
+  it("finds claude's native install: ~/.local/bin/claude links into ~/.local/share/claude", () => {
+    const versions = path.join(home, '.local/share/claude/versions');
+    fs.mkdirSync(versions, { recursive: true });
+    fs.mkdirSync(path.join(home, '.local/bin'), { recursive: true });
+    fs.writeFileSync(path.join(versions, '2.1.0'), '\x7fELF', { mode: 0o755 });
+    const bin = path.join(home, '.local/bin/claude');
+    fs.symlinkSync(path.join(versions, '2.1.0'), bin);
+    const p = plan('claude', { ANTHROPIC_API_KEY: 'sk-ant-x' });
+    expect(p.binary).toBe(bin);
+    // Only the installer's own dir: not ~/.local, which holds keyrings and other tools.
+    expect(p.mounts).toEqual([
+      { host: path.join(home, '.local/share/claude'), exec: true, toolchain: true },
+    ]);
+    expect(p.links).toEqual([[bin, path.join(versions, '2.1.0')]]);
+  });
+
   it('refuses a binary that is not there, naming where it looked and how to install it', () => {
     expect(() => plan('codex', { OPENAI_API_KEY: 'sk-x' })).toThrow(
       'agent codex: codex not found (looked in ~/.npm-global/bin, /usr/local/bin, /usr/bin)',
