@@ -71,7 +71,8 @@ export async function acquireCell(a: AcquireInput): Promise<Acquired> {
   const net = await acquireNetwork(a, dirs, lease);
   trace('network', t);
   t = performance.now();
-  const toolchainEnv = { ...a.resolved.toolchains.env, ...a.resolved.hostConfig.env };
+  const r = a.resolved;
+  const toolchainEnv = { ...r.toolchains.env, ...r.hostConfig.env, ...r.agent?.env };
   const carried = writeHostConfig(a, dirs, lease);
   const plan = writeBundle(a, { layout, dirs, ws, net, toolchainEnv }, lease, [
     ...caches,
@@ -110,7 +111,7 @@ function writeHostConfig(
   ];
 }
 
-/** Toolchain caches of this project, kept between its tasks (toolCaches.ts). */
+/** Toolchain caches and the agent's state dir of this project, kept between its tasks. */
 async function acquireCaches(
   a: AcquireInput,
   layout: StateLayout,
@@ -118,10 +119,11 @@ async function acquireCaches(
   lease: SlotLease | undefined,
 ): Promise<OciMount[]> {
   const r = a.resolved;
-  if (!r.toolchains.caches.length) return [];
+  const wanted = [...r.toolchains.caches, ...(r.agent?.caches ?? [])];
+  if (!wanted.length) return [];
   const st = fs.statSync(r.project);
   const caches = await acquireToolCaches({
-    caches: r.toolchains.caches,
+    caches: wanted,
     layout,
     dirs,
     projectKey: projectKey({ dev: String(st.dev), ino: String(st.ino) }),
@@ -221,6 +223,7 @@ function writeBundle(
     workspace: ws.mountPlan,
     execAllow: [...r.execAllow],
     hostMounts: [...r.hostMounts, ...cellCaMount(net, dirs.dir)],
+    ...(r.agent?.links.length ? { links: r.agent.links } : {}),
     homeMounts,
     execMounts: { ...r.execMounts },
     seccomp: CellSeccomp.ociProfile(r.seccomp),
@@ -244,6 +247,13 @@ function writeBundle(
       type: 'policy.degraded',
       control: 'toolchain',
       reason: `${t.name} ${t.version} from ${t.source} (${t.root}), read-only${hidden ? `; ${hidden} secret-looking files inside are hidden` : ''}`,
+    });
+  }
+  if (r.agent) {
+    emit({
+      type: 'policy.degraded',
+      control: 'agent',
+      reason: `agent ${r.agent.name} from ${r.agent.binary}, read-only; its state dir is kept per project under the state root`,
     });
   }
   if (r.seccomp?.unsafeAllowed.length) {

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { packageRoot } from '../host/native.js';
+import { packageRoot } from '../util/packageRoot.js';
 import { NanocellError } from '../util/errors.js';
 import { formatSize } from '../util/units.js';
 import { type ChangeSummary, type CollectOptions } from '../workspace/index.js';

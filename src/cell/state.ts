@@ -44,6 +44,8 @@ export interface StateLayout {
   sealKey: string;
   /** A toolchain cache of one project (`key`: projectKey of its dev and inode). */
   toolCache(key: string, name: string): string;
+  /** An agent preset's state dir for one project (`nanocell agent`), kept between its tasks. */
+  agentConfig(key: string, name: string): string;
 }
 
 const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -99,6 +101,7 @@ export function stateLayout(root: string): StateLayout {
     checkpoints: path.join(root, 'checkpoints'),
     sealKey: path.join(root, 'seal.key'),
     toolCache: (key, name) => path.join(root, 'caches', checkedTaskId(key), checkedTaskId(name)),
+    agentConfig: (key, name) => path.join(root, 'agents', checkedTaskId(key), checkedTaskId(name)),
   };
 }
 

@@ -1,6 +1,7 @@
 // The per-project caches of toolchain presets (src/plan/toolchains.ts): one dir per project and
 // tool under the state root, kept between tasks so a second `npm ci` or `cargo build` does not
-// download again, and never the user's real ~/.npm or ~/.cargo. Root mode shows each through an
+// download again, and never the user's real ~/.npm or ~/.cargo. An agent preset's state dir
+// (src/plan/agent.ts) is mounted the same way, from its own place under the state root. Root mode shows each through an
 // idmapped, writable, noexec mount under the cell dir, so files the state root keeps as root
 // appear owned by this cell's user (its host uid range differs from cell to cell); rootless
 // binds them directly, since the invoking user is the task.
@@ -35,7 +36,9 @@ export async function acquireToolCaches(opts: {
   const mounts: OciMount[] = [];
   try {
     for (const c of opts.caches) {
-      const host = opts.layout.toolCache(opts.projectKey, c.name);
+      const host = c.agent
+        ? opts.layout.agentConfig(opts.projectKey, c.name)
+        : opts.layout.toolCache(opts.projectKey, c.name);
       fs.mkdirSync(host, { recursive: true, mode: 0o700 });
       let source = host;
       if (opts.cellHost) {

@@ -23,7 +23,7 @@ import { UserTerminal } from './terminal.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-interface RunOpts extends RunFlags {
+export interface RunOpts extends RunFlags {
   policy?: string;
   workspace?: string;
   session?: string;
@@ -36,14 +36,26 @@ interface RunOpts extends RunFlags {
   rawOutput?: boolean;
   tty?: boolean;
   interactive?: boolean;
+  /** An agent preset (`nanocell agent NAME`). */
+  preset?: string;
 }
 
 export function registerRunCommand(program: Command, ctx: CliContext): void {
-  addK8sRunOptions(program.command('run'))
-    .description('run a command in a new cell; the cell is destroyed when it ends')
-    .usage('[options] -- CMD [ARGS...]')
-    .argument('<command...>', 'the command and its arguments')
-    .passThroughOptions()
+  runOptions(
+    addK8sRunOptions(program.command('run'))
+      .description('run a command in a new cell; the cell is destroyed when it ends')
+      .usage('[options] -- CMD [ARGS...]')
+      .argument('<command...>', 'the command and its arguments')
+      .passThroughOptions(),
+  ).action(async (command: string[], opts: RunOpts & K8sRunOpts) => {
+    if (opts.backend === 'k8s') return void (process.exitCode = await runOnK8s(command, opts, ctx));
+    process.exitCode = await runCommand(command, opts, ctx);
+  });
+}
+
+/** The options of a local cell run, shared by `run` and `agent`. */
+export function runOptions(cmd: Command): Command {
+  return cmd
     .option('--policy <file>', 'policy file (YAML or JSON)')
     .option('--workspace <dir>', 'project directory shown to the cell (default: current directory)')
     .option('--memory <size>', 'memory limit, e.g. 512m')
@@ -98,20 +110,21 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
     .option(
       '--raw-output',
       "pass the task's terminal escape sequences (title, clipboard, cursor) through to a terminal",
-    )
-    .action(async (command: string[], opts: RunOpts & K8sRunOpts) => {
-      if (opts.backend === 'k8s')
-        return void (process.exitCode = await runOnK8s(command, opts, ctx));
-      process.exitCode = await runCommand(command, opts, ctx);
-    });
+    );
 }
 
-async function runCommand(command: string[], opts: RunOpts, ctx: CliContext): Promise<number> {
+export async function runCommand(
+  command: string[],
+  opts: RunOpts,
+  ctx: CliContext,
+): Promise<number> {
   const reportPath = opts.report ? path.resolve(opts.report) : undefined;
   if (reportPath) checkReportPath(reportPath);
   const layers: PolicyFile[] = [];
   if (opts.policy) layers.push(loadPolicyFile(path.resolve(opts.policy)));
   layers.push(policyFromFlags(opts));
+  // `nanocell agent NAME` names the preset last, so it wins over a policy file's.
+  if (opts.preset) layers.push({ preset: opts.preset });
   const policy = resolvePolicy(...layers);
   const workspace = path.resolve(opts.workspace ?? process.cwd());
   const stack = opts.from ? await startingStack(ctx, opts, workspace) : undefined;

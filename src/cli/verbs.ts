@@ -15,6 +15,7 @@ interface VerbModule {
 
 const MODULES: readonly VerbModule[] = [
   { verbs: ['run'], load: async () => (await import('./run.js')).registerRunCommand },
+  { verbs: ['agent'], load: async () => (await import('./agent.js')).registerAgentCommand },
   { verbs: ['demo'], load: async () => (await import('./demo.js')).registerDemoCommand },
   { verbs: ['doctor'], load: async () => (await import('./doctor.js')).registerDoctorCommand },
   { verbs: ['gc'], store: true, load: async () => (await import('./gc.js')).registerGcCommand },

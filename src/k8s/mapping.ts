@@ -186,6 +186,12 @@ export const POLICY_MAPPING: readonly FieldMapping[] = [
     note: 'the Kubernetes-only controls are accepted with --allow-degraded only',
   },
   {
+    field: 'preset',
+    target: 'render and run refuse a policy with an agent preset',
+    enforcement: 'not-applicable',
+    note: "a preset's binary is a host install and its key is brokered by the local proxy; bake the agent into the cell image",
+  },
+  {
     field: 'version',
     target: 'none',
     enforcement: 'not-applicable',

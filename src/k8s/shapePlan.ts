@@ -66,10 +66,10 @@ export function planShape(
       'POLICY',
     );
   }
-  if (policy.toolchains.length) {
+  if (policy.agent) {
     throw new NanocellError(
-      `policy toolchains (${policy.toolchains.join(', ')}) are host installs, which no pod has`,
-      'drop toolchains: from the policy for --backend k8s and put them in the cell image',
+      `policy preset ${policy.agent.name} runs a host install of the agent, which no pod has`,
+      'drop preset: for --backend k8s and put the agent in the cell image',
       'POLICY',
     );
   }

@@ -173,6 +173,10 @@ export function planMountpoints(input: PlanInput, mounts: OciMount[]): CellPlan[
       hostFiles.has(m.destination);
     (isFile ? files : dirs).add(m.destination);
   }
+  for (const [link, target] of input.links ?? []) {
+    addParents(link);
+    symlinks.push([link, target]);
+  }
   if (input.host.mergedUsr) {
     for (const d of input.host.usrLinks) symlinks.push([`/${d}`, `usr/${d}`]);
   } else {

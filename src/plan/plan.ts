@@ -60,6 +60,8 @@ export interface PlanInput {
   execAllow: string[];
   /** Checked read-only host paths (resolve's hostMounts). */
   hostMounts?: readonly HostMount[];
+  /** Rootfs symlinks [cell path, target]: an agent's command linking into its install dir. */
+  links?: readonly [string, string][];
   /** Mounts into HOME as acquired: toolchain caches (toolCaches.ts), carried host config. */
   homeMounts?: readonly OciMount[];
   /** Which writable places are mounted executable (planExecRule); the rest are noexec. */

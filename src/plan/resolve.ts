@@ -18,6 +18,8 @@ import { planDegradations, type BenchSwitches, type Degradation } from './plan.j
 import { resolveProjectDir, type ProjectDir } from './projectDir.js';
 import { CellSeccomp, type CellSeccompPlan } from './seccomp.js';
 import { planToolchains, type ToolchainPlan } from './toolchains.js';
+import { findAgentBinary } from '../host/agentBinary.js';
+import { planAgent, type AgentPlan } from './agent.js';
 
 export interface ResolveInput {
   policy: Policy;
@@ -43,6 +45,8 @@ export interface ResolvedCell {
   readonly hostMounts: readonly HostMount[];
   /** Toolchain presets: what was found, their caches and env. */
   readonly toolchains: Readonly<ToolchainPlan>;
+  /** The agent preset the policy names: its binary, install mounts, state dir and env. */
+  readonly agent: Readonly<AgentPlan> | undefined;
   /** Host package-manager configuration carried in, credentials stripped. */
   readonly hostConfig: Readonly<HostConfigPlan>;
   /** Concrete paths the task may execute (Landlock). */
@@ -66,15 +70,22 @@ export interface ResolvedCell {
 }
 
 export function resolveCell(i: ResolveInput): ResolvedCell {
-  const { policy, host } = i;
+  const { host } = i;
   const benchOff = { ...i.benchOff };
   const project = resolveProjectDir(i.workspace);
   // Rules are compiled even when nothing is allowed, so a bad entry is always an error.
-  const netRules = compileNetRules(policy.network, [...(i.extraAllowNet ?? [])]);
+  const netRules = compileNetRules(i.policy.network, [...(i.extraAllowNet ?? [])]);
   const home = invokingHome();
-  const { found, missing } = findToolchains(policy.toolchains, home);
-  const toolchains = planToolchains(found, missing, toolchainPlaces, policy.runtime.name);
-  const hostMounts = resolveHostMounts(i, project, home, [...policy.mounts, ...toolchains.mounts]);
+  const { found, missing } = findToolchains(i.policy.toolchains, home);
+  const toolchains = planToolchains(found, missing, toolchainPlaces, i.policy.runtime.name);
+  const agent = resolveAgent(i.policy, home, toolchains);
+  // An optional secret of the agent's that the host has no value for is left out.
+  const policy = agent ? { ...i.policy, secrets: agent.secrets } : i.policy;
+  const hostMounts = resolveHostMounts(i, project, home, [
+    ...policy.mounts,
+    ...toolchains.mounts,
+    ...(agent?.mounts ?? []),
+  ]);
   const hostConfig = planHostConfig(
     policy.hostConfig,
     (tool) => findHostConfig(tool, home),
@@ -110,6 +121,7 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
     egress,
     hostMounts: Object.freeze(hostMounts.map((m) => Object.freeze(m))),
     toolchains: Object.freeze(toolchains),
+    agent: agent && Object.freeze(agent),
     hostConfig: Object.freeze(hostConfig),
     execAllow: Object.freeze(execRule.paths),
     execMounts: Object.freeze(execRule.mounts),
@@ -118,6 +130,18 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
     captureNft: egress && proxyOnCellLoopback ? requireNft() : undefined,
     degradations: Object.freeze(degradations.map((d) => Object.freeze(d))),
     benchOff: Object.freeze(benchOff),
+  });
+}
+
+function resolveAgent(policy: Policy, home: string, toolchains: ToolchainPlan) {
+  if (!policy.agent) return undefined;
+  return planAgent({
+    preset: policy.agent,
+    search: findAgentBinary(policy.agent, home),
+    home,
+    hostEnv: process.env,
+    secrets: policy.secrets,
+    ...(toolchains.env.PATH ? { toolchainPath: toolchains.env.PATH } : {}),
   });
 }
 

@@ -37,6 +37,8 @@ const CACHES: Record<ToolchainName, CacheSpec[]> = {
 export interface ToolCache {
   name: string;
   cell: string;
+  /** An agent preset's state dir (StateLayout.agentConfig), not a cache (src/plan/agent.ts). */
+  agent?: boolean;
 }
 
 export interface ToolchainPlan {

@@ -1,6 +1,7 @@
 // Defaults are chosen for an agent task on a developer laptop: enough to build and test a
 // project, small enough that a runaway task cannot starve the machine.
 import type { SecretEntry } from './secrets.js';
+import type { AgentPreset } from './presets.js';
 import type { DegradableControl, HostConfigTool, runtimeNames, ToolchainName } from './schema.js';
 
 export const DEFAULT_LIMITS = {
@@ -283,4 +284,6 @@ export interface Policy {
   /** Brokered credentials (names and sources only; values are read at cell start). */
   secrets: SecretEntry[];
   allowDegraded: DegradableControl[];
+  /** The agent preset the policy names (its policy layer is already merged in). */
+  agent?: AgentPreset;
 }

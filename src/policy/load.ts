@@ -13,6 +13,7 @@ import {
 } from './defaults.js';
 import { policySchema, type PolicyFile } from './schema.js';
 import { checkSecretNames, secretEntry, type SecretEntry } from './secrets.js';
+import { withPreset } from './presets.js';
 import { validateSyscallNames } from '../seccomp/index.js';
 
 const MAX_POLICY_BYTES = 1024 * 1024;
@@ -72,7 +73,9 @@ export function loadPolicyFile(path: string): PolicyFile {
 }
 
 /** Fills in defaults. Later layers win key by key; lists from later layers replace earlier ones. */
-export function resolvePolicy(...layers: PolicyFile[]): Policy {
+export function resolvePolicy(...given: PolicyFile[]): Policy {
+  // A named preset is the first layer; the rest extend it (presets.ts).
+  const { layers, preset } = withPreset(given);
   const m = mergeLayers(layers);
   const ws = m.workspace ?? {};
   return {
@@ -113,6 +116,7 @@ export function resolvePolicy(...layers: PolicyFile[]): Policy {
     env: m.env ?? {},
     secrets: checkedSecrets(m.secrets ?? []),
     allowDegraded: [...new Set(m.allowDegraded ?? [])],
+    ...(preset ? { agent: preset } : {}),
   };
 }
 

@@ -146,8 +146,15 @@ export type HostConfigTool = (typeof hostConfigTools)[number];
 export const degradableControls = ['cgroups', 'disk-cap', 'landlock'] as const;
 export type DegradableControl = (typeof degradableControls)[number];
 
+/** A shipped agent preset's name (presets/NAME.yaml; src/policy/presets.ts loads it). */
+export const presetNameSchema = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,31}$/, 'a preset name is lower-case letters, digits and -');
+
 export const policySchema = z.strictObject({
   version: z.literal(1).optional(),
+  /** An agent preset this policy extends: its API host, credential, config dir and binary. */
+  preset: presetNameSchema.optional(),
   limits: limitsSchema.optional(),
   workspace: workspaceSchema.optional(),
   exec: execSchema.optional(),

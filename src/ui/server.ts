@@ -8,7 +8,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { packageRoot } from '../host/native.js';
+import { packageRoot } from '../util/packageRoot.js';
 import { NanocellError } from '../util/errors.js';
 import { handleApi, handleEgress, type ApiContext } from './api.js';
 import { json, text, type Body } from './http.js';

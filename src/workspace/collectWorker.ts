@@ -11,7 +11,7 @@ import {
   type MessagePort,
   type ResourceLimits,
 } from 'node:worker_threads';
-import { packageRoot } from '../host/native.js';
+import { packageRoot } from '../util/packageRoot.js';
 import { NanocellError, type ErrorKind } from '../util/errors.js';
 import type { CollectOptions } from './changeset.js';
 import type { ChangeSummary } from './manifest.js';

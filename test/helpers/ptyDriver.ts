@@ -101,7 +101,7 @@ export function drivePty(
   args: string[],
   steps: PtyStep[],
   stateRoot: string,
-  o: { asUser?: string } = {},
+  o: { asUser?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<DriveResult> {
   const prefix = o.asUser
     ? ['runuser', '-u', o.asUser, '--', 'env', `NANOCELL_STATE_ROOT=${stateRoot}`]
@@ -110,7 +110,13 @@ export function drivePty(
   return new Promise((resolve, reject) => {
     const child = spawn('python3', ['-c', DRIVER_PY, JSON.stringify(steps), ...argv], {
       cwd: o.asUser ? '/' : REPO,
-      env: { ...process.env, NANOCELL_STATE_ROOT: stateRoot, TERM: 'xterm', NO_COLOR: '' },
+      env: {
+        ...process.env,
+        NANOCELL_STATE_ROOT: stateRoot,
+        TERM: 'xterm',
+        NO_COLOR: '',
+        ...o.env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
