@@ -21,6 +21,7 @@ import { acquireCell, type Acquired } from './acquire.js';
 import { checkpointLiveCell } from './checkpoint.js';
 import { Cleanups, trace } from './cleanup.js';
 import { collectChanges, collectResources } from './collect.js';
+import { DenialNotes } from './denialNotes.js';
 import { collectRun, startExec, writeCellStatus } from './exec.js';
 import { CellProcess } from './launch.js';
 import { defaultStateRoot } from './state.js';
@@ -59,9 +60,11 @@ export class Cell extends EventEmitter {
   readonly current = new Map<number, string[]>();
   /** Commands running now, for `stop` to signal. */
   private readonly running = new Set<CellExec>();
+  private readonly notes: DenialNotes;
 
   private constructor(private readonly opts: CellOptions) {
     super();
+    this.notes = new DenialNotes(opts.denialNotes ?? opts.policy.denialNotes ?? true);
     this.id = newCellId();
     this.taskId = opts.taskId ?? this.id;
     this.session = opts.session ?? 'default';
@@ -85,6 +88,7 @@ export class Cell extends EventEmitter {
   }
 
   private readonly emitEvent = (e: CellEvent): void => {
+    this.notes.observe(e);
     try {
       this.opts.onEvent?.(e);
     } catch {
@@ -208,6 +212,7 @@ export class Cell extends EventEmitter {
         toolchainEnv: got.toolchainEnv,
         cwd: got.ws.cellPath,
         emit: this.emitEvent,
+        notes: this.notes,
         endReason: () => this.endReason,
         oomKills: () => this.cgroup?.totals().oomKills ?? 0,
         started: (id, cmd) => {

@@ -26,6 +26,11 @@ export interface CellOptions {
   /** Extra `network.allow` entries (the CLI's --allow-net). */
   extraAllowNet?: string[];
   onEvent?: (e: CellEvent) => void;
+  /**
+   * false: refusals are not told on commands' stderr (src/cell/denialNotes.ts); they are still
+   * recorded. Default: the policy's `denialNotes`, which defaults to true.
+   */
+  denialNotes?: boolean;
   /** Skip parts of the cell, for benchmarks that show what each part costs. Not for users. */
   benchOff?: { seccomp?: boolean; workspace?: boolean; cgroups?: boolean };
 }
@@ -49,6 +54,8 @@ export interface ExecOptions {
    * the terminal's foreground group).
    */
   tty?: TtySize;
+  /** false: no denial notes on this command's stderr (default: the cell's setting). */
+  denialNotes?: boolean;
 }
 
 export interface RunOptions extends ExecOptions {

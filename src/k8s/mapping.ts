@@ -186,6 +186,12 @@ export const POLICY_MAPPING: readonly FieldMapping[] = [
     note: 'the Kubernetes-only controls are accepted with --allow-degraded only',
   },
   {
+    field: 'denialNotes',
+    target: 'none',
+    enforcement: 'not-applicable',
+    note: 'denial notes come from the local monitor and proxy; a pod records refusals only',
+  },
+  {
     field: 'version',
     target: 'none',
     enforcement: 'not-applicable',

@@ -283,4 +283,6 @@ export interface Policy {
   /** Brokered credentials (names and sources only; values are read at cell start). */
   secrets: SecretEntry[];
   allowDegraded: DegradableControl[];
+  /** false: no denial notes on commands' stderr (`--no-denial-notes`); absent: notes on. */
+  denialNotes?: boolean;
 }

@@ -113,6 +113,7 @@ export function resolvePolicy(...layers: PolicyFile[]): Policy {
     env: m.env ?? {},
     secrets: checkedSecrets(m.secrets ?? []),
     allowDegraded: [...new Set(m.allowDegraded ?? [])],
+    ...(m.denialNotes === false ? { denialNotes: false } : {}),
   };
 }
 
