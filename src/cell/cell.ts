@@ -183,6 +183,8 @@ export class Cell extends EventEmitter {
       namespaceLimits: resolved.seccomp?.monitor === true,
       proxyOnCellLoopback: got.net.enabled && resolved.proxyOnCellLoopback,
       captureNft: resolved.captureNft,
+      startCheck: resolved.benchOff.startCheck !== true,
+      ...(opts.testFaults?.closeProxyListener ? { closeProxyListener: true } : {}),
       cleanups: this.cleanups,
       emit: this.emitEvent,
       onLog: (line) => this.emit('log', line),

@@ -32,7 +32,9 @@ export interface CellOptions {
    */
   denialNotes?: boolean;
   /** Skip parts of the cell, for benchmarks that show what each part costs. Not for users. */
-  benchOff?: { seccomp?: boolean; workspace?: boolean; cgroups?: boolean };
+  benchOff?: { seccomp?: boolean; workspace?: boolean; cgroups?: boolean; startCheck?: boolean };
+  /** Breaks a control on purpose, for tests that the start check catches it. Not for users. */
+  testFaults?: { closeProxyListener?: boolean };
 }
 
 /**
