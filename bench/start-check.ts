@@ -11,6 +11,8 @@ import { parsePolicy, resolvePolicy } from '../src/policy/load.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 20);
 const dir = fs.mkdtempSync(path.join('/var/tmp', 'nc-start-check-'));
+// The cell's uids must reach the project and state dirs (mkdtemp makes them 0700).
+fs.chmodSync(dir, 0o755);
 const workspace = path.join(dir, 'project');
 fs.mkdirSync(workspace);
 const policy = resolvePolicy(parsePolicy({ network: { allow: ['example.com'] } }));

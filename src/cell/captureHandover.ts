@@ -11,6 +11,11 @@ import { NanocellError } from '../util/errors.js';
 
 export interface HandedOver {
   proxy: net.Server;
+  /**
+   * Connections the listener accepted before the last handle came (the start check's probe
+   * connects at once, and Node listens on a handed-over server as soon as it arrives).
+   */
+  accepted: net.Socket[];
   /** Connected from the cell's 127.0.0.1 to the proxy's port, for the start check. */
   probe: net.Socket;
   /** Present when the cell has transparent capture. */
@@ -24,6 +29,8 @@ export function receiveHandles(monitor: ChildProcess, capture: boolean): Promise
     ...(capture ? CAPTURE_HANDLES : []),
   ]);
   const got = new Map<string, net.Server | net.Socket | dgram.Socket>();
+  const accepted: net.Socket[] = [];
+  const hold = (s: net.Socket) => void accepted.push(s);
   return new Promise((resolve, reject) => {
     const onMessage = (m: unknown, handle: unknown) => {
       const tag = (m as { nanocell?: unknown } | null)?.nanocell;
@@ -43,13 +50,15 @@ export function receiveHandles(monitor: ChildProcess, capture: boolean): Promise
         return;
       }
       got.set(tag, handle as net.Server | net.Socket | dgram.Socket);
+      if (tag === 'proxy-listener') (handle as net.Server).on('connection', hold);
       if (got.size < expected.size) return;
       monitor.off('message', onMessage);
       const proxy = got.get('proxy-listener') as net.Server;
+      proxy.off('connection', hold);
       const probe = got.get('proxy-probe') as net.Socket;
-      if (!capture) return resolve({ proxy, probe });
+      if (!capture) return resolve({ proxy, probe, accepted });
       const c = Object.fromEntries(CAPTURE_HANDLES.map((t) => [t, got.get(t)!]));
-      resolve({ proxy, probe, capture: c as HandedOver['capture'] & object });
+      resolve({ proxy, probe, accepted, capture: c as HandedOver['capture'] & object });
     };
     monitor.on('message', onMessage);
   });

@@ -190,8 +190,10 @@ export class CellProcess {
       receiveHandles(monitor, this.capture).then(
         (h) => {
           this.control.off('monitor', onMonitorEvent);
-          if (close) h.proxy.close();
-          else cellNet.adopt(h.proxy);
+          if (close) {
+            h.proxy.close();
+            for (const s of h.accepted) s.destroy();
+          } else cellNet.adopt(h.proxy, h.accepted);
           if (h.capture) cellNet.adoptCapture(h.capture);
           // Nothing else travels on the channel. It stays open until the monitor exits: Node
           // never emits 'close' for a child whose channel was disconnected before it exited.

@@ -153,9 +153,9 @@ export class CellNetwork {
   }
 
   /** See EgressProxy.adopt. */
-  adopt(server: Server): void {
+  adopt(server: Server, accepted: readonly Socket[] = []): void {
     if (!this.proxy) throw new Error('adopt: this cell has no proxy');
-    this.proxy.adopt(server);
+    this.proxy.adopt(server, accepted);
   }
 
   /**
