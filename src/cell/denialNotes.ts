@@ -96,6 +96,9 @@ function noteOf(e: CellEvent): Note | undefined {
     case 'net.denied':
       return { line: egressDenialLine(e), sid: undefined };
     case 'dns.denied':
+      // A single-label name is a local lookup (the cell's own hostname, which git and others
+      // look up): never egress, and noise to the agent. The audit trail still has it.
+      if (!e.name.replace(/\.$/, '').includes('.')) return undefined;
       return { line: dnsDenialLine(e), sid: undefined };
     default:
       return undefined;
