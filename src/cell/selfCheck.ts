@@ -13,7 +13,7 @@ import { NanocellError } from '../util/errors.js';
 
 /** A name no DNS has (RFC 6761 `.invalid`): the check's refused destination. */
 export const START_CHECK_HOST = 'nanocell-start-check.invalid';
-export const START_CHECK_TIMEOUT_MS = 1000;
+const START_CHECK_TIMEOUT_MS = 1000;
 const MAX_ANSWER = 4096;
 
 function failed(why: string): NanocellError {

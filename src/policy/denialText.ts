@@ -9,7 +9,7 @@ const PREFIX = 'nanocell: blocked';
 const MAX_NAME = 200;
 
 /** Control characters, DEL and C1 shown as \xNN; long names cut (a note is one short line). */
-export function escapeDenialName(s: string): string {
+function escapeDenialName(s: string): string {
   const shown = s.replace(
     // eslint-disable-next-line no-control-regex
     /[\x00-\x1f\x7f-\x9f\\]/g,
@@ -22,7 +22,7 @@ export function escapeDenialName(s: string): string {
  * Why the egress rules refused a destination, short, by the rule that decided (the long reason
  * from src/net/rules.ts repeats the host; the note names it once, up front).
  */
-export function egressWhy(rule: string, reason: string): string {
+function egressWhy(rule: string, reason: string): string {
   if (rule === 'default-deny')
     return reason.startsWith('port ') ? 'port not in network.allow' : 'not in network.allow';
   if (rule.startsWith('deny:')) return `in network.deny "${escapeDenialName(rule.slice(5))}"`;
@@ -61,6 +61,15 @@ const CATEGORY_WHY: Partial<Record<SyscallCategory, string>> = {
   time: 'setting the clock is not allowed',
 };
 
+/** Syscalls the filter allows with some arguments only: what the refused ones were. */
+const FILTERED_WHY: Readonly<Record<string, string>> = {
+  clone: 'namespaces are not allowed',
+  clone3: 'namespaces are not allowed',
+  socket: 'this socket family or type is not allowed',
+  socketpair: 'this socket family or type is not allowed',
+  ioctl: 'TIOCSTI and TIOCLINUX (terminal input injection) are not allowed',
+};
+
 /** The monitor's exec guard says `VERB PATH: WHY`; its calls read as `blocked VERB PATH (WHY)`. */
 const GUARDED_CALLS = new Set(['execve', 'execveat', 'mmap', 'memfd_create']);
 
@@ -84,8 +93,9 @@ function syscallWhy(name: string): string {
   const byCategory = row && CATEGORY_WHY[row.category];
   if (byCategory) return byCategory;
   const def = row?.default;
+  if (def?.kind === 'filtered') return FILTERED_WHY[name] ?? 'not allowed with these arguments';
   if (def?.kind === 'not-needed') return `${def.reason}; syscalls.allow can allow it`;
-  if (def?.kind === 'forbidden' || def?.kind === 'filtered') return def.reason;
+  if (def?.kind === 'forbidden') return def.reason;
   // Allowed by default, so the policy's own syscalls.deny refused it.
   return row ? 'in syscalls.deny' : 'not allowed in a cell';
 }
