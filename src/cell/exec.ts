@@ -61,7 +61,8 @@ export function startExec(c: ExecContext, argv: string[], opts: ExecOptions): Ce
       .then((pid) => {
         if (stderr.writableEnded) return;
         detachNotes = notes.attach(pid, (line) => {
-          if (!stderr.writableEnded) stderr.write(line);
+          // A terminal's user side is in raw mode: a line ends with CR LF there.
+          if (!stderr.writableEnded) stderr.write(opts.tty ? line.replace(/\n/g, '\r\n') : line);
         });
       })
       .catch(() => undefined);
