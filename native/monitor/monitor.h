@@ -57,6 +57,7 @@ struct exec_info {
 
 void read_exec(pid_t pid, uint32_t arch, const __u64 *args, int is_at, struct exec_info *info);
 void read_ppid(pid_t pid, long *ppid, long *nspid);
+long read_cell_sid(pid_t pid);
 
 /* ---------- notify.c: the seccomp agent ---------- */
 

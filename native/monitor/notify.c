@@ -151,10 +151,12 @@ static void deny_and_record(pid_t pid, uint32_t arch, int nr, const char *name, 
 	int full = (long)denials_seen++ < max_events;
 	/* Read the executable while the task still waits on us; it may exit right after. */
 	char exe[PATH_MAX] = "", link[64];
+	long sid = -1;
 	if (full) {
 		snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
 		ssize_t n = readlink(link, exe, sizeof(exe) - 1);
 		exe[n > 0 ? n : 0] = 0;
+		sid = read_cell_sid(pid);
 	}
 	resp->error = -err;
 	ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_SEND, resp);
@@ -168,7 +170,7 @@ static void deny_and_record(pid_t pid, uint32_t arch, int nr, const char *name, 
 		"\"name\":",
 		now_ms(), (int)pid, arch_name(arch), nr);
 	out_cstr(&o, name);
-	out_fmt(&o, ",\"errno\":%d,\"exe\":", err);
+	out_fmt(&o, ",\"errno\":%d,\"cellSid\":%ld,\"exe\":", err, sid);
 	out_cstr(&o, exe);
 	if (why && *why) {
 		out_raw(&o, ",\"detail\":", 10);

@@ -66,11 +66,11 @@ static int send_handle(int s, const char *tag, const char *type, int port)
 {
 	char line[192];
 	int len;
-	if (strcmp(type, "net.Server") == 0)
+	if (strncmp(type, "net.", 4) == 0)
 		len = snprintf(line, sizeof(line),
-			       "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Server\","
+			       "{\"cmd\":\"NODE_HANDLE\",\"type\":\"%s\","
 			       "\"msg\":{\"nanocell\":\"%s\",\"port\":%d}}\n",
-			       tag, port);
+			       type, tag, port);
 	else
 		len = snprintf(line, sizeof(line),
 			       "{\"cmd\":\"NODE_HANDLE\",\"type\":\"dgram.Socket\","
@@ -189,8 +189,15 @@ static void __attribute__((noreturn)) listener_child(long pid, int back_fd)
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s, 512) < 0)
 		goto fail;
+	/* The supervisor's start check: a connection from inside the cell to its proxy, made now
+	 * (the backlog completes it) so the check crosses the cell's loopback and the listener. */
+	step = "connect the start check's socket";
+	int probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe < 0 || connect(probe, (struct sockaddr *)&a, sizeof(a)) < 0)
+		goto fail;
 	step = "send it to the supervisor";
-	if (send_handle(s, "proxy-listener", "net.Server", proxy_port) < 0)
+	if (send_handle(s, "proxy-listener", "net.Server", proxy_port) < 0 ||
+	    send_handle(probe, "proxy-probe", "net.Socket", proxy_port) < 0)
 		goto fail;
 	_exit(0);
 fail:

@@ -78,6 +78,22 @@ void read_exec(pid_t pid, uint32_t arch, const __u64 *args, int is_at, struct ex
 	close(mem);
 }
 
+/* An NS* line of /proc/PID/status lists the id in every namespace down to the task's own: the
+ * last one is the cell's. */
+static long last_ns_field(const char *text, const char *key)
+{
+	const char *l = strstr(text, key);
+	if (!l)
+		return -1;
+	size_t k = strlen(key);
+	const char *end = strchr(l + 1, '\n');
+	const char *last = l + k;
+	for (const char *q = l + k; end ? q < end : *q; q++)
+		if (*q == '\t' || *q == ' ')
+			last = q + 1;
+	return strtol(last, NULL, 10);
+}
+
 void read_ppid(pid_t pid, long *ppid, long *nspid)
 {
 	*ppid = -1;
@@ -95,14 +111,24 @@ void read_ppid(pid_t pid, long *ppid, long *nspid)
 	char *l = strstr(text, "\nPPid:");
 	if (l)
 		*ppid = strtol(l + 6, NULL, 10);
-	/* NSpid lists the pid in every namespace down to the task's own: the last one is the cell's. */
-	l = strstr(text, "\nNSpid:");
-	if (l) {
-		char *end = strchr(l + 1, '\n');
-		char *last = l + 7;
-		for (char *q = l + 7; q < (end ? end : text + n); q++)
-			if (*q == '\t' || *q == ' ')
-				last = q + 1;
-		*nspid = strtol(last, NULL, 10);
-	}
+	*nspid = last_ns_field(text, "\nNSpid:");
+}
+
+/*
+ * The session id in the cell: init starts each command in a session of its own (setsid), so
+ * this names the command a process belongs to (the supervisor's denial notes use it).
+ */
+long read_cell_sid(pid_t pid)
+{
+	char p[64], text[4096];
+	snprintf(p, sizeof(p), "/proc/%d/status", (int)pid);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	text[n] = 0;
+	return last_ns_field(text, "\nNSsid:");
 }

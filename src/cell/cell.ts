@@ -21,6 +21,7 @@ import { acquireCell, type Acquired } from './acquire.js';
 import { checkpointLiveCell } from './checkpoint.js';
 import { Cleanups, trace } from './cleanup.js';
 import { collectChanges, collectResources } from './collect.js';
+import { DenialNotes } from './denialNotes.js';
 import { collectRun, startExec, writeCellStatus } from './exec.js';
 import { CellProcess } from './launch.js';
 import { defaultStateRoot } from './state.js';
@@ -61,12 +62,14 @@ export class Cell extends EventEmitter {
   readonly current = new Map<number, string[]>();
   /** Commands running now, for `stop` to signal. */
   private readonly running = new Set<CellExec>();
+  private readonly notes: DenialNotes;
 
   /** The cell's own audit record, unless its caller keeps one (CellOptions.record). */
   private rec?: TaskRecord;
 
   private constructor(private readonly opts: CellOptions) {
     super();
+    this.notes = new DenialNotes(opts.denialNotes ?? opts.policy.denialNotes ?? true);
     this.id = newCellId();
     this.taskId = opts.taskId ?? newTaskId();
     this.session = opts.session ?? 'default';
@@ -106,6 +109,7 @@ export class Cell extends EventEmitter {
   }
 
   private readonly emitEvent = (e: CellEvent): void => {
+    this.notes.observe(e);
     try {
       this.rec?.cellEvent(e);
       this.opts.onEvent?.(e);
@@ -208,6 +212,8 @@ export class Cell extends EventEmitter {
       namespaceLimits: resolved.seccomp?.monitor === true,
       proxyOnCellLoopback: got.net.enabled && resolved.proxyOnCellLoopback,
       captureNft: resolved.captureNft,
+      startCheck: resolved.benchOff.startCheck !== true,
+      ...(opts.testFaults?.closeProxyListener ? { closeProxyListener: true } : {}),
       cleanups: this.cleanups,
       emit: this.emitEvent,
       onLog: (line) => this.emit('log', line),
@@ -237,6 +243,7 @@ export class Cell extends EventEmitter {
         toolchainEnv: got.toolchainEnv,
         cwd: got.ws.cellPath,
         emit: this.emitEvent,
+        notes: this.notes,
         endReason: () => this.endReason,
         oomKills: () => this.cgroup?.totals().oomKills ?? 0,
         started: (id, cmd) => {

@@ -9,6 +9,7 @@ import { cellEnv } from '../plan/env.js';
 import type { Policy } from '../policy/defaults.js';
 import { NanocellError } from '../util/errors.js';
 import type { ExecResult, InitClient } from './initClient.js';
+import type { DenialNotes } from './denialNotes.js';
 import type { CellNetwork } from './networkSetup.js';
 import type { CellExec, EndReason, ExecOptions, ExecOutcome, RunResult } from './types.js';
 
@@ -23,6 +24,8 @@ export interface ExecContext {
   /** The working directory when the caller names none: the workspace in the cell. */
   cwd: string;
   emit: (e: CellEvent) => void;
+  /** Where the cell's refusals become lines on the command's stderr (denialNotes.ts). */
+  notes?: DenialNotes;
   /** Why the cell ended, if it did (decides a killed command's outcome). */
   endReason: () => EndReason | null;
   /** OOM kills the cgroup counted so far. */
@@ -49,7 +52,21 @@ export function startExec(c: ExecContext, argv: string[], opts: ExecOptions): Ce
 
   const cap = new OutputCap(c.policy.limits.output, c.emit);
   const stdout = cap.wrap(handle.stdout);
-  const stderr = cap.wrap(handle.stderr);
+  let detachNotes: (() => void) | undefined;
+  // Notes bypass the output cap: they are few (bounded per command) and the agent needs them.
+  const stderr = cap.wrap(handle.stderr, () => detachNotes?.());
+  if (c.notes && opts.denialNotes !== false) {
+    const notes = c.notes;
+    handle.started
+      .then((pid) => {
+        if (stderr.writableEnded) return;
+        detachNotes = notes.attach(pid, (line) => {
+          // A terminal's user side is in raw mode: a line ends with CR LF there.
+          if (!stderr.writableEnded) stderr.write(opts.tty ? line.replace(/\n/g, '\r\n') : line);
+        });
+      })
+      .catch(() => undefined);
+  }
   const result = handle.result.then(
     (r) => outcomeOf(c, r, cap.truncated),
     () => outcomeOf(c, { kind: 'signaled', signal: SIGKILL }, cap.truncated),
@@ -75,7 +92,8 @@ class OutputCap {
     private readonly emit: (e: CellEvent) => void,
   ) {}
 
-  wrap(src: Readable): PassThrough {
+  /** `ending` runs just before the copy ends. */
+  wrap(src: Readable, ending?: () => void): PassThrough {
     const out = new PassThrough();
     src.on('data', (chunk: Buffer) => {
       if (this.truncated) return;
@@ -100,7 +118,14 @@ class OutputCap {
         detail: `output cap of ${this.cap} bytes reached`,
       });
     });
-    src.on('end', () => out.end());
+    // One turn later: a denial the monitor wrote before the command ended is read in the same
+    // poll as init's end of stream, so its note still lands before the stream's end.
+    src.on('end', () =>
+      setImmediate(() => {
+        ending?.();
+        out.end();
+      }),
+    );
     src.on('error', (e) => out.destroy(e));
     return out;
   }

@@ -3,9 +3,11 @@
 // running processes are a CellProcess: how to kill init, and how to stop the monitor.
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { CellEvent } from '../audit/cellEvents.js';
 import { execGuardArgs } from '../plan/execRule.js';
+import { CELL_PROXY_PORT } from '../plan/layout.js';
 import type { CellPlan } from '../plan/plan.js';
 import { deleteContainer, runtimeRunArgv, type RuntimeInfo } from '../runtime/runtime.js';
 import { NanocellError } from '../util/errors.js';
@@ -44,6 +46,10 @@ export interface LaunchInput {
   proxyOnCellLoopback: boolean;
   /** The host's nft, when the monitor also sets up transparent capture (resolve found it). */
   captureNft: string | undefined;
+  /** Run the egress controls' start check (selfCheck.ts); off only for a benchmark. */
+  startCheck: boolean;
+  /** Tests of the start check: the proxy's listener is closed instead of served. */
+  closeProxyListener?: boolean;
   cleanups: Cleanups;
   emit: (e: CellEvent) => void;
   onLog: (line: string) => void;
@@ -104,8 +110,17 @@ export class CellProcess {
       },
       audit: o.emit,
     });
-    const proxyListener = o.proxyOnCellLoopback ? this.adoptProxyListener(o.net) : undefined;
+    const proxyListener = o.proxyOnCellLoopback
+      ? this.adoptProxyListener(o.net, o.closeProxyListener === true)
+      : undefined;
     proxyListener?.catch(() => undefined);
+    // Concurrent with init's start: a broken control fails the start within a second.
+    const where = o.proxyOnCellLoopback ? `the cell's 127.0.0.1:${CELL_PROXY_PORT}` : 'its socket';
+    const checked = (proxyListener ?? Promise.resolve(undefined)).then((probe) => {
+      if (o.startCheck && o.net.enabled) return o.net.startCheck(probe, where);
+      probe?.destroy();
+    });
+    checked.catch(() => undefined);
     // With a listener the monitor limits the cell's namespaces in a child it does not wait for;
     // no task command may run before it says they are in place.
     const limits = o.namespaceLimits ? this.monitorSays('limits') : undefined;
@@ -129,7 +144,7 @@ export class CellProcess {
     });
     try {
       await Promise.race([
-        Promise.all([client.ready(), proxyListener, limits]),
+        Promise.all([client.ready(), checked, limits]),
         runtime.failure,
         timeout,
       ]);
@@ -162,8 +177,11 @@ export class CellProcess {
     });
   }
 
-  /** Resolves once the proxy serves the socket the monitor made on the cell's loopback. */
-  private adoptProxyListener(cellNet: CellNetwork): Promise<void> {
+  /**
+   * Resolves once the proxy serves the socket the monitor made on the cell's loopback, with the
+   * connection to it the monitor made for the start check.
+   */
+  private adoptProxyListener(cellNet: CellNetwork, close: boolean): Promise<Socket> {
     const monitor = this.monitor;
     return new Promise((resolve, reject) => {
       const onMonitorEvent = (ev: MonitorControlEvent) => {
@@ -175,12 +193,15 @@ export class CellProcess {
       receiveHandles(monitor, this.capture).then(
         (h) => {
           this.control.off('monitor', onMonitorEvent);
-          cellNet.adopt(h.proxy);
+          if (close) {
+            h.proxy.close();
+            for (const s of h.accepted) s.destroy();
+          } else cellNet.adopt(h.proxy, h.accepted);
           if (h.capture) cellNet.adoptCapture(h.capture);
           // Nothing else travels on the channel. It stays open until the monitor exits: Node
           // never emits 'close' for a child whose channel was disconnected before it exited.
           monitor.channel?.unref();
-          resolve();
+          resolve(h.probe);
         },
         (e: unknown) => {
           this.control.off('monitor', onMonitorEvent);

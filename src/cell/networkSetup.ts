@@ -4,7 +4,7 @@
 // decides and records every connection.
 import type dgram from 'node:dgram';
 import fs from 'node:fs';
-import type { Server, Socket } from 'node:net';
+import { connect, type Server, type Socket } from 'node:net';
 import type { CaptureHandle } from '../net/capture.js';
 import { systemResolver } from '../net/dial.js';
 import { serveDnsUdp, type DnsDeniedEvent, type DnsStubContext } from '../net/dnsStub.js';
@@ -18,6 +18,7 @@ import { readSecrets, SecretBroker } from '../net/secrets.js';
 import { CellCa, TlsInterceptor } from '../net/tlsIntercept.js';
 import type { SecretEntry } from '../policy/secrets.js';
 import type { HostMount } from '../plan/hostMounts.js';
+import { checkProxyAnswers, checkRules, START_CHECK_HOST } from './selfCheck.js';
 import { NanocellError } from '../util/errors.js';
 import type { CellEvent } from './types.js';
 
@@ -31,6 +32,8 @@ export class CellNetwork {
   /** Transparent capture's sockets and the connections they accepted (adoptCapture). */
   private readonly captured = new Set<Socket>();
   private readonly captureHandles: (Server | dgram.Socket)[] = [];
+  /** The start check's one refusal is not the task's: it is not recorded (startCheck). */
+  private checking = false;
 
   private constructor(
     private readonly proxy: EgressProxy | undefined,
@@ -72,6 +75,31 @@ export class CellNetwork {
     return this.proxy !== undefined;
   }
 
+  /**
+   * The start check (selfCheck.ts) on `probe`, a connection to the proxy from the cell's
+   * 127.0.0.1; without one (the unix-socket proxy), on a connection to that socket.
+   */
+  async startCheck(probe: Socket | undefined, where: string): Promise<void> {
+    if (!this.proxy || !this.rules) return;
+    const refused = checkRules(this.rules);
+    const socketPath = this.proxy.socketPath;
+    const conn = probe ?? (socketPath !== undefined ? connect(socketPath) : undefined);
+    if (!conn) return;
+    this.checking = true;
+    try {
+      await checkProxyAnswers(conn, where, refused);
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  /** Whether an event is the start check's own (taken once, so a task cannot hide behind it). */
+  private isCheck(e: ProxyEvent): boolean {
+    if (!this.checking || e.host !== START_CHECK_HOST || e.protocol !== 'connect') return false;
+    this.checking = false;
+    return true;
+  }
+
   env(port: number): Record<string, string> {
     if (!this.broker) return proxyEnv(port);
     const ca = Object.fromEntries(
@@ -109,6 +137,7 @@ export class CellNetwork {
       ...(o.socketPath !== undefined ? { socketPath: o.socketPath } : {}),
       ...(o.socketOwner ? { socketOwner: o.socketOwner } : {}),
       onEvent: (e: ProxyEvent) => {
+        if (owner.net?.isCheck(e)) return;
         if (e.decision === 'allowed' && e.rule.startsWith('allow:user-once:'))
           owner.net?.used(e.rule);
         o.onEvent(toCellEvent(e));
@@ -124,9 +153,9 @@ export class CellNetwork {
   }
 
   /** See EgressProxy.adopt. */
-  adopt(server: Server): void {
+  adopt(server: Server, accepted: readonly Socket[] = []): void {
     if (!this.proxy) throw new Error('adopt: this cell has no proxy');
-    this.proxy.adopt(server);
+    this.proxy.adopt(server, accepted);
   }
 
   /**

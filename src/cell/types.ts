@@ -32,8 +32,15 @@ export interface CellOptions {
    * false: the caller keeps the record (runTask does, with its command and exit status).
    */
   record?: boolean;
+  /**
+   * false: refusals are not told on commands' stderr (src/cell/denialNotes.ts); they are still
+   * recorded. Default: the policy's `denialNotes`, which defaults to true.
+   */
+  denialNotes?: boolean;
   /** Skip parts of the cell, for benchmarks that show what each part costs. Not for users. */
-  benchOff?: { seccomp?: boolean; workspace?: boolean; cgroups?: boolean };
+  benchOff?: { seccomp?: boolean; workspace?: boolean; cgroups?: boolean; startCheck?: boolean };
+  /** Breaks a control on purpose, for tests that the start check catches it. Not for users. */
+  testFaults?: { closeProxyListener?: boolean };
 }
 
 /**
@@ -55,6 +62,8 @@ export interface ExecOptions {
    * the terminal's foreground group).
    */
   tty?: TtySize;
+  /** false: no denial notes on this command's stderr (default: the cell's setting). */
+  denialNotes?: boolean;
 }
 
 export interface RunOptions extends ExecOptions {

@@ -20,6 +20,8 @@ export interface RunFlags {
   allowDegraded?: string[];
   mount?: string[];
   secret?: string[];
+  /** commander's `--no-denial-notes`: false when given. */
+  denialNotes?: boolean;
 }
 
 function num(flag: string, v: string): number {
@@ -60,5 +62,6 @@ export function policyFromFlags(f: RunFlags): PolicyFile {
   if (f.mount?.length) doc.mounts = f.mount;
   if (f.secret?.length) doc.secrets = f.secret.map(parseSecretFlag);
   if (f.allowDegraded?.length) doc.allowDegraded = f.allowDegraded;
+  if (f.denialNotes === false) doc.denialNotes = false;
   return parsePolicy(doc, 'command line');
 }

@@ -90,6 +90,7 @@ export function runOptions(cmd: Command): Command {
         .choices([...degradableControls, ...K8S_DEGRADABLE_CONTROLS])
         .argParser(collect as never),
     )
+    .option('--no-denial-notes', "don't tell the command on stderr what the cell refused")
     .option('-t, --tty', "give the command a terminal inside the cell (the user's in raw mode)")
     .option('-i, --interactive', 'pass stdin to the command even when it is a terminal')
     .option('--session <name>', 'session name for grouping tasks', 'default')

@@ -192,6 +192,12 @@ export const POLICY_MAPPING: readonly FieldMapping[] = [
     note: "a preset's binary is a host install and its key is brokered by the local proxy; bake the agent into the cell image",
   },
   {
+    field: 'denialNotes',
+    target: 'none',
+    enforcement: 'not-applicable',
+    note: 'denial notes come from the local monitor and proxy; a pod records refusals only',
+  },
+  {
     field: 'version',
     target: 'none',
     enforcement: 'not-applicable',

@@ -27,9 +27,10 @@ export interface EgressProxy {
   listen(opts: { host: string; port: number }): Promise<{ host: string; port: number }>;
   /**
    * Serves on a listening socket made elsewhere: the cell's own 127.0.0.1 port, created in the
-   * cell's network namespace by the monitor and handed over on its IPC channel.
+   * cell's network namespace by the monitor and handed over on its IPC channel. `accepted`:
+   * connections it accepted before it was adopted (served now).
    */
-  adopt(server: net.Server): void;
+  adopt(server: net.Server, accepted?: readonly net.Socket[]): void;
   /** Replaces the rules for connections decided from now on (the user's egress grants). */
   setRules(next: NetRules): void;
   close(): Promise<void>;
@@ -73,9 +74,10 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
   return {
     socketPath,
     listen: ({ host, port }) => listenLoopback(newServer, host, port),
-    adopt(server: net.Server) {
+    adopt(server: net.Server, accepted: readonly net.Socket[] = []) {
       if (core.closing) {
         server.close();
+        for (const s of accepted) s.destroy();
         return;
       }
       // Read per connection by net.Server; a tunnel's client may half-close its side.
@@ -83,6 +85,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       server.maxConnections = maxConnections;
       server.on('connection', onConnection);
       servers.push(server);
+      for (const s of accepted) onConnection(s);
     },
     async close() {
       const closed = servers.map((s) => new Promise<void>((r) => s.close(() => r())));

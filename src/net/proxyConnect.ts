@@ -30,7 +30,7 @@ export function connectFront(
     void core.reach(a, client, intercept ? {} : { onread: down.onread }).then((r) => {
       if (!r.ok) {
         if (r.failure) {
-          if (client.writable) client.end(failureResponse(r.failure));
+          if (client.writable) client.end(failureResponse(r.failure, a));
           client.destroy();
         }
         return;

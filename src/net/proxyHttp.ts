@@ -9,6 +9,7 @@ import type { ProxyCore, ProxyProtocol } from './proxyCore.js';
 import { MAX_HEADER_BYTES, relayHttp } from './proxyRelay.js';
 import { errorResponse, sendDenied, sendError, sendFailure } from './proxyReplies.js';
 import { parseTarget } from './rules.js';
+import { egressDenialLine } from '../policy/denialText.js';
 
 /** The HTTP server of the proxy; connections are handed to it with emit('connection'). */
 export function httpFront(core: ProxyCore): http.Server {
@@ -82,7 +83,10 @@ function forward(
   if (hostHeader !== undefined && !sameAuthority(hostHeader, url.hostname, port)) {
     const why = `Host header ${JSON.stringify(hostHeader)} does not match the request target ${url.host}`;
     a.denied('host-mismatch', why);
-    sendDenied(res, why);
+    sendDenied(
+      res,
+      egressDenialLine({ host: url.hostname, port, rule: 'host-mismatch', reason: why }),
+    );
     return;
   }
   const chunked = req.headers['transfer-encoding'] !== undefined;
@@ -111,7 +115,7 @@ function forward(
     if (!r.ok) {
       if (r.failure) {
         req.resume();
-        sendFailure(res, r.failure);
+        sendFailure(res, r.failure, a);
       }
       return;
     }

@@ -13,6 +13,8 @@ import { disagreement, readFirstBytes } from './agree.js';
 import { DownstreamCopier, tunnel } from './proxyRelay.js';
 import type { NetRules } from './rules.js';
 import { DNS_PORT } from './capture.js';
+import { deniedResponse } from './proxyReplies.js';
+import { egressDenialLine } from '../policy/denialText.js';
 
 export interface TransparentEvent {
   time: string;
@@ -77,7 +79,7 @@ function onConnection(client: net.Socket, ctx: TransparentContext) {
       durationMs: Date.now() - started,
       ...extra,
     });
-    refuse(client, extra.protocol, `${rule}: ${reason}`);
+    refuse(client, extra.protocol, egressDenialLine({ host, port, rule, reason }));
   };
   if (loopback)
     return deny(dst, 'capture:loopback', 'the transparent listener is not a destination', {});
@@ -115,12 +117,7 @@ function onConnection(client: net.Socket, ctx: TransparentContext) {
  */
 function refuse(client: net.Socket, protocol: string | undefined, why: string) {
   if (protocol !== 'transparent-http' || !client.writable) return void client.destroy();
-  const body = `denied by nanocell (${why.replace(/[^\x20-\x7e]/g, '?').slice(0, 500)})\n`;
-  client.end(
-    `HTTP/1.1 403 Forbidden\r\nX-Nanocell-Deny-Reason: ${body.trim()}\r\n` +
-      `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-      `Connection: close\r\n\r\n${body}`,
-  );
+  client.end(deniedResponse(why));
   client.destroySoon();
 }
 
@@ -154,7 +151,14 @@ function relay(
       refuse(
         client,
         claims.protocol,
-        `${res.decision.rule}: ${res.decision.reason ?? res.error ?? res.failure}`,
+        res.failure === 'denied'
+          ? egressDenialLine({
+              host,
+              port: base.port,
+              rule: res.decision.rule,
+              reason: res.decision.reason ?? '',
+            })
+          : `nanocell could not reach the destination: ${res.error ?? res.failure}`,
       );
     else client.destroy();
     return;

@@ -97,6 +97,8 @@ export interface AppliedLimits {
 
 /** Parts of a cell a benchmark switches off, to show what each costs. Not for users. */
 export interface BenchSwitches {
+  /** The egress controls' start check (src/cell/selfCheck.ts). */
+  startCheck?: boolean;
   seccomp?: boolean;
   workspace?: boolean;
   cgroups?: boolean;

@@ -286,4 +286,6 @@ export interface Policy {
   allowDegraded: DegradableControl[];
   /** The agent preset the policy names (its policy layer is already merged in). */
   agent?: AgentPreset;
+  /** false: no denial notes on commands' stderr (`--no-denial-notes`); absent: notes on. */
+  denialNotes?: boolean;
 }

@@ -117,6 +117,7 @@ export function resolvePolicy(...given: PolicyFile[]): Policy {
     secrets: checkedSecrets(m.secrets ?? []),
     allowDegraded: [...new Set(m.allowDegraded ?? [])],
     ...(preset ? { agent: preset } : {}),
+    ...(m.denialNotes === false ? { denialNotes: false } : {}),
   };
 }
 

@@ -180,6 +180,8 @@ export const policySchema = z.strictObject({
   secrets: z.array(secretSchema).optional(),
   /** Controls allowed to degrade (for example cgroups when running rootless without delegation). */
   allowDegraded: z.array(z.enum(degradableControls)).optional(),
+  /** false: refusals are recorded but not told on the command's stderr (default true). */
+  denialNotes: z.boolean().optional(),
 });
 
 /** What a policy file holds, after unit parsing. */

@@ -1,5 +1,6 @@
 // Egress from real cells: no network by default; with an allowlist, real tools reach local
 // servers only through the cell's own proxy, and every attempt is decided and recorded.
+import { egressDenialLine } from '../../../src/policy/denialText.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cell } from '../../../src/cell/cell.js';
 import type { NetCellEvent } from '../../../src/audit/cellEvents.js';
@@ -351,8 +352,10 @@ describe('a cell with network.allow', () => {
       const a = answers[i]!;
       expect(a, c.url).toMatch(new RegExp(`^HTTP/1\\.1 ${c.status}`));
       if (c.status === 403) {
-        expect(a, c.url).toMatch(/^X-Nanocell-Deny-Reason: denied by nanocell/m);
-        expect(a, c.url).toMatch(c.reason!);
+        // The denial note's words (src/policy/denialText.ts), in the header and the body.
+        const line = `nanocell: blocked connect to ${c.host}:${c.port} (`;
+        expect(a, c.url).toContain(`\nX-Nanocell-Deny-Reason: ${line}`);
+        expect(a, c.url).toContain(`\r\n\r\n${line}`);
       }
     }
     const find = (c: (typeof cases)[number]) =>
@@ -365,10 +368,14 @@ describe('a cell with network.allow', () => {
             e.port === c.port,
         );
     await waitFor(events, () => cases.every((c) => find(c)), 'one event per case');
-    for (const c of cases) {
+    for (const [i, c] of cases.entries()) {
       const e = find(c);
       expect(e, c.url).toMatchObject({ protocol: 'http', rule: c.rule });
       if (c.reason) expect(e!.reason, c.url).toMatch(c.reason);
+      if (c.reason)
+        expect(answers[i], c.url).toContain(
+          egressDenialLine({ host: c.host, port: c.port, rule: e!.rule, reason: e!.reason }),
+        );
     }
     // Refused names were never resolved nor connected to.
     expect(web.urls.filter((u) => /^\/d\d$/.test(u))).toEqual([]);

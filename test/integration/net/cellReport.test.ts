@@ -169,7 +169,7 @@ describe('nanocell run --allow-net', () => {
     // Without the flag the proxy (there for the cidrs entry) refuses the name.
     const without = run([]);
     expect(without.stdout).toMatch(
-      /denied by nanocell \(default-deny\): web\.test is not in network\.allow/,
+      /nanocell: blocked connect to web\.test:\d+ \(not in network\.allow\)/,
     );
   });
 

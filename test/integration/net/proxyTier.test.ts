@@ -201,7 +201,7 @@ describe('proxy tier (two tenants in network namespaces)', () => {
   it('tenant B gets only its own rules: the same destination is denied for it', () => {
     const r = curl(NS.b, `http://claim-b:${TOKEN_B}@${ADDR.proxyB}:3128`, upstream);
     expect(r.code).toBe('403');
-    expect(r.body).toContain('denied by nanocell');
+    expect(r.body).toContain('nanocell: blocked connect to ');
   });
 
   it('a missing, unknown or borrowed token is refused with 407 (SOCKS5: auth failure)', () => {

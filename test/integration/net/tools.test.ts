@@ -47,7 +47,9 @@ describe('curl (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY)', () => {
     expect(tls.stdout).toBe('secure /t');
     const denied = await run('curl', ['-sS', '-i', `http://evil.test:${web.port}/`], env);
     expect(denied.stdout).toMatch(/^HTTP\/1\.1 403/);
-    expect(denied.stdout).toMatch(/X-Nanocell-Deny-Reason: .*evil\.test is not in network\.allow/);
+    expect(denied.stdout).toMatch(
+      /X-Nanocell-Deny-Reason: nanocell: blocked connect to evil\.test:\d+ \(not in network\.allow\)/,
+    );
     const tunnel = await run(
       'curl',
       ['-sS', '--cacert', caFile, `https://evil.test:${sec.port}/`],
