@@ -8,6 +8,8 @@
 // Root only (cells mount). Run from the repo after `make -C native`:
 //   npx tsc -p tsconfig.json --outDir .bench-out &&
 //     NANOCELL_NATIVE_DIR=$PWD/native/build node .bench-out/bench/audit-cell.js
+// Each cell keeps no record of its own (record: false): the audited cell's recording is
+// the sink's, as the bench has always measured.
 // Env: EXECS (default 2000), RUNS (default 5). Prints one JSON document, then a markdown table.
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { AuditStore } from '../src/audit/store.js';
@@ -50,6 +52,7 @@ async function main() {
       policy,
       workspace: project,
       stateRoot,
+      record: false,
       benchOff: { seccomp: true },
     });
     store = AuditStore.open(`${stateRoot}/nanocell.db`);
@@ -71,12 +74,14 @@ async function main() {
       policy,
       workspace: project,
       stateRoot,
+      record: false,
       onEvent: onAudited,
     });
     cells.monitorOnly = await Cell.create({
       policy,
       workspace: project,
       stateRoot,
+      record: false,
       onEvent: () => undefined,
     });
     const times: Record<Mode, number[]> = { audited: [], monitorOnly: [], off: [] };

@@ -78,6 +78,8 @@ export class AttackCell {
         stateRoot,
         taskId,
         session: 'attacks',
+        // This harness keeps the task's record itself (the store the checks read).
+        record: false,
         onEvent: (e) => {
           for (const a of toAuditEvents(e, summaries)) s.append(taskId, a);
         },
