@@ -6,7 +6,7 @@ import { escapeText, quotePath, toJson } from '../util/display.js';
 import { formatSize } from '../util/units.js';
 import { applyChangeSet } from '../workspace/apply.js';
 import { applyChosen } from '../workspace/applyChosen.js';
-import { describeFate, readFate } from '../workspace/changeFate.js';
+import { describeFate, pendingEntries, readFate } from '../workspace/changeFate.js';
 import { writeDiff } from '../workspace/diff.js';
 import { discardChangeSet } from '../workspace/discard.js';
 import { loadChangeSet } from '../workspace/manifest.js';
@@ -196,7 +196,11 @@ function registerDiffCommand(program: Command, ctx: WorkspaceCommandContext): vo
     .action((task: string | undefined, o: { json?: boolean; session?: string; format: string }) => {
       const { dir } = pick(ctx.stateRoot(), task, o.session);
       const { manifest } = loadChangeSet(dir);
-      if (o.json) return void out(`${toJson(manifest, 2)}\n`);
+      if (o.json) {
+        // As the text diff: the entries still to apply, and what `apply --only` wrote.
+        const { manifest: rest, applied } = pendingEntries(dir, manifest);
+        return void out(`${toJson(applied.length ? { ...rest, applied } : manifest, 2)}\n`);
+      }
       if (o.format === 'git') {
         const sink = stdoutOf(ctx);
         return void writeGitDiff(dir, manifest.projectDir, (t) => sink.write(t));

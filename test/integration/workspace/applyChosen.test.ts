@@ -73,6 +73,13 @@ describe('apply --only', () => {
     expect(diff.stdout).toContain('# already applied (apply --only): d3/f0\n');
     expect(diff.stdout).not.toContain('diff --nanocell a/d3/f0 ');
     expect(diff.stdout).toContain('diff --nanocell a/d4/f0 ');
+    const json = JSON.parse(cli(t, ['diff', T1, '--json']).stdout) as {
+      entries: { path: string }[];
+      applied: string[];
+    };
+    expect(json.applied).toEqual(f.paths);
+    expect(json.entries.some((e) => e.path === 'd3/f0')).toBe(false);
+    expect(json.entries.some((e) => e.path === 'd4/f0')).toBe(true);
 
     const again = cli(t, ['apply', T1, '--only', 'd3/f0']);
     expect(again.status).toBe(125);
@@ -91,6 +98,22 @@ describe('apply --only', () => {
     expect(fate(t)?.status).toBe('applied');
     expect(existsSync(`${t.stateRoot}/changes/${T1}`)).toBe(false);
   }, 300_000);
+
+  it('discarding the rest of a partly applied change set keeps what was applied on record', async () => {
+    const t = await prepare();
+    trials.push(t);
+    expect(cli(t, ['apply', T1, '--only', 'new5']).status).toBe(0);
+    const gone = cli(t, ['discard', T1]);
+    expect(gone.status, gone.stderr).toBe(0);
+    expect(snapshot(t.sb.project)).toEqual(partly(t, ['new5']));
+    expect(fate(t)).toMatchObject({
+      status: 'discarded',
+      paths: expect.arrayContaining(['new5', 'new5/n0']),
+    });
+    const after = cli(t, ['apply', T1]);
+    expect(after.status).toBe(125);
+    expect(after.stderr).toMatch(/was discarded \(after 21 path\(s\) had been applied\)/);
+  }, 120_000);
 
   it('killed with SIGKILL at any point leaves the project as it was or with the chosen part applied', async () => {
     const base = Number(process.env.APPLY_CRASH_SEED ?? Date.now() % 100_000);
