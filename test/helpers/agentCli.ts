@@ -17,3 +17,6 @@ export function installAgentCli(home: string, pkg: string): string {
   );
   return path.join(prefix, 'bin');
 }
+
+/** Codex CLI: a node launcher and its native binary in a platform package. */
+export const CODEX_CLI = '@openai/codex@0.171.0';

@@ -3,32 +3,35 @@
 // with `-p`. Its API host, api.anthropic.com, is pinned through network.hosts to a loopback
 // TLS stand-in whose CA only nanocell trusts (NODE_EXTRA_CA_CERTS), so the real key goes from
 // the proxy to the stand-in while the cell holds a placeholder, and nothing else is reachable.
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import https from 'node:https';
+import type { ServerResponse } from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeSandbox, nanocell, spawnNanocell, type Sandbox } from '../../helpers/cells.js';
+import { makeSandbox, nanocell, type Sandbox } from '../../helpers/cells.js';
 import { CLAUDE_CODE, installAgentCli } from '../../helpers/agentCli.js';
+import {
+  agentEnv,
+  filesContaining,
+  pinPolicy,
+  runCli,
+  startStandIn,
+  type StandIn,
+} from '../../helpers/agentStandIn.js';
 import { drivePty } from '../../helpers/ptyDriver.js';
 
 const CANARY = `sk-ant-api03-${'Qx7'.repeat(12)}AGENTc4n4ry${Date.now()}AA`;
 const API = 'api.anthropic.com';
-// A loopback address of its own, so port 443 is free whatever else runs on this machine.
-const ADDR = `127.${100 + (process.pid % 100)}.${Math.floor(process.pid / 100) % 250}.9`;
 const ANSWER = 'hello from the stand-in';
 
 let sb: Sandbox;
 let dir = '';
 let home = '';
-let caFile = '';
+let api: StandIn;
 /** The user's policy: it extends the preset only to pin the API host to the stand-in. */
-let pinPolicy = '';
-let server: https.Server | undefined;
-const seen: { method: string; url: string; key: string | undefined }[] = [];
+let pinned = '';
 
 /** An Anthropic Messages API answer, streamed (server-sent events) when the request asks. */
-function answer(body: string, res: import('node:http').ServerResponse) {
+function answer(body: string, res: ServerResponse) {
   const req = JSON.parse(body || '{}') as { stream?: boolean; model?: string };
   const message = {
     id: 'msg_standin',
@@ -77,85 +80,23 @@ beforeAll(async () => {
   home = path.join(dir, 'home');
   fs.mkdirSync(home);
   installAgentCli(home, CLAUDE_CODE);
-  pinPolicy = path.join(dir, 'policy.yaml');
-  fs.writeFileSync(
-    pinPolicy,
-    JSON.stringify({ network: { hosts: { [API]: ADDR }, cidrs: [`${ADDR}/32`] } }),
-  );
-  const key = path.join(dir, 'up.key');
-  caFile = path.join(dir, 'up.crt');
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
-      .concat(['-keyout', key, '-out', caFile, '-days', '1', '-subj', `/CN=${API}`])
-      .concat(['-addext', `subjectAltName=DNS:${API}`]),
-    { stdio: 'ignore' },
-  );
-  server = https.createServer(
-    { key: fs.readFileSync(key), cert: fs.readFileSync(caFile) },
-    (req, res) => {
-      let body = '';
-      req.on('data', (d: Buffer) => (body += d.toString()));
-      req.on('end', () => {
-        seen.push({
-          method: req.method ?? '',
-          url: req.url ?? '',
-          key: req.headers['x-api-key'] as string,
-        });
-        if (req.method === 'POST' && req.url?.startsWith('/v1/messages')) return answer(body, res);
-        res.setHeader('content-type', 'application/json');
-        res.end('{}');
-      });
-    },
-  );
-  await new Promise<void>((resolve, reject) => {
-    server!.once('error', reject);
-    server!.listen(443, ADDR, resolve);
+  api = await startStandIn(dir, API, 9, (req, body, res) => {
+    if (req.method === 'POST' && req.url.startsWith('/v1/messages')) return answer(body, res);
+    res.setHeader('content-type', 'application/json');
+    res.end('{}');
   });
+  pinned = pinPolicy(dir, API, api);
 }, 360_000);
 
 afterAll(async () => {
-  await new Promise((r) => (server ? server.close(r) : r(undefined)));
+  await api?.close();
   sb?.cleanup();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** The test's home as the invoking user's, the canary as the host's key, the stand-in's CA. */
-function agentEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    HOME: home,
-    ANTHROPIC_API_KEY: CANARY,
-    NODE_EXTRA_CA_CERTS: caFile,
-    // Not the sudo caller's home: the test's own.
-    SUDO_USER: '',
-  };
-  return env;
-}
-
-function run(args: string[]) {
-  return new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
-    const child = spawnNanocell(args, { stateRoot: sb.stateRoot, env: agentEnv() });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('latin1')));
-    child.on('close', (code) => resolve({ status: code ?? 137, stdout, stderr }));
-  });
-}
-
-function filesContaining(root: string, needle: string): string[] {
-  const hits: string[] = [];
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.isFile() && fs.readFileSync(p).includes(needle)) hits.push(p);
-    }
-  };
-  walk(root);
-  return hits;
-}
+const env = () => agentEnv(home, api, { ANTHROPIC_API_KEY: CANARY });
+const run = (args: string[]) => runCli(args, sb.stateRoot, env());
+const seen = () => api.seen.map((s) => ({ ...s, key: s.headers['x-api-key'] }));
 
 function events(taskId: string): Record<string, unknown>[] {
   const logs = nanocell(['logs', taskId, '--json'], { stateRoot: sb.stateRoot }).stdout;
@@ -168,7 +109,7 @@ function events(taskId: string): Record<string, unknown>[] {
 
 describe('nanocell agent claude', () => {
   it('starts Claude Code from ~/.npm-global; the stand-in gets the real key, the cell a placeholder, nothing else is reachable', async () => {
-    const policy = pinPolicy;
+    const policy = pinned;
     const report = path.join(dir, 'agent.json');
     const r = await run([
       'agent',
@@ -191,9 +132,9 @@ describe('nanocell agent claude', () => {
     expect(r.status).toBe(0);
 
     // It reached the stand-in, every request carrying the real key (swapped in by the proxy).
-    const messages = seen.filter((s) => s.method === 'POST' && s.url.startsWith('/v1/messages'));
+    const messages = seen().filter((s) => s.method === 'POST' && s.url.startsWith('/v1/messages'));
     expect(messages.length).toBeGreaterThan(0);
-    expect(new Set(seen.map((s) => s.key))).toEqual(new Set([CANARY]));
+    expect(new Set(seen().map((s) => s.key))).toEqual(new Set([CANARY]));
 
     // It ran the preset's binary from the user prefix, with its inner sandbox switched off.
     const taskId = (JSON.parse(fs.readFileSync(report, 'utf8')) as { taskId: string }).taskId;
@@ -232,7 +173,7 @@ describe('nanocell agent claude', () => {
       policy,
       JSON.stringify({
         preset: 'claude',
-        network: { hosts: { [API]: ADDR }, cidrs: [`${ADDR}/32`] },
+        network: { hosts: { [API]: api.addr }, cidrs: [`${api.addr}/32`] },
       }),
     );
     const script = [
@@ -264,16 +205,16 @@ describe('nanocell agent claude', () => {
     expect(r.stdout).toContain('api=200');
     expect(r.stdout).toMatch(/npm=[1-9]/);
     expect(r.stdout).toMatch(/other=[1-9]/);
-    expect(seen.at(-1)).toMatchObject({ url: '/v1/models', key: CANARY });
+    expect(seen().at(-1)).toMatchObject({ url: '/v1/models', key: CANARY });
   }, 120_000);
 
   it('gets a terminal when the user is at one: raw mode while it runs, restored after', async () => {
-    const policy = pinPolicy;
+    const policy = pinned;
     const r = await drivePty(
       ['agent', 'claude', '--policy', policy, '--workspace', sb.project, '--', '-p', 'say hello'],
       [{ sleep: 2 }, { raw: true }, { expect: ANSWER, timeout: 90 }],
       sb.stateRoot,
-      { env: agentEnv() },
+      { env: env() },
     );
     expect(r.log).toEqual(['raw=True']);
     expect(r.screen).toContain(ANSWER);
@@ -285,7 +226,7 @@ describe('nanocell agent claude', () => {
   it('refuses at plan time, in one line with the fix, when the key is not set on the host', async () => {
     const r = nanocell(['agent', 'claude', '--workspace', sb.project, '--', '-p', 'hi'], {
       stateRoot: sb.stateRoot,
-      env: { ...agentEnv(), ANTHROPIC_API_KEY: '' },
+      env: { ...env(), ANTHROPIC_API_KEY: '' },
     });
     expect(r.status).not.toBe(0);
     expect(r.stderr.trim().split('\n')).toEqual([
