@@ -9,7 +9,12 @@
 // several are (the audit trail still has it). Each command keeps a bounded set of the lines it
 // was given: a flood of one denial costs one line, and memory stays bounded however many come.
 import type { CellEvent } from '../audit/cellEvents.js';
-import { dnsDenialLine, egressDenialLine, syscallDenialLine } from '../policy/denialText.js';
+import {
+  dnsDenialLine,
+  egressDenialLine,
+  syscallDenialLine,
+  syscallDenialNoted,
+} from '../policy/denialText.js';
 
 /** Distinct notes one command gets; past it, one line says the rest are in the audit trail. */
 export const MAX_NOTES_PER_COMMAND = 64;
@@ -83,6 +88,7 @@ function note(t: Target, line: string): void {
 function noteOf(e: CellEvent): Note | undefined {
   switch (e.type) {
     case 'syscall.denied': {
+      if (!syscallDenialNoted(String(e.name))) return undefined;
       const sid = Number(e.cellSid);
       const detail = typeof e.detail === 'string' ? e.detail : undefined;
       return {

@@ -70,6 +70,18 @@ const FILTERED_WHY: Readonly<Record<string, string>> = {
   ioctl: 'TIOCSTI and TIOCLINUX (terminal input injection) are not allowed',
 };
 
+/**
+ * Refusals a runtime probes for and falls back from without a word: a note for them would sit
+ * on the stderr of every run of an ordinary tool (libuv, so every Node.js 22 process, tries
+ * io_uring_setup and uses epoll when refused). The audit trail still records them.
+ */
+const PROBED_SYSCALLS = new Set(['io_uring_setup', 'io_uring_enter', 'io_uring_register']);
+
+/** Whether a refused syscall is told on the command's stderr (denialNotes.ts). */
+export function syscallDenialNoted(name: string): boolean {
+  return !PROBED_SYSCALLS.has(name);
+}
+
 /** The monitor's exec guard says `VERB PATH: WHY`; its calls read as `blocked VERB PATH (WHY)`. */
 const GUARDED_CALLS = new Set(['execve', 'execveat', 'mmap', 'memfd_create']);
 
