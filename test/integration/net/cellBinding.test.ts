@@ -85,10 +85,10 @@ describe('per-cell proxies', () => {
     expect(aa.stdout).toMatch(/^HTTP\/1\.1 200/);
     expect(bb.stdout).toMatch(/^HTTP\/1\.1 200/);
     expect(ab.stdout).toMatch(
-      /^HTTP\/1\.1 403[\s\S]*X-Nanocell-Deny-Reason: .*b\.test is not in network\.allow/,
+      /^HTTP\/1\.1 403[\s\S]*X-Nanocell-Deny-Reason: nanocell: blocked connect to b\.test:\d+ \(not in network\.allow\)/,
     );
     expect(ba.stdout).toMatch(
-      /^HTTP\/1\.1 403[\s\S]*X-Nanocell-Deny-Reason: .*a\.test is not in network\.allow/,
+      /^HTTP\/1\.1 403[\s\S]*X-Nanocell-Deny-Reason: nanocell: blocked connect to a\.test:\d+ \(not in network\.allow\)/,
     );
     expect(webA.urls).toEqual(['/from-A']);
     expect(webB.urls).toEqual(['/from-B']);
@@ -132,7 +132,9 @@ describe('per-cell proxies', () => {
       curl(cellB, `http://127.0.0.1:${canary.port}/`),
     ]);
     expect(direct.stdout.trim().split('\n')).toEqual(['errno 111', 'errno 111', 'errno 111']);
-    expect(proxied.stdout).toMatch(/^HTTP\/1\.1 403[\s\S]*IP-literal destination 127\.0\.0\.1/);
+    expect(proxied.stdout).toMatch(
+      /^HTTP\/1\.1 403[\s\S]*blocked connect to 127\.0\.0\.1:\d+ \(IP address not in network\.cidrs\)/,
+    );
     expect(canary.connections()).toBe(0);
   });
   it("reaches its proxy through init's bridge when the runtime gives no seccomp listener", async () => {
