@@ -159,7 +159,9 @@ describe('HTTP forward proxy (absolute-URI)', () => {
     s.write(`GET http://evil.test:${web.port}/ HTTP/1.1\r\nHost: evil.test:${web.port}\r\n\r\n`);
     const res = (await readUntil(s, (b) => b.includes('network.allow\n'))).toString();
     expect(res).toMatch(/^HTTP\/1\.1 403 Forbidden/);
-    expect(res).toMatch(/X-Nanocell-Deny-Reason: .*evil\.test is not in network\.allow/i);
+    expect(res).toMatch(
+      /X-Nanocell-Deny-Reason: nanocell: blocked connect to evil\.test:\d+ \(not in network\.allow\)/i,
+    );
     const e = await h.event((x) => x.decision === 'denied');
     expect(e).toMatchObject({
       host: 'evil.test',
@@ -183,7 +185,9 @@ describe('HTTP forward proxy (absolute-URI)', () => {
     s.write(`GET http://web.test:${web.port}/ HTTP/1.1\r\nHost: evil.test\r\n\r\n`);
     const res = (await readUntil(s, (b) => b.includes('\n', b.indexOf('\r\n\r\n') + 4))).toString();
     expect(res).toMatch(/^HTTP\/1\.1 403/);
-    expect(res).toMatch(/X-Nanocell-Deny-Reason: Host header "evil\.test" does not match/);
+    expect(res).toMatch(
+      /X-Nanocell-Deny-Reason: nanocell: blocked connect to web\.test:\d+ \(Host header "evil\.test" does not match/,
+    );
     expect((await h.event((x) => x.decision === 'denied')).rule).toBe('host-mismatch');
     expect(web.requests).toHaveLength(0);
   });
@@ -245,7 +249,9 @@ describe('CONNECT tunnels', () => {
     const res = await httpConnect(s, `echo.test:${ec.port}`);
     expect(res).toMatch(/^HTTP\/1\.1 403/);
     expect(res).toMatch(
-      new RegExp(`X-Nanocell-Deny-Reason: .*port ${ec.port} is not allowed for echo\\.test`),
+      new RegExp(
+        `X-Nanocell-Deny-Reason: nanocell: blocked connect to echo\\.test:${ec.port} \\(port not in network\\.allow\\)`,
+      ),
     );
     expect(ec.connections()).toBe(0);
   });
