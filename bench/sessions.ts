@@ -1,7 +1,8 @@
 // Session costs: freezing a 10k-file change as a checkpoint, and the workspace part of forking
 // 10 cells from it (checking the checkpoint against its layers' seals, then 10 overlays with
-// its layers under them). Wall times, and the CPU time of this process for the two checks. Root only (it mounts). The runtime's own start is not in these
-// figures: see bench/run.ts for whole cells.
+// its layers under them). Wall times, and the CPU time of this process for checkpoint and
+// check. Root only (it mounts). The runtime's own start is not in these figures: see
+// bench/run.ts for whole cells.
 // Run: node --import ./bench/register.mjs bench/sessions.ts   (FILES=10000 FORKS=10 RUNS=3)
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { checkpointStack, createCheckpoint } from '../src/cell/checkpoint.js';
