@@ -44,10 +44,15 @@ function key(layout: StateLayout): Buffer {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
+  // Written aside and linked into place: a reader never sees a key half written.
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, randomBytes(32), { mode: 0o600 });
   try {
-    fs.writeFileSync(file, randomBytes(32), { mode: 0o600, flag: 'wx' });
+    fs.linkSync(tmp, file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // another process made it
+  } finally {
+    fs.rmSync(tmp, { force: true });
   }
   return fs.readFileSync(file);
 }
