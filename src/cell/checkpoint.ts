@@ -147,7 +147,7 @@ function readManifest(layout: StateLayout, id: string): CheckpointManifest {
   const dir = checkpointDir(layout, id);
   let m: CheckpointManifest;
   try {
-    m = checkpointSchema.parse(readSealed(layout, path.join(dir, 'manifest.json')));
+    m = checkpointSchema.parse(readSealed(layout, path.join(dir, 'manifest.json')).head);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !fs.existsSync(dir))
       throw new NanocellError(
@@ -246,7 +246,9 @@ export function listCheckpoints(layout: StateLayout): CheckpointManifest[] {
   for (const name of fs.existsSync(root) ? fs.readdirSync(root) : []) {
     if (!CHECKPOINT_ID.test(name)) continue;
     try {
-      out.push(checkpointSchema.parse(readSealed(layout, path.join(root, name, 'manifest.json'))));
+      out.push(
+        checkpointSchema.parse(readSealed(layout, path.join(root, name, 'manifest.json')).head),
+      );
     } catch {
       // damaged: listed by nothing, refused by --from
     }

@@ -27,9 +27,8 @@ const sealSchema = z.strictObject({
   /** The tree this seal is of, relative to the state root: a seal is bound to its place. */
   tree: z.string(),
   fingerprint: z.string(),
-  entries: z.array(z.unknown()),
 });
-type Seal = z.infer<typeof sealSchema>;
+type Seal = z.infer<typeof sealSchema> & { entries: string };
 
 /** A layer whose tree or seal does not match: the reason, for the refusal. */
 export class LayerDamage extends Error {}
@@ -45,10 +44,15 @@ function key(layout: StateLayout): Buffer {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
+  // Written aside and linked into place: a reader never sees a key half written.
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, randomBytes(32), { mode: 0o600 });
   try {
-    fs.writeFileSync(file, randomBytes(32), { mode: 0o600, flag: 'wx' });
+    fs.linkSync(tmp, file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // another process made it
+  } finally {
+    fs.rmSync(tmp, { force: true });
   }
   return fs.readFileSync(file);
 }
@@ -64,21 +68,27 @@ function macMatches(layout: StateLayout, body: string, mac: string): boolean {
   return got.length === want.length && timingSafeEqual(got, want);
 }
 
-/** `mac\n` then the JSON body: the MAC is checked on the bytes before anything is parsed. */
-export function writeSealed(layout: StateLayout, file: string, body: object): void {
-  const json = JSON.stringify(body);
+/**
+ * `mac\n`, the JSON head, and optionally `\n` and a JSON tail: the MAC covers both and is
+ * checked on the bytes before anything is parsed; a reader that needs only the head does not
+ * parse the tail (a seal's 10k entries).
+ */
+export function writeSealed(layout: StateLayout, file: string, head: object, tail?: unknown): void {
+  const body = JSON.stringify(head) + (tail === undefined ? '' : `\n${JSON.stringify(tail)}`);
   const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${macOf(layout, json)}\n${json}`, { mode: 0o600 });
+  fs.writeFileSync(tmp, `${macOf(layout, body)}\n${body}`, { mode: 0o600 });
   fs.renameSync(tmp, file);
 }
 
-/** The body of a sealed file, or a LayerDamage when it is unreadable or not the one we wrote. */
-export function readSealed(layout: StateLayout, file: string): unknown {
+/** The head of a sealed file and its tail unparsed, or a LayerDamage when it is not ours. */
+export function readSealed(layout: StateLayout, file: string): { head: unknown; tail?: string } {
   const text = fs.readFileSync(file, 'utf8');
   const nl = text.indexOf('\n');
   if (nl < 0 || !macMatches(layout, text.slice(nl + 1), text.slice(0, nl)))
     throw new LayerDamage(`${path.basename(file)} is not the one nanocell wrote`);
-  return JSON.parse(text.slice(nl + 1));
+  const nl2 = text.indexOf('\n', nl + 1);
+  if (nl2 < 0) return { head: JSON.parse(text.slice(nl + 1)) };
+  return { head: JSON.parse(text.slice(nl + 1, nl2)), tail: text.slice(nl2 + 1) };
 }
 
 type Visit = (rel: string, abs: string, st: fs.BigIntStats) => void;
@@ -147,9 +157,8 @@ const relTree = (layout: StateLayout, tree: string) => path.relative(layout.root
  */
 export async function sealLayer(layout: StateLayout, tree: string, at = tree): Promise<void> {
   const entries = await listLayer(tree);
-  const seal: Seal = { version: 1, tree: relTree(layout, at), fingerprint: '', entries };
-  seal.fingerprint = fingerprint(tree);
-  writeSealed(layout, sealPath(tree), seal);
+  const head = { version: 1, tree: relTree(layout, at), fingerprint: fingerprint(tree) };
+  writeSealed(layout, sealPath(tree), head, entries);
 }
 
 /** Seals `tree` unless it has a seal (a layer of an older nanocell gets one now). */
@@ -160,7 +169,8 @@ export async function ensureSealed(layout: StateLayout, tree: string): Promise<v
 function loadSeal(layout: StateLayout, tree: string, label: string): Seal {
   let seal: Seal;
   try {
-    seal = sealSchema.parse(readSealed(layout, sealPath(tree)));
+    const { head, tail } = readSealed(layout, sealPath(tree));
+    seal = { ...sealSchema.parse(head), entries: tail ?? '' };
   } catch (e) {
     if (e instanceof LayerDamage) throw new LayerDamage(`the seal of ${label}: ${e.message}`);
     throw new LayerDamage(`the seal of ${label} is missing or unreadable`);
@@ -174,7 +184,7 @@ function loadSeal(layout: StateLayout, tree: string, label: string): Seal {
 async function rehash(tree: string, seal: Seal, label: string): Promise<void> {
   let want: Entry[];
   try {
-    want = z.array(entrySchema).parse(seal.entries);
+    want = z.array(entrySchema).parse(JSON.parse(seal.entries));
   } catch {
     throw new LayerDamage(`the seal of ${label} is unreadable`);
   }
@@ -215,5 +225,8 @@ export async function checkLayer(
   }
   if (now === seal.fingerprint && !o.full) return;
   await rehash(tree, seal, o.label);
-  if (now !== seal.fingerprint) writeSealed(layout, sealPath(tree), { ...seal, fingerprint: now });
+  if (now !== seal.fingerprint) {
+    const { entries, ...head } = seal;
+    writeSealed(layout, sealPath(tree), { ...head, fingerprint: now }, JSON.parse(entries));
+  }
 }
