@@ -23,10 +23,13 @@ interface Members {
 const membersFile = (layout: StateLayout, session: string) =>
   path.join(layout.session(session), 'members.json');
 
-/** Composes the session's chain; the caller reads or applies it. */
-export function composeSession(layout: StateLayout, session: string): ChangeSet {
+/**
+ * Composes the session's chain, the one that ends in `from` (its last task by default; a fork of
+ * a checkpoint picks the fork); the caller reads or applies it.
+ */
+export function composeSession(layout: StateLayout, session: string, from = 'last'): ChangeSet {
   finishSessionApply(layout, session);
-  const chain = sessionChain(layout, session);
+  const chain = sessionChain(layout, session, from);
   for (const cs of chain) {
     // Its entries are judged against the project as it was: part of it is written since.
     if (appliedPaths(layout.root, cs.manifest.taskId).size)
@@ -48,9 +51,10 @@ export function applySession(
   layout: StateLayout,
   session: string,
   opts: ApplyOptions = {},
+  from = 'last',
 ): ApplyResult & { tasks: string[]; totalBytes: number } {
-  const cs = composeSession(layout, session);
-  const tasks = sessionChain(layout, session).map((c) => c.manifest.taskId);
+  const cs = composeSession(layout, session, from);
+  const tasks = sessionChain(layout, session, from).map((c) => c.manifest.taskId);
   const file = membersFile(layout, session);
   const members: Members = { taskIds: tasks, atMs: Date.now() };
   fs.writeFileSync(file, JSON.stringify(members), { mode: 0o600 });

@@ -95,8 +95,8 @@ function applyToBranch(stateRoot: string, task: string | undefined, o: ApplyFlag
   let ids: string[];
   const layout = ensureStateRoot(stateRoot);
   if (o.session) {
-    dir = composeSession(sessionLayout(stateRoot, task), o.session).dir;
-    ids = sessionChain(layout, o.session).map((c) => c.manifest.taskId);
+    dir = composeSession(layout, o.session, task ?? 'last').dir;
+    ids = sessionChain(layout, o.session, task ?? 'last').map((c) => c.manifest.taskId);
   } else {
     const r = load(stateRoot, needTask(task));
     dir = r.dir;
@@ -125,18 +125,20 @@ function sessionLayout(stateRoot: string, task: string | undefined) {
   return ensureStateRoot(stateRoot);
 }
 
+/** With --session, a task names the chain's top: one fork of a checkpoint, say. */
 function pick(stateRoot: string, task: string | undefined, session: string | undefined) {
   if (!session) return load(stateRoot, needTask(task));
-  return composeSession(sessionLayout(stateRoot, task), session);
+  return composeSession(ensureStateRoot(stateRoot), session, task ?? 'last');
 }
 
 function applySessionCommand(stateRoot: string, task: string | undefined, o: ApplyFlags): string {
-  const layout = sessionLayout(stateRoot, task);
-  const r = applySession(layout, o.session!, {
-    force: !!o.force,
-    skipRefused: !!o.skipRefused,
-    ...applyFeedback(),
-  });
+  const layout = ensureStateRoot(stateRoot);
+  const r = applySession(
+    layout,
+    o.session!,
+    { force: !!o.force, skipRefused: !!o.skipRefused, ...applyFeedback() },
+    task ?? 'last',
+  );
   const lines = r.skipped.map((s) => `skipped ${quotePath(s.path)}: ${escapeText(s.reason)}\n`);
   for (const f of r.merged)
     lines.push(`merged ${quotePath(f)} three ways (changed in the project too)\n`);
@@ -187,7 +189,10 @@ function registerDiffCommand(program: Command, ctx: WorkspaceCommandContext): vo
     .description("show a task's change set as a unified diff against the project")
     .argument('[task]', 'task id or unique prefix')
     .option('--json', 'print the change set manifest (entries, refusals) as JSON')
-    .option('--session <name>', "the session's unapplied change sets, combined")
+    .option(
+      '--session <name>',
+      "the session's unapplied change sets, combined; with TASK, the chain that ends in TASK",
+    )
     .addOption(
       new Option('--format <format>', 'nanocell (review) or git (a patch git apply takes)')
         .choices(['nanocell', 'git'])
@@ -222,7 +227,10 @@ function registerApplyCommand(program: Command, ctx: WorkspaceCommandContext): v
     .option('--force', 'overwrite files changed in the project since the task started')
     .option('--skip-refused', 'apply even though some changes were refused at collection')
     .option('--json', 'print what was applied, skipped and overwritten as JSON')
-    .option('--session <name>', "apply the session's unapplied change sets as one, in order")
+    .option(
+      '--session <name>',
+      "apply the session's unapplied change sets as one, in order; with TASK, the chain that ends in TASK (one fork of a checkpoint, say)",
+    )
     .option(
       '--branch <name>',
       "commit the change set onto a new branch of the project's repository instead (work tree and index untouched)",

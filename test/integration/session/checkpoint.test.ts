@@ -1,5 +1,6 @@
 // Checkpoints and forks: five cells started in parallel from one checkpoint, each changing the
-// same file its own way, each diff showing only its own change; a damaged checkpoint refused.
+// same file its own way, each diff showing only its own change, and the best one applied with
+// the chain below it; a damaged checkpoint refused.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -80,6 +81,22 @@ describe('checkpoints', () => {
     // The project is untouched, and nothing of the cells is left.
     expect(fs.readFileSync(path.join(sb.project, 'f.txt'), 'utf8')).toBe('original\n');
     expect(leftovers(sb.stateRoot)).toMatchObject({ cells: [], mounts: [], slots: [] });
+
+    // Keep the best: the chain that ends in fork 3 (the checkpoint's task, then the fork).
+    const d3 = nanocell(['diff', '--session', 'forks', tasks[2]!], { stateRoot: sb.stateRoot });
+    expect(d3.stdout).toContain('+fork 3');
+    expect(d3.stdout).toContain('+dep');
+    const a = nanocell(['apply', '--session', 'forks', tasks[2]!], { stateRoot: sb.stateRoot });
+    expect(a.status, a.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(sb.project, 'f.txt'), 'utf8')).toBe('fork 3\n');
+    expect(fs.readFileSync(path.join(sb.project, 'dep.txt'), 'utf8')).toBe('dep\n');
+    // The other forks stacked on a task that is now applied: refused, with what to do.
+    const again = nanocell(['apply', '--session', 'forks', tasks[0]!], {
+      stateRoot: sb.stateRoot,
+    });
+    expect(again.status).not.toBe(0);
+    expect(again.stderr).toMatch(/whose change set is gone \(applied or discarded\)/);
+    expect(fs.readFileSync(path.join(sb.project, 'f.txt'), 'utf8')).toBe('fork 3\n');
   }, 300_000);
 
   it('refuses a damaged checkpoint and uses nothing of it', () => {
