@@ -97,6 +97,9 @@ describe('checkpoints', () => {
     expect(again.status).not.toBe(0);
     expect(again.stderr).toMatch(/whose change set is gone \(applied or discarded\)/);
     expect(fs.readFileSync(path.join(sb.project, 'f.txt'), 'utf8')).toBe('fork 3\n');
+    // The project as the other tests of this file expect it.
+    fs.writeFileSync(path.join(sb.project, 'f.txt'), 'original\n');
+    fs.rmSync(path.join(sb.project, 'dep.txt'));
   }, 300_000);
 
   it('refuses a damaged checkpoint and uses nothing of it', () => {
