@@ -43,9 +43,21 @@ static int is_seccomp_listener(int fd)
 	return strcmp(target, "anon_inode:seccomp notify") == 0;
 }
 
-static void give_up(const char *what)
+/* What the user can do about an errno of pidfd_open/pidfd_getfd. */
+static const char *fix_for(int err)
 {
-	emit_error("seccomp listener from init: %s", what);
+	if (err == ENOSYS)
+		return " (pidfd_getfd needs Linux 5.6 or later)";
+	if (err == EPERM || err == EACCES)
+		return " (a ptrace restriction forbids it: with Yama, set kernel.yama.ptrace_scope "
+		       "to 2 "
+		       "or lower)";
+	return "";
+}
+
+static void give_up(const char *what, const char *fix)
+{
+	emit_error("seccomp listener from init: %s%s", what, fix);
 	notify_from_init = 0;
 	if (init_pidfd >= 0)
 		close(init_pidfd);
@@ -61,7 +73,8 @@ int poll_init_notify(void)
 	if (init_pidfd < 0) {
 		init_pidfd = (int)syscall(__NR_pidfd_open, (pid_t)init_pid, 0);
 		if (init_pidfd < 0) {
-			give_up(strerror(errno));
+			int err = errno;
+			give_up(strerror(err), fix_for(err));
 			return -1;
 		}
 		deadline = mono_ms() + TAKE_TIMEOUT_MS;
@@ -77,11 +90,12 @@ int poll_init_notify(void)
 	if (fd >= 0)
 		close(fd);
 	else if (errno != EBADF) {
-		give_up(strerror(errno));
+		int err = errno;
+		give_up(strerror(err), fix_for(err));
 		return -1;
 	}
 	if (mono_ms() > deadline) {
-		give_up("init installed no filter in time");
+		give_up("init installed no filter in time", "");
 		return -1;
 	}
 	return RETRY_MS;

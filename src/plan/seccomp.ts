@@ -33,8 +33,8 @@ export const CellSeccomp = {
       deny: o.policy.syscalls.deny,
       unsafeAllowForbidden: o.policy.syscalls.unsafeAllowForbidden,
     };
-    // Building the profile walks every syscall table; it depends only on these options, so
-    // cells with the same policy share it. Only the listener path differs per cell.
+    // Building the profile (and its BPF) walks every syscall table; it depends only on these
+    // options, so cells with the same policy share both: nothing in them is per cell.
     const key = JSON.stringify(opts);
     let hit = cache.get(key);
     if (!hit) {
