@@ -186,7 +186,8 @@ export function rollBack(j: Journal, step?: () => void): void {
  * Undoing a rename or chmod bumps the ctime of the restored path, which conflict detection
  * would take for a change by the user. The change set remembers when it was last rolled back
  * so a path whose ctime is no later, and whose mtime, mode and content are as recorded, is not
- * a conflict.
+ * a conflict. "When" is the marker's own ctime, written after every restore by the same kernel
+ * clock: Date.now() is truncated to the ms and may read earlier than a restore's ctime.
  */
 const ROLLED_BACK_AT = 'rolled-back-at';
 
@@ -203,12 +204,7 @@ function markRolledBack(j: Pick<Journal, 'changeDir'>): void {
 }
 
 export function rolledBackAt(changeDir: string): number | undefined {
-  try {
-    const n = Number(readFileSync(`${changeDir}/${ROLLED_BACK_AT}`, 'utf8'));
-    return Number.isFinite(n) ? n : undefined;
-  } catch {
-    return undefined;
-  }
+  return lstatSync(`${changeDir}/${ROLLED_BACK_AT}`, { throwIfNoEntry: false })?.ctimeMs;
 }
 
 /** Removes the staging dir, which holds only nanocell's own copies by now. */
