@@ -30,15 +30,19 @@
 /* An E request on a pseudo-terminal of the cell's own devpts: T payload = cols rows + E payload. */
 #define NC_FRAME_EXEC_TTY 'T'
 #define NC_FRAME_RESIZE	  'W'
+/* A warm cell's claim (init started with --landlock-deferred): apply Landlock now. */
+#define NC_FRAME_LANDLOCK 'A'
 
 /* Init -> supervisor. */
-#define NC_FRAME_READY	 'R'
-#define NC_FRAME_STARTED 'S'
-#define NC_FRAME_STDOUT	 'O'
-#define NC_FRAME_STDERR	 'e'
-#define NC_FRAME_EXITED	 'X'
-#define NC_FRAME_FAILED	 'F'
-#define NC_FRAME_LOG	 'L'
-#define NC_FRAME_FATAL	 'Z'
+#define NC_FRAME_READY	    'R'
+#define NC_FRAME_STARTED    'S'
+#define NC_FRAME_STDOUT	    'O'
+#define NC_FRAME_STDERR	    'e'
+#define NC_FRAME_EXITED	    'X'
+#define NC_FRAME_FAILED	    'F'
+#define NC_FRAME_LOG	    'L'
+#define NC_FRAME_FATAL	    'Z'
+/* The answer to A: Landlock is in force for init and every command from now on. */
+#define NC_FRAME_LANDLOCKED 'a'
 
 #endif

@@ -1,5 +1,6 @@
 // nanocell as a library: policy → cell → commands → report and change set.
 export { Cell } from './cell/cell.js';
+export { CellPool, type PoolOptions, type PoolStats } from './cell/pool.js';
 export type {
   CellOptions,
   CellExec,

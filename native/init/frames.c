@@ -111,12 +111,21 @@ static void handle_frame(char type, uint32_t id, const unsigned char *payload, u
 {
 	/* The supervisor sends nothing before the monitor holds the seccomp listener. */
 	release_notify_fd();
+	/* Fail closed: no command runs in a warm cell before its claim applied Landlock. */
+	if (landlock_pending && (type == NC_FRAME_EXEC || type == NC_FRAME_EXEC_TTY)) {
+		send_text(NC_FRAME_LOG, "exec %u refused: Landlock is not applied yet", id);
+		send_u32(NC_FRAME_FAILED, id, EPERM);
+		return;
+	}
 	switch (type) {
 	case NC_FRAME_EXEC:
 		start_exec(id, payload, len);
 		break;
 	case NC_FRAME_EXEC_TTY:
 		start_exec_tty(id, payload, len);
+		break;
+	case NC_FRAME_LANDLOCK:
+		apply_deferred_landlock();
 		break;
 	case NC_FRAME_RESIZE:
 		resize_exec(id, payload, len);

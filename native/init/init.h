@@ -50,6 +50,12 @@ void __attribute__((noreturn, format(printf, 1, 2))) fatal(const char *fmt, ...)
 void read_ctl(void);
 void write_ctl(void);
 
+/* ---------- main.c: a warm cell's deferred Landlock ---------- */
+
+/* Set while a warm cell waits for its claim: exec frames are refused until it is cleared. */
+extern int landlock_pending;
+void apply_deferred_landlock(void);
+
 /* ---------- exec.c: commands ---------- */
 
 struct exec {

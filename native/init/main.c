@@ -37,17 +37,18 @@ struct config {
 	int probe;
 	const char *control_listen;
 	int landlock_required;
+	int landlock_deferred;
 	struct ll_rule rules[MAX_LL_RULES];
 	int nrules;
 };
 
 static void __attribute__((noreturn)) usage(void)
 {
-	fprintf(stderr,
-		"usage: nanocell-init [--probe] [--control-listen /abs.sock] [--landlock "
-		"required|off] [--ll-read PATH]... [--ll-exec PATH]... [--ll-write PATH]... "
-		"[--bridge 127.0.0.1:PORT=/abs.sock]... [--seccomp-bpf HEX]\n"
-		"       nanocell-init --attach /abs.sock\n");
+	fprintf(stderr, "usage: nanocell-init [--probe] [--control-listen /abs.sock] [--landlock "
+			"required|off] [--landlock-deferred] [--ll-read PATH]... [--ll-exec "
+			"PATH]... [--ll-write PATH]... "
+			"[--bridge 127.0.0.1:PORT=/abs.sock]... [--seccomp-bpf HEX]\n"
+			"       nanocell-init --attach /abs.sock\n");
 	_exit(125);
 }
 
@@ -87,6 +88,10 @@ static void parse_args(struct config *cfg, int argc, char **argv)
 			cfg->probe = 1;
 			continue;
 		}
+		if (strcmp(argv[i], "--landlock-deferred") == 0) {
+			cfg->landlock_deferred = 1;
+			continue;
+		}
 		if (i + 1 >= argc)
 			usage();
 		parse_option(cfg, argv[i], argv[i + 1]);
@@ -109,18 +114,39 @@ static void take_signals(void)
 		fatal("signalfd: %s", strerror(errno));
 }
 
+static struct config cfg;
+int landlock_pending;
+
+/*
+ * A warm cell's claim (frames.c, NC_FRAME_LANDLOCK): the workspace is now attached at its
+ * path, so the rules open what the task will see. No command has run before this: exec
+ * frames are refused while Landlock is pending. A rule that cannot be made ends the cell.
+ */
+void apply_deferred_landlock(void)
+{
+	if (!landlock_pending) {
+		send_text(NC_FRAME_LOG, "landlock: not deferred; A frame ignored");
+		return;
+	}
+	apply_landlock(ll_abi(), cfg.rules, cfg.nrules);
+	landlock_pending = 0;
+	send_frame(NC_FRAME_LANDLOCKED, 0, "landlock=on\n", 12);
+}
+
 static void say_ready(long abi, int landlock_on)
 {
 	char ready[128];
 	int n = snprintf(ready, sizeof(ready), "landlock_abi=%ld\nlandlock=%s\nbridges=%d\n", abi,
-			 landlock_on ? "on" : "off", nbridges);
+			 landlock_pending ? "deferred"
+			 : landlock_on	  ? "on"
+					  : "off",
+			 nbridges);
 	send_frame(NC_FRAME_READY, 0, ready, (size_t)n);
 	flush_blocking();
 }
 
 int main(int argc, char **argv)
 {
-	static struct config cfg;
 
 	/* 1. Parse and validate every argument before acting: a bad one ends init with nothing
 	 *    listening and no command started. */
@@ -172,7 +198,15 @@ int main(int argc, char **argv)
 	long abi = 0;
 	if (cfg.landlock_required) {
 		abi = ll_abi();
-		apply_landlock(abi, cfg.rules, cfg.nrules);
+		/* 8'. A warm pool's cell has no workspace yet, and Landlock's rules must open the
+		 *     one the task will see: they are applied on the claim's A frame, before which
+		 *     no command starts. landlock_* are allowed by the filter installed below. */
+		if (abi < 1)
+			apply_landlock(abi, cfg.rules, cfg.nrules); /* fails: not in this kernel */
+		if (cfg.landlock_deferred)
+			landlock_pending = 1;
+		else
+			apply_landlock(abi, cfg.rules, cfg.nrules);
 	}
 
 	/* 8a. seccomp after Landlock: the filter answers for init too, so landlock_* and every

@@ -32,7 +32,7 @@ import {
   type CellDirs,
   type StateLayout,
 } from './state.js';
-import { CellWorkspace } from './workspaceMount.js';
+import { CellWorkspace, type StagedView } from './workspaceMount.js';
 import type { WorkspaceStack } from './stackMount.js';
 
 export interface AcquireInput {
@@ -47,6 +47,10 @@ export interface AcquireInput {
   /** Recorded with the change set; and the session layers the task starts from. */
   session?: string;
   stack?: WorkspaceStack;
+  /** A warm pool's cell: the workspace is a placeholder until a claim attaches it (claim.ts). */
+  warm?: boolean;
+  /** A claim: what the warm cell staged for its view. */
+  staged?: StagedView;
 }
 
 export interface Acquired {
@@ -57,6 +61,8 @@ export interface Acquired {
   plan: CellPlan;
   /** Toolchain presets' PATH and cache variables, for every exec. */
   toolchainEnv: Record<string, string>;
+  /** Root mode: the cell's host uid range (a claim's workspace is owned by it). */
+  lease?: SlotLease;
 }
 
 export async function acquireCell(a: AcquireInput): Promise<Acquired> {
@@ -79,7 +85,7 @@ export async function acquireCell(a: AcquireInput): Promise<Acquired> {
     ...carried,
   ]);
   trace('plan', t);
-  return { layout, dirs, ws, net, plan, toolchainEnv };
+  return { layout, dirs, ws, net, plan, toolchainEnv, ...(lease ? { lease } : {}) };
 }
 
 /**
@@ -153,13 +159,18 @@ async function acquireDirs(a: AcquireInput) {
 }
 
 /** The scoped copy-on-write view of the project. */
-async function acquireWorkspace(
+export async function acquireWorkspace(
   a: AcquireInput,
   layout: StateLayout,
   dirs: CellDirs,
   lease: SlotLease | undefined,
 ): Promise<CellWorkspace> {
   const r = a.resolved;
+  if (a.warm) {
+    const slot = await CellWorkspace.placeholder(r.project, dirs, r.policy.limits.disk, lease?.uidBase);
+    a.cleanups.push('workspace', () => slot.unmount());
+    return slot;
+  }
   const ws = await CellWorkspace.prepare({
     project: r.project,
     policy: r.policy,
@@ -170,6 +181,7 @@ async function acquireWorkspace(
     stateRoot: layout.root,
     ...(a.session ? { session: a.session } : {}),
     ...(a.stack ? { stack: a.stack } : {}),
+    ...(a.staged ? { staged: a.staged } : {}),
   });
   a.cleanups.push('workspace', () => ws.unmount());
   const merged = ws.mountPlan.mergedDir;
@@ -230,6 +242,7 @@ function writeBundle(
     seccompBpf: r.seccomp?.bpf,
     proxySocket: net.enabled && !r.proxyOnCellLoopback ? dirs.proxySocket : undefined,
     benchOff: r.benchOff,
+    ...(a.warm ? { warm: true } : {}),
   });
   for (const d of plan.degradations) emit({ type: 'policy.degraded', ...d });
   for (const n of ws.notices) emit({ type: 'policy.degraded', ...n });

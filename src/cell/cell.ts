@@ -10,7 +10,11 @@ import { CgroupReader, withCellFrozen } from '../host/cgroups.js';
 import type { HostFacts } from '../host/facts.js';
 import { probeHost } from '../host/probe.js';
 import type { AppliedLimits, CellPlan, Degradation } from '../plan/plan.js';
-import { resolveCell } from '../plan/resolve.js';
+import { resolveCell, type ResolvedCell } from '../plan/resolve.js';
+import { checkPoolPlan } from '../plan/poolKey.js';
+import { resolveProjectDir } from '../plan/projectDir.js';
+import { attachClaim, checkClaim } from './claim.js';
+import type { CellPool } from './pool.js';
 import { assertRuntimeWorksHere, resolveRuntime, type RuntimeInfo } from '../runtime/runtime.js';
 import { NanocellError } from '../util/errors.js';
 import { CELL_GID, CELL_UID } from '../plan/layout.js';
@@ -32,6 +36,7 @@ import type {
   CellExec,
   CellOptions,
   CellSummary,
+  ClaimRequest,
   EndReason,
   ExecOptions,
   RunOptions,
@@ -45,10 +50,11 @@ function newCellId(): string {
 
 export class Cell extends EventEmitter {
   readonly id: string;
-  readonly taskId: string;
-  readonly session: string;
+  /** Set at start, or (a warm pool's cell) by its claim. */
+  taskId: string;
+  session: string;
   readonly workspace: string;
-  readonly startedAt = Date.now();
+  startedAt = Date.now();
   private readonly cleanups = new Cleanups();
   private runtime!: RuntimeInfo;
   private host!: HostFacts;
@@ -67,7 +73,11 @@ export class Cell extends EventEmitter {
   /** The cell's own audit record, unless its caller keeps one (CellOptions.record). */
   private rec?: TaskRecord;
 
-  private constructor(private readonly opts: CellOptions) {
+  /** A warm pool's cell before its claim: events wait for the task's record (flushWarm). */
+  private warmEvents?: CellEvent[];
+  private resolved?: ResolvedCell;
+
+  private constructor(private opts: CellOptions) {
     super();
     this.notes = new DenialNotes(opts.denialNotes ?? opts.policy.denialNotes ?? true);
     this.id = newCellId();
@@ -109,6 +119,7 @@ export class Cell extends EventEmitter {
   }
 
   private readonly emitEvent = (e: CellEvent): void => {
+    if (this.warmEvents) return void this.warmEvents.push(e);
     this.notes.observe(e);
     try {
       this.rec?.cellEvent(e);
@@ -172,7 +183,7 @@ export class Cell extends EventEmitter {
 
   // The order is the point: resolve refuses a bad policy or host before anything exists;
   // each acquire step registers its release before the next one runs.
-  private async start(): Promise<void> {
+  private async start(warm = false): Promise<void> {
     const { opts } = this;
     this.host = probeHost();
     this.runtime = resolveRuntime(opts.policy.runtime.name, opts.policy.runtime.path);
@@ -186,8 +197,13 @@ export class Cell extends EventEmitter {
       stateRoot: path.resolve(opts.stateRoot ?? defaultStateRoot()),
       homes: hostHomeDirs(),
     });
+    if (warm) {
+      const { project, execAllow } = resolved;
+      checkPoolPlan({ project, execAllow, rootless: this.host.rootless });
+    }
+    this.resolved = resolved;
     // Only now: a cell refused by resolve leaves nothing behind, not even a task row.
-    if (opts.record !== false) this.rec = this.openRecord();
+    if (opts.record !== false && !warm) this.rec = this.openRecord();
     const got = await acquireCell({
       id: this.id,
       taskId: this.taskId,
@@ -199,6 +215,7 @@ export class Cell extends EventEmitter {
       emit: this.emitEvent,
       session: this.session,
       ...(opts.stack ? { stack: opts.stack } : {}),
+      warm,
     });
     this.got = got;
     const t = performance.now();
@@ -223,9 +240,81 @@ export class Cell extends EventEmitter {
     this.cgroup = new CgroupReader(this.host.cgroup, this.id);
     this.sampler = setInterval(() => this.cgroup?.sample(), 250);
     this.sampler.unref();
-    this.timer = setTimeout(() => void this.kill('timeout'), resolved.policy.limits.timeout);
+    if (!warm) this.begin();
+  }
+
+  /** The task's clock starts: its timeout, and its first event. */
+  private begin(): void {
+    this.startedAt = Date.now();
+    this.timer = setTimeout(() => void this.kill('timeout'), this.opts.policy.limits.timeout);
     this.timer.unref();
     this.emitEvent({ type: 'task.started', cellId: this.id });
+  }
+
+  /** A cell for one task from a warm pool (`CellPool.open`); see pool.ts. */
+  static claim(pool: CellPool, c: ClaimRequest = {}): Promise<Cell> {
+    return pool.claim(c);
+  }
+
+  /** Started and not ended: commands can run. */
+  get live(): boolean {
+    return !!this.proc?.client && !this.endReason;
+  }
+
+  /** A started cell without a workspace or a task, for a warm pool (pool.ts). @internal */
+  static async warm(opts: CellOptions): Promise<Cell> {
+    const cell = new Cell(opts);
+    cell.warmEvents = [];
+    try {
+      await cell.start(true);
+    } catch (e) {
+      cell.endReason = 'error';
+      await cell.unwind().catch(() => undefined);
+      throw e;
+    }
+    return cell;
+  }
+
+  /**
+   * A warm cell becomes the task `c` asks for (claim.ts attaches its workspace and rules);
+   * the events of its start are replayed into the task's record. Once only. @internal
+   */
+  async bindClaim(c: ClaimRequest, pool: { name: string; policy: CellOptions['policy'] }) {
+    if (!this.warmEvents || !this.got || !this.proc?.initPid || this.endReason)
+      throw new NanocellError('this cell cannot be claimed', 'claim from a pool', 'STATE');
+    const policy = c.policy ?? pool.policy;
+    const taskId = c.taskId ?? newTaskId();
+    const claim = {
+      cellId: this.id,
+      taskId,
+      session: c.session ?? 'default',
+      pool: { ...pool, resolved: this.resolved! },
+      policy,
+      workspace: c.workspace === undefined ? this.resolved!.project : resolveProjectDir(c.workspace),
+      ...(c.extraAllowNet ? { extraAllowNet: c.extraAllowNet } : {}),
+      ...(c.stack ? { stack: c.stack } : {}),
+      initPid: this.proc.initPid,
+      got: this.got,
+      host: this.host,
+      runtime: this.runtime,
+      stateRoot: this.opts.stateRoot,
+      cleanups: this.cleanups,
+      emit: this.emitEvent,
+      landlock: () => this.proc!.client!.applyLandlock(),
+    };
+    // A refused claim leaves the cell warm, untouched, for the next one.
+    const t = performance.now();
+    checkClaim(claim);
+    const held = this.warmEvents;
+    this.opts = { ...this.opts, ...c, policy, workspace: this.workspace };
+    this.taskId = taskId;
+    this.session = claim.session;
+    this.warmEvents = undefined;
+    if (this.opts.record !== false) this.rec = this.openRecord();
+    for (const e of held) this.emitEvent(e);
+    trace('claim: record', t);
+    this.got.ws = await attachClaim(claim);
+    this.begin();
   }
 
   /** Starts a command in the cell. Output past the policy's cap is dropped with a note. */
@@ -233,6 +322,9 @@ export class Cell extends EventEmitter {
     const client = this.proc?.client;
     if (!client || this.endReason) {
       throw new NanocellError('the cell has ended', 'create a new cell', 'STATE');
+    }
+    if (this.warmEvents) {
+      throw new NanocellError('this cell is warm: it has no task yet', 'claim it from its pool first', 'STATE');
     }
     const got = this.got!;
     const x = startExec(

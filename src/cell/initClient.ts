@@ -205,6 +205,19 @@ export class InitClient extends EventEmitter {
     return exec;
   }
 
+  /**
+   * A warm cell's claim: init (started with --landlock-deferred) applies Landlock now that the
+   * workspace is attached; it refuses every command before.
+   */
+  applyLandlock(): Promise<void> {
+    if (this.isClosed) return Promise.reject(new Error('init channel is closed'));
+    this.landlockD = deferred<void>();
+    this.send('A', 0);
+    return this.landlockD.promise;
+  }
+
+  private landlockD?: Deferred<void>;
+
   /** Asks init to kill everything in the cell and exit. */
   shutdown(): void {
     this.send('Q', 0);
@@ -212,7 +225,7 @@ export class InitClient extends EventEmitter {
 
   /** @internal */
   send(
-    type: 'E' | 'T' | 'W' | 'I' | 'K' | 'Q',
+    type: 'E' | 'T' | 'W' | 'I' | 'K' | 'Q' | 'A',
     id: number,
     payload?: Buffer,
     cb?: () => void,
@@ -254,8 +267,12 @@ export class InitClient extends EventEmitter {
       case 'R':
         this.readyD.resolve(parseReadyPayload(frame.payload));
         return;
+      case 'a':
+        this.landlockD?.resolve();
+        return;
       case 'Z':
         this.readyD.reject(new Error(`init failed: ${frame.payload.toString('utf8')}`));
+        this.landlockD?.reject(new Error(`init failed: ${frame.payload.toString('utf8')}`));
         this.emit('log', `fatal: ${frame.payload.toString('utf8')}`);
         return;
       case 'L':
@@ -273,6 +290,7 @@ export class InitClient extends EventEmitter {
     this.isClosed = true;
     const reason = new Error(`init channel closed${err ? `: ${err.message}` : ''}`);
     this.readyD.reject(reason);
+    this.landlockD?.reject(reason);
     for (const exec of this.execs.values()) exec.fail(reason);
     this.execs.clear();
     this.blocked.clear();

@@ -10,7 +10,7 @@ export const MAX_FRAME_PAYLOAD = 8 * 1024 * 1024;
 const TTY_HEADER_BYTES = 8;
 
 export type FrameType =
-  'E' | 'T' | 'W' | 'I' | 'K' | 'Q' | 'R' | 'S' | 'O' | 'e' | 'X' | 'F' | 'L' | 'Z';
+  'E' | 'T' | 'W' | 'I' | 'K' | 'Q' | 'A' | 'R' | 'S' | 'O' | 'e' | 'X' | 'F' | 'L' | 'Z' | 'a';
 
 /** A terminal size; the kernel keeps each as a u16. */
 export interface TtySize {

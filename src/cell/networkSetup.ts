@@ -32,6 +32,8 @@ export class CellNetwork {
   /** Transparent capture's sockets and the connections they accepted (adoptCapture). */
   private readonly captured = new Set<Socket>();
   private readonly captureHandles: (Server | dgram.Socket)[] = [];
+  /** The rules transparent capture and the DNS stub decide by (replaceRules updates them). */
+  private readonly captureContexts: { rules: NetRules }[] = [];
   /** The start check's one refusal is not the task's: it is not recorded (startCheck). */
   private checking = false;
 
@@ -73,6 +75,24 @@ export class CellNetwork {
 
   get enabled(): boolean {
     return this.proxy !== undefined;
+  }
+
+  /**
+   * Replaces the rules in force (a warm pool's claim brings its own): the proxy's and
+   * transparent capture's alike, so no client keeps the old ones. Grants made so far go.
+   */
+  replaceRules(rules: NetRules): void {
+    if (!this.proxy) {
+      throw new NanocellError(
+        'this cell has no egress proxy (its policy allowed no destination at start)',
+        'start it with a policy that allows a destination (a pool: give the pool policy one)',
+        'POLICY',
+      );
+    }
+    this.rules = rules;
+    this.onceGrants.clear();
+    this.proxy.setRules(rules);
+    for (const c of this.captureContexts) c.rules = rules;
   }
 
   /**
@@ -181,6 +201,7 @@ export class CellNetwork {
         s.once('close', () => this.captured.delete(s));
       },
     };
+    this.captureContexts.push(dns, ctx);
     serveTransparent(h.transparent4 as Server, ctx);
     serveTransparent(h.transparent6 as Server, ctx);
     serveDnsUdp(h.dns4 as dgram.Socket, dns);

@@ -43,6 +43,20 @@ export interface CellOptions {
   testFaults?: { closeProxyListener?: boolean };
 }
 
+/** What a task brings to a warm pool's cell (`pool.claim`); the rest is the pool's. */
+export interface ClaimRequest {
+  /** Must share the pool's fixed parts (src/plan/poolKey.ts); default: the pool's policy. */
+  policy?: Policy;
+  /** The pool's project (a pool serves one); checked when given. */
+  workspace?: string;
+  taskId?: string;
+  session?: string;
+  stack?: WorkspaceStack;
+  extraAllowNet?: string[];
+  onEvent?: (e: CellEvent) => void;
+  record?: boolean;
+}
+
 /**
  * Where `Cell.create` runs the cell when not on this host: a backend object (for example
  * `k8sBackend()` from the Kubernetes backend) that makes its own kind of cell from the same

@@ -14,9 +14,12 @@ import {
   DEFAULT_MAX_FILES,
   foreignOwnersInScope,
   listForeignOwned,
+  fillOverlay,
   mountOverlay,
+  overlayMountData,
   planScope,
   prepareOverlay,
+  stageOverlay,
   scopeMounts,
   teardownOverlay,
   unmountOverlay,
@@ -72,6 +75,14 @@ interface PrepareOptions {
   /** The session's layers the task starts from (`--from`). */
   stack?: WorkspaceStack;
   session?: string;
+  /** A warm cell's claim: the tmpfs and idmapped lower staged at start (stageWarm). */
+  staged?: StagedView;
+}
+
+/** What a warm cell stages before its claim: nothing in it depends on the project's files. */
+export interface StagedView {
+  overlay: OverlayDirs;
+  lower: string;
 }
 
 /**
@@ -110,7 +121,7 @@ export class CellWorkspace {
     readonly mountPlan: WorkspaceMountPlan,
     private readonly scope: ScopePlan | undefined,
     private readonly overlay: OverlayDirs | undefined,
-    private readonly idmapped: string | undefined,
+    private idmapped: string | undefined,
     private readonly diskBytes: number,
     private readonly upperDir: string | undefined,
     /** Middle layer of whiteouts; undefined when nothing is hidden. */
@@ -150,6 +161,45 @@ export class CellWorkspace {
     ws.notices.push(...notices);
     return ws;
   }
+
+  /**
+   * A warm pool's cell (pool.ts): an empty, root-owned placeholder at the project's path, so
+   * that Landlock's rules for that path exist at start; a claim attaches the real view on top
+   * (claim.ts). Root mode also stages what the claim would otherwise wait for: the upper
+   * tmpfs and the idmapped lower, which show the project live and hold none of its state.
+   */
+  static async placeholder(
+    project: ProjectDir,
+    dirs: CellDirs,
+    disk: number,
+    cellUidBase: number | undefined,
+  ): Promise<CellWorkspace> {
+    const dir = path.join(dirs.dir, 'ws-slot');
+    fs.mkdirSync(dir, { mode: 0o555 });
+    const plan = { path: project, mode: 'host-overlay' as const, mergedDir: dir, extraMounts: [] };
+    if (cellUidBase === undefined) {
+      return new CellWorkspace(project, plan, undefined, undefined, undefined, disk, undefined, undefined);
+    }
+    const uid = cellUidBase + CELL_UID;
+    const overlay = await stageOverlay({
+      baseDir: path.join(dirs.dir, 'ws'),
+      projectDir: project,
+      sizeBytes: disk,
+      owner: { uid, gid: uid },
+      whiteoutTemplate: true,
+    });
+    const ws = new CellWorkspace(project, plan, undefined, overlay, undefined, disk, undefined, undefined);
+    fs.mkdirSync(dirs.lower, { mode: 0o700 });
+    ws.idmapped = dirs.lower;
+    await idmapView(project, dirs.lower, uid);
+    ws.staged = { overlay, lower: dirs.lower };
+    return ws;
+  }
+
+  /** Set on a warm cell's placeholder (root mode): what its claim assembles the view from. */
+  staged?: StagedView;
+  /** A claim's view, not mounted yet: the attach helper mounts it with this data. */
+  pendingMount?: string;
 
   /** Benchmarks only: the project bind-mounted read-only, no overlay, no change set. */
   private static bindReadOnly(project: ProjectDir, disk: number): CellWorkspace {
@@ -235,24 +285,32 @@ export class CellWorkspace {
     if (o.cellUidBase === undefined)
       throw new NanocellError('no uid range for the workspace', 'report a bug');
     const cellHostUid = o.cellUidBase + CELL_UID;
-    const overlay = await prepareOverlay({
-      baseDir: path.join(o.dirs.dir, 'ws'),
-      plan: scope,
-      sizeBytes: o.policy.limits.disk,
-      owner: { uid: cellHostUid, gid: cellHostUid },
-    });
+    const owner = { uid: cellHostUid, gid: cellHostUid };
+    const overlay = o.staged
+      ? await fillOverlay(o.staged.overlay, scope, owner)
+      : await prepareOverlay({
+          baseDir: path.join(o.dirs.dir, 'ws'),
+          plan: scope,
+          sizeBytes: o.policy.limits.disk,
+          owner,
+        });
     const gitNotice = trackedHiddenNotice(overlay.gitViews ?? []);
     if (gitNotice) notices.push({ control: 'workspace-git-history', reason: gitNotice });
     const credNotice = gitCredentialsNotice(overlay.gitConfigs ?? new Map());
     if (credNotice) notices.push({ control: 'workspace-git-credentials', reason: credNotice });
-    let idmapped: string | undefined;
+    let idmapped: string | undefined = o.staged?.lower;
     let stackMounts: string[] = [];
+    let pendingMount: string | undefined;
     try {
       stackMounts = await mountStack(o.stack?.layers ?? [], o.dirs.dir, cellHostUid);
-      fs.mkdirSync(o.dirs.lower, { mode: 0o700 });
-      idmapped = o.dirs.lower;
-      await idmapView(o.project, o.dirs.lower, cellHostUid);
-      await mountOverlay({ lowerDir: o.dirs.lower, stack: stackMounts, dirs: overlay });
+      if (!o.staged) {
+        fs.mkdirSync(o.dirs.lower, { mode: 0o700 });
+        idmapped = o.dirs.lower;
+        await idmapView(o.project, o.dirs.lower, cellHostUid);
+      }
+      const layers = { lowerDir: o.dirs.lower, stack: stackMounts, dirs: overlay };
+      if (o.staged) pendingMount = overlayMountData(layers);
+      else await mountOverlay(layers);
     } catch (e) {
       if (idmapped) await unmountOverlay(idmapped).catch(() => undefined);
       await unmountStack(stackMounts).catch(() => undefined);
@@ -278,6 +336,7 @@ export class CellWorkspace {
       stackMounts,
     );
     ws.notices.push(...notices);
+    if (pendingMount) ws.pendingMount = pendingMount;
     return ws;
   }
 

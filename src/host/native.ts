@@ -5,7 +5,7 @@ import { NanocellError } from '../util/errors.js';
 import { packageRoot } from '../util/packageRoot.js';
 
 export type NativeHelper =
-  'nanocell-init' | 'nanocell-monitor' | 'nanocell-idmap' | 'nanocell-peercred';
+  'nanocell-init' | 'nanocell-monitor' | 'nanocell-idmap' | 'nanocell-peercred' | 'nanocell-attach';
 
 function nativeDir(): string {
   return process.env.NANOCELL_NATIVE_DIR ?? path.join(packageRoot(), 'native', 'build');

@@ -72,6 +72,11 @@ export interface PlanInput {
   /** Host path of the proxy socket init bridges to; only when the port is not handed in. */
   proxySocket?: string;
   benchOff?: BenchSwitches;
+  /**
+   * A warm pool's cell: init applies Landlock on its claim, once the workspace the rules name
+   * is attached (a rule on a path opens what is mounted there when it is made).
+   */
+  warm?: boolean;
 }
 
 export interface CellPlan {
@@ -326,6 +331,7 @@ function planResources(
 function planInitArgs(input: PlanInput, landlock: boolean): string[] {
   const args: string[] = ['--landlock', landlock ? 'required' : 'off'];
   if (landlock) {
+    if (input.warm) args.push('--landlock-deferred');
     args.push('--ll-read', '/');
     for (const p of input.execAllow) args.push('--ll-exec', p);
     for (const p of [input.workspace.path, '/tmp', CELL_HOME, '/dev']) args.push('--ll-write', p);

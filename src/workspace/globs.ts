@@ -34,6 +34,30 @@ const LITERAL = /^(?!\.\/)(?!.*\/\/)(?!.*\/$)[A-Za-z0-9._\-/]+$/;
  * are of that form, and a short regex over a short name is much faster than the full-path one.
  */
 export function matchAny(patterns: string[]): (rel: string) => boolean {
+  return memo(matchers, patterns, () => buildMatchAny(patterns));
+}
+
+/**
+ * Compiled matchers by their patterns: a warm pool's claim walks the same project with the
+ * same policy again and again, and compiling the default excludes costs more than walking a
+ * small project. The matchers are pure functions, so sharing one is safe.
+ */
+const matchers = new Map<string, (rel: string) => boolean>();
+const scopes = new Map<string, ScopeMatcher>();
+const MEMO_MAX = 64;
+
+function memo<T>(table: Map<string, T>, key: unknown, make: () => T): T {
+  const k = JSON.stringify(key);
+  let v = table.get(k);
+  if (v === undefined) {
+    if (table.size >= MEMO_MAX) table.clear();
+    v = make();
+    table.set(k, v);
+  }
+  return v;
+}
+
+function buildMatchAny(patterns: string[]): (rel: string) => boolean {
   if (patterns.length === 0) return () => false;
   if (patterns.includes('**')) return () => true;
   const names: string[] = [];
@@ -117,6 +141,10 @@ export function foldPath(rel: string): string {
 }
 
 export function compileScope(patterns: WorkspacePatterns): ScopeMatcher {
+  return memo(scopes, patterns, () => buildScope(patterns));
+}
+
+function buildScope(patterns: WorkspacePatterns): ScopeMatcher {
   const excluded = compile(patterns.exclude);
   // A protected path is one a host program runs or reads later; the host may read the name
   // case-insensitively or normalised, so every spelling that folds to a protected one counts.

@@ -47,7 +47,9 @@ export interface Owner {
 const UPPER_MAX_INODES = 200_000; // twice changeset.ts DEFAULT_MAX_FILES
 
 /** Options that keep the upper dir self-describing: no redirects, no metadata-only copies. */
-const OVERLAY_OPTIONS = ['redirect_dir=off', 'metacopy=off', 'index=off', 'nosuid', 'nodev'];
+const OVERLAY_DATA = ['redirect_dir=off', 'metacopy=off', 'index=off'];
+/** Flags, not data, to the kernel: the attach helper sets them as MS_NOSUID | MS_NODEV. */
+const OVERLAY_FLAGS = ['nosuid', 'nodev'];
 
 async function run(cmd: string, args: string[], what: string): Promise<void> {
   const r = await execa(cmd, args, { reject: false, stdin: 'ignore' });
@@ -94,8 +96,25 @@ export async function prepareOverlay(opts: {
   sizeBytes: number;
   owner?: Owner;
 }): Promise<OverlayDirs> {
-  const { baseDir, plan } = opts;
-  assertProjectDir(plan.projectDir);
+  const staged = await stageOverlay({ ...opts, projectDir: opts.plan.projectDir });
+  return fillOverlay(staged, opts.plan, opts.owner);
+}
+
+/**
+ * What does not depend on the scope: the dirs and the size-capped tmpfs (a warm pool's cell
+ * has these before its claim). A whiteout template is made here too, in the tmpfs but outside
+ * every layer, so that fillOverlay can hardlink whiteouts without starting a process.
+ */
+export async function stageOverlay(opts: {
+  baseDir: string;
+  projectDir: string;
+  sizeBytes: number;
+  owner?: Owner;
+  /** Make the whiteout template (a warm cell: its claim then starts no mknod). */
+  whiteoutTemplate?: boolean;
+}): Promise<OverlayDirs> {
+  const { baseDir } = opts;
+  assertProjectDir(opts.projectDir);
   assertMountablePath(baseDir);
   if (!Number.isSafeInteger(opts.sizeBytes) || opts.sizeBytes < 4096) {
     throw new NanocellError(
@@ -104,7 +123,7 @@ export async function prepareOverlay(opts: {
       'POLICY',
     );
   }
-  const rootSt = lstatSync(plan.projectDir);
+  const rootSt = lstatSync(opts.projectDir);
   const owner = opts.owner ?? { uid: rootSt.uid, gid: rootSt.gid };
   mkdirSync(baseDir, { recursive: true, mode: 0o700 });
   const tmpfsDir = `${baseDir}/rw`;
@@ -129,16 +148,44 @@ export async function prepareOverlay(opts: {
   mkdirSync(workDir, { mode: 0o700 });
   chownSync(upperDir, owner.uid, owner.gid);
   chmodSync(upperDir, rootSt.mode & 0o7777);
+  if (opts.whiteoutTemplate) {
+    const template = `${tmpfsDir}/${WHITEOUT_TEMPLATE}`;
+    await run('mknod', ['-m', '000', template, 'c', '0', '0'], 'creating a whiteout');
+  }
+  return { baseDir, tmpfsDir, upperDir, workDir, whiteoutDir: undefined, mergedDir };
+}
+
+/** The whiteout template stageOverlay makes at the tmpfs root (in no layer). */
+const WHITEOUT_TEMPLATE = 'whiteout';
+
+/** The scope's part: the layer of whiteouts and git views over the project (if any). */
+export async function fillOverlay(
+  staged: OverlayDirs,
+  plan: ScopePlan,
+  ownerOpt?: Owner,
+): Promise<OverlayDirs> {
+  const rootSt = lstatSync(plan.projectDir);
+  const owner = ownerOpt ?? { uid: rootSt.uid, gid: rootSt.gid };
+  // The project root's mode may have changed since staging; the merged root shows the upper's.
+  chmodSync(staged.upperDir, rootSt.mode & 0o7777);
   const hidden = allHidden(plan);
   const gitConfigs = credentialConfigs(plan.projectDir);
   let whiteoutDir: string | undefined;
   let gitViews: GitIndexView[] = [];
   if (hidden.length || gitConfigs.size) {
-    whiteoutDir = `${tmpfsDir}/whiteouts`;
-    gitViews = await writeWhiteoutLayer(whiteoutDir, plan.projectDir, hidden, owner);
+    whiteoutDir = `${staged.tmpfsDir}/whiteouts`;
+    const template = `${staged.tmpfsDir}/${WHITEOUT_TEMPLATE}`;
+    const staged0 = lstatSync(template, { throwIfNoEntry: false })?.isCharacterDevice();
+    gitViews = await writeWhiteoutLayer(
+      whiteoutDir,
+      plan.projectDir,
+      hidden,
+      owner,
+      staged0 ? template : undefined,
+    );
     writeGitConfigViews(whiteoutDir, plan.projectDir, gitConfigs, owner);
   }
-  return { baseDir, tmpfsDir, upperDir, workDir, whiteoutDir, mergedDir, gitViews, gitConfigs };
+  return { ...staged, whiteoutDir, gitViews, gitConfigs };
 }
 
 /**
@@ -153,12 +200,14 @@ export async function writeWhiteoutLayer(
   projectDir: string,
   hidden: string[],
   owner: Owner,
+  /** A whiteout to hardlink from (stageOverlay's), so that no mknod process is needed. */
+  templatePath?: string,
 ): Promise<GitIndexView[]> {
   mkdirSync(layerDir, { mode: 0o700 });
   chownSync(layerDir, owner.uid, owner.gid);
   const modes: Array<[dir: string, mode: number]> = [[layerDir, lstatSync(projectDir).mode]];
   const made = new Set<string>(['']);
-  let template: string | undefined;
+  let template = templatePath;
   for (const rel of [...hidden].sort()) {
     const problem = relPathProblem(rel);
     if (problem) {
@@ -211,6 +260,25 @@ export async function mountOverlay(opts: {
   stack?: string[];
 }): Promise<string> {
   const target = opts.target ?? opts.dirs.mergedDir;
+  await run(
+    'mount',
+    ['-t', 'overlay', '-o', [overlayMountData(opts), ...OVERLAY_FLAGS].join(','), 'nanocell-overlay', target],
+    'mounting the workspace overlay',
+  );
+  return target;
+}
+
+/**
+ * The overlay's mount data (its layers and options, without the nosuid and nodev flags), its
+ * paths checked: a warm pool's claim mounts it from the attach helper (src/cell/claim.ts).
+ */
+export function overlayMountData(opts: {
+  lowerDir: string;
+  dirs: OverlayDirs;
+  target?: string;
+  stack?: string[];
+}): string {
+  const target = opts.target ?? opts.dirs.mergedDir;
   const lowers = [opts.dirs.whiteoutDir, ...(opts.stack ?? []), opts.lowerDir].filter(
     (x): x is string => !!x,
   );
@@ -218,18 +286,12 @@ export async function mountOverlay(opts: {
     assertMountablePath(p);
     assertRealDir(p, 'overlay directory');
   }
-  const options = [
+  return [
     `lowerdir=${lowers.join(':')}`,
     `upperdir=${opts.dirs.upperDir}`,
     `workdir=${opts.dirs.workDir}`,
-    ...OVERLAY_OPTIONS,
+    ...OVERLAY_DATA,
   ].join(',');
-  await run(
-    'mount',
-    ['-t', 'overlay', '-o', options, 'nanocell-overlay', target],
-    'mounting the workspace overlay',
-  );
-  return target;
 }
 
 /**

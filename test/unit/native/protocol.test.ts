@@ -51,6 +51,7 @@ const TS_FRAME_TYPES = [
   'I',
   'K',
   'Q',
+  'A',
   'R',
   'S',
   'O',
@@ -59,6 +60,7 @@ const TS_FRAME_TYPES = [
   'F',
   'L',
   'Z',
+  'a',
 ] as const;
 type Listed = (typeof TS_FRAME_TYPES)[number];
 const everyTypeListed: [Exclude<FrameType, Listed>] extends [never] ? true : never = true;

@@ -1,0 +1,132 @@
+// A warm cell's claim: what differs per task is attached to a cell that is already running
+// (pool.ts). In order, and why there:
+//  1. checks, before anything acts: the claim's policy shares the pool's fixed parts
+//     (src/plan/poolKey.ts), its project is the pool's, and egress it wants has a proxy;
+//  2. the workspace view, assembled on the host as a cold cell's is (scope, session layers,
+//     idmapped lower, overlay with the claim's disk cap);
+//  3. the view attached into the running cell's mount namespace (native/attach.c) over the
+//     placeholder its Landlock rules were made for, with the protected paths read-only;
+//  4. the claim's network rules, set in the cell's proxy and transparent capture.
+// A failure anywhere leaves the cell to be destroyed by the caller; every step registered
+// its release with the cell's cleanups first.
+import { spawn } from 'node:child_process';
+import type { HostFacts } from '../host/facts.js';
+import { nativeBinary } from '../host/native.js';
+import { compileNetRules } from '../net/rules.js';
+import type { ResolvedCell } from '../plan/resolve.js';
+import type { Policy } from '../policy/defaults.js';
+import { checkClaimPolicy } from '../plan/poolKey.js';
+import { NanocellError, PolicyError } from '../util/errors.js';
+import { acquireWorkspace, type Acquired } from './acquire.js';
+import { trace, type Cleanups } from './cleanup.js';
+import type { RuntimeInfo } from '../runtime/runtime.js';
+import type { CellEvent } from './types.js';
+import type { WorkspaceStack } from './stackMount.js';
+import type { CellWorkspace } from './workspaceMount.js';
+
+export interface ClaimInput {
+  cellId: string;
+  taskId: string;
+  session: string;
+  pool: { name: string; policy: Policy; resolved: ResolvedCell };
+  policy: Policy;
+  workspace: string;
+  extraAllowNet?: string[];
+  stack?: WorkspaceStack;
+  initPid: number;
+  got: Acquired;
+  host: HostFacts;
+  runtime: RuntimeInfo;
+  stateRoot: string | undefined;
+  cleanups: Cleanups;
+  emit: (e: CellEvent) => void;
+  /** Asks init to apply Landlock (InitClient.applyLandlock). */
+  landlock: () => Promise<void>;
+}
+
+/** Step 1: what makes a claim impossible, refused before anything is mounted. */
+export function checkClaim(c: ClaimInput): ReturnType<typeof compileNetRules> {
+  checkClaimPolicy(c.pool.policy, c.policy, c.pool.name);
+  if (c.workspace !== c.pool.resolved.project) {
+    throw new PolicyError(
+      `pool "${c.pool.name}" serves the project ${c.pool.resolved.project}, not ${c.workspace}`,
+      'claim from the pool made for this project, or start a cell without a pool',
+    );
+  }
+  const rules = compileNetRules(c.policy.network, c.extraAllowNet ?? []);
+  const wantsEgress = rules.allow.length > 0 || rules.cidrs.length > 0;
+  if (wantsEgress && !c.pool.resolved.egress) {
+    throw new PolicyError(
+      `pool "${c.pool.name}" starts its cells without an egress proxy (its policy allows no destination), so a claim cannot allow one`,
+      "give the pool's policy a network.allow entry (claims then set their own rules), or start a cell without a pool",
+    );
+  }
+  return rules;
+}
+
+/** Steps 2–4; returns the attached workspace, which replaces the placeholder. */
+export async function attachClaim(c: ClaimInput): Promise<CellWorkspace> {
+  let t = performance.now();
+  const rules = checkClaim(c);
+  const { got } = c;
+  const resolved: ResolvedCell = { ...c.pool.resolved, policy: c.policy };
+  const ws = await acquireWorkspace(
+    {
+      id: c.cellId,
+      taskId: c.taskId,
+      stateRoot: c.stateRoot,
+      host: c.host,
+      runtime: c.runtime,
+      resolved,
+      cleanups: c.cleanups,
+      emit: c.emit,
+      session: c.session,
+      ...(c.stack ? { stack: c.stack } : {}),
+      ...(got.ws.staged ? { staged: got.ws.staged } : {}),
+    },
+    got.layout,
+    got.dirs,
+    got.lease,
+  );
+  for (const n of ws.notices) c.emit({ type: 'policy.degraded', ...n });
+  trace('claim: workspace', t);
+  t = performance.now();
+  await attachView(c.initPid, ws, !c.pool.resolved.execMounts.workspace);
+  trace('claim: attach', t);
+  // Only now, over the attached view: see planInitArgs (--landlock-deferred).
+  if (got.plan.spec.process.args.includes('--landlock-deferred')) await c.landlock();
+  if (got.net.enabled) got.net.replaceRules(rules);
+  return ws;
+}
+
+/** Runs nanocell-attach; its one-line error becomes the claim's. */
+async function attachView(initPid: number, ws: CellWorkspace, noexec: boolean): Promise<void> {
+  const { mountPlan } = ws;
+  if (mountPlan.mode !== 'host-overlay' || !mountPlan.mergedDir) {
+    throw new NanocellError(
+      'a warm cell can only take a workspace overlaid on the host (root mode)',
+      'run the pool as root, or size it to zero',
+      'HOST',
+    );
+  }
+  const args = ['--pid', String(initPid), '--src', mountPlan.mergedDir, '--dst', mountPlan.path];
+  if (ws.pendingMount) args.push('--overlay', ws.pendingMount);
+  if (noexec) args.push('--noexec');
+  for (const m of mountPlan.extraMounts) {
+    args.push('--ro', m.destination.slice(mountPlan.path.length + 1));
+  }
+  const stderr = await new Promise<string | undefined>((resolve, reject) => {
+    const p = spawn(nativeBinary('nanocell-attach'), args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.once('error', reject);
+    p.once('close', (code) => resolve(code === 0 ? undefined : err.trim() || `exit ${code}`));
+  });
+  if (stderr !== undefined) {
+    throw new NanocellError(
+      `cannot attach the workspace to the warm cell: ${stderr}`,
+      'the kernel must support the new mount API and pidfds (Linux 5.8+); run `nanocell doctor`',
+      'HOST',
+    );
+  }
+}

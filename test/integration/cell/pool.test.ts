@@ -1,0 +1,142 @@
+// The warm pool on real cells: a claim attaches the workspace, env and network rules to a cell
+// started before the task was known, and no task sees anything of the one before it.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cell } from '../../../src/cell/cell.js';
+import { CellPool } from '../../../src/cell/pool.js';
+import type { CellEvent } from '../../../src/cell/types.js';
+import { parsePolicy, resolvePolicy } from '../../../src/policy/load.js';
+import { loadChangeSet } from '../../../src/workspace/manifest.js';
+import type { PolicyFile } from '../../../src/policy/schema.js';
+import { leftovers, makeSandbox, type Sandbox } from '../../helpers/cells.js';
+import { startWebServer, type WebServer } from '../net/cellServers.js';
+import { Harness } from '../net/harness.js';
+
+const h = new Harness();
+let sb: Sandbox;
+let webA: WebServer;
+let webB: WebServer;
+let pool: CellPool | undefined;
+const cells: Cell[] = [];
+
+const hosts = { 'a.test': '127.0.0.7', 'b.test': '127.0.0.8' };
+const cidrs = ['127.0.0.7/32', '127.0.0.8/32'];
+const policyWith = (extra: PolicyFile = {}, allow?: string) =>
+  resolvePolicy(
+    parsePolicy({
+      workspace: { protected: ['locked'] },
+      network: { allow: [allow ?? `a.test:${webA.port}`], hosts, cidrs },
+      ...extra,
+    }),
+  );
+
+beforeAll(async () => {
+  [webA, webB] = await Promise.all([
+    startWebServer(h, '127.0.0.7', h.dir),
+    startWebServer(h, '127.0.0.8', h.dir),
+  ]);
+  sb = makeSandbox({
+    'notes.txt': 'one\n',
+    '.env': 'TOKEN=hunter2\n',
+    'locked/keep.txt': 'do not touch\n',
+  });
+  pool = CellPool.open({ policy: policyWith(), workspace: sb.project, size: 1, stateRoot: sb.stateRoot });
+  await pool.whenFull();
+});
+
+afterAll(async () => {
+  await pool?.close();
+  await Promise.all(cells.map((c) => c.destroy().catch(() => undefined)));
+  sb?.cleanup();
+  await h.cleanup();
+});
+
+const claim = async (...a: Parameters<CellPool['claim']>) => {
+  const c = await pool!.claim(...a);
+  cells.push(c);
+  return c;
+};
+const curl = (c: Cell, url: string) =>
+  c.run(['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '10', url]);
+
+describe('warm pool', () => {
+  it('attaches the scoped workspace to a warm cell and records the task', async () => {
+    expect(pool!.stats()).toMatchObject({ ready: 1, failedStarts: 0 });
+    const events: CellEvent[] = [];
+    const cell = await claim({ session: 'pooled', onEvent: (e) => events.push(e) });
+    expect(cell.session).toBe('pooled');
+    const r = await cell.run([
+      'sh',
+      '-c',
+      'pwd; cat notes.txt; test -e .env || echo no-env; echo new > made.txt; ' +
+        'echo x > locked/keep.txt 2>/dev/null || echo locked-ro',
+    ]);
+    expect(r.stdout).toBe(`${sb.project}\none\nno-env\nlocked-ro\n`);
+    expect((await cell.files.read('made.txt')).content.toString()).toBe('new\n');
+    await expect(cell.files.read('.env')).rejects.toThrow();
+    // Copy on write: nothing reaches the project before apply.
+    expect(fs.existsSync(path.join(sb.project, 'made.txt'))).toBe(false);
+    const summary = await cell.destroy();
+    expect(summary.taskId).toBe(cell.taskId);
+    const changes = summary.changeSet as { dir: string; counts: { add: number } };
+    expect(changes.counts.add).toBe(1);
+    expect(loadChangeSet(changes.dir).manifest.entries.map((e) => e.path)).toEqual(['made.txt']);
+    // The warm start's own events reach the task's trail, then its claim's.
+    expect(events.map((e) => e.type)).toContain('task.started');
+  });
+
+  it('gives the next task nothing of the one before it', async () => {
+    await pool!.whenFull();
+    const first = await claim({ policy: policyWith({ env: { FIRST: 'yes' } }) });
+    const w = await first.run([
+      'sh',
+      '-c',
+      'echo a > ws.txt; echo a > /tmp/t.txt; echo a > "$HOME/h.txt"; ' +
+        'setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo "$FIRST"',
+    ]);
+    expect(w.stdout).toBe('yes\n');
+    expect(await curl(first, `http://a.test:${webA.port}/first`)).toMatchObject({ stdout: '200' });
+    await first.destroy();
+
+    await pool!.whenFull();
+    const second = await claim({ policy: policyWith({}, `b.test:${webB.port}`) });
+    expect(second.id).not.toBe(first.id);
+    const r = await second.run([
+      'sh',
+      '-c',
+      'ls -A; ls -A /tmp; ls -A "$HOME"; ps -e -o comm= | grep -c sleep; echo "env:${FIRST:-none}"',
+    ]);
+    // Files, /tmp, HOME, processes and env: only what the project and the claim bring.
+    expect(r.stdout).toBe('locked\nnotes.txt\n0\nenv:none\n');
+    // Network: the first claim's rule is gone, the second's is in force.
+    expect(await curl(second, `http://a.test:${webA.port}/second`)).toMatchObject({ stdout: '403' });
+    expect(await curl(second, `http://b.test:${webB.port}/second`)).toMatchObject({ stdout: '200' });
+    expect(webA.urls).toEqual(['/first']);
+    await second.destroy();
+  });
+
+  it('refuses a claim whose fixed policy parts differ, and keeps the warm cell', async () => {
+    await pool!.whenFull();
+    await expect(pool!.claim({ policy: policyWith({ limits: { memory: 300 * 1024 * 1024 } }) })).rejects.toThrow(
+      /differs from pool "default" in limits\.memory, which a warm cell fixes at start/,
+    );
+    await expect(pool!.claim({ workspace: h.dir })).rejects.toThrow(/serves the project/);
+    expect(pool!.stats()).toMatchObject({ ready: 1 });
+  });
+
+  it('sized to zero, claims start their cells on demand; closing leaves nothing behind', async () => {
+    const empty = CellPool.open({ policy: policyWith(), workspace: sb.project, size: 0, stateRoot: sb.stateRoot });
+    const cell = await empty.claim();
+    expect((await cell.run(['cat', 'notes.txt'])).stdout).toBe('one\n');
+    await cell.destroy();
+    await empty.close();
+    expect(() => CellPool.open({ policy: policyWith(), workspace: sb.project, size: -1 })).toThrow(
+      /size -1 is not a whole number/,
+    );
+    await pool!.close();
+    pool = undefined;
+    await Promise.all(cells.map((c) => c.destroy()));
+    expect(leftovers(sb.stateRoot)).toMatchObject({ cells: [], runtime: [], mounts: [], slots: [] });
+  });
+});
