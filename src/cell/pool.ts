@@ -39,6 +39,8 @@ export interface PoolStats {
   ready: number;
   starting: number;
   claimed: number;
+  /** Claims that found no ready cell and started one then. */
+  coldStarts: number;
   failedStarts: number;
   lastError?: string;
 }
@@ -48,6 +50,7 @@ export class CellPool {
   private readonly ready: Cell[] = [];
   private starting = 0;
   private claimed = 0;
+  private coldStarts = 0;
   private failedStarts = 0;
   private lastError?: string;
   private retryMs = RETRY_MS;
@@ -80,6 +83,7 @@ export class CellPool {
       ready: this.ready.length,
       starting: this.starting,
       claimed: this.claimed,
+      coldStarts: this.coldStarts,
       failedStarts: this.failedStarts,
       ...(this.lastError ? { lastError: this.lastError } : {}),
     };
@@ -109,7 +113,10 @@ export class CellPool {
     const cell = this.takeReady();
     this.fill();
     // No warm cell (a pool of size 0, or drained): the task's cell starts now, as a cold one.
-    if (!cell) return Cell.create(this.coldOptions(c));
+    if (!cell) {
+      this.coldStarts++;
+      return Cell.create(this.coldOptions(c));
+    }
     try {
       await cell.bindClaim(c, { name: this.name, policy: this.o.policy });
     } catch (e) {

@@ -8,6 +8,8 @@ import type { Command } from 'commander';
 import { ensureStateRoot } from '../cell/state.js';
 import { connectServer, helloServer } from '../server/client.js';
 import { CellServer } from '../server/server.js';
+import { loadServeConfig, type PoolConfig } from '../server/poolConfig.js';
+import { ServerPools } from '../server/pools.js';
 import { NanocellError } from '../util/errors.js';
 import type { CliContext } from './context.js';
 import { VERSION } from './version.js';
@@ -20,32 +22,52 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
     .description('run the cell server: `nanocell run` hands its tasks to it over a unix socket')
     .option('--foreground', 'serve in this process until SIGTERM (what the systemd unit runs)')
     .option('--stop', 'stop the server listening on this state root')
-    .action(async (o: { foreground?: boolean; stop?: boolean }) => {
+    .option('--config <file>', 'warm pools to keep (YAML; schema/serve.schema.json)')
+    .action(async (o: { foreground?: boolean; stop?: boolean; config?: string }) => {
       const root = path.resolve(ctx.stateRoot());
       if (o.stop) return stopServer(root);
-      if (o.foreground) return serveForeground(root);
-      return startDetached(root);
+      // Read and check the whole config before anything listens or starts.
+      const config = o.config ? path.resolve(o.config) : undefined;
+      const pools = config ? loadServeConfig(config) : [];
+      if (o.foreground) return serveForeground(root, pools);
+      return startDetached(root, config);
     });
 }
 
-async function serveForeground(root: string): Promise<void> {
+async function serveForeground(root: string, configs: PoolConfig[]): Promise<void> {
   const log = (m: string) => process.stderr.write(`nanocell serve: ${m}\n`);
-  const server = await CellServer.listen({ stateRoot: root, version: VERSION, log });
+  const pools = new ServerPools();
+  const server = await CellServer.listen({ stateRoot: root, version: VERSION, log, pools });
+  try {
+    pools.start(configs, root, log);
+  } catch (e) {
+    await server.close();
+    throw e;
+  }
   log(`pid ${process.pid} listening on ${server.socketPath} (protocol v1)`);
+  for (const p of pools.stats()) log(`warm pool "${p.name}": ${p.size} cells`);
   await new Promise<void>((resolve) => {
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => resolve());
   });
   log('stopping: running tasks are stopped, their change sets kept');
   await server.close();
+  await pools.close();
 }
 
-async function startDetached(root: string): Promise<void> {
+async function startDetached(root: string, config: string | undefined): Promise<void> {
   const layout = ensureStateRoot(root);
   const logFile = path.join(root, 'serve.log');
   const fd = fs.openSync(logFile, 'a', 0o600);
   const child = spawn(
     process.execPath,
-    [process.argv[1]!, '--state-root', root, 'serve', '--foreground'],
+    [
+      process.argv[1]!,
+      '--state-root',
+      root,
+      'serve',
+      '--foreground',
+      ...(config ? ['--config', config] : []),
+    ],
     { detached: true, stdio: ['ignore', fd, fd] },
   );
   fs.closeSync(fd);

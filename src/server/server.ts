@@ -5,6 +5,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { PassThrough, Writable } from 'node:stream';
 import { ensureStateRoot } from '../cell/state.js';
+import type { Cell } from '../cell/cell.js';
+import type { CellOptions } from '../cell/types.js';
+import type { ServerPools } from './pools.js';
 import type { Policy } from '../policy/defaults.js';
 import { runTask } from '../task/task.js';
 import { NanocellError } from '../util/errors.js';
@@ -27,6 +30,8 @@ export interface ServerOptions {
   version: string;
   /** Told about each connection refused or served (the foreground log). */
   log?: (msg: string) => void;
+  /** Warm pools (`--config`); a task one fits is claimed from it. */
+  pools?: ServerPools;
 }
 
 export class CellServer {
@@ -100,8 +105,10 @@ export class CellServer {
           return void s.end();
         }
         if (m.type === 'run' && !task) {
-          o.log?.(`run for pid ${peer.pid}: ${JSON.stringify(m.task.command)}`);
-          return void (task = this.run(s, m.task, send));
+          const pool = o.pools?.find(m.task.policy as Policy, m.task.workspace);
+          const from = pool ? ` (warm pool "${pool.name}")` : '';
+          o.log?.(`run for pid ${peer.pid}: ${JSON.stringify(m.task.command)}${from}`);
+          return void (task = this.run(s, m.task, send, o.pools?.starter(pool)));
         }
         if (m.type === 'stdin' && task?.stdin) {
           if (m.data) task.stdin.write(Buffer.from(m.data, 'base64'));
@@ -133,7 +140,12 @@ export class CellServer {
     s.on('close', () => task?.abort.abort());
   }
 
-  private run(s: net.Socket, t: RunRequest, send: (m: ServerMessage) => unknown) {
+  private run(
+    s: net.Socket,
+    t: RunRequest,
+    send: (m: ServerMessage) => unknown,
+    startCell?: (o: CellOptions) => Promise<Cell>,
+  ) {
     const abort = new AbortController();
     const abandon = new AbortController();
     const stdin = t.stdin ? new PassThrough() : undefined;
@@ -158,6 +170,7 @@ export class CellServer {
       abort: abort.signal,
       abandonChanges: abandon.signal,
       changes: t.changes ?? 'keep',
+      ...(startCell ? { startCell } : {}),
       onEvent: (e) => send({ v, type: 'event', event: e as unknown as Record<string, unknown> }),
     })
       .then(

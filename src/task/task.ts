@@ -8,7 +8,7 @@ import type { Policy } from '../policy/defaults.js';
 import { NanocellError } from '../util/errors.js';
 import { Cell } from '../cell/cell.js';
 import { TaskRecord, type RecordedReport } from '../cell/record.js';
-import type { CellSummary, ExecOutcome } from '../cell/types.js';
+import type { CellOptions, CellSummary, ExecOutcome } from '../cell/types.js';
 import type { WorkspaceStack } from '../cell/stackMount.js';
 import type { TtySize } from '../cell/initFrames.js';
 import { defaultStateRoot } from '../cell/state.js';
@@ -37,6 +37,8 @@ export interface TaskOptions {
   changes?: 'keep' | 'apply' | 'discard';
   /** Called for every audit event, after it is recorded (live view). */
   onEvent?: (e: AuditEventInput) => void;
+  /** How the task's cell starts: `Cell.create` unless the cell server claims one from a pool. */
+  startCell?: (o: CellOptions) => Promise<Cell>;
 }
 
 /** A task's report: as every recorded task's, with the command's exit status. */
@@ -85,7 +87,7 @@ async function runInCell(o: TaskOptions, rec: TaskRecord): Promise<Ran> {
   const onAbort = () => void cell?.kill('killed');
   o.abort?.addEventListener('abort', onAbort);
   try {
-    cell = await Cell.create({
+    cell = await (o.startCell ?? ((c: CellOptions) => Cell.create(c)))({
       policy: o.policy,
       workspace: o.workspace,
       taskId: rec.taskId,

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cell } from '../../../src/cell/cell.js';
 import { CellPool } from '../../../src/cell/pool.js';
+import type { InitClient } from '../../../src/cell/initClient.js';
 import type { CellEvent } from '../../../src/cell/types.js';
 import { parsePolicy, resolvePolicy } from '../../../src/policy/load.js';
 import { loadChangeSet } from '../../../src/workspace/manifest.js';
@@ -114,6 +115,17 @@ describe('warm pool', () => {
     expect(await curl(second, `http://b.test:${webB.port}/second`)).toMatchObject({ stdout: '200' });
     expect(webA.urls).toEqual(['/first']);
     await second.destroy();
+  });
+
+  it('runs nothing in a warm cell before its claim: init refuses commands until Landlock is on', async () => {
+    const warm = await Cell.warm({ policy: policyWith(), workspace: sb.project, stateRoot: sb.stateRoot });
+    cells.push(warm);
+    expect(() => warm.exec(['true'])).toThrow(/this cell is warm: it has no task yet/);
+    // Below the library's check, init itself fails closed.
+    const client = (warm as unknown as { proc: { client: InitClient } }).proc.client;
+    const h = client.exec({ argv: ['/bin/true'], env: [], cwd: '/' });
+    await expect(h.result).resolves.toMatchObject({ kind: 'spawn-failed', errno: 1 });
+    await warm.destroy();
   });
 
   it('refuses a claim whose fixed policy parts differ, and keeps the warm cell', async () => {
