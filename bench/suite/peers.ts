@@ -123,7 +123,7 @@ function makeRuncBundle(dir: string, args: string[]): void {
   fs.writeFileSync(`${dir}/config.json`, JSON.stringify(spec, null, 1));
 }
 
-async function setupRunc(base: string): Promise<
+export async function setupRunc(base: string): Promise<
   Pick<Peers, 'runc' | 'runcExec'> & {
     close: () => Promise<void>;
   }
