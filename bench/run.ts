@@ -174,7 +174,7 @@ async function main(): Promise<void> {
     }
     if (exists(repo, 'compat.ts')) {
       await attempt('compat', async () =>
-        compatFigure(await runChildBench(repo, 'compat.ts', quick ? { RUNS: '1' } : { RUNS: '3' })),
+        compatFigure(await runChildBench(repo, 'compat.ts', quick ? { RUNS: '1' } : {})),
       );
     }
     await attempt('concurrency', async () => {

@@ -7,6 +7,7 @@
  * and, for mmap of a file that sits on an executable mount but outside exec.allow, the refusal.
  */
 #include "execguard.h"
+#include "monitor.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -62,38 +63,25 @@ static enum call classify(uint32_t arch, int nr)
 	return C_NONE;
 }
 
-static int read_task_str(pid_t pid, uint64_t addr, char *out, size_t max)
-{
-	char p[64];
-	snprintf(p, sizeof(p), "/proc/%d/mem", (int)pid);
-	int mem = open(p, O_RDONLY | O_CLOEXEC);
-	if (mem < 0)
-		return -1;
-	ssize_t n = pread(mem, out, max - 1, (off_t)addr);
-	close(mem);
-	if (n <= 0)
-		return -1;
-	out[n] = 0;
-	return memchr(out, 0, (size_t)n) ? 0 : -1;
-}
-
 /*
  * Opens (O_PATH) what the task names by dirfd + path, resolved inside the task's root, where
  * the kernel would resolve it. /proc/self and /dev/fd name the task's own fds: the monitor opens
- * those through /proc/PID/fd, since "self" would be the monitor.
+ * those through /proc/PID/fd, since "self" would be the monitor. `procdir` is the task's
+ * /proc/PID, opened once per notification.
  */
-static int open_as_task(pid_t pid, int dirfd, const char *path)
+static int open_as_task(int procdir, int dirfd, const char *path)
 {
 	char p[PATH_MAX + 64];
 	int n;
+	if (procdir < 0)
+		return -1;
 	if (sscanf(path, "/proc/self/fd/%d", &n) == 1 ||
 	    sscanf(path, "/proc/thread-self/fd/%d", &n) == 1 ||
 	    sscanf(path, "/dev/fd/%d", &n) == 1) {
-		snprintf(p, sizeof(p), "/proc/%d/fd/%d", (int)pid, n);
-		return open(p, O_PATH | O_CLOEXEC);
+		snprintf(p, sizeof(p), "fd/%d", n);
+		return openat(procdir, p, O_PATH | O_CLOEXEC);
 	}
-	snprintf(p, sizeof(p), "/proc/%d/root", (int)pid);
-	int root = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int root = openat(procdir, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
 		return -1;
 	char rel[PATH_MAX * 2];
@@ -103,10 +91,10 @@ static int open_as_task(pid_t pid, int dirfd, const char *path)
 		/* Relative to the task's cwd or dirfd; the link reads as the path inside its root. */
 		char dir[PATH_MAX];
 		if (dirfd == AT_FDCWD)
-			snprintf(p, sizeof(p), "/proc/%d/cwd", (int)pid);
+			snprintf(p, sizeof(p), "cwd");
 		else
-			snprintf(p, sizeof(p), "/proc/%d/fd/%d", (int)pid, dirfd);
-		ssize_t len = readlink(p, dir, sizeof(dir) - 1);
+			snprintf(p, sizeof(p), "fd/%d", dirfd);
+		ssize_t len = readlinkat(procdir, p, dir, sizeof(dir) - 1);
 		if (len <= 0 || dir[0] != '/') {
 			close(root);
 			return -1;
@@ -149,6 +137,15 @@ static int beneath_allowed(const char *path)
  */
 static int judge_file(int fd, const char *verb, char *why, size_t why_len)
 {
+	/* A mapping may also come from a read-only mount: the host's own libraries, which a list of
+	 * single programs in exec.allow still needs. Landlock does not look at mmap at all. Such a
+	 * mapping is decided by the mount alone (a memfd is never on a read-only mount), so the
+	 * loader's libraries, one notification each, cost no path lookup. */
+	int mapping = strncmp(verb, "mmap", 4) == 0;
+	struct statvfs vfs;
+	int have_vfs = fstatvfs(fd, &vfs) == 0;
+	if (mapping && have_vfs && (vfs.f_flag & ST_RDONLY) && !(vfs.f_flag & ST_NOEXEC))
+		return 0;
 	char path[PATH_MAX];
 	if (fd_path(fd, path, sizeof(path)) < 0)
 		return 0;
@@ -157,18 +154,15 @@ static int judge_file(int fd, const char *verb, char *why, size_t why_len)
 			 path);
 		return EACCES;
 	}
-	struct statvfs vfs;
-	if (fstatvfs(fd, &vfs) == 0 && (vfs.f_flag & ST_NOEXEC)) {
+	if (have_vfs && (vfs.f_flag & ST_NOEXEC)) {
 		snprintf(why, why_len,
 			 "%s %s: its mount is noexec (exec.allow does not reach it, or "
 			 "exec.scratch is deny)",
 			 verb, path);
 		return EACCES;
 	}
-	/* A mapping may also come from a read-only mount: the host's own libraries, which a list of
-	 * single programs in exec.allow still needs. Landlock does not look at mmap at all. */
-	int mapping = strncmp(verb, "mmap", 4) == 0;
-	if (nallowed && !beneath_allowed(path) && !(mapping && (vfs.f_flag & ST_RDONLY))) {
+	if (nallowed && !beneath_allowed(path) &&
+	    !(mapping && have_vfs && (vfs.f_flag & ST_RDONLY))) {
 		snprintf(why, why_len, "%s %s: not in exec.allow", verb, path);
 		return EACCES;
 	}
@@ -176,7 +170,7 @@ static int judge_file(int fd, const char *verb, char *why, size_t why_len)
 }
 
 /* The interpreter a script names on its #! line, judged like the script (one level deep). */
-static int judge_interpreter(pid_t pid, int fd, char *why, size_t why_len)
+static int judge_interpreter(int procdir, int fd, char *why, size_t why_len)
 {
 	char p[64], line[256];
 	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
@@ -194,7 +188,7 @@ static int judge_interpreter(pid_t pid, int fd, char *why, size_t why_len)
 	interp[strcspn(interp, " \t\n")] = 0;
 	if (!*interp)
 		return 0;
-	int ifd = open_as_task(pid, AT_FDCWD, interp);
+	int ifd = open_as_task(procdir, AT_FDCWD, interp);
 	if (ifd < 0)
 		return 0;
 	int err = judge_file(ifd, "exec (a script's #! interpreter)", why, why_len);
@@ -202,21 +196,22 @@ static int judge_interpreter(pid_t pid, int fd, char *why, size_t why_len)
 	return err;
 }
 
-static int check_exec(const struct seccomp_notif *req, int at, char *why, size_t why_len)
+/* `path` is what the task names (read by the caller, which records it too), NULL when it could
+ * not be read whole. */
+static int check_exec(const struct seccomp_notif *req, int at, int procdir, const char *path,
+		      char *why, size_t why_len)
 {
-	pid_t pid = (pid_t)req->pid;
 	const __u64 *a = req->data.args;
-	char path[PATH_MAX];
-	if (read_task_str(pid, at ? a[1] : a[0], path, sizeof(path)) < 0)
-		return 0; /* the kernel answers EFAULT itself */
+	if (!path)
+		return 0; /* the kernel answers EFAULT or ENAMETOOLONG itself */
 	int fd = -1;
 	if (at && !path[0] && (a[4] & AT_EMPTY_PATH)) {
 		/* fexecve: the open file itself (a memfd is the usual way to run code never on disk). */
 		char p[64];
-		snprintf(p, sizeof(p), "/proc/%d/fd/%d", (int)pid, (int)a[0]);
-		fd = open(p, O_PATH | O_CLOEXEC);
+		snprintf(p, sizeof(p), "fd/%d", (int)a[0]);
+		fd = procdir < 0 ? -1 : openat(procdir, p, O_PATH | O_CLOEXEC);
 	} else if (path[0]) {
-		fd = open_as_task(pid, at ? (int)a[0] : AT_FDCWD, path);
+		fd = open_as_task(procdir, at ? (int)a[0] : AT_FDCWD, path);
 	}
 	if (fd < 0)
 		return 0; /* ENOENT, EBADF and friends: the kernel's answer is the right one */
@@ -225,7 +220,7 @@ static int check_exec(const struct seccomp_notif *req, int at, char *why, size_t
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
 		err = judge_file(fd, path[0] ? "exec" : "execveat(AT_EMPTY_PATH)", why, why_len);
 		if (!err)
-			err = judge_interpreter(pid, fd, why, why_len);
+			err = judge_interpreter(procdir, fd, why, why_len);
 	}
 	close(fd);
 	return err;
@@ -262,7 +257,7 @@ static int answer_memfd(int notify_fd, const struct seccomp_notif *req, char *wh
 		return EACCES;
 	}
 	char name[250];
-	if (read_task_str((pid_t)req->pid, a[0], name, sizeof(name)) < 0)
+	if (task_str((pid_t)req->pid, a[0], name, sizeof(name)) < 0)
 		return EFAULT;
 	unsigned base = (flags & ~MFD_CLOEXEC) | MFD_CLOEXEC;
 	int fd = (int)syscall(SYS_memfd_create, name, base | MFD_NOEXEC_SEAL);
@@ -299,14 +294,15 @@ const char *execguard_call_name(const struct seccomp_notif *req)
 	return names[classify(req->data.arch, req->data.nr)];
 }
 
-int execguard_check(int notify_fd, const struct seccomp_notif *req, char *why, size_t why_len)
+int execguard_check(int notify_fd, const struct seccomp_notif *req, int procdir,
+		    const char *exec_path, char *why, size_t why_len)
 {
 	why[0] = 0;
 	switch (classify(req->data.arch, req->data.nr)) {
 	case C_EXECVE:
-		return check_exec(req, 0, why, why_len);
+		return check_exec(req, 0, procdir, exec_path, why, why_len);
 	case C_EXECVEAT:
-		return check_exec(req, 1, why, why_len);
+		return check_exec(req, 1, procdir, exec_path, why, why_len);
 	case C_MMAP:
 		return check_mmap(req, why, why_len);
 	case C_MEMFD:

@@ -23,9 +23,12 @@ void execguard_allow(const char *path);
 
 /*
  * Returns EG_NOT_MINE, EG_ALLOW, EG_ANSWERED, or an errno to refuse the call with; on a
- * refusal `why` holds one line saying what was refused and why.
+ * refusal `why` holds one line saying what was refused and why. For an exec, `procdir` is the
+ * task's /proc/PID directory and `exec_path` the path it names (NULL if unreadable); other
+ * calls ignore both.
  */
-int execguard_check(int notify_fd, const struct seccomp_notif *req, char *why, size_t why_len);
+int execguard_check(int notify_fd, const struct seccomp_notif *req, int procdir,
+		    const char *exec_path, char *why, size_t why_len);
 
 /* The name of a call execguard looks at ("" for others), for the denial record. */
 const char *execguard_call_name(const struct seccomp_notif *req);

@@ -55,8 +55,13 @@ struct exec_info {
 	int truncated;
 };
 
-void read_exec(pid_t pid, uint32_t arch, const __u64 *args, int is_at, struct exec_info *info);
-void read_ppid(pid_t pid, long *ppid, long *nspid);
+ssize_t task_read(pid_t pid, uint64_t addr, void *out, size_t len);
+ssize_t task_str(pid_t pid, uint64_t addr, char *out, size_t max);
+/* 1 when the path the exec names was read whole (NUL-terminated), else 0. */
+int read_exec_path(pid_t pid, const __u64 *args, int is_at, struct exec_info *info);
+void read_exec_argv(pid_t pid, uint32_t arch, const __u64 *args, int is_at, struct exec_info *info);
+/* From the task's /proc/PID directory fd, which names that task only (never a reused pid). */
+void read_ppid(int procdir, long *ppid, long *nspid);
 long read_cell_sid(pid_t pid);
 
 /* ---------- notify.c: the seccomp agent ---------- */

@@ -5,6 +5,7 @@
  * errno the syscall table gives. Past the caps, events become counted summaries.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,15 +121,19 @@ static void emit_exec(pid_t pid, long ppid, long nspid, const struct exec_info *
 	emit(&o);
 }
 
-static void handle_exec(uint64_t id, pid_t pid, uint32_t arch, int is_at)
+/*
+ * An exec the guard let through. What only the waiting task can tell (its argv, in the memory
+ * the exec replaces) is read before the answer; the rest of the record after it, off the path
+ * every exec waits on. `procdir` names this task and no other, so a pid reused meanwhile reads
+ * as gone; the task cannot be reaped before the record either when the program is dynamically
+ * linked, since its loader's first mmap(PROT_EXEC) waits on this same loop.
+ */
+static void handle_exec(uint64_t id, pid_t pid, uint32_t arch, int is_at, int procdir,
+			struct exec_info *info)
 {
-	static struct exec_info info;
 	int full = (long)execs_seen < max_exec_events;
-	long ppid = -1, nspid = -1;
-	if (full) {
-		read_exec(pid, arch, req->data.args, is_at, &info);
-		read_ppid(pid, &ppid, &nspid);
-	}
+	if (full)
+		read_exec_argv(pid, arch, req->data.args, is_at, info);
 	/* The pid may have died and been reused while we read: only trust data for a live id. */
 	int valid = ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
 	resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
@@ -141,7 +146,9 @@ static void handle_exec(uint64_t id, pid_t pid, uint32_t arch, int is_at)
 		exec_summary_dirty = 1;
 		return;
 	}
-	emit_exec(pid, ppid, nspid, &info);
+	long ppid = -1, nspid = -1;
+	read_ppid(procdir, &ppid, &nspid);
+	emit_exec(pid, ppid, nspid, info);
 }
 
 /* Answers the pending notification with -err and records the denial (with why, if given). */
@@ -210,21 +217,28 @@ void handle_notification(void)
 		return;
 	}
 	/* Exec, mmap(PROT_EXEC) of a file and memfd_create first pass the exec allowlist's guard. */
-	int guard = execguard_check(notify_fd, req, why, sizeof(why));
-	if (guard == EG_ANSWERED)
-		return;
-	if (guard > 0) {
-		deny_and_record((pid_t)req->pid, req->data.arch, req->data.nr,
-				execguard_call_name(req), guard, why);
-		return;
+	pid_t pid = (pid_t)req->pid;
+	int exec = is_exec(req->data.arch, req->data.nr, &is_at), procdir = -1;
+	static struct exec_info info;
+	const char *exec_path = NULL;
+	if (exec) {
+		char p[32];
+		snprintf(p, sizeof(p), "/proc/%d", (int)pid);
+		procdir = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		memset(&info, 0, sizeof(info));
+		exec_path = read_exec_path(pid, req->data.args, is_at, &info) ? info.path : NULL;
 	}
-	if (guard == EG_ALLOW && !is_exec(req->data.arch, req->data.nr, &is_at)) {
+	int guard = execguard_check(notify_fd, req, procdir, exec_path, why, sizeof(why));
+	if (guard > 0)
+		deny_and_record(pid, req->data.arch, req->data.nr, execguard_call_name(req), guard,
+				why);
+	else if (exec)
+		handle_exec(req->id, pid, req->data.arch, is_at, procdir, &info);
+	else if (guard == EG_ALLOW) {
 		resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
 		ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_SEND, resp);
-		return;
-	}
-	if (is_exec(req->data.arch, req->data.nr, &is_at))
-		handle_exec(req->id, (pid_t)req->pid, req->data.arch, is_at);
-	else
-		handle_denial((pid_t)req->pid, req->data.arch, req->data.nr);
+	} else if (guard != EG_ANSWERED)
+		handle_denial(pid, req->data.arch, req->data.nr);
+	if (procdir >= 0)
+		close(procdir);
 }

@@ -1,20 +1,32 @@
 /*
- * Reading what a notified task is doing, from /proc while it waits on us: the path and argv of
- * an exec, its parent and its pid inside the cell. Everything read here is a hint the task
+ * Reading what a notified task is doing while it waits on us: the path and argv of an exec
+ * (from its memory, with process_vm_readv), its parent and its pid inside the cell (/proc). Everything read here is a hint the task
  * controls (it may change its memory after we answer), which the events say ("unverified").
  */
 #include <fcntl.h>
 #include <linux/audit.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "monitor.h"
 
-/* Read a NUL-terminated string of at most max-1 bytes at addr; never crosses into an unmapped
- * page in one read, so a string near the end of a mapping is still read. */
-static size_t read_str(int mem, uint64_t addr, char *out, size_t max)
+/* Reads len bytes at addr in the task's memory: one process_vm_readv, where /proc/PID/mem was
+ * an open, a pread and a close (the same ptrace access check allows both). */
+ssize_t task_read(pid_t pid, uint64_t addr, void *out, size_t len)
+{
+	struct iovec local = { .iov_base = out, .iov_len = len };
+	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
+	return process_vm_readv(pid, &local, 1, &remote, 1, 0);
+}
+
+/* Reads a NUL-terminated string of at most max-1 bytes at addr; never crosses into an unmapped
+ * page in one read, so a string near the end of a mapping is still read. Returns its length, or
+ * -1 when no NUL came within max-1 readable bytes (out then holds what was read). */
+ssize_t task_str(pid_t pid, uint64_t addr, char *out, size_t max)
 {
 	size_t got = 0;
 	while (got + 1 < max) {
@@ -23,59 +35,79 @@ static size_t read_str(int mem, uint64_t addr, char *out, size_t max)
 		size_t want = max - 1 - got;
 		if (want > page_left)
 			want = page_left;
-		ssize_t n = pread(mem, out + got, want, (off_t)a);
+		ssize_t n = task_read(pid, a, out + got, want);
 		if (n <= 0)
 			break;
 		char *nul = memchr(out + got, 0, (size_t)n);
 		if (nul) {
 			got = (size_t)(nul - out);
 			out[got] = 0;
-			return got;
+			return (ssize_t)got;
 		}
 		got += (size_t)n;
 	}
 	out[got] = 0;
-	return got;
+	return -1;
 }
 
-static void read_argv(int mem, uint32_t arch, uint64_t argv_addr, struct exec_info *info)
+static size_t read_str(pid_t pid, uint64_t addr, char *out, size_t max)
 {
+	task_str(pid, addr, out, max);
+	return strlen(out);
+}
+
+/* The pointers of argv, as many as one page holds from where the array starts. */
+static int read_ptrs(pid_t pid, uint64_t addr, size_t ptr_size, uint64_t *ptrs)
+{
+	unsigned char raw[ARGV_MAX * 8];
+	size_t want = ARGV_MAX * ptr_size, page_left = 4096 - (size_t)(addr & 4095);
+	ssize_t n = task_read(pid, addr, raw, want < page_left ? want : page_left);
+	if (n > 0 && (size_t)n < want) {
+		ssize_t m = task_read(pid, addr + (uint64_t)n, raw + n, want - (size_t)n);
+		n += m > 0 ? m : 0;
+	}
+	int count = n > 0 ? (int)((size_t)n / ptr_size) : 0;
+	for (int i = 0; i < count; i++) {
+		uint32_t p32;
+		if (ptr_size == 4) {
+			memcpy(&p32, raw + (size_t)i * 4, 4);
+			ptrs[i] = p32;
+		} else {
+			memcpy(&ptrs[i], raw + (size_t)i * 8, 8);
+		}
+	}
+	return count;
+}
+
+void read_exec_argv(pid_t pid, uint32_t arch, const __u64 *args, int is_at, struct exec_info *info)
+{
+	/* execveat(dirfd, path, argv, ...) has one argument more in front. */
+	uint64_t argv_addr = is_at ? args[2] : args[1];
+	info->argc = 0;
+	info->truncated = 0;
+	if (!argv_addr)
+		return;
 	size_t ptr_size = arch == AUDIT_ARCH_I386 ? 4 : 8;
+	uint64_t ptrs[ARGV_MAX];
+	int nptrs = read_ptrs(pid, argv_addr, ptr_size, ptrs);
 	size_t total = 0;
-	for (int i = 0; argv_addr && i < ARGV_MAX; i++) {
-		uint64_t ptr = 0;
-		if (pread(mem, &ptr, ptr_size, (off_t)(argv_addr + (uint64_t)i * ptr_size)) !=
-		    (ssize_t)ptr_size)
-			break;
-		if (!ptr)
-			break;
+	for (int i = 0; i < nptrs && ptrs[i]; i++) {
 		size_t room = ARGV_TOTAL_BYTES - total;
 		if (room < 2) {
 			info->truncated = 1;
 			break;
 		}
 		size_t cap = room < ARG_MAX_BYTES ? room : ARG_MAX_BYTES;
-		total += read_str(mem, ptr, info->argv[i], cap) + 1;
+		total += read_str(pid, ptrs[i], info->argv[i], cap) + 1;
 		info->argc = i + 1;
 		if (i == ARGV_MAX - 1)
 			info->truncated = 1;
 	}
 }
 
-void read_exec(pid_t pid, uint32_t arch, const __u64 *args, int is_at, struct exec_info *info)
+int read_exec_path(pid_t pid, const __u64 *args, int is_at, struct exec_info *info)
 {
-	memset(info, 0, sizeof(*info));
-	char p[64];
-	snprintf(p, sizeof(p), "/proc/%d/mem", (int)pid);
-	int mem = open(p, O_RDONLY | O_CLOEXEC);
-	if (mem < 0)
-		return;
-	/* execveat(dirfd, path, argv, ...) has one argument more in front. */
-	uint64_t path_addr = is_at ? args[1] : args[0];
-	uint64_t argv_addr = is_at ? args[2] : args[1];
-	read_str(mem, path_addr, info->path, sizeof(info->path));
-	read_argv(mem, arch, argv_addr, info);
-	close(mem);
+	return task_str(pid, is_at ? args[1] : args[0], info->path, sizeof(info->path)) >= 0;
 }
 
 /* An NS* line of /proc/PID/status lists the id in every namespace down to the task's own: the
@@ -94,13 +126,12 @@ static long last_ns_field(const char *text, const char *key)
 	return strtol(last, NULL, 10);
 }
 
-void read_ppid(pid_t pid, long *ppid, long *nspid)
+void read_ppid(int procdir, long *ppid, long *nspid)
 {
 	*ppid = -1;
 	*nspid = -1;
-	char p[64], text[4096];
-	snprintf(p, sizeof(p), "/proc/%d/status", (int)pid);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	char text[4096];
+	int fd = procdir < 0 ? -1 : openat(procdir, "status", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	ssize_t n = read(fd, text, sizeof(text) - 1);

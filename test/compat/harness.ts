@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import type { AuditEventInput } from '../../src/audit/events.js';
 import { DenialSummaries, toAuditEvents } from '../../src/audit/sink.js';
 import { Cell } from '../../src/cell/cell.js';
+import { CGROUP_PARENT } from '../../src/host/probe.js';
 import { CELL_PATH } from '../../src/plan/env.js';
 import { parsePolicy, resolvePolicy } from '../../src/policy/load.js';
 import { makeSandbox, TEST_ROOT } from '../helpers/cells.js';
@@ -28,12 +29,17 @@ const id = (flag: '-u' | '-g') =>
  * The script on the host, in a fresh copy of the project owned by the test user. `tmpfs` puts
  * the project, HOME and TMPDIR on a tmpfs, as a cell has them (its upper layer, HOME and /tmp
  * are tmpfs), so that a timing compares the cell with the host rather than tmpfs with a disk.
+ * `cgroup` runs it in a cpu cgroup of its own beside the cells' (hostCgroup), for timings.
  */
-export async function runOnHost(p: CompatProject, opts: { tmpfs?: boolean } = {}) {
+export async function runOnHost(
+  p: CompatProject,
+  opts: { tmpfs?: boolean; cgroup?: boolean } = {},
+) {
   fs.mkdirSync(TEST_ROOT, { recursive: true, mode: 0o755 });
   const base = fs.mkdtempSync(path.join(TEST_ROOT, `compat-${p.id}-`));
   fs.chmodSync(base, 0o755); // the test user must reach its dirs inside
   let mounted = false;
+  let group: string | undefined;
   try {
     if (opts.tmpfs) {
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4g,mode=755', 'tmpfs', base]);
@@ -47,10 +53,23 @@ export async function runOnHost(p: CompatProject, opts: { tmpfs?: boolean } = {}
     fs.mkdirSync(home!);
     fs.mkdirSync(tmp!);
     execFileSync('chown', ['-R', `${HOST_USER}:${HOST_USER}`, project!, home!, tmp!]);
-    return await spawnOutcome(['bash', '-c', p.script], {
+    const [uid, gid] = [id('-u'), id('-g')];
+    group = opts.cgroup ? hostCgroup() : undefined;
+    // In a cgroup: root joins it, then becomes the test user, so every process starts inside.
+    const argv = group
+      ? [
+          'sh',
+          '-c',
+          `echo $$ > "$1" && exec setpriv --reuid=${uid} --regid=${gid} --clear-groups -- bash -c "$2"`,
+          'sh',
+          path.join(group, 'cgroup.procs'),
+          p.script,
+        ]
+      : ['bash', '-c', p.script];
+    return await spawnOutcome(argv, {
       cwd: project!,
-      uid: id('-u'),
-      gid: id('-g'),
+      uid: group ? 0 : uid,
+      gid: group ? 0 : gid,
       env: {
         PATH: CELL_PATH,
         HOME: home,
@@ -62,9 +81,28 @@ export async function runOnHost(p: CompatProject, opts: { tmpfs?: boolean } = {}
       },
     });
   } finally {
+    try {
+      if (group) fs.rmdirSync(group);
+    } catch {
+      // A process of the script lingers (EBUSY): the next run joins the same group.
+    }
     if (mounted) execFileSync('umount', ['-l', base]);
     fs.rmSync(base, { recursive: true, force: true });
   }
+}
+
+/**
+ * A cpu cgroup for host runs beside the cells' (under CGROUP_PARENT, with the default weight a
+ * cell has): the kernel schedules cgroups as groups, so a host run left in the root cgroup
+ * competes with every other process on a loaded machine while a cell competes as one group,
+ * which skews a timing either way by more than what the cell costs.
+ */
+function hostCgroup(): string {
+  const v1 = '/sys/fs/cgroup/cpu';
+  const base = fs.existsSync(path.join(v1, 'cgroup.procs')) ? v1 : '/sys/fs/cgroup';
+  const dir = path.join(base, CGROUP_PARENT, `compat-host-${process.pid}`);
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
 }
 
 function spawnOutcome(
