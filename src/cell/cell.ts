@@ -2,8 +2,6 @@
 // (acquire.ts), launch (launch.ts), exec (exec.ts), then destroy: stop, collect (collect.ts)
 // and release (cleanup.ts). Every acquire step registers how to release it, so any failure,
 // timeout or signal unwinds exactly what was done.
-import { randomBytes } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import type { CellEvent } from '../audit/cellEvents.js';
 import { CgroupReader, withCellFrozen } from '../host/cgroups.js';
@@ -25,7 +23,8 @@ import { DenialNotes } from './denialNotes.js';
 import { collectRun, startExec, writeCellStatus } from './exec.js';
 import { CellProcess } from './launch.js';
 import { defaultStateRoot } from './state.js';
-import { TaskRecord } from './record.js';
+import { newCellId, openCellRecord, TaskRecord } from './record.js';
+import { CellVerbs } from './cellVerbs.js';
 import { newTaskId } from '../audit/taskId.js';
 import type {
   CellBackend,
@@ -38,12 +37,7 @@ import type {
   RunResult,
 } from './types.js';
 
-function newCellId(): string {
-  // Sortable by creation time; short enough for unix socket paths under the state root.
-  return `${Date.now().toString(36)}${randomBytes(5).toString('hex')}`;
-}
-
-export class Cell extends EventEmitter {
+export class Cell extends CellVerbs {
   readonly id: string;
   readonly taskId: string;
   readonly session: string;
@@ -68,27 +62,12 @@ export class Cell extends EventEmitter {
   private rec?: TaskRecord;
 
   private constructor(private readonly opts: CellOptions) {
-    super();
+    super(opts.labels);
     this.notes = new DenialNotes(opts.denialNotes ?? opts.policy.denialNotes ?? true);
     this.id = newCellId();
     this.taskId = opts.taskId ?? newTaskId();
     this.session = opts.session ?? 'default';
     this.workspace = opts.workspace;
-  }
-
-  private openRecord(): TaskRecord {
-    const { opts } = this;
-    return TaskRecord.open({
-      stateRoot: path.resolve(opts.stateRoot ?? defaultStateRoot()),
-      taskId: this.taskId,
-      session: this.session,
-      // A library cell runs many commands: they are its exec events, not one command line.
-      command: [],
-      workspace: opts.workspace,
-      policy: opts.policy,
-      envNames: Object.keys(opts.policy.env).sort(),
-      onError: (message) => this.emit('log', message),
-    });
   }
 
   /** A local cell; with `backend`, that backend's cell from the same options. */
@@ -108,7 +87,7 @@ export class Cell extends EventEmitter {
     return cell;
   }
 
-  private readonly emitEvent = (e: CellEvent): void => {
+  protected readonly emitEvent = (e: CellEvent): void => {
     this.notes.observe(e);
     try {
       this.rec?.cellEvent(e);
@@ -117,6 +96,10 @@ export class Cell extends EventEmitter {
       // An audit sink failure must not take the cell down; the sink reports its own errors.
     }
   };
+
+  protected netOf() {
+    return this.got && { net: this.got.net, policy: this.opts.policy };
+  }
 
   private get plan(): CellPlan {
     return this.got!.plan;
@@ -187,7 +170,8 @@ export class Cell extends EventEmitter {
       homes: hostHomeDirs(),
     });
     // Only now: a cell refused by resolve leaves nothing behind, not even a task row.
-    if (opts.record !== false) this.rec = this.openRecord();
+    if (opts.record !== false)
+      this.rec = openCellRecord(this, opts, (message) => this.emit('log', message));
     const got = await acquireCell({
       id: this.id,
       taskId: this.taskId,
@@ -228,12 +212,16 @@ export class Cell extends EventEmitter {
     this.emitEvent({ type: 'task.started', cellId: this.id });
   }
 
+  /** Throws unless the cell runs (every verb on a live cell). */
+  protected live(): void {
+    if (!this.proc?.client || this.endReason)
+      throw new NanocellError('the cell has ended', 'create a new cell', 'STATE');
+  }
+
   /** Starts a command in the cell. Output past the policy's cap is dropped with a note. */
   exec(argv: string[], opts: ExecOptions = {}): CellExec {
-    const client = this.proc?.client;
-    if (!client || this.endReason) {
-      throw new NanocellError('the cell has ended', 'create a new cell', 'STATE');
-    }
+    this.live();
+    const client = this.proc!.client!;
     const got = this.got!;
     const x = startExec(
       {
@@ -300,9 +288,7 @@ export class Cell extends EventEmitter {
 
   /** The change set so far, collected into `outDir` while the task runs on (a preview). */
   async previewChanges(outDir: string): Promise<string | undefined> {
-    if (!this.proc?.client || this.endReason) {
-      throw new NanocellError('the cell has ended', 'create a new cell', 'STATE');
-    }
+    this.live();
     const got = this.got!;
     const layout = { ...got.layout, changeSet: () => outDir };
     return (await got.ws.collect(layout, this.taskId, this.startedAt, () => undefined))?.dir;
@@ -392,6 +378,7 @@ export class Cell extends EventEmitter {
   private async unwind(): Promise<void> {
     clearTimeout(this.timer);
     clearInterval(this.sampler);
+    this.disposePreviews();
     await this.cleanups.unwind(this.id);
   }
 }

@@ -25,12 +25,12 @@ export class CappedBuffer {
   }
 
   /** Everything kept so far, and forgets it (poll returns only what is new). */
-  take(): { text: string; truncated: boolean } {
+  take(): { text: string; truncated: boolean; dropped: number } {
     const text = Buffer.concat(this.chunks).toString('utf8');
-    const truncated = this.dropped > 0;
+    const dropped = this.dropped;
     this.chunks = [];
     this.kept = 0;
     this.dropped = 0;
-    return { text, truncated };
+    return { text, truncated: dropped > 0, dropped };
   }
 }
