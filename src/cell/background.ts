@@ -9,7 +9,7 @@ import { onceEnded } from './exec.js';
 import type { CellExec, EndReason, ExecOptions, ExecOutcome } from './types.js';
 
 /** Output kept per stream between two reads, by default. */
-export const DEFAULT_PROCESS_BUFFER_BYTES = 1024 * 1024;
+const DEFAULT_PROCESS_BUFFER_BYTES = 1024 * 1024;
 /** Ended processes listed after their end; older ones are forgotten (their output with them). */
 const ENDED_KEPT = 256;
 

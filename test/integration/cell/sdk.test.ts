@@ -132,9 +132,10 @@ describe('labels', () => {
     cell = undefined;
     const tasks = (...args: string[]) =>
       (
-        JSON.parse(
-          nanocell(['tasks', '--json', ...args], { stateRoot: sb.stateRoot }).stdout,
-        ) as { id: string; labels: Record<string, string> }[]
+        JSON.parse(nanocell(['tasks', '--json', ...args], { stateRoot: sb.stateRoot }).stdout) as {
+          id: string;
+          labels: Record<string, string>;
+        }[]
       ).map((t) => [t.id, t.labels]);
     expect(tasks()).toEqual([
       [plain, {}],
