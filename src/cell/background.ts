@@ -102,8 +102,8 @@ export class BackgroundProcesses {
     const p = this.get(id);
     // Read the state first: output written before the end is in the buffers once it ended.
     const ended = p.outcome;
-    const a = p.stdout.take();
-    const b = p.stderr.take();
+    const a = p.stdout.take(ended !== undefined);
+    const b = p.stderr.take(ended !== undefined);
     return {
       running: ended === undefined,
       exitCode: ended?.exitCode ?? null,
