@@ -9,8 +9,16 @@ import type { Policy } from '../policy/defaults.js';
 import { parsePolicy } from '../policy/load.js';
 import type { CellNetwork } from './networkSetup.js';
 
-/** The `network.allow` entries in force, as written (grants show as `user-cell:host:port`). */
+/**
+ * The `network.allow` entries in force, as entries setNetwork takes back (a user's grant from
+ * the dashboard is its `host:port`).
+ */
 export function allowList(net: CellNetwork): string[] {
+  return sources(net).map((s) => s.replace(/^user-(?:cell|once):/, ''));
+}
+
+/** The rule sources in force, grants marked (`user-cell:host:port`): what the audit shows. */
+function sources(net: CellNetwork): string[] {
   return (net.rules?.allow ?? []).map((p) => p.source);
 }
 
@@ -25,7 +33,7 @@ export function replaceAllowList(
 ): CellEvent {
   const doc = parsePolicy({ network: { allow } }, 'setNetwork');
   const rules = compileNetRules({ ...policy.network, allow: doc.network?.allow ?? [] });
-  const before = allowList(net);
+  const before = sources(net);
   net.setRules(rules, { replace: true });
   return { type: 'net.rules', before, after: rules.allow.map((p) => p.source) };
 }
