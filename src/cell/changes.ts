@@ -32,8 +32,20 @@ export class ChangePreviews {
     private readonly preview: (outDir: string) => Promise<string | undefined>,
   ) {}
 
+  /** One collection at a time: a call must not remove the dir an earlier one returns. */
+  private queue: Promise<unknown> = Promise.resolve();
+
   /** undefined: the cell has no workspace (nothing can change). */
-  async collect(): Promise<ChangesSoFar | undefined> {
+  collect(): Promise<ChangesSoFar | undefined> {
+    const next = this.queue.then(
+      () => this.collectNow(),
+      () => this.collectNow(),
+    );
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async collectNow(): Promise<ChangesSoFar | undefined> {
     this.tmp ??= fs.mkdtempSync(path.join(os.tmpdir(), `nanocell-changes-${this.cellId()}-`));
     const out = path.join(this.tmp, String(++this.n));
     let dir: string | undefined;

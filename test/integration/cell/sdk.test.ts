@@ -112,10 +112,16 @@ describe('changes()', () => {
     const d = await cell.changes();
     expect(d!.added.sort()).toEqual(['more.txt', 'new.txt']);
     expect(fs.existsSync(c!.dir)).toBe(false);
+    // Calls at once are taken one after the other: the last one's dir is the one kept.
+    const [x, y] = await Promise.all([cell.changes(), cell.changes()]);
+    expect(x!.dir).not.toBe(y!.dir);
+    expect(y!.added.sort()).toEqual(['more.txt', 'new.txt']);
+    expect(fs.existsSync(path.join(y!.dir, 'manifest.json'))).toBe(true);
+    expect(fs.existsSync(x!.dir)).toBe(false);
     // The project itself is untouched until the change set is applied.
     expect(fs.existsSync(path.join(sb.project, 'new.txt'))).toBe(false);
     await cell.destroy();
-    expect(fs.existsSync(path.dirname(d!.dir))).toBe(false);
+    expect(fs.existsSync(path.dirname(y!.dir))).toBe(false);
     cell = undefined;
   });
 });
