@@ -11,6 +11,9 @@ export type {
   RunResult,
 } from './cell/types.js';
 export type { CellFiles, FileEntry, FileStat, ReadResult } from './cell/files.js';
+export type { ExecOptions } from './cell/types.js';
+export type { AttachResult, ProcessInfo, SpawnOptions } from './cell/background.js';
+export type { ChangesSoFar } from './cell/changes.js';
 export { runTask, type TaskOptions, type TaskReport } from './task/task.js';
 export { parsePolicy, loadPolicyFile, resolvePolicy } from './policy/load.js';
 export type { Policy } from './policy/defaults.js';

@@ -59,6 +59,7 @@ export type CellEvent =
   | { type: 'policy.degraded'; control: string; reason: string }
   | { type: 'limit.hit'; limit: LimitKind; detail: string }
   | { type: 'fs.change'; path: string; kind: FsChangeKind; size?: number }
+  | { type: 'net.rules'; before: string[]; after: string[] }
   | NetCellEvent
   | DnsDeniedCellEvent
   | SecretCellEvent

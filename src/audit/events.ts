@@ -38,6 +38,8 @@ const payloads = {
     /** A short, JSON-safe summary of the effective policy (limits, network, degradations). */
     policy: z.record(z.string(), z.unknown()),
     workspace: z.string().optional(),
+    /** The caller's metadata labels (CellOptions.labels), checked by src/cell/labels.ts. */
+    labels: z.record(z.string(), z.string()).optional(),
   },
   'task.started': {
     /** The runtime that started the cell, e.g. "runc 1.1.5". */
@@ -117,6 +119,14 @@ const payloads = {
     uid: count,
     pid: z.number().int(),
   },
+  /**
+   * The cell's `network.allow` list was replaced while it ran (Cell.setNetwork), for
+   * connections from then on: the entries in force before and after.
+   */
+  'net.rules': {
+    before: z.array(z.string()),
+    after: z.array(z.string()),
+  },
   /** A brokered secret's placeholder was replaced by its value on a request to a bound host. */
   'secret.used': {
     name: z.string(),
@@ -187,6 +197,7 @@ export const auditEventSchema = z.discriminatedUnion('type', [
   eventSchema('policy.degraded'),
   eventSchema('control'),
   eventSchema('net.decision'),
+  eventSchema('net.rules'),
   eventSchema('secret.used'),
   eventSchema('secret.misuse'),
 ]);
@@ -205,6 +216,7 @@ export const auditEventInputSchema = z.discriminatedUnion('type', [
   inputSchema('policy.degraded'),
   inputSchema('control'),
   inputSchema('net.decision'),
+  inputSchema('net.rules'),
   inputSchema('secret.used'),
   inputSchema('secret.misuse'),
 ]);

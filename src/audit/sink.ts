@@ -12,6 +12,8 @@ const signed = (v: unknown): number => {
   return Number.isFinite(n) ? Math.max(-MAX_INT, Math.min(MAX_INT, n)) : 0;
 };
 const MAX_INT = Number.MAX_SAFE_INTEGER;
+const strings = (v: unknown): string[] =>
+  Array.isArray(v) ? v.slice(0, 256).map((a) => str(a, 512)) : [];
 
 /**
  * The monitor's `syscall.denied.summary` counts are cumulative per (syscall, pid), and its
@@ -112,6 +114,14 @@ const MAPPERS = {
       path: str(e.path),
       kind: e.kind as 'added',
       ...(e.size !== undefined ? { size: int(e.size) } : {}),
+    },
+  ],
+  // Built by the supervisor from validated entries (netControl.ts); bounded all the same.
+  'net.rules': (e) => [
+    {
+      type: 'net.rules',
+      before: strings(e.before),
+      after: strings(e.after),
     },
   ],
   'secret.used': (e) => [

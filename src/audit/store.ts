@@ -22,7 +22,14 @@ import type { ChainVerdict } from './chain.js';
 import { openDatabase } from './db.js';
 import type { AuditEvent, AuditEventInput } from './events.js';
 import { gcTasks, recoverAbandoned } from './storeMaintenance.js';
-import { getTask, listTasks, taskEvents, taskIdsWithPrefix, verifyTask } from './storeReader.js';
+import {
+  getTask,
+  listTasks,
+  taskEvents,
+  taskIdsWithPrefix,
+  verifyTask,
+  type TaskFilter,
+} from './storeReader.js';
 import { storeDb, type StoreDb, type TaskEnd, type TaskRow } from './storeRows.js';
 import { StoreWriter } from './storeWriter.js';
 import { resolveTaskIdPrefix } from './taskId.js';
@@ -99,6 +106,8 @@ export class AuditStore {
     command: string[];
     workspace?: string;
     ownerPid: number;
+    /** Metadata labels, recorded in task.created (hash-chained, so they cannot be altered). */
+    labels?: Record<string, string>;
     /** Summary of the effective policy, recorded in task.created. */
     policy?: Record<string, unknown>;
   }): void {
@@ -142,9 +151,7 @@ export class AuditStore {
   }
 
   /** Newest first. `sinceMs` is an epoch-ms lower bound on the creation time. */
-  listTasks(
-    f: { session?: string; status?: string; sinceMs?: number; limit?: number } = {},
-  ): TaskRow[] {
+  listTasks(f: TaskFilter = {}): TaskRow[] {
     this.flushIfWriter();
     return listTasks(this.s, f);
   }

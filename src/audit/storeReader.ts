@@ -9,11 +9,17 @@ export function getTask(s: StoreDb, id: string): TaskRow | undefined {
   return raw && toTaskRow(raw);
 }
 
+export interface TaskFilter {
+  session?: string;
+  status?: string;
+  sinceMs?: number;
+  limit?: number;
+  /** Tasks whose task.created event carries every one of these labels. */
+  labels?: Record<string, string>;
+}
+
 /** Newest first. `sinceMs` is an epoch-ms lower bound on the creation time. */
-export function listTasks(
-  s: StoreDb,
-  f: { session?: string; status?: string; sinceMs?: number; limit?: number },
-): TaskRow[] {
+export function listTasks(s: StoreDb, f: TaskFilter): TaskRow[] {
   const where: string[] = [];
   const args: (string | number)[] = [];
   if (f.session !== undefined) {
@@ -27,6 +33,14 @@ export function listTasks(
   if (f.sinceMs !== undefined) {
     where.push('created_at >= ?');
     args.push(f.sinceMs);
+  }
+  // Labels live in the first, hash-chained event (not a column): no migration, and what is
+  // matched is what `verify` vouches for. Keys are checked label keys, so quoting is safe.
+  for (const [k, v] of Object.entries(f.labels ?? {})) {
+    where.push(
+      'EXISTS (SELECT 1 FROM events e WHERE e.task_id = tasks.id AND e.seq = 0 AND json_extract(e.payload, ?) = ?)',
+    );
+    args.push(`$.labels."${k}"`, v);
   }
   const sql = `SELECT * FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY created_at DESC, id DESC LIMIT ?`;

@@ -58,7 +58,14 @@ export class StoreWriter {
 
   /** Inserts the task row, queues task.created and flushes, so others see both at once. */
   createTask(
-    t: { id: string; session: string; command: string[]; workspace?: string; ownerPid: number },
+    t: {
+      id: string;
+      session: string;
+      command: string[];
+      workspace?: string;
+      ownerPid: number;
+      labels?: Record<string, string>;
+    },
     ownerStart: number | null,
     policy: Record<string, unknown>,
   ): void {
@@ -93,6 +100,7 @@ export class StoreWriter {
       command: t.command,
       policy,
       ...(t.workspace !== undefined ? { workspace: t.workspace } : {}),
+      ...(t.labels && Object.keys(t.labels).length ? { labels: t.labels } : {}),
     });
     this.flush();
   }

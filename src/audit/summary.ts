@@ -314,6 +314,10 @@ export function describeEvent(e: AuditEvent): string {
       return `${e.control}: ${e.reason}`;
     case 'net.decision':
       return `${e.host}:${e.port}: ${e.decision === 'deny' ? 'denied' : e.decision === 'once' ? 'allowed once' : 'allowed for this cell'} by the user (uid ${e.uid})`;
+    case 'net.rules': {
+      const list = (l: string[]) => (l.length ? l.join(', ') : 'nothing');
+      return `network.allow replaced: ${list(e.before)} -> ${list(e.after)}`;
+    }
     case 'control':
       return `${e.refused ? 'refused ' : ''}${e.verb} by uid ${e.uid} pid ${e.pid}${e.argv ? `: ${e.argv.join(' ')}` : ''}`;
     case 'secret.used':

@@ -2,8 +2,6 @@
 // (acquire.ts), launch (launch.ts), exec (exec.ts), then destroy: stop, collect (collect.ts)
 // and release (cleanup.ts). Every acquire step registers how to release it, so any failure,
 // timeout or signal unwinds exactly what was done.
-import { randomBytes } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import type { CellEvent } from '../audit/cellEvents.js';
 import { CgroupReader, withCellFrozen } from '../host/cgroups.js';
@@ -29,7 +27,8 @@ import { DenialNotes } from './denialNotes.js';
 import { collectRun, startExec, writeCellStatus } from './exec.js';
 import { CellProcess } from './launch.js';
 import { defaultStateRoot } from './state.js';
-import { TaskRecord } from './record.js';
+import { newCellId, openCellRecord, TaskRecord } from './record.js';
+import { CellVerbs } from './cellVerbs.js';
 import { newTaskId } from '../audit/taskId.js';
 import type {
   CellBackend,
@@ -43,12 +42,7 @@ import type {
   RunResult,
 } from './types.js';
 
-function newCellId(): string {
-  // Sortable by creation time; short enough for unix socket paths under the state root.
-  return `${Date.now().toString(36)}${randomBytes(5).toString('hex')}`;
-}
-
-export class Cell extends EventEmitter {
+export class Cell extends CellVerbs {
   readonly id: string;
   /** Set at start, or (a warm pool's cell) by its claim. */
   taskId: string;
@@ -73,32 +67,17 @@ export class Cell extends EventEmitter {
   /** The cell's own audit record, unless its caller keeps one (CellOptions.record). */
   private rec?: TaskRecord;
 
-  /** A warm pool's cell before its claim: events wait for the task's record (flushWarm). */
+  /** A warm pool's cell before its claim: events wait for the task's record (bindClaim). */
   private warmEvents?: CellEvent[];
   private resolved?: ResolvedCell;
 
   private constructor(private opts: CellOptions) {
-    super();
+    super(opts.labels);
     this.notes = new DenialNotes(opts.denialNotes ?? opts.policy.denialNotes ?? true);
     this.id = newCellId();
     this.taskId = opts.taskId ?? newTaskId();
     this.session = opts.session ?? 'default';
     this.workspace = opts.workspace;
-  }
-
-  private openRecord(): TaskRecord {
-    const { opts } = this;
-    return TaskRecord.open({
-      stateRoot: path.resolve(opts.stateRoot ?? defaultStateRoot()),
-      taskId: this.taskId,
-      session: this.session,
-      // A library cell runs many commands: they are its exec events, not one command line.
-      command: [],
-      workspace: opts.workspace,
-      policy: opts.policy,
-      envNames: Object.keys(opts.policy.env).sort(),
-      onError: (message) => this.emit('log', message),
-    });
   }
 
   /** A local cell; with `backend`, that backend's cell from the same options. */
@@ -118,7 +97,7 @@ export class Cell extends EventEmitter {
     return cell;
   }
 
-  private readonly emitEvent = (e: CellEvent): void => {
+  protected readonly emitEvent = (e: CellEvent): void => {
     if (this.warmEvents) return void this.warmEvents.push(e);
     this.notes.observe(e);
     try {
@@ -128,6 +107,10 @@ export class Cell extends EventEmitter {
       // An audit sink failure must not take the cell down; the sink reports its own errors.
     }
   };
+
+  protected netOf() {
+    return this.got && { net: this.got.net, policy: this.opts.policy };
+  }
 
   private get plan(): CellPlan {
     return this.got!.plan;
@@ -203,7 +186,8 @@ export class Cell extends EventEmitter {
     }
     this.resolved = resolved;
     // Only now: a cell refused by resolve leaves nothing behind, not even a task row.
-    if (opts.record !== false && !warm) this.rec = this.openRecord();
+    if (opts.record !== false && !warm)
+      this.rec = openCellRecord(this, opts, (message) => this.emit('log', message));
     const got = await acquireCell({
       id: this.id,
       taskId: this.taskId,
@@ -257,7 +241,7 @@ export class Cell extends EventEmitter {
   }
 
   /** Started and not ended: commands can run. */
-  get live(): boolean {
+  get isLive(): boolean {
     return !!this.proc?.client && !this.endReason;
   }
 
@@ -310,22 +294,27 @@ export class Cell extends EventEmitter {
     this.taskId = taskId;
     this.session = claim.session;
     this.warmEvents = undefined;
-    if (this.opts.record !== false) this.rec = this.openRecord();
+    if (this.opts.record !== false)
+      this.rec = openCellRecord(this, this.opts, (message) => this.emit('log', message));
     for (const e of held) this.emitEvent(e);
     trace('claim: record', t);
     this.got.ws = await attachClaim(claim);
     this.begin();
   }
 
+  /** Throws unless the cell runs (every verb on a live cell). */
+  protected live(): void {
+    if (!this.proc?.client || this.endReason)
+      throw new NanocellError('the cell has ended', 'create a new cell', 'STATE');
+  }
+
   /** Starts a command in the cell. Output past the policy's cap is dropped with a note. */
   exec(argv: string[], opts: ExecOptions = {}): CellExec {
-    const client = this.proc?.client;
-    if (!client || this.endReason) {
-      throw new NanocellError('the cell has ended', 'create a new cell', 'STATE');
-    }
+    this.live();
     if (this.warmEvents) {
       throw new NanocellError('this cell is warm: it has no task yet', 'claim it from its pool first', 'STATE');
     }
+    const client = this.proc!.client!;
     const got = this.got!;
     const x = startExec(
       {
@@ -392,9 +381,7 @@ export class Cell extends EventEmitter {
 
   /** The change set so far, collected into `outDir` while the task runs on (a preview). */
   async previewChanges(outDir: string): Promise<string | undefined> {
-    if (!this.proc?.client || this.endReason) {
-      throw new NanocellError('the cell has ended', 'create a new cell', 'STATE');
-    }
+    this.live();
     const got = this.got!;
     const layout = { ...got.layout, changeSet: () => outDir };
     return (await got.ws.collect(layout, this.taskId, this.startedAt, () => undefined))?.dir;
@@ -484,6 +471,7 @@ export class Cell extends EventEmitter {
   private async unwind(): Promise<void> {
     clearTimeout(this.timer);
     clearInterval(this.sampler);
+    this.disposePreviews();
     await this.cleanups.unwind(this.id);
   }
 }

@@ -188,7 +188,8 @@ export function writeCellStatus(
   }
 }
 
-function onceEnded(s: Readable): Promise<void> {
+/** Resolves once a stream has delivered all it will (the result can come before that). */
+export function onceEnded(s: Readable): Promise<void> {
   if (s.readableEnded) return Promise.resolve();
   return new Promise((resolve) => {
     s.once('end', () => resolve());

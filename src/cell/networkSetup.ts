@@ -32,10 +32,10 @@ export class CellNetwork {
   /** Transparent capture's sockets and the connections they accepted (adoptCapture). */
   private readonly captured = new Set<Socket>();
   private readonly captureHandles: (Server | dgram.Socket)[] = [];
-  /** The rules transparent capture and the DNS stub decide by (replaceRules updates them). */
-  private readonly captureContexts: { rules: NetRules }[] = [];
   /** The start check's one refusal is not the task's: it is not recorded (startCheck). */
   private checking = false;
+  /** Transparent capture's and the DNS stub's contexts: they read `rules` per connection. */
+  private readonly captureRules: { rules: NetRules }[] = [];
 
   private constructor(
     private readonly proxy: EgressProxy | undefined,
@@ -61,16 +61,33 @@ export class CellNetwork {
     }
     if (decision === 'deny') return;
     const g = withGrant(this.rules, host, port, decision);
-    this.rules = g.rules;
+    this.setRules(g.rules);
     if (decision === 'once') this.onceGrants.add(g.source);
-    this.proxy.setRules(this.rules);
   }
 
   private used(rule: string): void {
     const source = rule.replace(/^allow:/, '');
     if (!this.onceGrants.delete(source) || !this.rules) return;
-    this.rules = withoutGrant(this.rules, source);
-    this.proxy?.setRules(this.rules);
+    this.setRules(withoutGrant(this.rules, source));
+  }
+
+  /**
+   * Puts `rules` in force for connections from now on, everywhere a destination is decided:
+   * the proxy, transparent capture and the DNS stub. Used by grants and by Cell.setNetwork
+   * (which replaces the list, so the grants not used yet go with the old one).
+   */
+  setRules(rules: NetRules, o: { replace?: boolean } = {}): void {
+    if (!this.proxy) {
+      throw new NanocellError(
+        'this cell has no egress proxy (it was started with no network.allow or network.cidrs entry)',
+        'start the cell with at least one network.allow entry; its rules can then be changed at any time, even to none',
+        'USAGE',
+      );
+    }
+    if (o.replace) this.onceGrants.clear();
+    this.rules = rules;
+    for (const c of this.captureRules) c.rules = rules;
+    this.proxy.setRules(rules);
   }
 
   get enabled(): boolean {
@@ -92,7 +109,7 @@ export class CellNetwork {
     this.rules = rules;
     this.onceGrants.clear();
     this.proxy.setRules(rules);
-    for (const c of this.captureContexts) c.rules = rules;
+    for (const c of this.captureRules) c.rules = rules;
   }
 
   /**
@@ -201,7 +218,7 @@ export class CellNetwork {
         s.once('close', () => this.captured.delete(s));
       },
     };
-    this.captureContexts.push(dns, ctx);
+    this.captureRules.push(dns, ctx);
     serveTransparent(h.transparent4 as Server, ctx);
     serveTransparent(h.transparent6 as Server, ctx);
     serveDnsUdp(h.dns4 as dgram.Socket, dns);

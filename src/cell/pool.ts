@@ -147,7 +147,7 @@ export class CellPool {
   private takeReady(): Cell | undefined {
     while (this.ready.length) {
       const cell = this.ready.shift()!;
-      if (cell.live) return cell;
+      if (cell.isLive) return cell;
       void cell.destroy().catch(() => undefined);
     }
     return undefined;

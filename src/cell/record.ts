@@ -2,7 +2,9 @@
 // library API: its row in the audit store, its events (raw cell events mapped, tallied and
 // stored), its end, its report file and what became of its change set. One owner, so that
 // `nanocell tasks`, `report`, `verify`, `diff` and `apply` see both kinds of task alike.
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import type { CellEvent } from '../audit/cellEvents.js';
 import type { AuditEventInput } from '../audit/events.js';
 import { DenialSummaries, TaskTally, toAuditEvents } from '../audit/sink.js';
@@ -10,8 +12,8 @@ import { AuditStore } from '../audit/store.js';
 import type { Policy } from '../policy/defaults.js';
 import { NanocellError } from '../util/errors.js';
 import { applyChangeSet, discardChangeSet } from '../workspace/index.js';
-import { ensureStateRoot, type StateLayout } from './state.js';
-import type { CellSummary, EndReason } from './types.js';
+import { defaultStateRoot, ensureStateRoot, type StateLayout } from './state.js';
+import type { CellOptions, CellSummary, EndReason } from './types.js';
 
 export interface RecordedReport {
   version: 1;
@@ -68,6 +70,8 @@ export interface TaskRecordOptions {
   policy: Policy;
   /** Names only: a value may be a token passed with --env NAME or --env-file. */
   envNames: string[];
+  /** Metadata labels, already checked (labels.ts). */
+  labels?: Record<string, string>;
   /** Called for every audit event, after it is recorded (live view). */
   onEvent?: (e: AuditEventInput) => void;
   /** A failure to write the store is reported here; the task goes on. */
@@ -83,6 +87,31 @@ export interface TaskEnding {
   outputTruncated?: boolean;
   /** What to do with a non-empty change set. */
   changes: 'keep' | 'apply' | 'discard';
+}
+
+/** A cell id: sortable by creation time; short enough for unix socket paths under the state root. */
+export function newCellId(): string {
+  return `${Date.now().toString(36)}${randomBytes(5).toString('hex')}`;
+}
+
+/** The record of a library cell (Cell.create without `record: false`). */
+export function openCellRecord(
+  cell: { taskId: string; session: string; labels: Readonly<Record<string, string>> },
+  opts: CellOptions,
+  onError: (message: string) => void,
+): TaskRecord {
+  return TaskRecord.open({
+    stateRoot: path.resolve(opts.stateRoot ?? defaultStateRoot()),
+    taskId: cell.taskId,
+    session: cell.session,
+    // A library cell runs many commands: they are its exec events, not one command line.
+    command: [],
+    workspace: opts.workspace,
+    policy: opts.policy,
+    envNames: Object.keys(opts.policy.env).sort(),
+    labels: { ...cell.labels },
+    onError,
+  });
 }
 
 export class TaskRecord {
@@ -117,6 +146,7 @@ export class TaskRecord {
       command: o.command,
       workspace: o.workspace,
       ownerPid: process.pid,
+      ...(o.labels ? { labels: o.labels } : {}),
       policy: {
         limits: o.policy.limits,
         network: o.policy.network,

@@ -23,6 +23,11 @@ export interface CellOptions {
   stateRoot?: string;
   /** The session layers the task starts from (`--from`), from resolveStack. */
   stack?: WorkspaceStack;
+  /**
+   * Metadata labels (up to 32; keys of letters, digits and ._/-, up to 63 characters; one-line
+   * values up to 256), recorded with the task and matched by `nanocell tasks --label k=v`.
+   */
+  labels?: Record<string, string>;
   /** Extra `network.allow` entries (the CLI's --allow-net). */
   extraAllowNet?: string[];
   onEvent?: (e: CellEvent) => void;

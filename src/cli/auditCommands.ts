@@ -13,6 +13,7 @@ import { droppedNote, formatLogLine, renderReport, renderTasks } from './auditVi
 import { colorEnabled, paint, type OutStream } from './format.js';
 import { stdoutSink } from './output.js';
 import { resolveTask } from './taskRef.js';
+import { parseLabelFilter } from '../cell/labels.js';
 import { changeSetCell, changeSetState, type ChangeSetState } from './changeSetState.js';
 
 export interface AuditCommandContext {
@@ -27,6 +28,13 @@ export interface AuditCommandContext {
 }
 
 const LOG_PAGE = 1000;
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** A task's labels, from its task.created event ({} when it has none). */
+function labelsOf(store: AuditStore, taskId: string): Record<string, string> {
+  const first = store.events(taskId, { limit: 1 })[0];
+  return (first?.type === 'task.created' && first.labels) || {};
+}
 
 export function registerAuditCommands(program: Command, ctx: AuditCommandContext): void {
   registerTasksCommand(program, ctx);
@@ -49,6 +57,7 @@ function registerTasksCommand(program: Command, ctx: AuditCommandContext): void 
     .option('--status <status>', `only tasks with this status (${taskStatuses.join(', ')})`)
     .option('--since <duration>', 'only tasks created within this duration, e.g. 1h or 7d')
     .option('--limit <n>', 'at most this many tasks', '100')
+    .option('--label <k=v>', 'only tasks with this label (repeatable: all must match)', collect, [])
     .option('--json', 'print JSON')
     .action(
       (opts: {
@@ -56,6 +65,7 @@ function registerTasksCommand(program: Command, ctx: AuditCommandContext): void 
         status?: string;
         since?: string;
         limit: string;
+        label: string[];
         json?: boolean;
       }) =>
         withStore(ctx, (store) => {
@@ -81,11 +91,18 @@ function registerTasksCommand(program: Command, ctx: AuditCommandContext): void 
             ...(opts.session !== undefined ? { session: opts.session } : {}),
             ...(opts.status !== undefined ? { status: opts.status } : {}),
             ...(opts.since !== undefined ? { sinceMs: nowOf(ctx) - parseSince(opts.since) } : {}),
+            ...(opts.label.length
+              ? { labels: Object.fromEntries(opts.label.map(parseLabelFilter)) }
+              : {}),
             limit,
           });
           const o = outOf(ctx);
           if (opts.json) {
-            const rows = tasks.map((t) => ({ ...t, changeSet: changesOf(ctx, t.id) ?? null }));
+            const rows = tasks.map((t) => ({
+              ...t,
+              labels: labelsOf(store, t.id),
+              changeSet: changesOf(ctx, t.id) ?? null,
+            }));
             o.write(`${toJson(rows, 2)}\n`);
             return;
           }

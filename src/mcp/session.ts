@@ -1,37 +1,23 @@
-// The cells one MCP connection owns, and their background commands. Everything is destroyed
-// when the connection ends: an agent that goes away leaves no cell running.
+// The cells one MCP connection owns. Their background commands are the library's (Cell.spawn).
+// Everything is destroyed when the connection ends: an agent that goes away leaves no cell
+// running.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Cell } from '../cell/cell.js';
-import type { CellExec, CellSummary, ExecOutcome } from '../cell/types.js';
+import type { CellSummary } from '../cell/types.js';
 import { loadPolicyFile, resolvePolicy } from '../policy/load.js';
 import type { PolicyFile } from '../policy/schema.js';
 import { NanocellError } from '../util/errors.js';
-import { CappedBuffer } from './output.js';
+import { CappedBuffer } from '../util/cappedBuffer.js';
 import { backgroundArgv, COMMAND_VAR, runArgv } from './shell.js';
 
-/** Background output kept between two polls. */
-const JOB_BUFFER_BYTES = 1024 * 1024;
 const SIGKILL = 9;
 
 export interface SessionOptions {
   stateRoot?: string;
   /** Layered under every create_cell's own policy file. */
   basePolicy?: PolicyFile;
-}
-
-interface Job {
-  exec: CellExec;
-  stdout: CappedBuffer;
-  stderr: CappedBuffer;
-  outcome?: ExecOutcome;
-}
-
-interface Entry {
-  cell: Cell;
-  jobs: Map<string, Job>;
 }
 
 export interface RunResult {
@@ -43,7 +29,7 @@ export interface RunResult {
 }
 
 export class McpSession {
-  private readonly cells = new Map<string, Entry>();
+  private readonly cells = new Map<string, Cell>();
   /** Change sets of destroyed cells, by cell id: what `diff` shows after destroy. */
   readonly ended = new Map<string, { taskId: string; workspace: string; changeDir?: string }>();
 
@@ -58,15 +44,11 @@ export class McpSession {
       session: 'mcp',
       extraAllowNet: allowNet,
     });
-    this.cells.set(cell.id, { cell, jobs: new Map() });
+    this.cells.set(cell.id, cell);
     return cell;
   }
 
   get(cellId: string): Cell {
-    return this.entry(cellId).cell;
-  }
-
-  private entry(cellId: string): Entry {
     const e = this.cells.get(cellId);
     if (!e) {
       throw new NanocellError(
@@ -106,47 +88,22 @@ export class McpSession {
   }
 
   start(cellId: string, command: string, env?: Record<string, string>): string {
-    const e = this.entry(cellId);
-    const exec = e.cell.exec(backgroundArgv(), { env: { ...env, [COMMAND_VAR]: command } });
-    exec.stdin.end();
-    const job: Job = {
-      exec,
-      stdout: new CappedBuffer(JOB_BUFFER_BYTES).attach(exec.stdout),
-      stderr: new CappedBuffer(JOB_BUFFER_BYTES).attach(exec.stderr),
-    };
-    void exec.result.then((r) => (job.outcome = r));
-    const id = `job-${randomBytes(4).toString('hex')}`;
-    e.jobs.set(id, job);
-    return id;
+    return this.get(cellId).spawn(backgroundArgv(), { env: { ...env, [COMMAND_VAR]: command } }).id;
   }
 
   poll(cellId: string, jobId: string) {
-    const job = this.job(cellId, jobId);
-    const a = job.stdout.take();
-    const b = job.stderr.take();
+    const r = this.get(cellId).attach(jobId);
     return {
-      running: job.outcome === undefined,
-      exitCode: job.outcome?.exitCode ?? null,
-      stdout: a.text,
-      stderr: b.text,
-      truncated: a.truncated || b.truncated,
+      running: r.running,
+      exitCode: r.exitCode,
+      stdout: r.stdout,
+      stderr: r.stderr,
+      truncated: r.truncated,
     };
   }
 
   kill(cellId: string, jobId: string, signal: number): void {
-    this.job(cellId, jobId).exec.kill(signal);
-  }
-
-  private job(cellId: string, jobId: string): Job {
-    const job = this.entry(cellId).jobs.get(jobId);
-    if (!job) {
-      throw new NanocellError(
-        `no background command ${JSON.stringify(jobId)} in cell ${cellId}`,
-        'pass the job_id start_command returned',
-        'USAGE',
-      );
-    }
-    return job;
+    this.get(cellId).killProcess(jobId, signal);
   }
 
   /** The change set so far of a live cell, collected into a fresh temporary dir. */
@@ -162,7 +119,7 @@ export class McpSession {
   }
 
   async destroy(cellId: string): Promise<CellSummary> {
-    const { cell } = this.entry(cellId);
+    const cell = this.get(cellId);
     this.cells.delete(cellId);
     const summary = await cell.destroy();
     const changeDir = (summary.changeSet as { dir?: string } | undefined)?.dir;

@@ -62,6 +62,7 @@ export const sampleInputs: AuditEventInput[] = [
 export const controlSampleInputs: AuditEventInput[] = [
   { type: 'control', verb: 'exec', uid: 1000, pid: 4242, argv: ['sh', '-c', 'ls'] },
   { type: 'net.decision', host: 'api.test', port: 443, decision: 'once', uid: 1000, pid: 4243 },
+  { type: 'net.rules', before: ['api.test:443'], after: ['api.test:443', 'registry.test'] },
   {
     type: 'secret.used',
     name: 'ANTHROPIC_API_KEY',

@@ -162,6 +162,7 @@ describe('describeEvent', () => {
     expect(controlSampleInputs.map((e) => describeEvent(stored(e)))).toEqual([
       'exec by uid 1000 pid 4242: sh -c ls',
       'api.test:443: allowed once by the user (uid 1000)',
+      'network.allow replaced: api.test:443 -> api.test:443, registry.test',
       'ANTHROPIC_API_KEY sent to api.anthropic.com (POST /v1/messages -> 200)',
       'ANTHROPIC_API_KEY refused toward evil.example/collect: the secret is not bound to evil.example',
     ]);
