@@ -10,6 +10,14 @@ export type {
   RunResult,
 } from './cell/types.js';
 export type { CellFiles, FileEntry, FileStat, ReadResult } from './cell/files.js';
+// Cells owned by a running `nanocell serve` (Cell.list / Cell.connect / RemoteCell.create).
+export {
+  RemoteCell,
+  RemoteFiles,
+  type RemoteCellOptions,
+  type RemoteExecOptions,
+  type ServerLocation,
+} from './cell/remote/remoteCell.js';
 export { runTask, type TaskOptions, type TaskReport } from './task/task.js';
 export { parsePolicy, loadPolicyFile, resolvePolicy } from './policy/load.js';
 export type { Policy } from './policy/defaults.js';

@@ -26,6 +26,7 @@ import { collectRun, startExec, writeCellStatus } from './exec.js';
 import { CellProcess } from './launch.js';
 import { defaultStateRoot } from './state.js';
 import { TaskRecord } from './record.js';
+import { RemoteCell, type ServerLocation } from './remote/remoteCell.js';
 import { newTaskId } from '../audit/taskId.js';
 import type {
   CellBackend,
@@ -106,6 +107,19 @@ export class Cell extends EventEmitter {
       throw e;
     }
     return cell;
+  }
+
+  /**
+   * The cells of the `nanocell serve` running on the state root (another process's too): a
+   * NanocellError when none runs. RemoteCell.create makes one there.
+   */
+  static list(o: ServerLocation = {}): Promise<RemoteCell[]> {
+    return RemoteCell.list(o);
+  }
+
+  /** The server's cell `id`, to drive from this process (exec, run, files, destroy). */
+  static connect(id: string, o: ServerLocation = {}): Promise<RemoteCell> {
+    return RemoteCell.connect(id, o);
   }
 
   private readonly emitEvent = (e: CellEvent): void => {
