@@ -175,6 +175,26 @@ out({ listed, r, slow, streamed, catOut: Buffer.concat(chunks).toString(),
     expect(fs.existsSync(path.join(sb.project, 'b.txt'))).toBe(false);
   });
 
+  it('destroys its cells when it stops, keeping their change sets', async () => {
+    const made = await client(`
+const c = await lib.RemoteCell.create({ policy: lib.resolvePolicy(), workspace: project, stateRoot: root });
+await c.files.write('made.txt', 'before the stop\\n');
+out({ taskId: c.taskId });`);
+    expect(made.status).toBe(0);
+    const { taskId } = lastJson(made.stdout);
+    await stopServer('SIGTERM');
+    expect(serverLog).toMatch(/stopping/);
+    expect(leftovers(sb.stateRoot)).toMatchObject({ cells: [], mounts: [], slots: [] });
+    const diff = await runAsync(process.execPath, [
+      CLI,
+      '--state-root',
+      sb.stateRoot,
+      'diff',
+      taskId,
+    ]);
+    expect(diff.stdout).toContain('+before the stop');
+  });
+
   it('answers hostile lines with errors and keeps serving on the same connection', async () => {
     const huge = `{"v":2,"id":9,"type":"hello","pad":"${'x'.repeat(9 * 1024 * 1024)}"}`;
     const replies = await exchange([
