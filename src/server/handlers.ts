@@ -11,7 +11,7 @@ import type { RequestId } from '../cell/remote/protocol.js';
 import type { Request, RequestType } from './requests.js';
 import { execStream, runStream } from './streams.js';
 
-export interface HandlerContext {
+interface HandlerContext {
   conn: Conn;
   id: RequestId;
   server: CellServerState;

@@ -34,7 +34,7 @@ const req = <T extends string, S extends z.ZodRawShape>(type: T, shape: S) =>
   z.strictObject({ v, id, type: z.literal(type), ...shape });
 
 /** The requests, by type: the server's handler table (server.ts) has one entry for each. */
-export const requestSchemas = {
+const requestSchemas = {
   hello: req('hello', {}),
   /** v1's `nanocell run`: one whole task, streamed; the CLI resolved its policy. */
   run: req('run', {
