@@ -121,16 +121,21 @@ export class CellServer {
     }
     const conn = new Conn(s, peer);
     let ended = false;
+    /** A client of another protocol version: nothing more it sends is read. */
+    let cutOff = false;
     const maybeEnd = () => {
       if (ended && conn.open.size === 0) s.end();
     };
     const splitter = new LineSplitter(
       (line) => {
+        if (cutOff) return;
         const p = parseLine(line);
         if (p.kind === 'bad') {
           conn.send({ id: p.id, type: 'error', error: toWireError(p.error) });
-          // Another protocol version: nothing more it sends can be read.
-          if (p.fatal) s.end();
+          if (p.fatal) {
+            cutOff = true;
+            s.end();
+          }
         } else if (p.kind === 'input') {
           // An input for a stream that has ended (or never was) is dropped: the client may
           // have typed while the command exited.
