@@ -30,10 +30,18 @@ export class Conn {
       for (const f of w) f();
     });
     socket.once('close', () => {
-      for (const s of this.streams.values()) s.abandon();
-      this.streams.clear();
+      this.abandonStreams();
       for (const f of this.drainWaiters) f();
     });
+  }
+
+  /**
+   * The client's side ended: it closed or died (on a unix socket the two look alike until a
+   * write fails, and an idle command writes nothing), so no one types into its streams again.
+   */
+  abandonStreams(): void {
+    for (const s of this.streams.values()) s.abandon();
+    this.streams.clear();
   }
 
   get closed(): boolean {

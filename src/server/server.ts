@@ -155,6 +155,7 @@ export class CellServer {
     s.on('data', (d: Buffer) => splitter.push(d));
     s.on('end', () => {
       ended = true;
+      conn.abandonStreams();
       maybeEnd();
     });
     // Handing the socket to the helper as its stdin paused it (Node does so for a stream it

@@ -175,6 +175,49 @@ out({ listed, r, slow, streamed, catOut: Buffer.concat(chunks).toString(),
     expect(fs.existsSync(path.join(sb.project, 'b.txt'))).toBe(false);
   });
 
+  it('a client that goes away takes its streamed command with it, not the cell', async () => {
+    const a = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const lib = await import(${JSON.stringify(LIB)});
+const c = await lib.RemoteCell.create({ policy: lib.resolvePolicy(), workspace: process.env.PROJECT, stateRoot: process.env.ROOT });
+const x = c.exec(['sh', '-c', 'echo started; exec sleep 600']);
+x.stdout.once('data', () => process.stdout.write(c.id + '\\n'));
+await x.result;`,
+      ],
+      { env: { ...process.env, ROOT: sb.stateRoot, PROJECT: sb.project }, stdio: 'pipe' },
+    );
+    let out = '';
+    a.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    while (!out.includes('\n')) {
+      if (a.exitCode !== null) throw new Error(`client exited early: ${out}`);
+      await sleep(20);
+    }
+    const id = out.trim();
+    a.kill('SIGKILL');
+    const b = await client(
+      `
+const { Cell } = lib;
+let c = await Cell.connect(process.env.ID, { stateRoot: root });
+const before = c.commands;
+// The server learns of the close from the kernel: wait for it to have killed the command.
+for (let i = 0; i < 600 && c.commands.length > 0; i++) {
+  await new Promise((r) => setTimeout(r, 50));
+  c = await Cell.connect(process.env.ID, { stateRoot: root });
+}
+const r = await c.run(['sh', '-c', 'echo still here; ps -eo comm']);
+await c.destroy();
+out({ before, after: c.commands, r });`,
+      { ID: id },
+    );
+    const o = lastJson(b.stdout);
+    expect(o.after).toEqual([]);
+    expect(o.r.stdout).toMatch(/^still here\n/);
+    expect(o.r.stdout).not.toMatch(/sleep/);
+  });
+
   it('destroys its cells when it stops, keeping their change sets', async () => {
     const made = await client(`
 const c = await lib.RemoteCell.create({ policy: lib.resolvePolicy(), workspace: project, stateRoot: root });
