@@ -4,6 +4,7 @@
 //   CLI start-up:   `nanocell --version` against `node -e 0`
 //   MCP overhead:   the MCP `run` tool (SDK client, stdio) against `cell.run` in-process
 //   served run:     `nanocell run` through `nanocell serve` against in-process
+//   remote cell:    `RemoteCell.run` in a cell of a `nanocell serve` process against `cell.run`
 //
 //   node --import ./bench/register.mjs bench/server.ts [--n 20]
 // Root only; needs `npm run build`. Prints JSON to stdout.
@@ -16,6 +17,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { Cell } from '../src/cell/cell.js';
 import { parsePolicy, resolvePolicy } from '../src/policy/load.js';
+import { RemoteCell } from '../src/cell/remote/remoteCell.js';
 import { CellServer } from '../src/server/server.js';
 import { round, stat } from './suite/stats.js';
 
@@ -125,6 +127,43 @@ async function servedVsInProcess(project: string, stateRoot: string) {
   return ratio('nanocell run served vs in-process', served, here);
 }
 
+async function remoteVsDirect(project: string, stateRoot: string) {
+  const server = spawn(
+    process.execPath,
+    [CLI, '--state-root', stateRoot, 'serve', '--foreground'],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  let log = '';
+  server.stderr.on('data', (d: Buffer) => (log += d.toString()));
+  while (!log.includes('listening on')) {
+    if (server.exitCode !== null) throw new Error(`nanocell serve exited: ${log}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const policy = resolvePolicy(parsePolicy({}));
+  const cell = await Cell.create({ policy, workspace: project, stateRoot });
+  const remote = await RemoteCell.create({ policy, workspace: project, stateRoot });
+  const viaServer: number[] = [];
+  const direct: number[] = [];
+  try {
+    for (let i = 0; i < N; i++) {
+      let t0 = process.hrtime.bigint();
+      await cell.run(['true']);
+      direct.push(ms(t0));
+      t0 = process.hrtime.bigint();
+      await remote.run(['true']);
+      viaServer.push(ms(t0));
+    }
+  } finally {
+    await cell.destroy();
+    await remote.destroy();
+    server.kill('SIGTERM');
+    await new Promise((r) => server.once('exit', r));
+  }
+  return ratio('RemoteCell.run (nanocell serve) vs cell.run', viaServer, direct);
+}
+
 const base = fs.mkdtempSync(path.join('/var/tmp', 'nanocell-bench-server-'));
 // The cell's uid range must reach the project through it, as through any project's parents.
 fs.chmodSync(base, 0o755);
@@ -137,6 +176,7 @@ try {
     await cliStartup(),
     await mcpVsDirect(project, stateRoot),
     await servedVsInProcess(project, stateRoot),
+    await remoteVsDirect(project, stateRoot),
   ];
   process.stdout.write(
     `${JSON.stringify({ host: { cpus: os.cpus().length, load: os.loadavg() }, n: N, figures }, null, 2)}\n`,

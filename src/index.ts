@@ -14,6 +14,14 @@ export type { CellFiles, FileEntry, FileStat, ReadResult } from './cell/files.js
 export type { ExecOptions } from './cell/types.js';
 export type { AttachResult, ProcessInfo, SpawnOptions } from './cell/background.js';
 export type { ChangesSoFar } from './cell/changes.js';
+// Cells owned by a running `nanocell serve` (Cell.list / Cell.connect / RemoteCell.create).
+export {
+  RemoteCell,
+  RemoteFiles,
+  type RemoteCellOptions,
+  type RemoteExecOptions,
+  type ServerLocation,
+} from './cell/remote/remoteCell.js';
 export { runTask, type TaskOptions, type TaskReport } from './task/task.js';
 export { parsePolicy, loadPolicyFile, resolvePolicy } from './policy/load.js';
 export type { Policy } from './policy/defaults.js';

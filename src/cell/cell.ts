@@ -29,6 +29,7 @@ import { CellProcess } from './launch.js';
 import { defaultStateRoot } from './state.js';
 import { newCellId, openCellRecord, TaskRecord } from './record.js';
 import { CellVerbs } from './cellVerbs.js';
+import { RemoteCell, type ServerLocation } from './remote/remoteCell.js';
 import { newTaskId } from '../audit/taskId.js';
 import type {
   CellBackend,
@@ -95,6 +96,19 @@ export class Cell extends CellVerbs {
       throw e;
     }
     return cell;
+  }
+
+  /**
+   * The cells of the `nanocell serve` running on the state root (another process's too): a
+   * NanocellError when none runs. RemoteCell.create makes one there.
+   */
+  static list(o: ServerLocation = {}): Promise<RemoteCell[]> {
+    return RemoteCell.list(o);
+  }
+
+  /** The server's cell `id`, to drive from this process (exec, run, files, destroy). */
+  static connect(id: string, o: ServerLocation = {}): Promise<RemoteCell> {
+    return RemoteCell.connect(id, o);
   }
 
   protected readonly emitEvent = (e: CellEvent): void => {

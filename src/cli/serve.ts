@@ -6,12 +6,14 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { ensureStateRoot } from '../cell/state.js';
-import { connectServer, helloServer } from '../server/client.js';
+import { helloServer } from '../cell/remote/client.js';
+import { PROTOCOL_VERSION } from '../cell/remote/protocol.js';
 import { CellServer } from '../server/server.js';
 import { loadServeConfig, type PoolConfig } from '../server/poolConfig.js';
 import { ServerPools } from '../server/pools.js';
 import { NanocellError } from '../util/errors.js';
 import type { CliContext } from './context.js';
+import { connectServer } from './served.js';
 import { VERSION } from './version.js';
 
 const START_TIMEOUT_MS = 15_000;
@@ -19,7 +21,9 @@ const START_TIMEOUT_MS = 15_000;
 export function registerServeCommand(program: Command, ctx: CliContext): void {
   program
     .command('serve')
-    .description('run the cell server: `nanocell run` hands its tasks to it over a unix socket')
+    .description(
+      'run the cell server: `nanocell run` hands its tasks to it, and it owns cells the SDK drives',
+    )
     .option('--foreground', 'serve in this process until SIGTERM (what the systemd unit runs)')
     .option('--stop', 'stop the server listening on this state root')
     .option('--config <file>', 'warm pools to keep (YAML; schema/serve.schema.json)')
@@ -44,12 +48,12 @@ async function serveForeground(root: string, configs: PoolConfig[]): Promise<voi
     await server.close();
     throw e;
   }
-  log(`pid ${process.pid} listening on ${server.socketPath} (protocol v1)`);
+  log(`pid ${process.pid} listening on ${server.socketPath} (protocol v${PROTOCOL_VERSION})`);
   for (const p of pools.stats()) log(`warm pool "${p.name}": ${p.size} cells`);
   await new Promise<void>((resolve) => {
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => resolve());
   });
-  log('stopping: running tasks are stopped, their change sets kept');
+  log('stopping: running tasks are stopped and its cells destroyed, their change sets kept');
   await server.close();
   await pools.close();
 }
@@ -77,7 +81,7 @@ async function startDetached(root: string, config: string | undefined): Promise<
     if (child.exitCode !== null) break;
     const s = await connectServer(layout.serverSocket);
     if (s) {
-      const h = await helloServer(s);
+      const h = await helloServer(s).finally(() => s.close());
       process.stdout.write(`nanocell serve: pid ${h.pid} on ${layout.serverSocket}\n`);
       return;
     }
@@ -96,7 +100,7 @@ async function stopServer(root: string): Promise<void> {
   if (!s) {
     throw new NanocellError(`no cell server listens on ${socket}`, 'nothing to stop', 'STATE');
   }
-  const { pid } = await helloServer(s);
+  const { pid } = await helloServer(s).finally(() => s.close());
   process.kill(pid, 'SIGTERM');
   for (let i = 0; i < 600 && fs.existsSync(socket); i++) await sleep(50);
   process.stdout.write(`nanocell serve: stopped pid ${pid}\n`);

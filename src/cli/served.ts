@@ -1,42 +1,61 @@
 // `nanocell run` through a running `nanocell serve` when one listens on the state root's
 // socket; in-process otherwise. The task is the same either way: the CLI resolves the policy,
 // the server (same uid, checked) runs it and streams output, events and the report back.
+import type { AuditEventInput } from '../audit/events.js';
 import { NanocellError } from '../util/errors.js';
 import { stateLayout } from '../cell/state.js';
-import { connectServer, runRemote } from '../server/client.js';
+import { ServerConnection } from '../cell/remote/client.js';
 import { runTask, type TaskOptions, type TaskReport } from '../task/task.js';
+
+/** A connection to the server, or undefined when none is listening (or NANOCELL_NO_SERVER). */
+export function connectServer(socketPath: string): Promise<ServerConnection | undefined> {
+  if (process.env.NANOCELL_NO_SERVER) return Promise.resolve(undefined);
+  return ServerConnection.open(socketPath);
+}
 
 export async function runTaskServedOrHere(
   o: TaskOptions & { stateRoot: string },
 ): Promise<TaskReport> {
-  const s = await connectServer(stateLayout(o.stateRoot).serverSocket);
-  if (!s) return runTask(o);
-  if (o.stack) {
-    s.destroy();
-    throw new NanocellError(
-      'run --from is not carried to a nanocell serve server yet',
-      'stop the server for this state root, or run the task without --from',
-      'USAGE',
-    );
+  const c = await connectServer(stateLayout(o.stateRoot).serverSocket);
+  if (!c) return runTask(o);
+  try {
+    if (o.stack) {
+      throw new NanocellError(
+        'run --from is not carried to a nanocell serve server yet',
+        'stop the server for this state root, or run the task without --from',
+        'USAGE',
+      );
+    }
+    return await runRemote(c, o);
+  } finally {
+    c.close();
   }
-  return runRemote(
-    s,
-    {
-      policy: o.policy,
-      workspace: o.workspace,
-      command: o.command,
-      ...(o.session ? { session: o.session } : {}),
-      ...(o.extraAllowNet ? { extraAllowNet: o.extraAllowNet } : {}),
-      ...(o.changes ? { changes: o.changes } : {}),
-      stdin: !!o.stdin,
-    },
-    {
-      stdin: o.stdin ?? null,
-      stdout: o.stdout,
-      stderr: o.stderr,
-      ...(o.onEvent ? { onEvent: o.onEvent } : {}),
-      ...(o.abort ? { abort: o.abort } : {}),
-      ...(o.abandonChanges ? { abandonChanges: o.abandonChanges } : {}),
-    },
-  );
+}
+
+function runRemote(c: ServerConnection, o: TaskOptions): Promise<TaskReport> {
+  const task = {
+    policy: o.policy,
+    workspace: o.workspace,
+    command: o.command,
+    ...(o.session ? { session: o.session } : {}),
+    ...(o.extraAllowNet ? { extraAllowNet: o.extraAllowNet } : {}),
+    ...(o.changes ? { changes: o.changes } : {}),
+    stdin: !!o.stdin,
+  };
+  const { id, result } = c.request<TaskReport>('run', { task }, (m) => {
+    if (m.type === 'stdout') o.stdout.write(Buffer.from(m.data, 'base64'));
+    else if (m.type === 'stderr') o.stderr.write(Buffer.from(m.data, 'base64'));
+    else if (m.type === 'event') o.onEvent?.(m.event as unknown as AuditEventInput);
+  });
+  const cancel = () => c.input(id, 'cancel');
+  o.abort?.addEventListener('abort', cancel);
+  o.abandonChanges?.addEventListener('abort', cancel);
+  if (o.stdin) {
+    o.stdin.on('data', (d: Buffer) => c.input(id, 'stdin', { data: d.toString('base64') }));
+    o.stdin.on('end', () => c.input(id, 'stdin', { end: true }));
+  }
+  return result.finally(() => {
+    o.abort?.removeEventListener('abort', cancel);
+    o.abandonChanges?.removeEventListener('abort', cancel);
+  });
 }

@@ -6,6 +6,7 @@
 // connection keeps serving; a bad line inside an exec's stream ends that stream (and its
 // command), since a client that sends one no longer knows what the command received.
 import { z } from 'zod';
+import { LineSplitter as Lines } from '../util/lines.js';
 
 /** 2: `exec` with a terminal (`tty` size, `resize` input). A v1 client is refused by name. */
 const CONTROL_PROTOCOL_VERSION = 2;
@@ -176,47 +177,9 @@ export function encode(msg: object): string {
   return `${JSON.stringify({ v: CONTROL_PROTOCOL_VERSION, ...msg })}\n`;
 }
 
-/**
- * Splits a byte stream into lines without ever holding more than MAX_LINE_BYTES of one: a
- * longer line is reported once as an overflow and skipped up to its newline.
- */
-export class LineSplitter {
-  private parts: Buffer[] = [];
-  private size = 0;
-  private skipping = false;
-
-  constructor(
-    private readonly onLine: (line: string) => void,
-    private readonly onOverflow: () => void,
-    private readonly max = MAX_LINE_BYTES,
-  ) {}
-
-  push(chunk: Buffer): void {
-    let start = 0;
-    while (start < chunk.length) {
-      const nl = chunk.indexOf(0x0a, start);
-      const end = nl < 0 ? chunk.length : nl;
-      if (!this.skipping) {
-        const piece = chunk.subarray(start, end);
-        if (this.size + piece.length > this.max) {
-          this.parts = [];
-          this.size = 0;
-          this.skipping = true;
-          this.onOverflow();
-        } else {
-          this.parts.push(piece);
-          this.size += piece.length;
-        }
-      }
-      if (nl < 0) return;
-      if (!this.skipping) {
-        const line = Buffer.concat(this.parts).toString('utf8');
-        this.parts = [];
-        this.size = 0;
-        if (line.trim() !== '') this.onLine(line);
-      }
-      this.skipping = false;
-      start = nl + 1;
-    }
+/** The control socket's lines: at most MAX_LINE_BYTES (src/util/lines.ts splits them). */
+export class LineSplitter extends Lines {
+  constructor(onLine: (line: string) => void, onOverflow: () => void, max = MAX_LINE_BYTES) {
+    super(onLine, onOverflow, max);
   }
 }

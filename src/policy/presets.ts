@@ -16,7 +16,7 @@ const presetDir = () => path.join(packageRoot(), 'presets');
 /** A user install dir: `~/...` or absolute. */
 const hostDir = z.string().regex(/^(~\/|\/)[^\0]*$/, 'a directory is absolute or starts with ~/');
 
-const presetSchema = z.strictObject({
+export const presetSchema = z.strictObject({
   name: presetNameSchema,
   description: z.string().min(1),
   /** The command's name, looked up in each `find` entry's bin dir in order. */

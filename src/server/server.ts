@@ -1,29 +1,28 @@
-// `nanocell serve`: a long-lived supervisor that runs tasks for the CLI over a unix socket
-// under the state root. The socket is 0600 and every connection's peer (SO_PEERCRED) must be
-// the server's own uid: the server runs tasks with its privileges, so only its owner may ask.
+// `nanocell serve`: a long-lived supervisor on a unix socket under the state root. It runs
+// whole tasks for the CLI (`run`) and owns cells that clients create, drive and destroy by id
+// (docs/architecture.md, "Cell server"). The socket is 0600 and every connection's peer
+// (SO_PEERCRED) must be the server's own uid: the server acts with its privileges, so only
+// its owner may ask. A bad line is answered with an error and the connection keeps serving;
+// only a client of another protocol version is cut off (nothing it sends can be read).
 import fs from 'node:fs';
 import net from 'node:net';
-import { PassThrough, Writable } from 'node:stream';
 import { ensureStateRoot } from '../cell/state.js';
-import type { Cell } from '../cell/cell.js';
-import type { CellOptions } from '../cell/types.js';
-import type { ServerPools } from './pools.js';
-import type { Policy } from '../policy/defaults.js';
-import { runTask } from '../task/task.js';
+import { LineSplitter } from '../util/lines.js';
 import { NanocellError } from '../util/errors.js';
-import { peerCredentials as peerCred, type PeerCredentials as PeerCred } from '../host/peerCred.js';
+import { peerCredentials, type PeerCredentials } from '../host/peerCred.js';
+import { ServerCells } from './cells.js';
+import { Conn } from './conn.js';
+import { handlers } from './handlers.js';
 import {
-  line,
-  LineReader,
-  PROTOCOL_VERSION,
+  encode,
+  MAX_FILE_BYTES,
+  MAX_LINE_BYTES,
   protocolError,
   toWireError,
-  type ClientMessage,
-  type RunRequest,
-  type ServerMessage,
-} from './protocol.js';
-
-const v = PROTOCOL_VERSION;
+  type RequestId,
+} from '../cell/remote/protocol.js';
+import { parseLine, type Request } from './requests.js';
+import type { ServerPools } from './pools.js';
 
 export interface ServerOptions {
   stateRoot: string;
@@ -34,20 +33,47 @@ export interface ServerOptions {
   pools?: ServerPools;
 }
 
+/** What every request handler may reach (handlers.ts). */
+export interface CellServerState {
+  readonly stateRoot: string;
+  readonly version: string;
+  readonly cells: ServerCells;
+  /** Running `run` tasks, stopped when the server stops. */
+  readonly running: Set<AbortController>;
+  readonly maxFileBytes: number;
+  readonly log?: (msg: string) => void;
+  readonly pools?: ServerPools;
+}
+
 export class CellServer {
-  private readonly running = new Set<AbortController>();
+  private readonly sockets = new Set<net.Socket>();
+  /** Requests being handled, awaited when the server stops. */
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly state: CellServerState;
 
   private constructor(
     private readonly server: net.Server,
     readonly socketPath: string,
-  ) {}
+    o: ServerOptions,
+  ) {
+    this.state = {
+      stateRoot: stateRootOf(socketPath),
+      version: o.version,
+      cells: new ServerCells(stateRootOf(socketPath), o.log),
+      running: new Set(),
+      maxFileBytes: MAX_FILE_BYTES,
+      ...(o.log ? { log: o.log } : {}),
+      ...(o.pools ? { pools: o.pools } : {}),
+    };
+  }
 
   static async listen(o: ServerOptions): Promise<CellServer> {
     const socketPath = ensureStateRoot(o.stateRoot).serverSocket;
     await removeStaleSocket(socketPath);
-    const srv = net.createServer();
-    const cell = new CellServer(srv, socketPath);
-    srv.on('connection', (s) => void cell.accept(s, o));
+    // Half-open: a client that ends its side still gets the answers to what it sent.
+    const srv = net.createServer({ allowHalfOpen: true });
+    const cell = new CellServer(srv, socketPath, o);
+    srv.on('connection', (s) => void cell.accept(s));
     // The socket is created 0600: no moment exists in which another user could connect.
     const umask = process.umask(0o177);
     try {
@@ -61,127 +87,110 @@ export class CellServer {
     return cell;
   }
 
-  /** Stops accepting; running tasks are stopped (their change sets still collected). */
+  /**
+   * Stops accepting; running tasks are stopped (their change sets still collected) and every
+   * server-owned cell is destroyed (its change set collected), then connections are closed.
+   */
   async close(): Promise<void> {
-    for (const a of this.running) a.abort();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const a of this.state.running) a.abort();
+    await this.state.cells.destroyAll();
+    await Promise.allSettled([...this.inFlight]);
+    for (const s of this.sockets) s.end();
+    setTimeout(() => {
+      for (const s of this.sockets) s.destroy();
+    }, 1000).unref();
+    await closed;
     fs.rmSync(this.socketPath, { force: true });
   }
 
-  private async accept(s: net.Socket, o: ServerOptions): Promise<void> {
-    const send = (m: ServerMessage) => s.writable && s.write(line(m));
+  private async accept(s: net.Socket): Promise<void> {
+    this.sockets.add(s);
+    s.once('close', () => this.sockets.delete(s));
     s.on('error', () => undefined);
+    const { log } = this.state;
     // A refused peer's bytes are discarded (resume), so its EOF is read and the socket closes.
-    const refuse = () => {
-      s.end();
+    const refuse = (e: unknown) => {
+      s.end(encode({ id: null, type: 'error', error: toWireError(e) }));
       s.resume();
     };
-    let peer: PeerCred;
+    let peer: PeerCredentials;
     try {
-      peer = await peerCred(s);
-      if (peer.uid !== process.getuid!()) {
-        o.log?.(`refused pid ${peer.pid} uid ${peer.uid}: not the server's uid`);
-        send({ v, type: 'error', error: toWireError(notOwner(peer.uid)) });
-        return void refuse();
-      }
+      peer = await peerCredentials(s);
     } catch (e) {
-      send({ v, type: 'error', error: toWireError(e) });
-      return void refuse();
+      return refuse(e);
     }
-    let task: { stdin?: PassThrough; abort: AbortController; abandon: AbortController } | undefined;
-    const reader = new LineReader(
-      (raw) => {
-        const m = raw as ClientMessage;
-        if (m?.v !== PROTOCOL_VERSION) {
-          send({
-            v,
-            type: 'error',
-            error: toWireError(protocolError(`version ${String(m?.v)} is not spoken here`)),
-          });
-          return void s.end();
+    if (peer.uid !== process.getuid!()) {
+      log?.(`refused pid ${peer.pid} uid ${peer.uid}: not the server's uid`);
+      return refuse(notOwner(peer.uid));
+    }
+    const conn = new Conn(s, peer);
+    let ended = false;
+    /** A client of another protocol version: nothing more it sends is read. */
+    let cutOff = false;
+    const maybeEnd = () => {
+      if (ended && conn.open.size === 0) s.end();
+    };
+    const splitter = new LineSplitter(
+      (line) => {
+        if (cutOff) return;
+        const p = parseLine(line);
+        if (p.kind === 'bad') {
+          conn.send({ id: p.id, type: 'error', error: toWireError(p.error) });
+          if (p.fatal) {
+            cutOff = true;
+            s.end();
+          }
+        } else if (p.kind === 'input') {
+          // An input for a stream that has ended (or never was) is dropped: the client may
+          // have typed while the command exited.
+          conn.streams.get(p.msg.id)?.input(p.msg);
+        } else {
+          this.dispatch(conn, p.msg, maybeEnd);
         }
-        if (m.type === 'hello') {
-          send({ v, type: 'hello', server: 'nanocell', version: o.version, pid: process.pid });
-          return void s.end();
-        }
-        if (m.type === 'run' && !task) {
-          const pool = o.pools?.find(m.task.policy as Policy, m.task.workspace);
-          const from = pool ? ` (warm pool "${pool.name}")` : '';
-          o.log?.(`run for pid ${peer.pid}: ${JSON.stringify(m.task.command)}${from}`);
-          return void (task = this.run(s, m.task, send, o.pools?.starter(pool)));
-        }
-        if (m.type === 'stdin' && task?.stdin) {
-          if (m.data) task.stdin.write(Buffer.from(m.data, 'base64'));
-          if (m.end) task.stdin.end();
-          return;
-        }
-        if (m.type === 'cancel' && task) {
-          if (task.abort.signal.aborted) task.abandon.abort();
-          else task.abort.abort();
-          return;
-        }
-        send({
-          v,
+      },
+      () =>
+        conn.send({
+          id: null,
           type: 'error',
-          error: toWireError(protocolError(`unexpected message ${String(m.type)}`)),
-        });
-        s.end();
-      },
-      (e) => {
-        send({ v, type: 'error', error: toWireError(e) });
-        s.end();
-      },
+          error: toWireError(protocolError(`a line is longer than ${MAX_LINE_BYTES} bytes`)),
+        }),
+      MAX_LINE_BYTES,
     );
-    s.on('data', (d: Buffer) => reader.push(d));
+    s.on('data', (d: Buffer) => splitter.push(d));
+    s.on('end', () => {
+      ended = true;
+      conn.abandonStreams();
+      maybeEnd();
+    });
     // Handing the socket to the helper as its stdin paused it (Node does so for a stream it
     // shares with a child); nothing was read meanwhile, so resuming loses nothing.
     s.resume();
-    // The client went away: stop its task as Ctrl-C would; the change set is still kept.
-    s.on('close', () => task?.abort.abort());
   }
 
-  private run(
-    s: net.Socket,
-    t: RunRequest,
-    send: (m: ServerMessage) => unknown,
-    startCell?: (o: CellOptions) => Promise<Cell>,
-  ) {
-    const abort = new AbortController();
-    const abandon = new AbortController();
-    const stdin = t.stdin ? new PassThrough() : undefined;
-    this.running.add(abort);
-    const frames = (type: 'stdout' | 'stderr') =>
-      new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          if (s.write(line({ v, type, data: chunk.toString('base64') }))) cb();
-          else s.once('drain', () => cb());
-        },
+  private dispatch(conn: Conn, m: Request, done: () => void): void {
+    const id: RequestId = m.id;
+    if (conn.open.has(id)) {
+      conn.send({
+        id,
+        type: 'error',
+        error: toWireError(protocolError(`request id ${JSON.stringify(id)} is still open`)),
       });
-    runTask({
-      policy: t.policy as Policy,
-      workspace: t.workspace,
-      command: t.command,
-      session: t.session,
-      stateRoot: stateRootOf(this.socketPath),
-      extraAllowNet: t.extraAllowNet,
-      stdin: stdin ?? null,
-      stdout: frames('stdout'),
-      stderr: frames('stderr'),
-      abort: abort.signal,
-      abandonChanges: abandon.signal,
-      changes: t.changes ?? 'keep',
-      ...(startCell ? { startCell } : {}),
-      onEvent: (e) => send({ v, type: 'event', event: e as unknown as Record<string, unknown> }),
-    })
+      return;
+    }
+    conn.open.add(id);
+    const handler = handlers[m.type] as (r: Request, c: unknown) => unknown;
+    const p = (async () => handler(m, { conn, id, server: this.state }))()
       .then(
-        (report) => send({ v, type: 'report', report }),
-        (e: unknown) => send({ v, type: 'error', error: toWireError(e) }),
+        (result) => conn.send({ id, type: 'result', result: result ?? {} }),
+        (e: unknown) => conn.send({ id, type: 'error', error: toWireError(e) }),
       )
       .finally(() => {
-        this.running.delete(abort);
-        s.end();
+        conn.open.delete(id);
+        this.inFlight.delete(p);
+        done();
       });
-    return { stdin, abort, abandon };
+    this.inFlight.add(p);
   }
 }
 

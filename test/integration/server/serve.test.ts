@@ -49,7 +49,7 @@ afterEach(async () => {
   sb.cleanup();
 });
 
-/** One raw exchange: send lines, collect the server's messages until it closes. */
+/** One raw exchange: send lines and half-close; collect the answers until the server closes. */
 function exchange(lines: string[]): Promise<Array<Record<string, unknown>>> {
   return new Promise((resolve, reject) => {
     const c = net.connect(server!.socketPath);
@@ -64,7 +64,7 @@ function exchange(lines: string[]): Promise<Array<Record<string, unknown>>> {
           .map((l) => JSON.parse(l) as Record<string, unknown>),
       ),
     );
-    c.on('connect', () => c.write(lines.map((l) => `${l}\n`).join('')));
+    c.on('connect', () => c.end(lines.map((l) => `${l}\n`).join('')));
   });
 }
 
@@ -79,30 +79,36 @@ describe('nanocell serve', () => {
     const st = fs.statSync(path.join(sb.stateRoot, 'nanocell.sock'));
     expect(st.isSocket()).toBe(true);
     expect(st.mode & 0o777).toBe(0o600);
-    expect(await exchange([JSON.stringify({ v: 1, type: 'hello' })])).toEqual([
-      { v: 1, type: 'hello', server: 'nanocell', version: 'test', pid: process.pid },
+    expect(await exchange([JSON.stringify({ v: 2, id: 1, type: 'hello' })])).toEqual([
+      {
+        v: 2,
+        id: 1,
+        type: 'result',
+        result: { server: 'nanocell', version: 'test', pid: process.pid },
+      },
     ]);
   });
 
   it('refuses another protocol version, bad JSON and unknown messages with an error', async () => {
-    const [other] = await exchange([JSON.stringify({ v: 2, type: 'hello' })]);
+    const [other] = await exchange([JSON.stringify({ v: 1, type: 'hello' })]);
     expect(other).toMatchObject({
       type: 'error',
-      error: { message: expect.stringMatching(/version 2/) },
+      error: { message: 'the client speaks protocol v1, this cell server speaks v2' },
     });
     const [bad] = await exchange(['{not json']);
     expect(bad).toMatchObject({
       type: 'error',
       error: { message: expect.stringMatching(/not JSON/) },
     });
-    const [odd] = await exchange([JSON.stringify({ v: 1, type: 'launch' })]);
+    const [odd] = await exchange([JSON.stringify({ v: 2, id: 1, type: 'launch' })]);
     expect(odd).toMatchObject({
       type: 'error',
-      error: { message: expect.stringMatching(/unexpected message launch/) },
+      id: 1,
+      error: { message: expect.stringMatching(/unknown message type "launch"/) },
     });
     // Still serving.
-    expect((await exchange([JSON.stringify({ v: 1, type: 'hello' })]))[0]).toMatchObject({
-      type: 'hello',
+    expect((await exchange([JSON.stringify({ v: 2, id: 2, type: 'hello' })]))[0]).toMatchObject({
+      type: 'result',
     });
   });
 
@@ -111,7 +117,7 @@ describe('nanocell serve', () => {
     // Open the way on purpose: only the credential check is left to refuse the peer.
     fs.chmodSync(sb.stateRoot, 0o755);
     fs.chmodSync(server!.socketPath, 0o666);
-    const script = `const c=require('net').connect(${JSON.stringify(server!.socketPath)});let b='';c.on('data',d=>b+=d);c.on('close',()=>process.stdout.write(b));c.on('connect',()=>c.write('{"v":1,"type":"hello"}\\n'));`;
+    const script = `const c=require('net').connect(${JSON.stringify(server!.socketPath)});let b='';c.on('data',d=>b+=d);c.on('close',()=>process.stdout.write(b));c.on('connect',()=>c.write('{"v":2,"id":1,"type":"hello"}\\n'));`;
     const r = await runAsync('runuser', [
       '-u',
       ROOTLESS_USER,
