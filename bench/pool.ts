@@ -85,7 +85,13 @@ async function claimFigure(pool: CellPool, runc: () => Promise<void>) {
 async function refillFigure(concurrency: number) {
   const size = 10;
   const t = performance.now();
-  const pool = CellPool.open({ policy, workspace: project, size, stateRoot, fillConcurrency: concurrency });
+  const pool = CellPool.open({
+    policy,
+    workspace: project,
+    size,
+    stateRoot,
+    fillConcurrency: concurrency,
+  });
   await pool.whenFull();
   const s = (performance.now() - t) / 1000;
   await pool.close();
@@ -94,13 +100,21 @@ async function refillFigure(concurrency: number) {
 
 async function scaleFigure() {
   const cg = probeHost().cgroup;
-  const pool = CellPool.open({ policy, workspace: project, size: CELLS, stateRoot, fillConcurrency: 2 });
+  const pool = CellPool.open({
+    policy,
+    workspace: project,
+    size: CELLS,
+    stateRoot,
+    fillConcurrency: 2,
+  });
   const tFill = performance.now();
   await pool.whenFull();
   const fillS = (performance.now() - tFill) / 1000;
   global.gc?.();
   const rss0 = process.memoryUsage().rss;
-  const cells = await Promise.all(Array.from({ length: CELLS }, () => pool.claim({ record: false })));
+  const cells = await Promise.all(
+    Array.from({ length: CELLS }, () => pool.claim({ record: false })),
+  );
   await pool.resize(0);
   const runs = await Promise.all(cells.map((c) => c.run(['/bin/true'])));
   global.gc?.();
@@ -108,7 +122,8 @@ async function scaleFigure() {
   const monitors = childrenOf(process.pid).filter(([, c]) => c.startsWith('nanocell-moni'));
   const monitorPss = monitors.reduce((s, [pid]) => s + pssBytes(pid), 0);
   const cgroupBytes = cells.reduce(
-    (s, c) => s + (readNumber(`/sys/fs/cgroup/memory/${cg.parent}/${c.id}/memory.usage_in_bytes`) ?? 0),
+    (s, c) =>
+      s + (readNumber(`/sys/fs/cgroup/memory/${cg.parent}/${c.id}/memory.usage_in_bytes`) ?? 0),
     0,
   );
   const ok = runs.filter((r) => r.exitCode === 0).length;
@@ -138,7 +153,9 @@ try {
   await pool.close();
   const refill = [await refillFigure(1), await refillFigure(2)];
   const scale = await scaleFigure();
-  process.stdout.write(`${JSON.stringify({ loadBefore: load, loadAfter: loadAvg(), claim, refill, scale }, null, 2)}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ loadBefore: load, loadAfter: loadAvg(), claim, refill, scale }, null, 2)}\n`,
+  );
 } finally {
   await runc.close();
   fs.rmSync(base, { recursive: true, force: true });

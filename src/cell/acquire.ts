@@ -167,7 +167,12 @@ export async function acquireWorkspace(
 ): Promise<CellWorkspace> {
   const r = a.resolved;
   if (a.warm) {
-    const slot = await CellWorkspace.placeholder(r.project, dirs, r.policy.limits.disk, lease?.uidBase);
+    const slot = await CellWorkspace.placeholder(
+      r.project,
+      dirs,
+      r.policy.limits.disk,
+      lease?.uidBase,
+    );
     a.cleanups.push('workspace', () => slot.unmount());
     return slot;
   }

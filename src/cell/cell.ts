@@ -288,7 +288,8 @@ export class Cell extends CellVerbs {
       session: c.session ?? 'default',
       pool: { ...pool, resolved: this.resolved! },
       policy,
-      workspace: c.workspace === undefined ? this.resolved!.project : resolveProjectDir(c.workspace),
+      workspace:
+        c.workspace === undefined ? this.resolved!.project : resolveProjectDir(c.workspace),
       ...(c.extraAllowNet ? { extraAllowNet: c.extraAllowNet } : {}),
       ...(c.stack ? { stack: c.stack } : {}),
       initPid: this.proc.initPid,
@@ -326,7 +327,11 @@ export class Cell extends CellVerbs {
   exec(argv: string[], opts: ExecOptions = {}): CellExec {
     this.live();
     if (this.warmEvents) {
-      throw new NanocellError('this cell is warm: it has no task yet', 'claim it from its pool first', 'STATE');
+      throw new NanocellError(
+        'this cell is warm: it has no task yet',
+        'claim it from its pool first',
+        'STATE',
+      );
     }
     const client = this.proc!.client!;
     const got = this.got!;

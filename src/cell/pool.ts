@@ -71,7 +71,8 @@ export class CellPool {
   /** Validates the options and starts filling; cells start in the background. */
   static open(o: PoolOptions): CellPool {
     const pool = new CellPool(o);
-    if (pool.size > 0) checkPoolPlan({ project: o.workspace, execAllow: [], rootless: probeHost().rootless });
+    if (pool.size > 0)
+      checkPoolPlan({ project: o.workspace, execAllow: [], rootless: probeHost().rootless });
     pool.fill();
     return pool;
   }
@@ -102,7 +103,8 @@ export class CellPool {
    * policy parts are checked before a cell is taken, so a refused claim costs no cell.
    */
   async claim(c: ClaimRequest = {}): Promise<Cell> {
-    if (this.closed) throw new NanocellError(`pool "${this.name}" is closed`, 'open a new pool', 'STATE');
+    if (this.closed)
+      throw new NanocellError(`pool "${this.name}" is closed`, 'open a new pool', 'STATE');
     if (c.policy) checkClaimPolicy(this.o.policy, c.policy, this.name);
     if (c.workspace !== undefined && resolveProjectDir(c.workspace) !== this.project) {
       throw new PolicyError(
@@ -183,7 +185,8 @@ export class CellPool {
         (cell) => {
           this.starting--;
           this.retryMs = RETRY_MS;
-          if (this.closed || this.ready.length >= this.size) void cell.destroy().catch(() => undefined);
+          if (this.closed || this.ready.length >= this.size)
+            void cell.destroy().catch(() => undefined);
           else this.ready.push(cell);
           this.afterStart();
         },

@@ -178,7 +178,16 @@ export class CellWorkspace {
     fs.mkdirSync(dir, { mode: 0o555 });
     const plan = { path: project, mode: 'host-overlay' as const, mergedDir: dir, extraMounts: [] };
     if (cellUidBase === undefined) {
-      return new CellWorkspace(project, plan, undefined, undefined, undefined, disk, undefined, undefined);
+      return new CellWorkspace(
+        project,
+        plan,
+        undefined,
+        undefined,
+        undefined,
+        disk,
+        undefined,
+        undefined,
+      );
     }
     const uid = cellUidBase + CELL_UID;
     const overlay = await stageOverlay({
@@ -188,7 +197,16 @@ export class CellWorkspace {
       owner: { uid, gid: uid },
       whiteoutTemplate: true,
     });
-    const ws = new CellWorkspace(project, plan, undefined, overlay, undefined, disk, undefined, undefined);
+    const ws = new CellWorkspace(
+      project,
+      plan,
+      undefined,
+      overlay,
+      undefined,
+      disk,
+      undefined,
+      undefined,
+    );
     fs.mkdirSync(dirs.lower, { mode: 0o700 });
     ws.idmapped = dirs.lower;
     await idmapView(project, dirs.lower, uid);

@@ -1,17 +1,12 @@
-// Build step: writes schema/policy.schema.json and schema/serve.schema.json into the package.
+// Build step: writes schema/policy.schema.json into the package.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { policyJsonSchema } from './jsonSchema.js';
-import { serveConfigJsonSchema } from '../server/poolConfig.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 fs.mkdirSync(path.join(root, 'schema'), { recursive: true });
 fs.writeFileSync(
   path.join(root, 'schema', 'policy.schema.json'),
   `${JSON.stringify(policyJsonSchema(), null, 2)}\n`,
-);
-fs.writeFileSync(
-  path.join(root, 'schema', 'serve.schema.json'),
-  `${JSON.stringify(serveConfigJsonSchema(), null, 2)}\n`,
 );

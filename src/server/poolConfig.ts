@@ -20,9 +20,18 @@ const poolSchema = z
     name: z
       .string()
       .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a name of lowercase letters, digits, - and _'),
-    workspace: z.string().min(1).describe('the project this pool serves (absolute, or relative to the config file)'),
+    workspace: z
+      .string()
+      .min(1)
+      .describe('the project this pool serves (absolute, or relative to the config file)'),
     size: z.number().int().min(0).max(MAX_POOL_SIZE).describe('warm cells kept ready (0: none)'),
-    fillConcurrency: z.number().int().min(1).max(16).optional().describe('cells started at once while refilling (default 1)'),
+    fillConcurrency: z
+      .number()
+      .int()
+      .min(1)
+      .max(16)
+      .optional()
+      .describe('cells started at once while refilling (default 1)'),
     policy: policySchema.optional().describe('the policy every claim of this pool shares'),
   })
   .describe('a warm pool');
@@ -69,7 +78,9 @@ export function loadServeConfig(file: string): PoolConfig[] {
     const i = res.error.issues[0]!;
     const where = i.path.length ? i.path.join('.') : '(top level)';
     const msg =
-      i.code === 'unrecognized_keys' ? `unknown key ${i.keys.map((k) => `"${k}"`).join(', ')}` : i.message;
+      i.code === 'unrecognized_keys'
+        ? `unknown key ${i.keys.map((k) => `"${k}"`).join(', ')}`
+        : i.message;
     throw bad(file, `${where}: ${msg}`);
   }
   const seen = new Set<string>();

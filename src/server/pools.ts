@@ -46,8 +46,9 @@ export class ServerPools {
     } catch {
       return undefined; // the cold start reports the bad path with its own words
     }
-    return this.pools.find((p) => p.project === project && claimMismatches(p.policy, policy).length === 0)
-      ?.pool;
+    return this.pools.find(
+      (p) => p.project === project && claimMismatches(p.policy, policy).length === 0,
+    )?.pool;
   }
 
   /** How runTask starts the task's cell: claimed from the fitting pool, else cold. */

@@ -262,7 +262,14 @@ export async function mountOverlay(opts: {
   const target = opts.target ?? opts.dirs.mergedDir;
   await run(
     'mount',
-    ['-t', 'overlay', '-o', [overlayMountData(opts), ...OVERLAY_FLAGS].join(','), 'nanocell-overlay', target],
+    [
+      '-t',
+      'overlay',
+      '-o',
+      [overlayMountData(opts), ...OVERLAY_FLAGS].join(','),
+      'nanocell-overlay',
+      target,
+    ],
     'mounting the workspace overlay',
   );
   return target;

@@ -42,7 +42,12 @@ beforeAll(async () => {
     '.env': 'TOKEN=hunter2\n',
     'locked/keep.txt': 'do not touch\n',
   });
-  pool = CellPool.open({ policy: policyWith(), workspace: sb.project, size: 1, stateRoot: sb.stateRoot });
+  pool = CellPool.open({
+    policy: policyWith(),
+    workspace: sb.project,
+    size: 1,
+    stateRoot: sb.stateRoot,
+  });
   await pool.whenFull();
 });
 
@@ -111,14 +116,22 @@ describe('warm pool', () => {
     // Files, /tmp, HOME, processes and env: only what the project and the claim bring.
     expect(r.stdout).toBe('locked\nnotes.txt\n0\nenv:none\n');
     // Network: the first claim's rule is gone, the second's is in force.
-    expect(await curl(second, `http://a.test:${webA.port}/second`)).toMatchObject({ stdout: '403' });
-    expect(await curl(second, `http://b.test:${webB.port}/second`)).toMatchObject({ stdout: '200' });
+    expect(await curl(second, `http://a.test:${webA.port}/second`)).toMatchObject({
+      stdout: '403',
+    });
+    expect(await curl(second, `http://b.test:${webB.port}/second`)).toMatchObject({
+      stdout: '200',
+    });
     expect(webA.urls).toEqual(['/first']);
     await second.destroy();
   });
 
   it('runs nothing in a warm cell before its claim: init refuses commands until Landlock is on', async () => {
-    const warm = await Cell.warm({ policy: policyWith(), workspace: sb.project, stateRoot: sb.stateRoot });
+    const warm = await Cell.warm({
+      policy: policyWith(),
+      workspace: sb.project,
+      stateRoot: sb.stateRoot,
+    });
     cells.push(warm);
     expect(() => warm.exec(['true'])).toThrow(/this cell is warm: it has no task yet/);
     // Below the library's check, init itself fails closed.
@@ -130,7 +143,9 @@ describe('warm pool', () => {
 
   it('refuses a claim whose fixed policy parts differ, and keeps the warm cell', async () => {
     await pool!.whenFull();
-    await expect(pool!.claim({ policy: policyWith({ limits: { memory: 300 * 1024 * 1024 } }) })).rejects.toThrow(
+    await expect(
+      pool!.claim({ policy: policyWith({ limits: { memory: 300 * 1024 * 1024 } }) }),
+    ).rejects.toThrow(
       /differs from pool "default" in limits\.memory, which a warm cell fixes at start/,
     );
     await expect(pool!.claim({ workspace: h.dir })).rejects.toThrow(/serves the project/);
@@ -138,7 +153,12 @@ describe('warm pool', () => {
   });
 
   it('sized to zero, claims start their cells on demand; closing leaves nothing behind', async () => {
-    const empty = CellPool.open({ policy: policyWith(), workspace: sb.project, size: 0, stateRoot: sb.stateRoot });
+    const empty = CellPool.open({
+      policy: policyWith(),
+      workspace: sb.project,
+      size: 0,
+      stateRoot: sb.stateRoot,
+    });
     const cell = await empty.claim();
     expect((await cell.run(['cat', 'notes.txt'])).stdout).toBe('one\n');
     await cell.destroy();
@@ -149,6 +169,11 @@ describe('warm pool', () => {
     await pool!.close();
     pool = undefined;
     await Promise.all(cells.map((c) => c.destroy()));
-    expect(leftovers(sb.stateRoot)).toMatchObject({ cells: [], runtime: [], mounts: [], slots: [] });
+    expect(leftovers(sb.stateRoot)).toMatchObject({
+      cells: [],
+      runtime: [],
+      mounts: [],
+      slots: [],
+    });
   });
 });

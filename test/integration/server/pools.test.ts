@@ -9,14 +9,21 @@ import { ServerPools } from '../../../src/server/pools.js';
 import { CellServer } from '../../../src/server/server.js';
 import { CLI, leftovers, makeSandbox, REPO, type Sandbox } from '../../helpers/cells.js';
 
-function runCli(args: string[], stateRoot: string): Promise<{ status: number; stdout: string; stderr: string }> {
+function runCli(
+  args: string[],
+  stateRoot: string,
+): Promise<{ status: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = execFile(
       process.execPath,
       [CLI, ...args],
       { cwd: REPO, env: { ...process.env, NANOCELL_STATE_ROOT: stateRoot }, timeout: 120_000 },
       (e, stdout, stderr) =>
-        resolve({ status: child.exitCode ?? (e as { code?: number } | null)?.code ?? 0, stdout, stderr }),
+        resolve({
+          status: child.exitCode ?? (e as { code?: number } | null)?.code ?? 0,
+          stdout,
+          stderr,
+        }),
     );
     child.stdin!.end();
   });
@@ -49,15 +56,35 @@ describe('nanocell serve --config (warm pools)', () => {
     const configs = loadServeConfig(configFile());
     expect(configs[0]).toMatchObject({ name: 'web', workspace: sb.project, size: 1 });
     pools = new ServerPools();
-    server = await CellServer.listen({ stateRoot: sb.stateRoot, version: 'test', log: (m) => log.push(m), pools });
+    server = await CellServer.listen({
+      stateRoot: sb.stateRoot,
+      version: 'test',
+      log: (m) => log.push(m),
+      pools,
+    });
     pools.start(configs, sb.stateRoot, (m) => log.push(m));
     await pools.whenFull();
     const run = (extra: string[]) =>
-      runCli(['run', '--quiet', ...extra, '--workspace', sb.project, '--', 'sh', '-c', 'cat a.txt; echo new > b.txt'], sb.stateRoot);
+      runCli(
+        [
+          'run',
+          '--quiet',
+          ...extra,
+          '--workspace',
+          sb.project,
+          '--',
+          'sh',
+          '-c',
+          'cat a.txt; echo new > b.txt',
+        ],
+        sb.stateRoot,
+      );
 
     const warm = await run(['--memory', '300m']);
     expect(warm).toMatchObject({ status: 0, stdout: 'from the project\n' });
-    expect(log.filter((l) => l.includes('run for pid'))).toEqual([expect.stringContaining('(warm pool "web")')]);
+    expect(log.filter((l) => l.includes('run for pid'))).toEqual([
+      expect.stringContaining('(warm pool "web")'),
+    ]);
     // The pooled task is recorded like any other: its change set is there to review.
     const id = /change set (\S+)/.exec(warm.stderr)?.[1];
     expect((await runCli(['diff', id!], sb.stateRoot)).stdout).toContain('+new');
@@ -67,21 +94,40 @@ describe('nanocell serve --config (warm pools)', () => {
     expect(cold).toMatchObject({ status: 0, stdout: 'from the project\n' });
     expect(log.filter((l) => l.includes('run for pid')).at(-1)).not.toContain('warm pool');
     expect(log.filter((l) => l.includes('did not start'))).toEqual([]);
-    expect(pools.stats()[0]).toMatchObject({ name: 'web', claimed: 1, coldStarts: 0, failedStarts: 0 });
+    expect(pools.stats()[0]).toMatchObject({
+      name: 'web',
+      claimed: 1,
+      coldStarts: 0,
+      failedStarts: 0,
+    });
 
     await server.close();
     await pools.close();
     server = undefined;
     pools = undefined;
-    expect(leftovers(sb.stateRoot)).toMatchObject({ cells: [], mounts: [], slots: [], runtime: [] });
+    expect(leftovers(sb.stateRoot)).toMatchObject({
+      cells: [],
+      mounts: [],
+      slots: [],
+      runtime: [],
+    });
   });
 
   it('refuses a bad config file with one line naming the key, before anything starts', () => {
     const cases: [string, RegExp][] = [
-      ['pools:\n  - name: web\n    workspace: project\n    size: 1\n    sise: 2\n', /pools\.0: unknown key "sise"/],
+      [
+        'pools:\n  - name: web\n    workspace: project\n    size: 1\n    sise: 2\n',
+        /pools\.0: unknown key "sise"/,
+      ],
       ['pools:\n  - name: web\n    workspace: project\n    size: -1\n', /pools\.0\.size: /],
-      ['pools:\n  - { name: a, workspace: project, size: 1 }\n  - { name: a, workspace: project, size: 1 }\n', /pools\.1\.name: "a" is used twice/],
-      ['pools:\n  - name: web\n    workspace: project\n    size: 1\n    policy: { limits: { memry: 1 } }\n', /unknown key "memry"/],
+      [
+        'pools:\n  - { name: a, workspace: project, size: 1 }\n  - { name: a, workspace: project, size: 1 }\n',
+        /pools\.1\.name: "a" is used twice/,
+      ],
+      [
+        'pools:\n  - name: web\n    workspace: project\n    size: 1\n    policy: { limits: { memry: 1 } }\n',
+        /unknown key "memry"/,
+      ],
       ['pools: [\n', /is not valid YAML or JSON/],
     ];
     for (const [text, want] of cases) {
@@ -89,10 +135,14 @@ describe('nanocell serve --config (warm pools)', () => {
       expect(() => loadServeConfig(configFile())).toThrow(want);
     }
     // The CLI says the same in one line, and no server is left listening.
-    const r = spawnSync(process.execPath, [CLI, '--state-root', sb.stateRoot, 'serve', '--foreground', '--config', configFile()], {
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
+    const r = spawnSync(
+      process.execPath,
+      [CLI, '--state-root', sb.stateRoot, 'serve', '--foreground', '--config', configFile()],
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/server config .*serve\.yaml: is not valid YAML or JSON/);
     expect(fs.existsSync(path.join(sb.stateRoot, 'nanocell.sock'))).toBe(false);
