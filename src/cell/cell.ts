@@ -303,7 +303,7 @@ export class Cell extends CellVerbs {
     };
     // A refused claim leaves the cell warm, untouched, for the next one.
     const t = performance.now();
-    checkClaim(claim);
+    const rules = checkClaim(claim);
     const held = this.warmEvents;
     this.opts = { ...this.opts, ...c, policy, workspace: this.workspace };
     this.taskId = taskId;
@@ -313,7 +313,7 @@ export class Cell extends CellVerbs {
       this.rec = openCellRecord(this, this.opts, (message) => this.emit('log', message));
     for (const e of held) this.emitEvent(e);
     trace('claim: record', t);
-    this.got.ws = await attachClaim(claim);
+    this.got.ws = await attachClaim(claim, rules);
     this.begin();
   }
 

@@ -65,9 +65,11 @@ export function checkClaim(c: ClaimInput): ReturnType<typeof compileNetRules> {
 }
 
 /** Steps 2–4; returns the attached workspace, which replaces the placeholder. */
-export async function attachClaim(c: ClaimInput): Promise<CellWorkspace> {
+export async function attachClaim(
+  c: ClaimInput,
+  rules: ReturnType<typeof checkClaim>,
+): Promise<CellWorkspace> {
   let t = performance.now();
-  const rules = checkClaim(c);
   const { got } = c;
   const resolved: ResolvedCell = { ...c.pool.resolved, policy: c.policy };
   const ws = await acquireWorkspace(

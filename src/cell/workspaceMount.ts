@@ -177,18 +177,9 @@ export class CellWorkspace {
     const dir = path.join(dirs.dir, 'ws-slot');
     fs.mkdirSync(dir, { mode: 0o555 });
     const plan = { path: project, mode: 'host-overlay' as const, mergedDir: dir, extraMounts: [] };
-    if (cellUidBase === undefined) {
-      return new CellWorkspace(
-        project,
-        plan,
-        undefined,
-        undefined,
-        undefined,
-        disk,
-        undefined,
-        undefined,
-      );
-    }
+    // Pools refuse rootless mode before anything is acquired (checkPoolPlan).
+    if (cellUidBase === undefined)
+      throw new NanocellError('a warm cell needs root mode', 'run the pool as root', 'HOST');
     const uid = cellUidBase + CELL_UID;
     const overlay = await stageOverlay({
       baseDir: path.join(dirs.dir, 'ws'),
