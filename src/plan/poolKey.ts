@@ -11,7 +11,7 @@ import type { Policy } from '../policy/defaults.js';
 import { PolicyError } from '../util/errors.js';
 
 /** The parts of a policy a claim may set for itself, as `section.field` or `section`. */
-export const CLAIM_TIME_PARTS = [
+const CLAIM_TIME_PARTS = [
   'workspace',
   'network',
   'env',

@@ -36,7 +36,7 @@ const poolSchema = z
   })
   .describe('a warm pool');
 
-export const serveConfigSchema = z.strictObject({
+const serveConfigSchema = z.strictObject({
   pools: z.array(poolSchema).max(MAX_POOLS).default([]),
 });
 
