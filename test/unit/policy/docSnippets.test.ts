@@ -1,12 +1,14 @@
-// Every policy a user can copy from the docs must load: each ```yaml block in README.md and
+// Every policy (and server config) a user can copy from the docs must load: each ```yaml block in README.md and
 // docs/*.md goes through the same parsing, merging and network-rule compilation as a policy
 // file given to `nanocell run --policy`.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { compileNetRules } from '../../../src/net/rules.js';
 import { parsePolicy, resolvePolicy } from '../../../src/policy/load.js';
+import { loadServeConfig } from '../../../src/server/poolConfig.js';
 
 const REPO = path.resolve(import.meta.dirname, '../../..');
 
@@ -45,7 +47,20 @@ describe('policy snippets in the docs', () => {
   });
 
   it.each(snippets.map((s) => [`${s.file}:${s.line}`, s] as const))('%s loads', (_where, s) => {
-    const policy = resolvePolicy(parsePolicy(YAML.parse(s.text), `${s.file}:${s.line}`));
+    const doc = YAML.parse(s.text) as Record<string, unknown> | null;
+    if (doc && 'pools' in doc) {
+      // A `nanocell serve --config` file: its pools' policies are checked by the same loader.
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nanocell-doc-'));
+      try {
+        fs.writeFileSync(path.join(dir, 'serve.yaml'), s.text);
+        for (const pool of loadServeConfig(path.join(dir, 'serve.yaml')))
+          expect(() => compileNetRules(pool.policy.network)).not.toThrow();
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+      return;
+    }
+    const policy = resolvePolicy(parsePolicy(doc, `${s.file}:${s.line}`));
     expect(() => compileNetRules(policy.network)).not.toThrow();
   });
 });
