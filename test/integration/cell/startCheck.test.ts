@@ -55,7 +55,9 @@ describe('start check', () => {
     );
     const broken = performance.now() - t;
     expect(err?.message).toMatch(
-      /^the cell's egress controls failed their start check: the proxy on the cell's 127\.0\.0\.1:3128: /,
+      // Closing the listener resets the queued probe or ends it, depending on timing: both are
+      // named, neither is a hang.
+      /^the cell's egress controls failed their start check: the proxy on the cell's 127\.0\.0\.1:3128(: | closed the connection without an answer$)/,
     );
     // Not a hang: the check's own bound is 1 s (selfCheck.ts); the cell's start timeout is 60 s.
     // A generous margin keeps a loaded CI host from failing what is not a timing test.

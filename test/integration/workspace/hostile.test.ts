@@ -47,6 +47,10 @@ describe('hostile change sets', () => {
   });
 
   async function collect(limits = { maxFiles: 1000, maxBytes: 1024 * 1024 }) {
+    // File times come from the kernel's coarse clock, which can read ahead of Date.now() within
+    // the same millisecond: a task "started" 1 ms after the project was written could see its
+    // files as changed since. Real tasks start long after; here, let the clock move on first.
+    await new Promise((r) => setTimeout(r, 25));
     const scope = await planScope(sb.project, patterns);
     return collectChangeSet({
       upperDir: upper,
