@@ -1,5 +1,6 @@
 /*
  * nanocell-attach --pid PID --src DIR --dst PATH [--overlay DATA] [--noexec] [--ro REL]...
+ * nanocell-attach --pid PID --wait
  *
  * Attaches a workspace into a running cell: the warm pool's claim (src/cell/pool.ts). DIR is
  * the workspace overlay, already mounted on the host; PATH is the (empty) placeholder the cell
@@ -21,6 +22,9 @@
  *  3. The clone is moved onto PATH, and each protected clone onto REL below it, resolved
  *     beneath the new workspace root without symlinks: no task has run in the cell yet, and a
  *     link could not lead a mount elsewhere even if one had.
+ * With --wait (the pool starts one per warm cell, so a claim costs no process start), the
+ * pidfd is taken at once and the rest of the arguments are read from stdin, NUL-separated,
+ * up to its end; an empty request (the cell was destroyed unclaimed) exits 0 doing nothing.
  * Any failure exits 1 with one line; the caller destroys the cell, which drops whatever was
  * attached with its mount namespace.
  */
@@ -72,7 +76,9 @@ struct nc_mount_attr {
 	uint64_t userns_fd;
 };
 
-#define MAX_RO 256
+#define MAX_RO	    256
+#define MAX_REQUEST (256 * 1024)
+#define MAX_ARGS    (2 * MAX_RO + 16)
 
 static void __attribute__((noreturn)) fail(const char *step, const char *what, int err)
 {
@@ -126,51 +132,101 @@ static void move_onto(int tree, int target, const char *what)
 		fail("move_mount", what, errno);
 }
 
+static void __attribute__((noreturn)) usage(void)
+{
+	fprintf(stderr, "usage: nanocell-attach --pid PID (--wait | --src DIR --dst PATH "
+			"[--overlay DATA] [--noexec] [--ro REL]...)\n");
+	exit(2);
+}
+
+/* The --wait request: stdin to its end, split at NULs into argv[1..]. */
+static int read_request(char **args)
+{
+	static char buf[MAX_REQUEST + 1];
+	size_t len = 0;
+	for (;;) {
+		ssize_t n = read(0, buf + len, MAX_REQUEST - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			fail("read the request", NULL, errno);
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == MAX_REQUEST)
+			fail("the request is too long", NULL, E2BIG);
+	}
+	if (len && buf[len - 1] != 0)
+		fail("the request does not end with a NUL", NULL, EINVAL);
+	int n = 1;
+	for (size_t off = 0; off < len; off += strlen(buf + off) + 1) {
+		if (n == MAX_ARGS)
+			fail("the request has too many arguments", NULL, E2BIG);
+		args[n++] = buf + off;
+	}
+	return n;
+}
+
 int main(int argc, char **argv)
 {
 	const char *src = NULL, *dst = NULL, *overlay = NULL, *ro[MAX_RO];
-	int nro = 0, noexec = 0;
+	int nro = 0, noexec = 0, wait = 0, pidfd = -1;
 	long pid = 0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strcmp(a, "--noexec") == 0) {
-			noexec = 1;
-		} else if (i + 1 < argc && strcmp(a, "--pid") == 0) {
-			char *end;
-			pid = strtol(argv[++i], &end, 10);
-			if (*end || pid <= 0)
-				fail("bad --pid", argv[i], EINVAL);
-		} else if (i + 1 < argc && strcmp(a, "--src") == 0) {
-			src = argv[++i];
-		} else if (i + 1 < argc && strcmp(a, "--overlay") == 0) {
-			overlay = argv[++i];
-		} else if (i + 1 < argc && strcmp(a, "--dst") == 0) {
-			dst = argv[++i];
-		} else if (i + 1 < argc && strcmp(a, "--ro") == 0) {
-			if (nro == MAX_RO)
-				fail("too many --ro paths", NULL, E2BIG);
-			if (!clean_rel(argv[i + 1]))
-				fail("bad --ro path", argv[i + 1], EINVAL);
-			ro[nro++] = argv[++i];
-		} else {
-			fprintf(stderr, "usage: nanocell-attach --pid PID --src DIR --dst PATH "
-					"[--overlay DATA] [--noexec] [--ro REL]...\n");
-			return 2;
+	char *request[MAX_ARGS];
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 1; i < argc; i++) {
+			const char *a = argv[i];
+			if (strcmp(a, "--noexec") == 0) {
+				noexec = 1;
+			} else if (pass == 0 && strcmp(a, "--wait") == 0) {
+				wait = 1;
+			} else if (pass == 0 && i + 1 < argc && strcmp(a, "--pid") == 0) {
+				char *end;
+				pid = strtol(argv[++i], &end, 10);
+				if (*end || pid <= 0)
+					fail("bad --pid", argv[i], EINVAL);
+			} else if (i + 1 < argc && strcmp(a, "--src") == 0) {
+				src = argv[++i];
+			} else if (i + 1 < argc && strcmp(a, "--overlay") == 0) {
+				overlay = argv[++i];
+			} else if (i + 1 < argc && strcmp(a, "--dst") == 0) {
+				dst = argv[++i];
+			} else if (i + 1 < argc && strcmp(a, "--ro") == 0) {
+				if (nro == MAX_RO)
+					fail("too many --ro paths", NULL, E2BIG);
+				if (!clean_rel(argv[i + 1]))
+					fail("bad --ro path", argv[i + 1], EINVAL);
+				ro[nro++] = argv[++i];
+			} else {
+				usage();
+			}
 		}
+		if (!pid)
+			usage();
+		/* The cell is named by a pidfd before anything else, so a recycled pid cannot turn
+		 * the join below into a join of some other process's namespace; with --wait, that
+		 * holds however long the cell waits for its claim. */
+		if (pidfd < 0) {
+			pidfd = (int)syscall(__NR_pidfd_open, (pid_t)pid, 0);
+			if (pidfd < 0)
+				fail("pidfd_open of the cell's init", NULL, errno);
+		}
+		if (!wait)
+			break;
+		if (src || dst || overlay || noexec || nro)
+			usage();
+		argc = read_request(request);
+		if (argc == 1)
+			return 0;
+		argv = request;
+		wait = 0;
 	}
-	if (!pid || !src || !dst || src[0] != '/' || dst[0] != '/') {
-		fprintf(stderr, "usage: nanocell-attach --pid PID --src DIR --dst PATH "
-				"[--overlay DATA] [--noexec] [--ro REL]...\n");
-		return 2;
-	}
+	if (!src || !dst || src[0] != '/' || dst[0] != '/')
+		usage();
 	const uint64_t flags =
 		MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (noexec ? MOUNT_ATTR_NOEXEC : 0);
 
-	/* 1. From the host. The cell is named by a pidfd before anything else, so a recycled pid
-	 * cannot turn the join below into a join of some other process's namespace. */
-	int pidfd = (int)syscall(__NR_pidfd_open, (pid_t)pid, 0);
-	if (pidfd < 0)
-		fail("pidfd_open of the cell's init", NULL, errno);
+	/* 1. From the host. */
 	if (overlay && mount("nanocell-overlay", src, "overlay", MS_NOSUID | MS_NODEV, overlay) < 0)
 		fail("mount the workspace overlay at", src, errno);
 	int srcfd = open(src, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -31,6 +31,7 @@ import { newCellId, openCellRecord, TaskRecord } from './record.js';
 import { CellVerbs } from './cellVerbs.js';
 import { RemoteCell, type ServerLocation } from './remote/remoteCell.js';
 import { newTaskId } from '../audit/taskId.js';
+import { AttachHelper } from './attachHelper.js';
 import type {
   CellBackend,
   CellExec,
@@ -70,6 +71,7 @@ export class Cell extends CellVerbs {
 
   /** A warm pool's cell before its claim: events wait for the task's record (bindClaim). */
   private warmEvents?: CellEvent[];
+  private attacher?: AttachHelper;
   private resolved?: ResolvedCell;
 
   private constructor(private opts: CellOptions) {
@@ -265,6 +267,9 @@ export class Cell extends CellVerbs {
     cell.warmEvents = [];
     try {
       await cell.start(true);
+      const attacher = AttachHelper.start(cell.proc!.initPid!);
+      cell.attacher = attacher;
+      cell.cleanups.push('attach helper', () => attacher.close());
     } catch (e) {
       cell.endReason = 'error';
       await cell.unwind().catch(() => undefined);
@@ -278,7 +283,7 @@ export class Cell extends CellVerbs {
    * the events of its start are replayed into the task's record. Once only. @internal
    */
   async bindClaim(c: ClaimRequest, pool: { name: string; policy: CellOptions['policy'] }) {
-    if (!this.warmEvents || !this.got || !this.proc?.initPid || this.endReason)
+    if (!this.warmEvents || !this.got || !this.attacher || this.endReason)
       throw new NanocellError('this cell cannot be claimed', 'claim from a pool', 'STATE');
     const policy = c.policy ?? pool.policy;
     const taskId = c.taskId ?? newTaskId();
@@ -292,7 +297,7 @@ export class Cell extends CellVerbs {
         c.workspace === undefined ? this.resolved!.project : resolveProjectDir(c.workspace),
       ...(c.extraAllowNet ? { extraAllowNet: c.extraAllowNet } : {}),
       ...(c.stack ? { stack: c.stack } : {}),
-      initPid: this.proc.initPid,
+      attacher: this.attacher,
       got: this.got,
       host: this.host,
       runtime: this.runtime,

@@ -9,15 +9,14 @@
 //  4. the claim's network rules, set in the cell's proxy and transparent capture.
 // A failure anywhere leaves the cell to be destroyed by the caller; every step registered
 // its release with the cell's cleanups first.
-import { spawn } from 'node:child_process';
 import type { HostFacts } from '../host/facts.js';
-import { nativeBinary } from '../host/native.js';
 import { compileNetRules } from '../net/rules.js';
 import type { ResolvedCell } from '../plan/resolve.js';
 import type { Policy } from '../policy/defaults.js';
 import { checkClaimPolicy } from '../plan/poolKey.js';
 import { NanocellError, PolicyError } from '../util/errors.js';
 import { acquireWorkspace, type Acquired } from './acquire.js';
+import type { AttachHelper } from './attachHelper.js';
 import { trace, type Cleanups } from './cleanup.js';
 import type { RuntimeInfo } from '../runtime/runtime.js';
 import type { CellEvent } from './types.js';
@@ -33,7 +32,8 @@ export interface ClaimInput {
   workspace: string;
   extraAllowNet?: string[];
   stack?: WorkspaceStack;
-  initPid: number;
+  /** Started with the warm cell (attachHelper.ts). */
+  attacher: AttachHelper;
   got: Acquired;
   host: HostFacts;
   runtime: RuntimeInfo;
@@ -93,7 +93,7 @@ export async function attachClaim(
   for (const n of ws.notices) c.emit({ type: 'policy.degraded', ...n });
   trace('claim: workspace', t);
   t = performance.now();
-  await attachView(c.initPid, ws, !c.pool.resolved.execMounts.workspace);
+  await attachView(c.attacher, ws, !c.pool.resolved.execMounts.workspace);
   trace('claim: attach', t);
   // Only now, over the attached view: see planInitArgs (--landlock-deferred).
   if (got.plan.spec.process.args.includes('--landlock-deferred')) await c.landlock();
@@ -101,8 +101,8 @@ export async function attachClaim(
   return ws;
 }
 
-/** Runs nanocell-attach; its one-line error becomes the claim's. */
-async function attachView(initPid: number, ws: CellWorkspace, noexec: boolean): Promise<void> {
+/** Has nanocell-attach act; its one-line error becomes the claim's. */
+async function attachView(attacher: AttachHelper, ws: CellWorkspace, noexec: boolean) {
   const { mountPlan } = ws;
   if (mountPlan.mode !== 'host-overlay' || !mountPlan.mergedDir) {
     throw new NanocellError(
@@ -111,19 +111,13 @@ async function attachView(initPid: number, ws: CellWorkspace, noexec: boolean): 
       'HOST',
     );
   }
-  const args = ['--pid', String(initPid), '--src', mountPlan.mergedDir, '--dst', mountPlan.path];
+  const args = ['--src', mountPlan.mergedDir, '--dst', mountPlan.path];
   if (ws.pendingMount) args.push('--overlay', ws.pendingMount);
   if (noexec) args.push('--noexec');
   for (const m of mountPlan.extraMounts) {
     args.push('--ro', m.destination.slice(mountPlan.path.length + 1));
   }
-  const stderr = await new Promise<string | undefined>((resolve, reject) => {
-    const p = spawn(nativeBinary('nanocell-attach'), args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.once('error', reject);
-    p.once('close', (code) => resolve(code === 0 ? undefined : err.trim() || `exit ${code}`));
-  });
+  const stderr = await attacher.attach(args);
   if (stderr !== undefined) {
     throw new NanocellError(
       `cannot attach the workspace to the warm cell: ${stderr}`,

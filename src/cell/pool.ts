@@ -16,6 +16,11 @@ export const MAX_POOL_SIZE = 1000;
 /** After a failed start, the pool waits this long before trying again (doubling, capped). */
 const RETRY_MS = 500;
 const RETRY_MAX_MS = 30_000;
+/**
+ * A claim's refill waits this long after the claim: a task's first commands follow its claim
+ * at once, and a start (plan, bundle, runtime) would take the CPU from them on a small host.
+ */
+const REFILL_GRACE_MS = 50;
 
 export interface PoolOptions {
   /** For errors and stats; default "default". */
@@ -113,10 +118,10 @@ export class CellPool {
       );
     }
     const cell = this.takeReady();
-    this.fill();
     // No warm cell (a pool of size 0, or drained): the task's cell starts now, as a cold one.
     if (!cell) {
       this.coldStarts++;
+      this.fill();
       return Cell.create(this.coldOptions(c));
     }
     try {
@@ -124,15 +129,27 @@ export class CellPool {
     } catch (e) {
       await cell.destroy().catch(() => undefined);
       throw e;
+    } finally {
+      this.refillSoon();
     }
     this.claimed++;
     return cell;
   }
 
+  private refillTimer?: NodeJS.Timeout;
+
+  private refillSoon(): void {
+    if (this.refillTimer) return;
+    this.refillTimer = setTimeout(() => {
+      this.refillTimer = undefined;
+      this.fill();
+    }, REFILL_GRACE_MS);
+  }
+
   /** Resolves when the pool holds `size` ready cells (or it is closed). For benches and tests. */
   async whenFull(): Promise<void> {
     while (!this.closed && this.ready.length < this.size) {
-      if (this.starting === 0 && !this.retryTimer) this.fill();
+      if (this.starting === 0 && !this.retryTimer && !this.refillTimer) this.fill();
       await new Promise<void>((r) => this.settled.push(r));
     }
   }
@@ -141,6 +158,7 @@ export class CellPool {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.refillTimer);
     const cells = this.ready.splice(0);
     await Promise.allSettled(cells.map((c) => c.destroy()));
     for (const r of this.settled.splice(0)) r();

@@ -21,6 +21,24 @@ let webB: WebServer;
 let pool: CellPool | undefined;
 const cells: Cell[] = [];
 
+/** This process's nanocell-attach children (one waits in each warm cell). */
+function attachHelpers(): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+        const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        return comm === 'nanocell-attach' && ppid === process.pid;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 const hosts = { 'a.test': '127.0.0.7', 'b.test': '127.0.0.8' };
 const cidrs = ['127.0.0.7/32', '127.0.0.8/32'];
 const policyWith = (extra: PolicyFile = {}, allow?: string) =>
@@ -166,9 +184,13 @@ describe('warm pool', () => {
     expect(() => CellPool.open({ policy: policyWith(), workspace: sb.project, size: -1 })).toThrow(
       /size -1 is not a whole number/,
     );
+    await pool!.whenFull();
+    expect(attachHelpers().length).toBeGreaterThan(0);
     await pool!.close();
     pool = undefined;
     await Promise.all(cells.map((c) => c.destroy()));
+    // A warm cell destroyed unclaimed ends its waiting attach helper too.
+    expect(attachHelpers()).toEqual([]);
     expect(leftovers(sb.stateRoot)).toMatchObject({
       cells: [],
       runtime: [],

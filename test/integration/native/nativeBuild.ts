@@ -11,6 +11,7 @@ export const BUILD_DIR = path.join(NATIVE_DIR, SANITIZED ? 'build-san' : 'build'
 export const INIT_BIN = path.join(BUILD_DIR, 'nanocell-init');
 export const MONITOR_BIN = path.join(BUILD_DIR, 'nanocell-monitor');
 export const IDMAP_BIN = path.join(BUILD_DIR, 'nanocell-idmap');
+export const ATTACH_BIN = path.join(BUILD_DIR, 'nanocell-attach');
 
 export function buildNative(): void {
   const target = SANITIZED ? ['san'] : [];
