@@ -3,7 +3,8 @@
 // under the same load):
 //   CLI start-up:   `nanocell --version` against `node -e 0`
 //   MCP overhead:   the MCP `run` tool (SDK client, stdio) against `cell.run` in-process
-//   served run:     `nanocell run` through `nanocell serve` against in-process
+//   served run:     `nanocell run` through `nanocell serve` (with a warm pool for the project)
+//                   and in-process, each against srt's CLI, all three interleaved
 //   remote cell:    `RemoteCell.run` in a cell of a `nanocell serve` process against `cell.run`
 //
 //   node --import ./bench/register.mjs bench/server.ts [--n 20]
@@ -19,6 +20,9 @@ import { Cell } from '../src/cell/cell.js';
 import { parsePolicy, resolvePolicy } from '../src/policy/load.js';
 import { RemoteCell } from '../src/cell/remote/remoteCell.js';
 import { CellServer } from '../src/server/server.js';
+import { loadServeConfig } from '../src/server/poolConfig.js';
+import { ServerPools } from '../src/server/pools.js';
+import { setupSrt } from './suite/peers.js';
 import { round, stat } from './suite/stats.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -101,7 +105,15 @@ async function mcpVsDirect(project: string, stateRoot: string) {
 }
 
 async function servedVsInProcess(project: string, stateRoot: string) {
-  const server = await CellServer.listen({ stateRoot, version: 'bench' });
+  // A pool for the project, as a harness would configure it: served runs claim warm cells.
+  const config = path.join(path.dirname(project), 'serve.yaml');
+  fs.writeFileSync(config, `pools:\n  - name: bench\n    workspace: ${project}\n    size: 2\n`);
+  const pools = new ServerPools();
+  const server = await CellServer.listen({ stateRoot, version: 'bench', pools });
+  pools.start(loadServeConfig(config), stateRoot, (m) => process.stderr.write(`${m}\n`));
+  const srt = setupSrt(path.join(repo, 'bench'), path.dirname(project), project, (m) =>
+    process.stderr.write(`${m}\n`),
+  );
   const env = { ...process.env, NANOCELL_STATE_ROOT: stateRoot };
   const args = [
     process.execPath,
@@ -116,15 +128,32 @@ async function servedVsInProcess(project: string, stateRoot: string) {
   ];
   const served: number[] = [];
   const here: number[] = [];
+  const srtRuns: number[] = [];
   try {
     for (let i = 0; i < Math.ceil(N / 2); i++) {
+      await pools.whenFull();
       served.push(await timeAsync(args, env));
       here.push(await timeAsync(args, { ...env, NANOCELL_NO_SERVER: '1' }));
+      if (!srt.unavailable) {
+        const t0 = process.hrtime.bigint();
+        await srt.run();
+        srtRuns.push(ms(t0));
+      }
     }
   } finally {
     await server.close();
+    await pools.close();
   }
-  return ratio('nanocell run served vs in-process', served, here);
+  const figures = [ratio('nanocell run served (warm pool) vs in-process', served, here)];
+  if (srt.unavailable) {
+    process.stderr.write(`srt unavailable: ${srt.unavailable}\n`);
+  } else {
+    figures.push(
+      ratio('nanocell run served (warm pool) vs srt CLI (target ≤ 0.25)', served, srtRuns),
+      ratio('nanocell run in-process vs srt CLI (target ≤ 0.5)', here, srtRuns),
+    );
+  }
+  return figures;
 }
 
 async function remoteVsDirect(project: string, stateRoot: string) {
@@ -175,7 +204,7 @@ try {
   const figures = [
     await cliStartup(),
     await mcpVsDirect(project, stateRoot),
-    await servedVsInProcess(project, stateRoot),
+    ...(await servedVsInProcess(project, stateRoot)),
     await remoteVsDirect(project, stateRoot),
   ];
   process.stdout.write(

@@ -184,7 +184,12 @@ function setupBwrap(): Peer {
   return { name: 'bubblewrap', version, run: () => runQuiet('bwrap', args) };
 }
 
-function setupSrt(benchDir: string, base: string, project: string, log: (s: string) => void): Peer {
+export function setupSrt(
+  benchDir: string,
+  base: string,
+  project: string,
+  log: (s: string) => void,
+): Peer {
   const prefix = path.join(benchDir, '.peers');
   const bin = path.join(prefix, 'node_modules', '.bin', 'srt');
   try {

@@ -139,6 +139,9 @@ function undo(j: Journal, o: JournalOp): void {
       if (o.old === undefined) return;
       const st = exists(dest);
       if (!st || st.isSymbolicLink() || st.isDirectory() !== o.dir) return;
+      // Not applied (the step itself failed, say on a read-only mount): nothing to undo, and a
+      // chmod there would fail the same way and leave the rollback unfinished.
+      if ((st.mode & 0o7777) === o.old) return;
       const fd = openSync(dest, O_RDONLY | O_NOFOLLOW | (o.dir ? O_DIRECTORY : 0));
       try {
         fchmodSync(fd, o.old);

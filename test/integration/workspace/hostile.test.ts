@@ -204,4 +204,21 @@ describe('hostile change sets', () => {
     await bindReadOnly(`${sb.project}/sub`);
     expectRefused(/apply failed at sub\/b.txt .*restored/);
   });
+
+  // Found by applyProperty (seed -302646962): the journal dir was left in the project.
+  it('rolls back a mode change on a read-only dir and leaves no journal behind', async () => {
+    mkdirSync(`${upper}/sub`);
+    chmodSync(`${upper}/sub`, 0o700);
+    await collect();
+    await bindReadOnly(`${sb.project}/sub`);
+    let err: unknown;
+    try {
+      applyChangeSet(out(), sb.project, { skipRefused: true });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(NanocellError);
+    expect((err as Error).message).toMatch(/apply failed at sub .*; the project was restored/);
+    expect(snapshot(sb.project)).toEqual(before);
+  });
 });
