@@ -76,8 +76,8 @@ async function claimFigure(pool: CellPool, runc: () => Promise<void>) {
     claim: { p50Ms: round(a.p50), p99Ms: round(percentile(claim, 0.99)), minMs: round(a.min) },
     coldCreate: { p50Ms: round(c.p50), p99Ms: round(percentile(cold, 0.99)) },
     rawRunc: { p50Ms: round(r.p50), p99Ms: round(percentile(raw, 0.99)) },
-    claimOverColdP50: round(a.p50 / c.p50),
-    claimOverRawRuncP50: round(a.p50 / r.p50),
+    claimOverColdP50: round(a.p50 / c.p50, 3),
+    claimOverRawRuncP50: round(a.p50 / r.p50, 3),
     targets: 'claim p50 ≤ 5 ms, p99 ≤ 20 ms',
   };
 }

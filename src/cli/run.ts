@@ -33,6 +33,7 @@ export interface RunOpts extends RunFlags {
   apply?: boolean;
   discard?: boolean;
   quiet?: boolean;
+  verbose?: boolean;
   rawOutput?: boolean;
   tty?: boolean;
   interactive?: boolean;
@@ -108,6 +109,7 @@ export function runOptions(cmd: Command): Command {
     )
     .option('--discard', 'discard the change set after the task')
     .option('--quiet', 'no live status line and no notes (the change-set id is still printed)')
+    .option('--verbose', 'say where the task runs: through `nanocell serve`, or in this process')
     .option(
       '--raw-output',
       "pass the task's terminal escape sequences (title, clipboard, cursor) through to a terminal",
@@ -181,6 +183,9 @@ export async function runCommand(
       abandonChanges: abandon.signal,
       changes: opts.apply ? 'apply' : opts.discard ? 'discard' : 'keep',
       onEvent: live ? (e) => live.onEvent(e) : undefined,
+      ...(opts.verbose
+        ? { say: (line: string) => process.stderr.write(`nanocell: ${line}\n`) }
+        : {}),
     });
   } catch (e) {
     const r = (e as { report?: TaskReport }).report;

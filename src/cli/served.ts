@@ -14,11 +14,20 @@ export function connectServer(socketPath: string): Promise<ServerConnection | un
 }
 
 export async function runTaskServedOrHere(
-  o: TaskOptions & { stateRoot: string },
+  o: TaskOptions & { stateRoot: string; say?: (line: string) => void },
 ): Promise<TaskReport> {
-  const c = await connectServer(stateLayout(o.stateRoot).serverSocket);
-  if (!c) return runTask(o);
+  const socket = stateLayout(o.stateRoot).serverSocket;
+  const c = await connectServer(socket);
+  if (!c) {
+    o.say?.(
+      process.env.NANOCELL_NO_SERVER
+        ? 'running in this process (NANOCELL_NO_SERVER is set)'
+        : `running in this process (no nanocell serve listens on ${socket})`,
+    );
+    return runTask(o);
+  }
   try {
+    o.say?.(`running through nanocell serve on ${socket}`);
     if (o.stack) {
       throw new NanocellError(
         'run --from is not carried to a nanocell serve server yet',

@@ -137,6 +137,7 @@ describe('nanocell serve', () => {
       [
         'run',
         '--quiet',
+        '--verbose',
         '--workspace',
         sb.project,
         '--',
@@ -152,6 +153,9 @@ describe('nanocell serve', () => {
     expect(r.stdout).toBe('from the project\nthrough stdin\n');
     expect(r.stderr).toContain('err\n');
     expect(r.status).toBe(3);
+    expect(r.stderr).toContain(
+      `nanocell: running through nanocell serve on ${server!.socketPath}\n`,
+    );
     expect(log.some((l) => l.includes('run for pid') && l.includes('"sh"'))).toBe(true);
     const id = /change set (\S+)/.exec(r.stderr)?.[1];
     expect(id).toBeTruthy();
@@ -164,10 +168,14 @@ describe('nanocell serve', () => {
     await server!.close();
     server = undefined;
     expect(fs.existsSync(path.join(sb.stateRoot, 'nanocell.sock'))).toBe(false);
-    const r = nanocell(['run', '--quiet', '--workspace', sb.project, '--', 'cat', 'a.txt'], {
-      stateRoot: sb.stateRoot,
-    });
+    const r = nanocell(
+      ['run', '--quiet', '--verbose', '--workspace', sb.project, '--', 'cat', 'a.txt'],
+      { stateRoot: sb.stateRoot },
+    );
     expect(r).toMatchObject({ status: 0, stdout: 'from the project\n' });
+    expect(r.stderr).toMatch(
+      /^nanocell: running in this process \(no nanocell serve listens on \S+nanocell\.sock\)$/m,
+    );
     expect(log.filter((l) => l.includes('run for pid'))).toEqual([]);
   });
 });
