@@ -11,9 +11,10 @@ import { K8S_DEGRADABLE_CONTROLS } from '../k8s/mapping.js';
 import { renderShape, type Rendered } from '../k8s/render.js';
 import { NanocellError } from '../util/errors.js';
 import type { CliContext } from './context.js';
+import type { K8sRunOpts } from './k8sOptions.js';
 import type { K8sDoctorOptions } from '../k8s/doctor.js';
 import { registerProxyCommand } from './proxyServe.js';
-import { policyFromFlags, type RunFlags } from './policyFromFlags.js';
+import { policyFromFlags } from './policyFromFlags.js';
 import { applyChangeSet } from '../workspace/apply.js';
 import { discardChangeSet } from '../workspace/discard.js';
 
@@ -127,47 +128,6 @@ function writeRendered(dir: string, r: Rendered): void {
 }
 
 // ---- run --backend k8s -------------------------------------------------------------------
-
-export interface K8sRunOpts extends RunFlags {
-  backend?: string;
-  policy?: string;
-  workspace?: string;
-  session?: string;
-  apply?: boolean;
-  discard?: boolean;
-  quiet?: boolean;
-  shape?: string;
-  namespace?: string;
-  kubeconfig?: string;
-  context?: string;
-  proxyControl?: string;
-}
-
-/** The options `run` takes for the Kubernetes backend (one call from src/cli/run.ts). */
-export function addK8sRunOptions(cmd: Command): Command {
-  return cmd
-    .addOption(
-      new Option('--backend <name>', 'where the cell runs')
-        .choices(['local', 'k8s'])
-        .default('local'),
-    )
-    .option('--shape <name>', 'k8s: the warm pool to claim from', 'default')
-    .addOption(
-      new Option('--namespace <ns>', 'k8s: namespace of the shape')
-        .env('NANOCELL_K8S_NAMESPACE')
-        .default('nanocell'),
-    )
-    .option(
-      '--kubeconfig <file>',
-      'k8s: kubeconfig (default: KUBECONFIG, ~/.kube/config, in-cluster)',
-    )
-    .option('--context <name>', 'k8s: kubeconfig context')
-    .addOption(
-      new Option('--proxy-control <url>', 'k8s: the proxy tier control endpoint').env(
-        'NANOCELL_PROXY_CONTROL',
-      ),
-    );
-}
 
 export async function runOnK8s(
   command: string[],

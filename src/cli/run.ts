@@ -7,8 +7,6 @@ import type { PolicyFile } from '../policy/schema.js';
 import { degradableControls } from '../policy/schema.js';
 import type { TaskReport } from '../task/task.js';
 import { runTaskServedOrHere } from './served.js';
-import { resolveStack } from '../cell/session.js';
-import { CHECKPOINT_ID, checkpointStack } from '../cell/checkpoint.js';
 import { ensureStateRoot } from '../cell/state.js';
 import { NanocellError } from '../util/errors.js';
 import { escapeText } from '../util/display.js';
@@ -17,7 +15,7 @@ import { policyFromFlags, type RunFlags } from './policyFromFlags.js';
 import { LiveStatus } from './liveStatus.js';
 import { TaskOutput } from './output.js';
 import { runtimeOption } from './runtimeOption.js';
-import { addK8sRunOptions, runOnK8s, type K8sRunOpts } from './k8s.js';
+import { addK8sRunOptions, type K8sRunOpts } from './k8sOptions.js';
 import { K8S_DEGRADABLE_CONTROLS } from '../k8s/mapping.js';
 import { UserTerminal } from './terminal.js';
 
@@ -49,7 +47,10 @@ export function registerRunCommand(program: Command, ctx: CliContext): void {
       .argument('<command...>', 'the command and its arguments')
       .passThroughOptions(),
   ).action(async (command: string[], opts: RunOpts & K8sRunOpts) => {
-    if (opts.backend === 'k8s') return void (process.exitCode = await runOnK8s(command, opts, ctx));
+    if (opts.backend === 'k8s') {
+      const { runOnK8s } = await import('./k8s.js');
+      return void (process.exitCode = await runOnK8s(command, opts, ctx));
+    }
     process.exitCode = await runCommand(command, opts, ctx);
   });
 }
@@ -210,6 +211,9 @@ export async function runCommand(
 
 /** The layers `--from` names: a checkpoint, or a task of the session (`last` or an id). */
 async function startingStack(ctx: CliContext, opts: RunOpts, workspace: string) {
+  // Loaded only for --from: the session and checkpoint code pulls in the workspace library.
+  const { CHECKPOINT_ID, checkpointStack } = await import('../cell/checkpoint.js');
+  const { resolveStack } = await import('../cell/session.js');
   const layout = ensureStateRoot(ctx.stateRoot());
   const project = fs.existsSync(workspace) ? fs.realpathSync(workspace) : workspace;
   if (CHECKPOINT_ID.test(opts.from!)) return checkpointStack(layout, opts.from!, project);

@@ -5,7 +5,7 @@ import type { AuditEventInput } from '../audit/events.js';
 import { NanocellError } from '../util/errors.js';
 import { stateLayout } from '../cell/state.js';
 import { ServerConnection } from '../cell/remote/client.js';
-import { runTask, type TaskOptions, type TaskReport } from '../task/task.js';
+import type { TaskOptions, TaskReport } from '../task/task.js';
 
 /** A connection to the server, or undefined when none is listening (or NANOCELL_NO_SERVER). */
 export function connectServer(socketPath: string): Promise<ServerConnection | undefined> {
@@ -24,6 +24,8 @@ export async function runTaskServedOrHere(
         ? 'running in this process (NANOCELL_NO_SERVER is set)'
         : `running in this process (no nanocell serve listens on ${socket})`,
     );
+    // Loaded only here: the task library is most of the CLI, and a served run needs none of it.
+    const { runTask } = await import('../task/task.js');
     return runTask(o);
   }
   try {

@@ -14,7 +14,8 @@ import {
 import { policySchema, type PolicyFile } from './schema.js';
 import { checkSecretNames, secretEntry, type SecretEntry } from './secrets.js';
 import { withPreset } from './presets.js';
-import { validateSyscallNames } from '../seccomp/index.js';
+// The tables alone: validating names must not load the profile compiler.
+import { validateSyscallNames } from '../seccomp/syscalls.js';
 
 const MAX_POLICY_BYTES = 1024 * 1024;
 

@@ -3,8 +3,8 @@ export { compileSeccompBpf } from './bpf.js';
 export {
   buildSeccompProfile,
   hostSeccompArch,
-  validateSyscallNames,
   type SeccompArch,
   type SeccompOptions,
   type SeccompPlan,
 } from './profile.js';
+export { validateSyscallNames } from './syscalls.js';

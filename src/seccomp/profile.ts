@@ -25,7 +25,7 @@ import {
   RUNC_NO_NOTIFY,
   type DenyErrno,
 } from './policy-data.js';
-import { isKnownSyscall, syscallNumber, type SeccompArch } from './syscalls.js';
+import { syscallNumber, validateSyscallNames, type SeccompArch } from './syscalls.js';
 
 export { hostSeccompArch, type SeccompArch } from './syscalls.js';
 
@@ -132,23 +132,6 @@ function argumentFilters(): Record<string, { allow: OciSeccompArg[][]; deny: Oci
       deny: [low32In(1, [TIOCSTI, TIOCLINUX])],
     },
   };
-}
-
-/** Throws a PolicyError naming the first entry of `names` that is not a known syscall. */
-export function validateSyscallNames(names: string[], field: string): void {
-  names.forEach((name, i) => {
-    if (typeof name !== 'string' || !isKnownSyscall(name)) {
-      throw new PolicyError(
-        `${field}[${i}]: unknown syscall ${JSON.stringify(name)}`,
-        `use a Linux syscall name as in the x86_64 or aarch64 syscall table (for example "${suggest(name)}")`,
-      );
-    }
-  });
-}
-
-function suggest(name: unknown): string {
-  const n = String(name).toLowerCase().replace(/^sys_/, '').trim();
-  return isKnownSyscall(n) ? n : 'openat';
 }
 
 /** The default decision for each syscall of `arch`, before the policy's additions. */

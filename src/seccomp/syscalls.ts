@@ -1,5 +1,5 @@
 // Typed view over the generated number tables (names and numbers per ABI).
-import { NanocellError } from '../util/errors.js';
+import { NanocellError, PolicyError } from '../util/errors.js';
 import { SYSCALL_NUMBERS } from './syscall-numbers.generated.js';
 
 /** Architectures nanocell builds a profile for. */
@@ -24,10 +24,30 @@ export function syscallNumber(abi: SyscallAbi, name: string): number | undefined
 }
 
 /** True if `name` is a syscall of a profile architecture (x86_64 or aarch64). */
-export function isKnownSyscall(name: string): boolean {
+function isKnownSyscall(name: string): boolean {
   return (
     syscallNumber('x86_64', name) !== undefined || syscallNumber('aarch64', name) !== undefined
   );
+}
+
+/**
+ * Throws a PolicyError naming the first entry of `names` that is not a known syscall. Here, with
+ * the tables alone, because policy validation needs it and the profile compiler is larger.
+ */
+export function validateSyscallNames(names: string[], field: string): void {
+  names.forEach((name, i) => {
+    if (typeof name !== 'string' || !isKnownSyscall(name)) {
+      throw new PolicyError(
+        `${field}[${i}]: unknown syscall ${JSON.stringify(name)}`,
+        `use a Linux syscall name as in the x86_64 or aarch64 syscall table (for example "${suggest(name)}")`,
+      );
+    }
+  });
+}
+
+function suggest(name: unknown): string {
+  const n = String(name).toLowerCase().replace(/^sys_/, '').trim();
+  return isKnownSyscall(n) ? n : 'openat';
 }
 
 /** The architecture of this host, as a profile architecture. */
