@@ -1,37 +1,33 @@
-// A cell's life, as a thin facade over its steps: resolve (src/plan/resolve.ts), acquire
-// (acquire.ts), launch (launch.ts), exec (exec.ts), then destroy: stop, collect (collect.ts)
-// and release (cleanup.ts). Every acquire step registers how to release it, so any failure,
-// timeout or signal unwinds exactly what was done.
-import path from 'node:path';
+// A cell's life, as a thin facade over its steps: start (start.ts: resolve, acquire, launch),
+// exec (commands.ts, exec.ts), then destroy (teardown.ts: stop, collect, release). Every
+// acquire step registers how to release it, so any failure, timeout or signal unwinds exactly
+// what was done. The Cell holds what the steps made and the cell's state; they hold the order.
 import type { CellEvent } from '../audit/cellEvents.js';
 import { CgroupReader, withCellFrozen } from '../host/cgroups.js';
 import type { HostFacts } from '../host/facts.js';
-import { probeHost } from '../host/probe.js';
-import type { AppliedLimits, CellPlan, Degradation } from '../plan/plan.js';
-import { resolveCell, type ResolvedCell } from '../plan/resolve.js';
-import { checkPoolPlan } from '../plan/poolKey.js';
-import { resolveProjectDir } from '../plan/projectDir.js';
-import { attachClaim, checkClaim } from './claim.js';
+import type { AppliedLimits, Degradation } from '../plan/plan.js';
+import type { ResolvedCell } from '../plan/resolve.js';
+import { attachClaim, checkClaim, claimParts } from './claim.js';
 import type { CellPool } from './pool.js';
-import { assertRuntimeWorksHere, resolveRuntime, type RuntimeInfo } from '../runtime/runtime.js';
+import type { RuntimeInfo } from '../runtime/runtime.js';
 import { NanocellError } from '../util/errors.js';
 import { CELL_GID, CELL_UID } from '../plan/layout.js';
 import { CellFiles } from './files.js';
-import { hostHomeDirs } from '../workspace/homeSecrets.js';
 import type { EgressDecision } from '../net/grants.js';
-import { acquireCell, type Acquired } from './acquire.js';
+import type { Acquired } from './acquire.js';
 import { checkpointLiveCell } from './checkpoint.js';
 import { Cleanups, trace } from './cleanup.js';
-import { collectChanges, collectResources } from './collect.js';
-import { DenialNotes } from './denialNotes.js';
-import { collectRun, startExec, writeCellStatus } from './exec.js';
-import { CellProcess } from './launch.js';
-import { defaultStateRoot } from './state.js';
-import { newCellId, openCellRecord, TaskRecord } from './record.js';
+import { CellCommands } from './commands.js';
+import { EventRoute } from './eventRoute.js';
+import { collectRun } from './exec.js';
+import type { CellProcess } from './launch.js';
+import { newCellId, openCellRecord, type TaskRecord } from './record.js';
+import { acquireAndLaunch, resolveStart } from './start.js';
+import { teardownCell } from './teardown.js';
 import { CellVerbs } from './cellVerbs.js';
 import { RemoteCell, type ServerLocation } from './remote/remoteCell.js';
 import { newTaskId } from '../audit/taskId.js';
-import { AttachHelper } from './attachHelper.js';
+import type { AttachHelper } from './attachHelper.js';
 import type {
   CellBackend,
   CellExec,
@@ -61,22 +57,22 @@ export class Cell extends CellVerbs {
   private sampler?: NodeJS.Timeout;
   private endReason: EndReason | null = null;
   private destroyed?: Promise<CellSummary>;
-  readonly current = new Map<number, string[]>();
-  /** Commands running now, for `stop` to signal. */
-  private readonly running = new Set<CellExec>();
-  private readonly notes: DenialNotes;
-
-  /** The cell's own audit record, unless its caller keeps one (CellOptions.record). */
-  private rec?: TaskRecord;
-
-  /** A warm pool's cell before its claim: events wait for the task's record (bindClaim). */
-  private warmEvents?: CellEvent[];
+  /** Audit record, denial notes, onEvent; a warm cell's are held until its claim. */
+  private readonly events: EventRoute;
+  protected readonly emitEvent: (e: CellEvent) => void;
+  private readonly commands = new CellCommands(() => ({
+    dir: this.got!.dirs.dir,
+    taskId: this.taskId,
+    session: this.session,
+    startedAt: this.startedAt,
+  }));
   private attacher?: AttachHelper;
   private resolved?: ResolvedCell;
 
   private constructor(private opts: CellOptions) {
     super(opts.labels);
-    this.notes = new DenialNotes(opts.denialNotes ?? opts.policy.denialNotes ?? true);
+    this.events = new EventRoute(opts.denialNotes ?? opts.policy.denialNotes ?? true, opts.onEvent);
+    this.emitEvent = this.events.emit;
     this.id = newCellId();
     this.taskId = opts.taskId ?? newTaskId();
     this.session = opts.session ?? 'default';
@@ -88,16 +84,21 @@ export class Cell extends CellVerbs {
   static async create<T>(opts: CellOptions & { backend: CellBackend<T> }): Promise<T>;
   static async create<T>(opts: CellOptions & { backend?: CellBackend<T> }): Promise<Cell | T> {
     if (opts.backend) return opts.backend.create(opts);
-    const cell = new Cell(opts);
+    return new Cell(opts).started(false);
+  }
+
+  /** Starts the cell; a start that fails unwinds what it did, and its record says why. */
+  private async started(warm: boolean): Promise<Cell> {
     try {
-      await cell.start();
+      await this.start(warm);
     } catch (e) {
-      cell.endReason = 'error';
-      await cell.unwind().catch(() => undefined);
-      cell.rec?.finish({ exitCode: null, endReason: 'error', error: e as Error, changes: 'keep' });
+      this.endReason = 'error';
+      await this.unwind().catch(() => undefined);
+      // A warm cell has no record yet: this is a no-op for it.
+      this.events.failed(e as Error);
       throw e;
     }
-    return cell;
+    return this;
   }
 
   /**
@@ -113,23 +114,8 @@ export class Cell extends CellVerbs {
     return RemoteCell.connect(id, o);
   }
 
-  protected readonly emitEvent = (e: CellEvent): void => {
-    if (this.warmEvents) return void this.warmEvents.push(e);
-    this.notes.observe(e);
-    try {
-      this.rec?.cellEvent(e);
-      this.opts.onEvent?.(e);
-    } catch {
-      // An audit sink failure must not take the cell down; the sink reports its own errors.
-    }
-  };
-
   protected netOf() {
     return this.got && { net: this.got.net, policy: this.opts.policy };
-  }
-
-  private get plan(): CellPlan {
-    return this.got!.plan;
   }
 
   /**
@@ -173,74 +159,41 @@ export class Cell extends CellVerbs {
   }
 
   get limits(): AppliedLimits {
-    return this.plan.limits;
+    return this.got!.plan.limits;
   }
 
   get degradations(): Degradation[] {
-    return this.plan.degradations;
+    return this.got!.plan.degradations;
   }
 
   // The order is the point: resolve refuses a bad policy or host before anything exists;
-  // each acquire step registers its release before the next one runs.
+  // each acquire step registers its release before the next one runs (start.ts).
   private async start(warm = false): Promise<void> {
-    const { opts } = this;
-    this.host = probeHost();
-    this.runtime = resolveRuntime(opts.policy.runtime.name, opts.policy.runtime.path);
-    assertRuntimeWorksHere(this.runtime);
-    const resolved = resolveCell({
-      policy: opts.policy,
-      host: this.host,
-      workspace: opts.workspace,
-      extraAllowNet: opts.extraAllowNet,
-      benchOff: opts.benchOff,
-      stateRoot: path.resolve(opts.stateRoot ?? defaultStateRoot()),
-      homes: hostHomeDirs(),
-    });
-    if (warm) {
-      const { project, execAllow } = resolved;
-      checkPoolPlan({ project, execAllow, rootless: this.host.rootless });
-    }
-    this.resolved = resolved;
+    const r = resolveStart(this.opts, warm);
+    ({ host: this.host, runtime: this.runtime, resolved: this.resolved } = r);
     // Only now: a cell refused by resolve leaves nothing behind, not even a task row.
-    if (opts.record !== false && !warm)
-      this.rec = openCellRecord(this, opts, (message) => this.emit('log', message));
-    const got = await acquireCell({
+    if (this.opts.record !== false && !warm) this.events.record(this.newRecord());
+    const s = await acquireAndLaunch({
+      ...r,
       id: this.id,
       taskId: this.taskId,
-      stateRoot: opts.stateRoot,
-      host: this.host,
-      runtime: this.runtime,
-      resolved,
-      cleanups: this.cleanups,
-      emit: this.emitEvent,
       session: this.session,
-      ...(opts.stack ? { stack: opts.stack } : {}),
+      opts: this.opts,
       warm,
-    });
-    this.got = got;
-    const t = performance.now();
-    this.proc = await CellProcess.launch({
-      ...got,
-      id: this.id,
-      runtime: this.runtime,
-      withListener: resolved.seccomp !== undefined,
-      notifyFromInit: resolved.seccomp?.bpf !== undefined,
-      // The runtime hands the monitor a listener (runc, crun; not runsc): it limits namespaces.
-      namespaceLimits: resolved.seccomp?.monitor === true,
-      proxyOnCellLoopback: got.net.enabled && resolved.proxyOnCellLoopback,
-      captureNft: resolved.captureNft,
-      startCheck: resolved.benchOff.startCheck !== true,
-      ...(opts.testFaults?.closeProxyListener ? { closeProxyListener: true } : {}),
       cleanups: this.cleanups,
       emit: this.emitEvent,
       onLog: (line) => this.emit('log', line),
     });
-    trace('launch', t);
-    this.proc.client!.closed.then(() => (this.endReason ??= 'killed')).catch(() => undefined);
+    ({ got: this.got, proc: this.proc, attacher: this.attacher } = s);
+    this.proc!.client!.closed.then(() => (this.endReason ??= 'killed')).catch(() => undefined);
     this.cgroup = new CgroupReader(this.host.cgroup, this.id);
     this.sampler = setInterval(() => this.cgroup?.sample(), 250);
     this.sampler.unref();
     if (!warm) this.begin();
+  }
+
+  private newRecord(): TaskRecord {
+    return openCellRecord(this, this.opts, (message) => this.emit('log', message));
   }
 
   /** The task's clock starts: its timeout, and its first event. */
@@ -264,18 +217,8 @@ export class Cell extends CellVerbs {
   /** A started cell without a workspace or a task, for a warm pool (pool.ts). @internal */
   static async warm(opts: CellOptions): Promise<Cell> {
     const cell = new Cell(opts);
-    cell.warmEvents = [];
-    try {
-      await cell.start(true);
-      const attacher = AttachHelper.start(cell.proc!.initPid!);
-      cell.attacher = attacher;
-      cell.cleanups.push('attach helper', () => attacher.close());
-    } catch (e) {
-      cell.endReason = 'error';
-      await cell.unwind().catch(() => undefined);
-      throw e;
-    }
-    return cell;
+    cell.events.hold();
+    return cell.started(true);
   }
 
   /**
@@ -283,20 +226,11 @@ export class Cell extends CellVerbs {
    * the events of its start are replayed into the task's record. Once only. @internal
    */
   async bindClaim(c: ClaimRequest, pool: { name: string; policy: CellOptions['policy'] }) {
-    if (!this.warmEvents || !this.got || !this.attacher || this.endReason)
+    if (!this.events.holding || !this.got || !this.attacher || this.endReason)
       throw new NanocellError('this cell cannot be claimed', 'claim from a pool', 'STATE');
-    const policy = c.policy ?? pool.policy;
-    const taskId = c.taskId ?? newTaskId();
     const claim = {
+      ...claimParts(c, pool, this.resolved!),
       cellId: this.id,
-      taskId,
-      session: c.session ?? 'default',
-      pool: { ...pool, resolved: this.resolved! },
-      policy,
-      workspace:
-        c.workspace === undefined ? this.resolved!.project : resolveProjectDir(c.workspace),
-      ...(c.extraAllowNet ? { extraAllowNet: c.extraAllowNet } : {}),
-      ...(c.stack ? { stack: c.stack } : {}),
       attacher: this.attacher,
       got: this.got,
       host: this.host,
@@ -309,14 +243,12 @@ export class Cell extends CellVerbs {
     // A refused claim leaves the cell warm, untouched, for the next one.
     const t = performance.now();
     const rules = checkClaim(claim);
-    const held = this.warmEvents;
-    this.opts = { ...this.opts, ...c, policy, workspace: this.workspace };
-    this.taskId = taskId;
+    this.opts = { ...this.opts, ...c, policy: claim.policy, workspace: this.workspace };
+    this.taskId = claim.taskId;
     this.session = claim.session;
-    this.warmEvents = undefined;
-    if (this.opts.record !== false)
-      this.rec = openCellRecord(this, this.opts, (message) => this.emit('log', message));
-    for (const e of held) this.emitEvent(e);
+    this.events.release(this.opts.onEvent, () =>
+      this.opts.record !== false ? this.newRecord() : undefined,
+    );
     trace('claim: record', t);
     this.got.ws = await attachClaim(claim, rules);
     this.begin();
@@ -331,50 +263,31 @@ export class Cell extends CellVerbs {
   /** Starts a command in the cell. Output past the policy's cap is dropped with a note. */
   exec(argv: string[], opts: ExecOptions = {}): CellExec {
     this.live();
-    if (this.warmEvents) {
+    if (this.events.holding) {
       throw new NanocellError(
         'this cell is warm: it has no task yet',
         'claim it from its pool first',
         'STATE',
       );
     }
-    const client = this.proc!.client!;
     const got = this.got!;
-    const x = startExec(
-      {
-        client,
-        policy: this.opts.policy,
-        net: got.net,
-        toolchainEnv: got.toolchainEnv,
-        cwd: got.ws.cellPath,
-        emit: this.emitEvent,
-        notes: this.notes,
-        endReason: () => this.endReason,
-        oomKills: () => this.cgroup?.totals().oomKills ?? 0,
-        started: (id, cmd) => {
-          this.current.set(id, cmd);
-          this.writeStatus();
-        },
-        ended: (id) => {
-          this.current.delete(id);
-          this.writeStatus();
-        },
-      },
-      argv,
-      opts,
-    );
-    this.running.add(x);
-    void x.result.finally(() => this.running.delete(x));
-    return x;
+    const ctx = {
+      client: this.proc!.client!,
+      policy: this.opts.policy,
+      net: got.net,
+      toolchainEnv: got.toolchainEnv,
+      cwd: got.ws.cellPath,
+      emit: this.emitEvent,
+      notes: this.events.notes,
+      endReason: () => this.endReason,
+      oomKills: () => this.cgroup?.totals().oomKills ?? 0,
+    };
+    return this.commands.start(ctx, argv, opts);
   }
 
-  private writeStatus(): void {
-    writeCellStatus(this.got!.dirs.dir, {
-      taskId: this.taskId,
-      session: this.session,
-      startedAt: this.startedAt,
-      commands: [...this.current.values()],
-    });
+  /** The commands running now (argv by id), as the cell's status file lists them. */
+  get current(): Map<number, string[]> {
+    return this.commands.current;
   }
 
   /**
@@ -418,9 +331,7 @@ export class Cell extends CellVerbs {
   async stop(graceMs: number): Promise<void> {
     if (this.endReason) return;
     this.endReason = 'stopped';
-    for (const x of this.running) x.kill(15);
-    const exited = Promise.allSettled([...this.running].map((x) => x.result));
-    await Promise.race([exited, new Promise((r) => setTimeout(r, graceMs).unref())]);
+    await this.commands.terminate(graceMs);
     this.proc?.killInit();
   }
 
@@ -436,22 +347,7 @@ export class Cell extends CellVerbs {
    * Aborting `o.abandonChanges` stops a change-set collection in progress; nothing of it is kept.
    */
   destroy(o: { abandonChanges?: AbortSignal } = {}): Promise<CellSummary> {
-    this.destroyed ??= this.doDestroy(o.abandonChanges).then(
-      (summary) => {
-        this.rec?.finish({
-          exitCode: null,
-          endReason: summary.endReason!,
-          summary,
-          changes: 'keep',
-        });
-        return summary;
-      },
-      (e: Error) => {
-        this.rec?.finish({ exitCode: null, endReason: 'error', error: e, changes: 'keep' });
-        throw e;
-      },
-    );
-    return this.destroyed;
+    return (this.destroyed ??= this.events.endsWith(this.doDestroy(o.abandonChanges)));
   }
 
   private async doDestroy(abandon: AbortSignal | undefined): Promise<CellSummary> {
@@ -459,37 +355,19 @@ export class Cell extends CellVerbs {
     this.endReason ??= 'exited';
     clearTimeout(this.timer);
     clearInterval(this.sampler);
-    const got = this.got!;
-    let t = performance.now();
-    await this.proc?.stop();
-    trace('stop', t);
-    const resources = collectResources(this.cgroup, got.plan.limits.pids, this.emitEvent);
-    t = performance.now();
-    const changeSet = await collectChanges(got.ws, {
-      layout: got.layout,
+    return teardownCell({
+      cellId: this.id,
       taskId: this.taskId,
       startedAt: this.startedAt,
+      endReason: this.endReason,
+      got: this.got!,
+      proc: this.proc,
+      cgroup: this.cgroup,
+      runtime: this.runtime,
       emit: this.emitEvent,
       abandon,
+      unwind: () => this.unwind(),
     });
-    trace('collect', t);
-    t = performance.now();
-    await this.unwind();
-    trace('unwind', t);
-    const endedAt = Date.now();
-    return {
-      taskId: this.taskId,
-      cellId: this.id,
-      startedAt: this.startedAt,
-      endedAt,
-      durationMs: endedAt - this.startedAt,
-      endReason: this.endReason,
-      resources,
-      limits: got.plan.limits,
-      degradations: got.plan.degradations,
-      runtime: { name: this.runtime.name, version: this.runtime.version },
-      ...(changeSet !== undefined ? { changeSet } : {}),
-    };
   }
 
   private async unwind(): Promise<void> {

@@ -1,5 +1,6 @@
 // A warm cell's claim: what differs per task is attached to a cell that is already running
 // (pool.ts). In order, and why there:
+//  0. the task's options, with the pool's defaults for what the claim leaves out;
 //  1. checks, before anything acts: the claim's policy shares the pool's fixed parts
 //     (src/plan/poolKey.ts), its project is the pool's, and egress it wants has a proxy;
 //  2. the workspace view, assembled on the host as a cold cell's is (scope, session layers,
@@ -14,12 +15,14 @@ import { compileNetRules } from '../net/rules.js';
 import type { ResolvedCell } from '../plan/resolve.js';
 import type { Policy } from '../policy/defaults.js';
 import { checkClaimPolicy } from '../plan/poolKey.js';
+import { resolveProjectDir } from '../plan/projectDir.js';
+import { newTaskId } from '../audit/taskId.js';
 import { NanocellError, PolicyError } from '../util/errors.js';
 import { acquireWorkspace, type Acquired } from './acquire.js';
 import type { AttachHelper } from './attachHelper.js';
 import { trace, type Cleanups } from './cleanup.js';
 import type { RuntimeInfo } from '../runtime/runtime.js';
-import type { CellEvent } from './types.js';
+import type { CellEvent, ClaimRequest } from './types.js';
 import type { WorkspaceStack } from './stackMount.js';
 import type { CellWorkspace } from './workspaceMount.js';
 
@@ -42,6 +45,26 @@ export interface ClaimInput {
   emit: (e: CellEvent) => void;
   /** Asks init to apply Landlock (InitClient.applyLandlock). */
   landlock: () => Promise<void>;
+}
+
+/** Step 0: what the task brings, the pool's defaults filled in; the rest is the warm cell's. */
+export function claimParts(
+  c: ClaimRequest,
+  pool: { name: string; policy: Policy },
+  resolved: ResolvedCell,
+): Pick<
+  ClaimInput,
+  'taskId' | 'session' | 'pool' | 'policy' | 'workspace' | 'extraAllowNet' | 'stack'
+> {
+  return {
+    taskId: c.taskId ?? newTaskId(),
+    session: c.session ?? 'default',
+    pool: { ...pool, resolved },
+    policy: c.policy ?? pool.policy,
+    workspace: c.workspace === undefined ? resolved.project : resolveProjectDir(c.workspace),
+    ...(c.extraAllowNet ? { extraAllowNet: c.extraAllowNet } : {}),
+    ...(c.stack ? { stack: c.stack } : {}),
+  };
 }
 
 /** Step 1: what makes a claim impossible, refused before anything is mounted. */

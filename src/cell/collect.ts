@@ -1,6 +1,6 @@
 // Collecting a stopped cell: its cgroup's totals (and a pids limit it reached), and the change
 // set of its workspace, written under StateLayout.changeSet(taskId). The release of what was
-// acquired is cleanup.ts; the summary is assembled by the Cell.
+// acquired is cleanup.ts; the order of a cell's end, and its summary, are teardown.ts's.
 import type { CellEvent } from '../audit/cellEvents.js';
 import type { CgroupReader, CgroupTotals } from '../host/cgroups.js';
 import type { StateLayout } from './state.js';

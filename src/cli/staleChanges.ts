@@ -1,3 +1,6 @@
+// `nanocell gc`'s history half: change sets, reports and fate records past their age. Apart
+// from gc.ts because what it keeps (a pending change set unless asked, the record of a partly
+// applied one) is a rule about the change-set files, not about stale cells.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { StateLayout } from '../cell/state.js';

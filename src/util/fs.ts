@@ -1,3 +1,5 @@
+// Small filesystem helpers with no nanocell knowledge, for the few cases node:fs gets wrong
+// for us (a dangling symlink counts as present; trees an overlay left unreadable).
 import fs from 'node:fs';
 
 /** True if something, even a dangling symlink, is at `p`. */

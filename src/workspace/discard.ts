@@ -1,3 +1,6 @@
+// Discarding a change set at the user's word (CLI, dashboard): its fate record (changeFate.ts)
+// says it was discarded and keeps what a partial apply wrote, and nothing that does not look
+// like a change set directory is removed.
 import { lstatSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { NanocellError } from '../util/errors.js';

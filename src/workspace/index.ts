@@ -1,3 +1,5 @@
+// The workspace layer's surface: what src/cell and the CLI use of the overlay, the scope,
+// change sets and their apply. One list, so the layer's boundary is visible in one place.
 export { planScope, scopeMounts, allHidden, type ScopePlan } from './scope.js';
 export { listForeignOwned, foreignOwnersInScope, type ForeignOwners } from './owners.js';
 export {
