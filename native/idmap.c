@@ -1,5 +1,6 @@
 /*
- * nanocell-idmap [--rw] --uid FROM:TO --gid FROM:TO SRC DST
+ * nanocell-idmap [--rw] --uid FROM:TO --gid FROM:TO SRC DST [--overlay DATA TARGET]
+ * nanocell-idmap --umount TARGET...
  *
  * Bind-mounts directory SRC at the existing directory DST, read-only, nosuid, nodev, with an
  * idmap under which SRC's on-disk owner FROM appears as TO. The cell uses it as the lower layer
@@ -9,6 +10,12 @@
  *
  * The idmap needs a user namespace holding the mapping; a short-lived child creates one and
  * waits while this process writes its maps and borrows its ns fd.
+ *
+ * --overlay then mounts an overlay at TARGET (nosuid, nodev) with DATA as its fs options
+ * (lowerdir=...,upperdir=...,workdir=...), normally over DST: the workspace's two mounts in one
+ * process, since on a loaded host each process a cell start spawns costs milliseconds.
+ * --umount unmounts every mount stacked at each TARGET in order, detaching one that is busy; a
+ * TARGET that is no mount point (or is gone) is left alone. The caller checks the mount table.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -170,11 +178,33 @@ static void idmap_mount(int src_fd, int dst_fd, int userns, int rw)
 		fail("move_mount", errno);
 }
 
+/* Every mount stacked at each target, topmost first; busy ones detached. */
+static int umount_all(int n, char **targets)
+{
+	for (int i = 0; i < n; i++) {
+		for (int k = 0; k < 16; k++) {
+			if (umount2(targets[i], UMOUNT_NOFOLLOW) == 0)
+				continue;
+			if (errno == EBUSY &&
+			    umount2(targets[i], MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
+				continue;
+			if (errno == EINVAL || errno == ENOENT)
+				break;
+			fprintf(stderr, "nanocell-idmap: umount %s: %s\n", targets[i],
+				strerror(errno));
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *uid = NULL, *gid = NULL;
 	int rw = 0;
 	int i = 1;
+	if (argc >= 2 && strcmp(argv[1], "--umount") == 0)
+		return umount_all(argc - 2, argv + 2);
 	if (i < argc && strcmp(argv[i], "--rw") == 0) {
 		rw = 1;
 		i++;
@@ -187,9 +217,17 @@ int main(int argc, char **argv)
 		else
 			break;
 	}
-	if (!uid || !gid || argc - i != 2) {
-		fprintf(stderr,
-			"usage: nanocell-idmap [--rw] --uid FROM:TO --gid FROM:TO SRC DST\n");
+	const char *overlay = NULL, *overlay_target = NULL;
+	if (argc - i == 5 && strcmp(argv[i + 2], "--overlay") == 0) {
+		overlay = argv[i + 3];
+		overlay_target = argv[i + 4];
+	} else if (argc - i != 2) {
+		uid = NULL;
+	}
+	if (!uid || !gid) {
+		fprintf(stderr, "usage: nanocell-idmap [--rw] --uid FROM:TO --gid FROM:TO SRC DST "
+				"[--overlay DATA TARGET]\n"
+				"       nanocell-idmap --umount TARGET...\n");
 		return 2;
 	}
 	const char *src = argv[i], *dst = argv[i + 1];
@@ -212,5 +250,9 @@ int main(int argc, char **argv)
 	close(hold_w);
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
+	child = -1;
+	if (overlay &&
+	    mount("nanocell-overlay", overlay_target, "overlay", MS_NOSUID | MS_NODEV, overlay) < 0)
+		fail("overlay mount", errno);
 	return 0;
 }

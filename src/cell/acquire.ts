@@ -67,15 +67,18 @@ export interface Acquired {
 
 export async function acquireCell(a: AcquireInput): Promise<Acquired> {
   let t = performance.now();
-  const { layout, dirs, lease } = await acquireDirs(a);
-  trace('gc', t);
+  const { layout, dirs, lease, gc } = await acquireDirs(a);
+  trace('dirs', t);
   t = performance.now();
-  const ws = await acquireWorkspace(a, layout, dirs, lease);
-  const caches = await acquireCaches(a, layout, dirs, lease);
-  trace('workspace', t);
-  t = performance.now();
-  const net = await acquireNetwork(a, dirs, lease);
-  trace('network', t);
+  // Independent of each other, so at once: the workspace's mounts, the caches' mounts, the
+  // proxy (and the cell's CA). Each registers its release when it is done; all settle before a
+  // failure is thrown, so nothing is acquired after the unwind ran.
+  const [ws, caches, net] = await settleAll([
+    acquireWorkspace(a, layout, dirs, lease),
+    acquireCaches(a, layout, dirs, lease),
+    acquireNetwork(a, dirs, lease),
+  ] as const);
+  trace('workspace, caches, network', t);
   t = performance.now();
   const r = a.resolved;
   const toolchainEnv = { ...r.toolchains.env, ...r.hostConfig.env, ...r.agent?.env };
@@ -85,7 +88,20 @@ export async function acquireCell(a: AcquireInput): Promise<Acquired> {
     ...carried,
   ]);
   trace('plan', t);
+  t = performance.now();
+  await gc;
+  trace('gc', t);
   return { layout, dirs, ws, net, plan, toolchainEnv, ...(lease ? { lease } : {}) };
+}
+
+/** Promise.all that waits for every promise to settle, then throws the first failure. */
+async function settleAll<T extends readonly unknown[]>(ps: {
+  readonly [K in keyof T]: Promise<T[K]>;
+}): Promise<T> {
+  const rs = await Promise.allSettled(ps);
+  const failed = rs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return rs.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
 /**
@@ -141,10 +157,17 @@ async function acquireCaches(
   return caches.mounts;
 }
 
-/** The state root, this cell's dir and owner file, and (root mode) its host uid range. */
+/**
+ * The state root, this cell's dir and owner file, and (root mode) its host uid range. The gc of
+ * what dead supervisors left runs meanwhile (`gc`, never failing): it leaves alone every cell
+ * whose owner lives, as it does for other supervisors' cells created while it runs.
+ */
 async function acquireDirs(a: AcquireInput) {
   const layout = ensureStateRoot(a.stateRoot ?? defaultStateRoot());
-  await gcStaleCells(layout, a.runtime).catch(() => undefined);
+  const gc = gcStaleCells(layout, a.runtime).then(
+    () => undefined,
+    () => undefined,
+  );
   const dirs = cellDirs(layout, a.id);
   fs.mkdirSync(dirs.dir, { mode: 0o711 });
   a.cleanups.push('cell dir', () => {
@@ -152,10 +175,10 @@ async function acquireDirs(a: AcquireInput) {
     removeTree(dirs.dir);
   });
   fs.writeFileSync(dirs.owner, JSON.stringify(currentOwner(a.taskId)));
-  if (a.host.rootless) return { layout, dirs, lease: undefined };
+  if (a.host.rootless) return { layout, dirs, lease: undefined, gc };
   const lease = leaseSlot(layout.slots, dirs.dir);
   a.cleanups.push('uid slot', () => releaseSlot(lease));
-  return { layout, dirs, lease };
+  return { layout, dirs, lease, gc };
 }
 
 /** The scoped copy-on-write view of the project. */

@@ -21,8 +21,10 @@ export class Cleanups {
     const failures: string[] = [];
     while (this.stack.length) {
       const c = this.stack.pop()!;
+      const t = performance.now();
       try {
         await c.run();
+        trace(`unwind ${c.what}`, t);
       } catch (e) {
         failures.push(`${c.what}: ${(e as Error).message}`);
       }

@@ -62,13 +62,21 @@ export class CellProcess {
   client: InitClient | undefined;
   initPid: number | undefined;
 
+  private runtimeDeleted?: Promise<void>;
+
   private constructor(
     private readonly monitor: ChildProcess,
     private readonly dirs: CellDirs,
     /** The monitor hands over the capture's sockets too (captureHandover.ts). */
     private readonly capture: boolean,
+    private readonly deleteRuntime: () => Promise<void>,
   ) {
     this.exited = new Promise((resolve) => monitor.once('close', () => resolve()));
+  }
+
+  /** The runtime's delete of the container (state, cgroups), run once; see stop. */
+  deleteRuntimeState(): Promise<void> {
+    return (this.runtimeDeleted ??= this.deleteRuntime());
   }
 
   static async launch(o: LaunchInput): Promise<CellProcess> {
@@ -90,8 +98,10 @@ export class CellProcess {
       capture: capture ? writeCaptureRules(o.dirs.dir, capture) : undefined,
       execGuardArgs: o.withListener ? execGuardArgs(o.plan, realpathOrSelf) : [],
     });
-    const p = new CellProcess(monitor, o.dirs, capture !== undefined);
-    o.cleanups.push('runtime state', () => deleteContainer(rt, o.layout.runtimeRoot, o.id));
+    const p = new CellProcess(monitor, o.dirs, capture !== undefined, () =>
+      deleteContainer(rt, o.layout.runtimeRoot, o.id),
+    );
+    o.cleanups.push('runtime state', () => p.deleteRuntimeState());
     o.cleanups.push('monitor', () => p.stop());
     await p.start(o);
     return p;
@@ -223,8 +233,17 @@ export class CellProcess {
     }
   }
 
-  /** Asks init to shut down, then escalates: SIGKILL to init, SIGTERM and SIGKILL to the monitor. */
+  /**
+   * Asks init to shut down, then escalates: SIGKILL to init, SIGTERM and SIGKILL to the monitor.
+   * Once the monitor is gone the runtime's delete starts, so it runs while the caller collects
+   * the change set; the 'runtime state' cleanup waits for it and reports its failure.
+   */
   async stop(): Promise<void> {
+    await this.stopMonitor();
+    this.deleteRuntimeState().catch(() => undefined);
+  }
+
+  private async stopMonitor(): Promise<void> {
     const monitor = this.monitor;
     if (monitor.exitCode !== null || monitor.signalCode !== null) return;
     this.client?.shutdown();

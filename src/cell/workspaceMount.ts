@@ -3,9 +3,7 @@
 // inside the cell's user namespace.
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
 import type { HostFacts } from '../host/facts.js';
-import { nativeBinary } from '../host/native.js';
 import type { Policy } from '../policy/defaults.js';
 import { NanocellError } from '../util/errors.js';
 import {
@@ -15,7 +13,6 @@ import {
   foreignOwnersInScope,
   listForeignOwned,
   fillOverlay,
-  mountOverlay,
   overlayMountData,
   planScope,
   prepareOverlay,
@@ -40,6 +37,7 @@ import { CELL_UID } from '../plan/layout.js';
 import type { WorkspaceMountPlan } from '../plan/plan.js';
 import type { ProjectDir } from '../plan/projectDir.js';
 import type { CellDirs, StateLayout } from './state.js';
+import { idmapProjectView, unmountAll } from './idmapHelper.js';
 import { mountStack, unmountStack, type WorkspaceStack } from './stackMount.js';
 import { recordStack } from './retention.js';
 import { COLLECTOR_HEAP, collectUnprivileged, diskCapHit } from './collectRun.js';
@@ -83,33 +81,6 @@ interface PrepareOptions {
 export interface StagedView {
   overlay: OverlayDirs;
   lower: string;
-}
-
-/**
- * The project at `target` with its owner's files shown as owned by the cell user, so the task
- * can edit them through the overlay; every other owner maps to nobody.
- */
-async function idmapView(project: string, target: string, cellHostUid: number): Promise<void> {
-  const owner = fs.statSync(project);
-  const r = await execa(
-    nativeBinary('nanocell-idmap'),
-    [
-      '--uid',
-      `${owner.uid}:${cellHostUid}`,
-      '--gid',
-      `${owner.gid}:${cellHostUid}`,
-      project,
-      target,
-    ],
-    { reject: false },
-  );
-  if (r.exitCode !== 0) {
-    throw new NanocellError(
-      `cannot create the idmapped view of ${project}: ${String(r.stderr).trim()}`,
-      'the project must be on a file system that supports idmapped mounts (ext4, xfs, btrfs, tmpfs)',
-      'HOST',
-    );
-  }
 }
 
 export class CellWorkspace {
@@ -200,7 +171,7 @@ export class CellWorkspace {
     );
     fs.mkdirSync(dirs.lower, { mode: 0o700 });
     ws.idmapped = dirs.lower;
-    await idmapView(project, dirs.lower, uid);
+    await idmapProjectView(project, dirs.lower, uid);
     ws.staged = { overlay, lower: dirs.lower };
     return ws;
   }
@@ -315,11 +286,16 @@ export class CellWorkspace {
       if (!o.staged) {
         fs.mkdirSync(o.dirs.lower, { mode: 0o700 });
         idmapped = o.dirs.lower;
-        await idmapView(o.project, o.dirs.lower, cellHostUid);
       }
-      const layers = { lowerDir: o.dirs.lower, stack: stackMounts, dirs: overlay };
-      if (o.staged) pendingMount = overlayMountData(layers);
-      else await mountOverlay(layers);
+      const data = overlayMountData({ lowerDir: o.dirs.lower, stack: stackMounts, dirs: overlay });
+      // A claim's attach helper mounts it in the cell; a cold cell's lower and overlay are
+      // mounted by one helper process.
+      if (o.staged) pendingMount = data;
+      else
+        await idmapProjectView(o.project, o.dirs.lower, cellHostUid, {
+          data,
+          target: overlay.mergedDir,
+        });
     } catch (e) {
       if (idmapped) await unmountOverlay(idmapped).catch(() => undefined);
       await unmountStack(stackMounts).catch(() => undefined);
@@ -410,7 +386,13 @@ export class CellWorkspace {
   }
 
   async unmount(): Promise<void> {
-    if (this.overlay) await teardownOverlay(this.overlay);
+    // Root mode, in one helper process: the overlay, then what it stands on.
+    const o = this.overlay;
+    if (o || this.idmapped) {
+      const stacked = [o?.mergedDir, o?.tmpfsDir, this.idmapped, ...this.stackMounts];
+      await unmountAll(stacked.filter((m): m is string => m !== undefined));
+    }
+    if (o) await teardownOverlay(o);
     if (this.idmapped) {
       await unmountOverlay(this.idmapped);
       fs.rmSync(this.idmapped, { recursive: true, force: true });

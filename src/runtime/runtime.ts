@@ -4,10 +4,10 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
 import type { RuntimeName } from '../policy/defaults.js';
 import { runtimeNames as RUNTIMES } from '../policy/schema.js';
 import { NanocellError } from '../util/errors.js';
+import { runCommand } from '../util/run.js';
 import { CGROUP_PARENT } from '../host/probe.js';
 import { ociRuntime, type RunArgvInput } from './drivers.js';
 
@@ -122,8 +122,7 @@ export async function deleteContainer(
   }
   const rt = owner === given.name ? given : resolveRuntime(owner);
   const root = ociRuntime(rt.name).stateRoot(runcRoot);
-  const res = await execa(rt.path, ['--root', root, 'delete', '--force', id], {
-    reject: false,
+  const res = await runCommand(rt.path, ['--root', root, 'delete', '--force', id], {
     timeout: 30_000,
   });
   if (res.exitCode !== 0 && containerOwner(runcRoot, id)) {

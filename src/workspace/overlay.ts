@@ -1,7 +1,8 @@
 // The thin, side-effecting half of the workspace view: a size-capped tmpfs for the overlay's
 // upper and work dirs, a middle lower layer of whiteouts that hides out-of-scope paths, and
 // the overlay mount itself. The mounts are root mode only (the mount and umount binaries do
-// them); rootless cells reuse the whiteout layer, which Linux 5.8+ lets anyone create.
+// them here; a cell's overlay and unmounts go through nanocell-idmap, src/cell/idmapHelper.ts);
+// rootless cells reuse the whiteout layer, which Linux 5.8+ lets anyone create.
 import {
   chmodSync,
   chownSync,
@@ -11,8 +12,8 @@ import {
   readFileSync,
   rmSync,
 } from 'node:fs';
-import { execa } from 'execa';
 import { NanocellError } from '../util/errors.js';
+import { runCommand } from '../util/run.js';
 import { credentialConfigs, writeGitConfigViews } from './gitConfigView.js';
 import { writeGitIndexViews, type GitIndexView } from './gitIndexView.js';
 import { parentOf, relPathProblem, selfAndAncestors } from './paths.js';
@@ -48,11 +49,15 @@ const UPPER_MAX_INODES = 200_000; // twice changeset.ts DEFAULT_MAX_FILES
 
 /** Options that keep the upper dir self-describing: no redirects, no metadata-only copies. */
 const OVERLAY_DATA = ['redirect_dir=off', 'metacopy=off', 'index=off'];
-/** Flags, not data, to the kernel: the attach helper sets them as MS_NOSUID | MS_NODEV. */
+/**
+ * Flags, not data, to the kernel: the mount binary takes them as options; the attach helper
+ * (a claim) and nanocell-idmap (a cold cell) set them as MS_NOSUID | MS_NODEV.
+ */
 const OVERLAY_FLAGS = ['nosuid', 'nodev'];
 
+
 async function run(cmd: string, args: string[], what: string): Promise<void> {
-  const r = await execa(cmd, args, { reject: false, stdin: 'ignore' });
+  const r = await runCommand(cmd, args);
   if (r.exitCode !== 0) {
     const detail = String(r.stderr || r.stdout || r.message).split('\n')[0];
     throw new NanocellError(
@@ -249,16 +254,19 @@ export async function writeWhiteoutLayer(
   return writeGitIndexViews(layerDir, projectDir, hidden, owner);
 }
 
-/**
- * Mounts the overlay at `target` (default: dirs.mergedDir) over `lowerDir`, under `stack` (a
- * session's layers, topmost first) when there is one.
- */
-export async function mountOverlay(opts: {
+export interface OverlayMount {
   lowerDir: string;
   dirs: OverlayDirs;
   target?: string;
   stack?: string[];
-}): Promise<string> {
+}
+
+/**
+ * Mounts the overlay at `target` (default: dirs.mergedDir) over `lowerDir`, under `stack` (a
+ * session's layers, topmost first) when there is one, with the mount binary (a cold cell
+ * mounts it through nanocell-idmap instead, in the process that makes its lower layer).
+ */
+export async function mountOverlay(opts: OverlayMount): Promise<string> {
   const target = opts.target ?? opts.dirs.mergedDir;
   await run(
     'mount',
@@ -277,14 +285,10 @@ export async function mountOverlay(opts: {
 
 /**
  * The overlay's mount data (its layers and options, without the nosuid and nodev flags), its
- * paths checked: a warm pool's claim mounts it from the attach helper (src/cell/claim.ts).
+ * paths checked: a warm pool's claim mounts it from the attach helper (src/cell/claim.ts), a
+ * cold cell from nanocell-idmap --overlay (src/cell/idmapHelper.ts).
  */
-export function overlayMountData(opts: {
-  lowerDir: string;
-  dirs: OverlayDirs;
-  target?: string;
-  stack?: string[];
-}): string {
+export function overlayMountData(opts: OverlayMount): string {
   const target = opts.target ?? opts.dirs.mergedDir;
   const lowers = [opts.dirs.whiteoutDir, ...(opts.stack ?? []), opts.lowerDir].filter(
     (x): x is string => !!x,
@@ -332,24 +336,26 @@ export async function mountReadOnlyView(
   );
 }
 
-/** True when something is mounted exactly at `target`. */
-export function isMountPoint(target: string): boolean {
-  const want = target.replace(/\/+$/, '');
+/** Every mount point in this process's mount table. */
+export function mountPoints(): Set<string> {
+  const out = new Set<string>();
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     const mp = line.split(' ')[4];
     if (mp === undefined) continue;
-    const decoded = mp.replace(/\\([0-7]{3})/g, (_, o: string) =>
-      String.fromCharCode(parseInt(o, 8)),
-    );
-    if (decoded === want) return true;
+    out.add(mp.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
   }
-  return false;
+  return out;
+}
+
+/** True when something is mounted exactly at `target`. */
+export function isMountPoint(target: string): boolean {
+  return mountPoints().has(target.replace(/\/+$/, ''));
 }
 
 /** Unmounts `target` (every mount stacked there); falls back to a lazy unmount when busy. */
 export async function unmountOverlay(target: string): Promise<void> {
   for (let i = 0; i < 16 && isMountPoint(target); i++) {
-    const r = await execa('umount', [target], { reject: false, stdin: 'ignore' });
+    const r = await runCommand('umount', [target]);
     if (r.exitCode !== 0) await run('umount', ['-l', target], 'unmounting the workspace');
   }
   if (isMountPoint(target)) {

@@ -66,4 +66,60 @@ describe('nanocell-idmap', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^nanocell-idmap: open source: .+\n$/);
   });
+
+  it('mounts the overlay over the idmapped view in the same process (--overlay)', () => {
+    const { src, dst } = setup();
+    const upper = path.join(dir, 'upper');
+    const work = path.join(dir, 'work');
+    const merged = path.join(dir, 'merged');
+    for (const d of [upper, work, merged]) mkdirSync(d);
+    const data = `lowerdir=${dst},upperdir=${upper},workdir=${work},redirect_dir=off,metacopy=off,index=off`;
+    const r = spawnSync(
+      IDMAP_BIN,
+      ['--uid', '4321:1000', '--gid', '4321:1000', src, dst, '--overlay', data, merged],
+      { encoding: 'utf8' },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    mounted.push(merged, dst);
+    expect(statSync(path.join(merged, 'file')).uid).toBe(1000);
+    writeFileSync(path.join(merged, 'new'), 'x');
+    expect(statSync(path.join(upper, 'new')).size).toBe(1);
+    const opts = spawnSync('findmnt', ['-no', 'FSTYPE,OPTIONS', merged], { encoding: 'utf8' });
+    expect(opts.stdout).toMatch(/^overlay .*nosuid/);
+    expect(opts.stdout).toMatch(/nodev/);
+  });
+
+  it('reports a failed overlay mount as its own step, keeping the idmapped view', () => {
+    const { src, dst } = setup();
+    const merged = path.join(dir, 'merged');
+    mkdirSync(merged);
+    const r = spawnSync(
+      IDMAP_BIN,
+      ['--uid', '4321:1000', '--gid', '4321:1000', src, dst, '--overlay', 'bogus=1', merged],
+      { encoding: 'utf8' },
+    );
+    mounted.push(dst);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^nanocell-idmap: overlay mount: .+\n$/);
+    expect(statSync(path.join(dst, 'file')).uid).toBe(1000);
+  });
+
+  it('unmounts every mount stacked at each target and skips what is not mounted (--umount)', () => {
+    const { src, dst } = setup();
+    const plain = path.join(dir, 'plain');
+    mkdirSync(plain);
+    for (let i = 0; i < 2; i++) {
+      const r = spawnSync(IDMAP_BIN, ['--uid', '4321:1000', '--gid', '4321:1000', src, dst]);
+      expect(r.status).toBe(0);
+    }
+    mounted.push(dst);
+    const r = spawnSync(IDMAP_BIN, ['--umount', dst, plain, path.join(dir, 'gone')], {
+      encoding: 'utf8',
+    });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(spawnSync('mountpoint', ['-q', dst]).status).not.toBe(0);
+    expect(statSync(path.join(dst)).uid).not.toBe(1000);
+  });
 });
