@@ -2,7 +2,7 @@
 // slots. Runs at every cell start and as `nanocell gc`.
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
+import { runCommand } from '../util/run.js';
 import { removeTree } from '../util/fs.js';
 import { NanocellError } from '../util/errors.js';
 import { ownerAlive, type OwnerRecord } from '../host/owner.js';
@@ -58,8 +58,8 @@ export function assertNothingMountedUnder(dir: string): void {
 
 async function unmountAllUnder(dir: string): Promise<void> {
   for (const mp of mountsUnder(dir)) {
-    const r = await execa('umount', [mp], { reject: false });
-    if (r.exitCode !== 0) await execa('umount', ['-l', mp], { reject: false });
+    const r = await runCommand('umount', [mp]);
+    if (r.exitCode !== 0) await runCommand('umount', ['-l', mp]);
   }
   const left = mountsUnder(dir);
   if (left.length) throw new Error(`still mounted: ${left.join(', ')}`);

@@ -3,7 +3,7 @@
 // cell user is a per-cell host uid), rootless uses them as they are.
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
+import { runCommand } from '../util/run.js';
 import { nativeBinary } from '../host/native.js';
 import { NanocellError } from '../util/errors.js';
 import { assertMountablePath, unmountOverlay } from '../workspace/index.js';
@@ -30,11 +30,14 @@ export async function mountStack(
       assertMountablePath(target);
       fs.mkdirSync(target, { mode: 0o700 });
       out.push(target);
-      const r = await execa(
-        nativeBinary('nanocell-idmap'),
-        ['--uid', `${me.uid}:${cellHostUid}`, '--gid', `${me.gid}:${cellHostUid}`, layer, target],
-        { reject: false },
-      );
+      const r = await runCommand(nativeBinary('nanocell-idmap'), [
+        '--uid',
+        `${me.uid}:${cellHostUid}`,
+        '--gid',
+        `${me.gid}:${cellHostUid}`,
+        layer,
+        target,
+      ]);
       if (r.exitCode !== 0) {
         throw new NanocellError(
           `cannot create the idmapped view of session layer ${layer}: ${String(r.stderr).trim()}`,

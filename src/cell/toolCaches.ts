@@ -7,7 +7,7 @@
 // binds them directly, since the invoking user is the task.
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
+import { runCommand } from '../util/run.js';
 import { nativeBinary } from '../host/native.js';
 import type { OciMount } from '../plan/oci.js';
 import type { ToolCache } from '../plan/toolchains.js';
@@ -46,19 +46,15 @@ export async function acquireToolCaches(opts: {
         source = path.join(opts.dirs.caches, c.name);
         fs.mkdirSync(source, { mode: 0o700 });
         const me = `${process.geteuid!()}`;
-        const r = await execa(
-          nativeBinary('nanocell-idmap'),
-          [
-            '--rw',
-            '--uid',
-            `${me}:${opts.cellHost.uid}`,
-            '--gid',
-            `${process.getegid!()}:${opts.cellHost.gid}`,
-            host,
-            source,
-          ],
-          { reject: false },
-        );
+        const r = await runCommand(nativeBinary('nanocell-idmap'), [
+          '--rw',
+          '--uid',
+          `${me}:${opts.cellHost.uid}`,
+          '--gid',
+          `${process.getegid!()}:${opts.cellHost.gid}`,
+          host,
+          source,
+        ]);
         if (r.exitCode !== 0) {
           throw new NanocellError(
             `cannot mount the ${c.name} cache ${host}: ${String(r.stderr).trim()}`,

@@ -38,9 +38,10 @@ export function matchAny(patterns: string[]): (rel: string) => boolean {
 }
 
 /**
- * Compiled matchers by their patterns: a warm pool's claim walks the same project with the
- * same policy again and again, and compiling the default excludes costs more than walking a
- * small project. The matchers are pure functions, so sharing one is safe.
+ * Compiled matchers by their patterns, the one cache of them: every cold cell of a policy and
+ * every claim of a warm pool compiles the same lists, and picomatch's compile of the default
+ * excludes was milliseconds of each start (more than walking a small project). The matchers
+ * are pure functions (no global regex state), so sharing one is safe.
  */
 const matchers = new Map<string, (rel: string) => boolean>();
 const scopes = new Map<string, ScopeMatcher>();
