@@ -165,5 +165,20 @@ export function writeReport(opts: {
     for (const n of f.notes ?? []) out.push(`- ${n}`);
     out.push('');
   }
-  fs.writeFileSync(mdPath, out.join('\n'));
+  fs.writeFileSync(mdPath, `${out.join('\n')}${keptSections(mdPath)}`);
+}
+
+/**
+ * Sections other bench files write between `<!-- bench/NAME.ts -->` markers (bench/cold-start.ts):
+ * kept as they are when the suite rewrites the file.
+ */
+function keptSections(mdPath: string): string {
+  let text = '';
+  try {
+    text = fs.readFileSync(mdPath, 'utf8');
+  } catch {
+    return '';
+  }
+  const kept = text.match(/<!-- (bench\/[\w.-]+) -->[\s\S]*?<!-- \/\1 -->/g) ?? [];
+  return kept.map((k) => `\n${k}\n`).join('');
 }
