@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { nativeBinary } from '../host/native.js';
 import { NanocellError } from '../util/errors.js';
 import { runCommand } from '../util/run.js';
-import { isMountPoint } from '../workspace/overlay.js';
+import { mountPoints } from '../workspace/overlay.js';
 
 /**
  * Mounts `src` at `target` with `src`'s owner shown as `to` (uid and gid); read-only unless
@@ -14,7 +14,7 @@ import { isMountPoint } from '../workspace/overlay.js';
  * workdir=, overlayfs options) at `overlay.target`, nosuid and nodev.
  * Returns the helper's failure line, or undefined on success; `overlayFailed` says which step.
  */
-export async function idmapMount(o: {
+async function idmapMount(o: {
   src: string;
   target: string;
   from: { uid: number; gid: number };
@@ -78,10 +78,13 @@ export async function idmapProjectView(
  * one process; a busy one is detached. Throws when any is still mounted after.
  */
 export async function unmountAll(targets: readonly string[]): Promise<void> {
-  const live = targets.filter((t) => isMountPoint(t));
+  // One read of the mount table before and one after, not one per target.
+  const before = mountPoints();
+  const live = targets.filter((t) => before.has(t));
   if (!live.length) return;
   const r = await runCommand(nativeBinary('nanocell-idmap'), ['--umount', ...live]);
-  const left = live.filter((t) => isMountPoint(t));
+  const after = mountPoints();
+  const left = live.filter((t) => after.has(t));
   if (left.length) {
     throw new NanocellError(
       `${left.join(', ')} ${left.length > 1 ? 'are' : 'is'} still mounted${r.exitCode === 0 ? '' : ` (${(r.stderr.trim() || r.message).split('\n')[0]})`}`,

@@ -48,8 +48,6 @@ import {
   type WorkspaceNotice,
 } from './workspaceSetup.js';
 
-/** What the workspace could not give the task; reported like a degradation, never refused. */
-
 type CollectRecord = Pick<CollectOptions, 'session' | 'ignore' | 'gitignore'>;
 
 function collectRecord(o: { policy: Policy; session?: string }): CollectRecord {
@@ -290,12 +288,9 @@ export class CellWorkspace {
       const data = overlayMountData({ lowerDir: o.dirs.lower, stack: stackMounts, dirs: overlay });
       // A claim's attach helper mounts it in the cell; a cold cell's lower and overlay are
       // mounted by one helper process.
+      const target = overlay.mergedDir;
       if (o.staged) pendingMount = data;
-      else
-        await idmapProjectView(o.project, o.dirs.lower, cellHostUid, {
-          data,
-          target: overlay.mergedDir,
-        });
+      else await idmapProjectView(o.project, o.dirs.lower, cellHostUid, { data, target });
     } catch (e) {
       if (idmapped) await unmountOverlay(idmapped).catch(() => undefined);
       await unmountStack(stackMounts).catch(() => undefined);

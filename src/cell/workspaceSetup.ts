@@ -14,6 +14,7 @@ import { writeGitConfigViews } from '../workspace/gitConfigView.js';
 import { trackedHiddenNotice } from '../workspace/gitIndexView.js';
 import type { OciMount } from '../plan/oci.js';
 
+/** What the workspace could not give the task; reported like a degradation, never refused. */
 export interface WorkspaceNotice {
   control:
     'workspace-owners' | 'workspace-home' | 'workspace-git-history' | 'workspace-git-credentials';

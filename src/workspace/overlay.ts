@@ -55,7 +55,6 @@ const OVERLAY_DATA = ['redirect_dir=off', 'metacopy=off', 'index=off'];
  */
 const OVERLAY_FLAGS = ['nosuid', 'nodev'];
 
-
 async function run(cmd: string, args: string[], what: string): Promise<void> {
   const r = await runCommand(cmd, args);
   if (r.exitCode !== 0) {
