@@ -1,6 +1,7 @@
-// The acquire steps of a cell, in order: the state root (and gc), the cell dir and owner file,
-// a host uid slot (root mode), the workspace view, the egress proxy, then the OCI bundle that
-// planCell writes for what was acquired. Each step registers its release first.
+// The acquire steps of a cell: the state root, the cell dir and owner file, a host uid slot
+// (root mode); then the workspace view, the toolchain caches and the egress proxy at once (gc
+// alongside), then the OCI bundle that planCell writes for what was acquired. Each step
+// registers its release as soon as it holds something.
 import { noCaptureNotice } from './captureFiles.js';
 import fs from 'node:fs';
 import path from 'node:path';
