@@ -168,8 +168,8 @@ static void __attribute__((noreturn)) serve(int sfd)
 {
 	long long last_summary = mono_ms();
 	for (;;) {
-		struct pollfd p[4];
-		int np = 0, li = -1, ni = -1, fi = -1;
+		struct pollfd p[5];
+		int np = 0, li = -1, ni = -1, fi = -1, si = -1;
 		p[np++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 		if (listen_fd >= 0) {
 			li = np;
@@ -182,6 +182,10 @@ static void __attribute__((noreturn)) serve(int sfd)
 		if (nflog_fd >= 0) {
 			fi = np;
 			p[np++] = (struct pollfd){ .fd = nflog_fd, .events = POLLIN };
+		}
+		if (sync_fd >= 0) {
+			si = np;
+			p[np++] = (struct pollfd){ .fd = sync_fd, .events = POLLIN };
 		}
 		/* While init's filter is awaited (initfd.c), poll briefly and try again. */
 		int wait = poll_init_notify();
@@ -202,6 +206,9 @@ static void __attribute__((noreturn)) serve(int sfd)
 		}
 		if (fi >= 0 && (p[fi].revents & POLLIN))
 			nflog_read();
+		/* After the notification: a barrier answered now follows what was written before. */
+		if (si >= 0 && (p[si].revents & (POLLIN | POLLHUP | POLLERR)))
+			handle_sync();
 		if (p[0].revents & POLLIN)
 			handle_signals(sfd);
 		check_init_gone();
@@ -238,8 +245,10 @@ int main(int argc, char **argv)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 
-	/* 4. Before opening any fd of our own: keep fd 3 for the control socket. */
+	/* 4. Before opening any fd of our own: keep fd 3 for the control socket. Then the sync
+	 *    requests' pipe moves off fd 0, which the runtime and init inherit (sync.c). */
 	hold_ctl_fd();
+	take_sync_fd();
 
 	/* 5. Everything that can fail on bad input or a missing kernel feature, before the runtime
 	 *    starts: a cell must never run without its agent. */

@@ -28,6 +28,12 @@ void emit_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 long long now_ms(void);
 long long mono_ms(void);
 
+/* ---------- sync.c: event barriers the supervisor asks for on stdin ---------- */
+
+extern int sync_fd;
+void take_sync_fd(void);
+void handle_sync(void);
+
 /* ---------- syscalls.c: the syscall table and exec numbers ---------- */
 
 struct sysent {

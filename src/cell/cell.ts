@@ -279,6 +279,7 @@ export class Cell extends CellVerbs {
       cwd: got.ws.cellPath,
       emit: this.emitEvent,
       notes: this.events.notes,
+      monitorEventsRead: () => this.proc?.events.read() ?? Promise.resolve(),
       endReason: () => this.endReason,
       oomKills: () => this.cgroup?.totals().oomKills ?? 0,
     };

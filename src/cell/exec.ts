@@ -26,6 +26,8 @@ export interface ExecContext {
   emit: (e: CellEvent) => void;
   /** Where the cell's refusals become lines on the command's stderr (denialNotes.ts). */
   notes?: DenialNotes;
+  /** Resolves once the monitor's events so far are handled (monitorSync.ts). */
+  monitorEventsRead?: () => Promise<void>;
   /** Why the cell ended, if it did (decides a killed command's outcome). */
   endReason: () => EndReason | null;
   /** OOM kills the cgroup counted so far. */
@@ -54,7 +56,12 @@ export function startExec(c: ExecContext, argv: string[], opts: ExecOptions): Ce
   const stdout = cap.wrap(handle.stdout);
   let detachNotes: (() => void) | undefined;
   // Notes bypass the output cap: they are few (bounded per command) and the agent needs them.
-  const stderr = cap.wrap(handle.stderr, () => detachNotes?.());
+  // Its stderr ends after a barrier on the monitor's events: a denial the command met is read
+  // by then, and its note is on the stream before the end.
+  const stderr = cap.wrap(handle.stderr, async () => {
+    if (detachNotes && c.monitorEventsRead) await c.monitorEventsRead();
+    detachNotes?.();
+  });
   if (c.notes && opts.denialNotes !== false) {
     const notes = c.notes;
     handle.started
@@ -92,8 +99,8 @@ class OutputCap {
     private readonly emit: (e: CellEvent) => void,
   ) {}
 
-  /** `ending` runs just before the copy ends. */
-  wrap(src: Readable, ending?: () => void): PassThrough {
+  /** `ending` runs (and is awaited) just before the copy ends. */
+  wrap(src: Readable, ending?: () => Promise<void>): PassThrough {
     const out = new PassThrough();
     src.on('data', (chunk: Buffer) => {
       if (this.truncated) return;
@@ -118,12 +125,11 @@ class OutputCap {
         detail: `output cap of ${this.cap} bytes reached`,
       });
     });
-    // One turn later: a denial the monitor wrote before the command ended is read in the same
-    // poll as init's end of stream, so its note still lands before the stream's end.
+    // One turn later: a refusal by the proxy (this process) seen in the same poll as init's end
+    // of stream still lands before the stream's end; the monitor's, after `ending`'s barrier.
     src.on('end', () =>
       setImmediate(() => {
-        ending?.();
-        out.end();
+        void (ending?.() ?? Promise.resolve()).then(() => out.end());
       }),
     );
     src.on('error', (e) => out.destroy(e));

@@ -22,6 +22,7 @@ import {
   spawnMonitor,
   type MonitorControlEvent,
 } from './monitor.js';
+import { MonitorSync } from './monitorSync.js';
 import type { CellNetwork } from './networkSetup.js';
 import type { CellDirs, StateLayout } from './state.js';
 
@@ -61,6 +62,8 @@ export class CellProcess {
   private readonly exited: Promise<void>;
   client: InitClient | undefined;
   initPid: number | undefined;
+  /** Barriers on the monitor's events (a command's end waits for one: exec.ts). */
+  readonly events: MonitorSync;
 
   private runtimeDeleted?: Promise<void>;
 
@@ -72,6 +75,8 @@ export class CellProcess {
     private readonly deleteRuntime: () => Promise<void>,
   ) {
     this.exited = new Promise((resolve) => monitor.once('close', () => resolve()));
+    this.events = new MonitorSync(monitor.stdin);
+    monitor.once('exit', () => this.events.end());
   }
 
   /** The runtime's delete of the container (state, cgroups), run once; see stop. */
@@ -113,6 +118,7 @@ export class CellProcess {
     readMonitorEvents(monitor.stdout!, {
       listener: (pid) => (this.initPid = pid),
       runtimeExited: (status) => runtime.failed(status),
+      sync: () => this.events.answered(),
       monitor: (ev) => {
         // The monitor says why it gave up on a JSON line; that beats "the monitor exited".
         if (ev.type === 'error') runtime.noteError(String(ev.message));

@@ -32,8 +32,8 @@ export function spawnMonitor(o: {
   return spawn(nativeBinary('nanocell-monitor'), [...args, '--', ...o.runtimeArgs], {
     // fd 4: Node's IPC channel, the one way a child can hand this process a socket.
     stdio: o.proxyOnCellLoopback
-      ? ['ignore', 'pipe', 'pipe', 'pipe', 'ipc']
-      : ['ignore', 'pipe', 'pipe', 'pipe'],
+      ? ['pipe', 'pipe', 'pipe', 'pipe', 'ipc']
+      : ['pipe', 'pipe', 'pipe', 'pipe'],
     cwd: dirs.bundle,
     env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
   });
@@ -52,6 +52,8 @@ export interface MonitorHandlers {
   runtimeExited(status: number): void;
   /** init.exited and error: the lifecycle's business. */
   monitor(ev: MonitorControlEvent): void;
+  /** The answer to a barrier (monitorSync.ts). */
+  sync(): void;
   /** exec, exec.summary, syscall.denied, syscall.denied.summary: audit events. */
   audit(ev: MonitorAuditEvent | ReturnType<typeof droppedPacketEvent>): void;
 }
@@ -78,6 +80,9 @@ export function readMonitorEvents(stream: Readable, h: MonitorHandlers): void {
           break;
         case 'runtime.exited':
           h.runtimeExited(Number(ev.status));
+          break;
+        case 'sync':
+          h.sync();
           break;
         case 'net.dropped':
         case 'net.dropped.summary':
