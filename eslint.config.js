@@ -79,6 +79,13 @@ export default tseslint.config(
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
       'import-x/no-restricted-paths': ['error', { zones: layerZones() }],
       'max-lines-per-function': ['error', { max: 80, skipBlankLines: true, skipComments: true }],
+      // Files under about 400 lines (the developers' guide): past it, a module holds two jobs.
+      'max-lines': ['error', { max: 420, skipBlankLines: false, skipComments: false }],
     },
+  },
+  {
+    // Tables, not code: one syscall per line, generated or kept in step with the kernel's.
+    files: ['src/seccomp/syscall-table.ts', 'src/seccomp/syscall-numbers.generated.ts'],
+    rules: { 'max-lines': 'off' },
   },
 );
