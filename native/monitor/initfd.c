@@ -5,6 +5,12 @@
  * the filter. It takes only a seccomp listener: before the filter, that number holds a
  * placeholder. Root may do this to any process; rootless, the monitor's user owns the cell's
  * user namespace, which is what ptrace access asks of a non-dumpable init.
+ *
+ * Rootless, a refusal can also be transient: a runtime may exit (crun's `run --detach`) while
+ * its child is still the runtime's own image, whose memory belongs to the host's user
+ * namespace, so ptrace access is refused until that child has executed init. A refusal counts
+ * only once the process runs init, which its comm (the last part of CELL_INIT) tells without
+ * ptrace access.
  */
 #include <errno.h>
 #include <signal.h>
@@ -55,6 +61,20 @@ static const char *fix_for(int err)
 	return "";
 }
 
+/* Whether init_pid already runs the cell's init rather than the runtime that will exec it. */
+static int runs_init(void)
+{
+	char path[64], comm[32] = { 0 };
+	snprintf(path, sizeof(path), "/proc/%ld/comm", init_pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 1; /* gone: the refusal stands and the caller sees init's end */
+	size_t n = fread(comm, 1, sizeof(comm) - 1, f);
+	fclose(f);
+	comm[n] = 0;
+	return strcmp(comm, "init\n") == 0;
+}
+
 static void give_up(const char *what, const char *fix)
 {
 	emit_error("seccomp listener from init: %s%s", what, fix);
@@ -89,7 +109,9 @@ int poll_init_notify(void)
 	}
 	if (fd >= 0)
 		close(fd);
-	else if (errno != EBADF) {
+	else if ((errno == EPERM || errno == EACCES) && !runs_init()) {
+		/* Not yet init: try again (the deadline below still bounds it). */
+	} else if (errno != EBADF) {
 		int err = errno;
 		give_up(strerror(err), fix_for(err));
 		return -1;

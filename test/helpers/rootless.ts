@@ -11,6 +11,8 @@ export const ROOTLESS_USER = 'nanocell-ci';
 export interface RootlessSandbox {
   base: string;
   project: string;
+  /** The CLI the user can read (cliFor). */
+  cli: string;
   stateRoot: string;
   /** Runs the CLI as the user, in the project directory. */
   asUser(args: string[]): { status: number | null; stdout: string; stderr: string };
@@ -49,6 +51,7 @@ export function makeRootlessSandbox(
   return {
     base,
     project,
+    cli,
     stateRoot,
     asUser,
     cleanup() {
