@@ -27,6 +27,7 @@ import type { OciMount } from '../plan/oci.js';
 import { HOST_CONFIG_CELL_DIR } from '../plan/hostConfig.js';
 import { CellNetwork, cellCaMount } from './networkSetup.js';
 import {
+  assertCellsReachable,
   cellDirs,
   defaultStateRoot,
   ensureStateRoot,
@@ -165,6 +166,7 @@ async function acquireCaches(
  */
 async function acquireDirs(a: AcquireInput) {
   const layout = ensureStateRoot(a.stateRoot ?? defaultStateRoot());
+  if (!a.host.rootless) assertCellsReachable(layout);
   const gc = gcStaleCells(layout, a.runtime).then(
     () => undefined,
     () => undefined,

@@ -136,6 +136,28 @@ export function ensureStateRoot(root: string): StateLayout {
   return layout;
 }
 
+/**
+ * Root mode: a cell's root maps to a leased uid range, so the runtime's init (already in the
+ * cell's user namespace when it mounts the bundle's rootfs) searches the path to the cells dir
+ * as "others". Without search permission on every dir above it, runc fails with a bare
+ * "permission denied" on the rootfs mount; this says which dir and what to do before anything
+ * starts. Rootless, the cell's root is the user, whose own 0700 dirs are fine.
+ */
+export function assertCellsReachable(layout: StateLayout): void {
+  for (let dir = path.dirname(layout.cells); ; dir = path.dirname(dir)) {
+    const mode = fs.statSync(dir).mode;
+    if ((mode & 0o001) === 0) {
+      throw new NanocellError(
+        `the cells' user namespaces cannot reach the state root: ${dir} has mode ` +
+          `${(mode & 0o777).toString(8).padStart(4, '0')}, with no search permission for others`,
+        `chmod o+x ${dir}, or pass a --state-root whose parent dirs others may search`,
+        'STATE',
+      );
+    }
+    if (dir === path.dirname(dir)) return;
+  }
+}
+
 export interface CellDirs {
   dir: string;
   bundle: string;

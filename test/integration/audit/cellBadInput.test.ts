@@ -1,5 +1,5 @@
 // Bad input against the real CLI: an unknown task id, a corrupted database, an unusable state
-// root and a database from a newer schema each get one line and exit 125; the real store next
+// root (or one the cells cannot reach) and a database from a newer schema each get one line and exit 125; the real store next
 // to them stays usable.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -100,6 +100,23 @@ describe('bad input', () => {
       /state root .*locked.* (unusable|not usable).*EACCES/,
     );
     expectStoreUsable();
+  });
+
+  it('a state root under a dir others cannot search (cells map root to other uids)', () => {
+    const closed = path.join(base, 'closed');
+    fs.mkdirSync(closed, { mode: 0o700 });
+    const root = path.join(closed, 'state');
+    expectOneLineError(
+      nanocell(['run', '--quiet', '--', 'true'], { stateRoot: root, cwd: sb.project }),
+      /cannot reach the state root: .*closed has mode 0700.*chmod o\+x .*closed/,
+    );
+    // Refused before a cell dir exists: nothing to clean up, nothing mounted.
+    expect(fs.readdirSync(path.join(root, 'cells'))).toEqual([]);
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(closed);
+    fs.chmodSync(closed, 0o711);
+    expect(
+      nanocell(['run', '--quiet', '--', 'true'], { stateRoot: root, cwd: sb.project }).status,
+    ).toBe(0);
   });
 
   it('a database from a newer schema version is refused, not migrated down', () => {
