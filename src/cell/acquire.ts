@@ -240,6 +240,7 @@ async function acquireNetwork(
       : {}),
     onEvent: a.emit,
     secrets: r.policy.secrets,
+    ...(a.warm ? { warm: true } : {}),
     cellId: a.id,
   });
   a.cleanups.push('proxy', () => net.close());

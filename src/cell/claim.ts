@@ -7,11 +7,13 @@
 //     idmapped lower, overlay with the claim's disk cap);
 //  3. the view attached into the running cell's mount namespace (native/attach.c) over the
 //     placeholder its Landlock rules were made for, with the protected paths read-only;
-//  4. the claim's network rules, set in the cell's proxy and transparent capture.
+//  4. the claim's secrets (their values read first, fail closed) and network rules, set in the
+//     cell's proxy and transparent capture; the CA they need was mounted at start.
 // A failure anywhere leaves the cell to be destroyed by the caller; every step registered
 // its release with the cell's cleanups first.
 import type { HostFacts } from '../host/facts.js';
 import { compileNetRules } from '../net/rules.js';
+import { checkSecretHosts } from '../net/secrets.js';
 import type { ResolvedCell } from '../plan/resolve.js';
 import type { Policy } from '../policy/defaults.js';
 import { checkClaimPolicy } from '../plan/poolKey.js';
@@ -77,6 +79,7 @@ export function checkClaim(c: ClaimInput): ReturnType<typeof compileNetRules> {
     );
   }
   const rules = compileNetRules(c.policy.network, c.extraAllowNet ?? []);
+  checkSecretHosts(c.policy.secrets, rules);
   const wantsEgress = rules.allow.length > 0 || rules.cidrs.length > 0;
   if (wantsEgress && !c.pool.resolved.egress) {
     throw new PolicyError(
@@ -120,7 +123,10 @@ export async function attachClaim(
   trace('claim: attach', t);
   // Only now, over the attached view: see planInitArgs (--landlock-deferred).
   if (got.plan.spec.process.args.includes('--landlock-deferred')) await c.landlock();
-  if (got.net.enabled) got.net.replaceRules(rules);
+  if (got.net.enabled) {
+    got.net.replaceSecrets(c.policy.secrets);
+    got.net.replaceRules(rules);
+  }
   return ws;
 }
 

@@ -13,8 +13,8 @@ import { serveTransparent, type TransparentEvent } from '../net/transparent.js';
 import { startEgressProxy, type EgressProxy, type ProxyEvent } from '../net/proxy.js';
 import { proxyEnv } from '../net/env.js';
 import { withGrant, withoutGrant, type EgressDecision } from '../net/grants.js';
-import { decideHost, type NetRules } from '../net/rules.js';
-import { readSecrets, SecretBroker } from '../net/secrets.js';
+import type { NetRules } from '../net/rules.js';
+import { checkSecretHosts, readSecrets, SecretBroker } from '../net/secrets.js';
 import { CellCa, TlsInterceptor } from '../net/tlsIntercept.js';
 import type { SecretEntry } from '../policy/secrets.js';
 import type { HostMount } from '../plan/hostMounts.js';
@@ -159,14 +159,21 @@ export class CellNetwork {
     socketOwner?: { uid: number; gid: number };
     onEvent: (e: CellEvent) => void;
     secrets?: readonly SecretEntry[];
+    /**
+     * A warm cell: its claim may bring secrets, so a cell with a proxy gets its CA (mounted at
+     * start, which is all a claim cannot change) even when the pool's policy has none.
+     */
+    warm?: boolean;
     cellId?: string;
   }): Promise<CellNetwork> {
     const { rules } = o;
-    const brokered = o.secrets?.length ? await brokerSecrets(o.secrets, rules, o) : undefined;
     // A cidrs entry alone allows IP-literal destinations in its range, so it needs the proxy too.
-    if (rules.allow.length === 0 && rules.cidrs.length === 0) {
-      return new CellNetwork(undefined, rules, o.onEvent);
-    }
+    const egress = rules.allow.length > 0 || rules.cidrs.length > 0;
+    const brokered =
+      o.secrets?.length || (o.warm && egress)
+        ? await brokerSecrets(o.secrets ?? [], rules, o)
+        : undefined;
+    if (!egress) return new CellNetwork(undefined, rules, o.onEvent);
     // The proxy exists before the CellNetwork that owns it; its events reach it through this.
     const owner: { net?: CellNetwork } = {};
     const proxy = await startEgressProxy({
@@ -187,6 +194,22 @@ export class CellNetwork {
     }
     owner.net = new CellNetwork(proxy, rules, o.onEvent, brokered?.broker, brokered?.caBundle);
     return owner.net;
+  }
+
+  /**
+   * A claim's secrets, in place of the warm cell's (claim.ts step 4): their values are read
+   * (fail closed) before any is replaced; checkSecretHosts ran in the claim's checks.
+   */
+  replaceSecrets(entries: readonly SecretEntry[]): void {
+    if (!this.broker) {
+      if (!entries.length) return;
+      throw new NanocellError(
+        'this cell was started without a CA for brokered secrets',
+        "give the pool's policy a network.allow entry, or start a cell without a pool",
+        'POLICY',
+      );
+    }
+    this.broker.replace(readSecrets(entries, process.env));
   }
 
   /** See EgressProxy.adopt. */
@@ -246,7 +269,7 @@ export function cellCaMount(net: CellNetwork, cellDir: string): HostMount[] {
 }
 
 /**
- * Reads every secret's value (fail closed), checks its hosts are allowed, and makes the cell's
+ * Checks its hosts are allowed, reads every secret's value (fail closed), and makes the cell's
  * CA. Nothing of it is written into the cell but the CA certificate.
  */
 async function brokerSecrets(
@@ -254,19 +277,7 @@ async function brokerSecrets(
   rules: NetRules,
   o: { onEvent: (e: CellEvent) => void; cellId?: string },
 ) {
-  for (const e of entries) {
-    for (const b of e.bindings) {
-      // Allowed on some port: 443, or a port an allow entry names.
-      const ports = [443, ...rules.allow.flatMap((a) => (a.ports === 'any' ? [] : a.ports))];
-      if (ports.every((p) => decideHost(rules, b.host, p).decision === 'denied')) {
-        throw new NanocellError(
-          `secret ${e.name} is bound to ${b.host}, which network.allow does not allow`,
-          `add ${b.host} to network.allow (or --allow-net ${b.host})`,
-          'POLICY',
-        );
-      }
-    }
-  }
+  checkSecretHosts(entries, rules);
   const secrets = readSecrets(entries, process.env);
   const broker = new SecretBroker(secrets, (e) => o.onEvent({ ...e }));
   const ca = await CellCa.create(o.cellId ?? 'cell');

@@ -7,6 +7,8 @@
 import { NanocellError, PolicyError } from '../util/errors.js';
 import { resolveProjectDir } from '../plan/projectDir.js';
 import { checkClaimPolicy, checkPoolPlan } from '../plan/poolKey.js';
+import { compileNetRules } from '../net/rules.js';
+import { checkSecretHosts } from '../net/secrets.js';
 import { probeHost } from '../host/probe.js';
 import { Cell } from './cell.js';
 import type { CellOptions, ClaimRequest } from './types.js';
@@ -110,7 +112,11 @@ export class CellPool {
   async claim(c: ClaimRequest = {}): Promise<Cell> {
     if (this.closed)
       throw new NanocellError(`pool "${this.name}" is closed`, 'open a new pool', 'STATE');
-    if (c.policy) checkClaimPolicy(this.o.policy, c.policy, this.name);
+    if (c.policy) {
+      checkClaimPolicy(this.o.policy, c.policy, this.name);
+      // Pure, like the policy's check: a claim refused here leaves the warm cell unused.
+      checkSecretHosts(c.policy.secrets, compileNetRules(c.policy.network, c.extraAllowNet ?? []));
+    }
     if (c.workspace !== undefined && resolveProjectDir(c.workspace) !== this.project) {
       throw new PolicyError(
         `pool "${this.name}" serves the project ${this.project}, not ${c.workspace}`,

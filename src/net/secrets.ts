@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { SecretEntry } from '../policy/secrets.js';
+import { decideHost, type NetRules } from './rules.js';
 import { NanocellError } from '../util/errors.js';
 
 export interface BrokeredSecret extends SecretEntry {
@@ -51,6 +52,22 @@ export function makePlaceholder(value: string): string {
       }
     }
     if (out !== value) return out;
+  }
+}
+
+/** Every host a secret is bound to must be allowed: on 443, or on a port an allow entry names. */
+export function checkSecretHosts(entries: readonly SecretEntry[], rules: NetRules): void {
+  const ports = [443, ...rules.allow.flatMap((a) => (a.ports === 'any' ? [] : a.ports))];
+  for (const e of entries) {
+    for (const b of e.bindings) {
+      if (ports.every((p) => decideHost(rules, b.host, p).decision === 'denied')) {
+        throw new NanocellError(
+          `secret ${e.name} is bound to ${b.host}, which network.allow does not allow`,
+          `add ${b.host} to network.allow (or --allow-net ${b.host})`,
+          'POLICY',
+        );
+      }
+    }
   }
 }
 
@@ -119,9 +136,21 @@ export type RewriteResult =
 
 export class SecretBroker {
   constructor(
-    readonly secrets: readonly BrokeredSecret[],
+    private current: readonly BrokeredSecret[],
     private readonly onEvent: (e: SecretEvent) => void,
   ) {}
+
+  get secrets(): readonly BrokeredSecret[] {
+    return this.current;
+  }
+
+  /**
+   * A warm cell's claim brings its own secrets (src/cell/claim.ts): from now on only these are
+   * put in, and the earlier ones' placeholders are strings like any other.
+   */
+  replace(secrets: readonly BrokeredSecret[]): void {
+    this.current = secrets;
+  }
 
   /** The variables the cell sees: placeholders only. */
   env(): Record<string, string> {

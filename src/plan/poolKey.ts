@@ -1,10 +1,10 @@
 // What a warm pool's cells share and what each claim brings (src/cell/pool.ts). A pool's cell
 // is started before its task is known, so everything the start fixes is the pool's: the
 // runtime, the seccomp profile, the exec rule and Landlock's rules (which name the project's
-// path, so a pool serves one project), the cgroup limits and tmpfs sizes, the host mounts, the
-// brokered secrets (their CA is mounted at start) and whether the cell has an egress proxy.
+// path, so a pool serves one project), the cgroup limits and tmpfs sizes, the host mounts and
+// whether the cell has an egress proxy (a warm cell with one has its CA mounted at start).
 // What a claim attaches is its own: the workspace view (scope, session layers, disk cap), the
-// env, the network rules, the timeout and the output cap. Pure: the pool and the server both
+// env, the network rules, the brokered secrets, the timeout and the output cap. Pure: the pool and the server both
 // ask it before anything starts.
 import { isDeepStrictEqual } from 'node:util';
 import type { Policy } from '../policy/defaults.js';
@@ -15,6 +15,7 @@ const CLAIM_TIME_PARTS = [
   'workspace',
   'network',
   'env',
+  'secrets',
   'limits.timeout',
   'limits.output',
   'limits.disk',

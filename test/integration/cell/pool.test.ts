@@ -1,6 +1,8 @@
-// The warm pool on real cells: a claim attaches the workspace, env and network rules to a cell
-// started before the task was known, and no task sees anything of the one before it.
+// The warm pool on real cells: a claim attaches the workspace, env, network rules and secrets
+// to a cell started before the task was known, and no task sees anything of the one before it.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cell } from '../../../src/cell/cell.js';
@@ -39,8 +41,12 @@ function attachHelpers(): number[] {
     .map(Number);
 }
 
-const hosts = { 'a.test': '127.0.0.7', 'b.test': '127.0.0.8' };
-const cidrs = ['127.0.0.7/32', '127.0.0.8/32'];
+const hosts = { 'a.test': '127.0.0.7', 'b.test': '127.0.0.8', 's.test': '127.0.0.9' };
+const cidrs = ['127.0.0.7/32', '127.0.0.8/32', '127.0.0.9/32'];
+const SECRET = `sk-pool-${'Qx7'.repeat(8)}${Date.now()}`;
+/** What the TLS stand-in at s.test saw in x-api-key, per request. */
+const keysSeen: string[] = [];
+let tlsPort = 0;
 const policyWith = (extra: PolicyFile = {}, allow?: string) =>
   resolvePolicy(
     parsePolicy({
@@ -55,6 +61,25 @@ beforeAll(async () => {
     startWebServer(h, '127.0.0.7', h.dir),
     startWebServer(h, '127.0.0.8', h.dir),
   ]);
+  const key = path.join(h.dir, 's.key');
+  const crt = path.join(h.dir, 's.crt');
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+      .concat(['-keyout', key, '-out', crt, '-days', '1', '-subj', '/CN=s.test'])
+      .concat(['-addext', 'subjectAltName=DNS:s.test']),
+    { stdio: 'ignore' },
+  );
+  // The supervisor (this process) verifies the upstream; the cell trusts only its own CA.
+  process.env.NODE_EXTRA_CA_CERTS = crt;
+  process.env.POOL_TEST_SECRET = SECRET;
+  tlsPort = await h.listen(
+    https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(crt) }, (req, res) => {
+      keysSeen.push(String(req.headers['x-api-key'] ?? ''));
+      res.end('ok\n');
+    }),
+    '127.0.0.9',
+  );
   sb = makeSandbox({
     'notes.txt': 'one\n',
     '.env': 'TOKEN=hunter2\n',
@@ -142,6 +167,51 @@ describe('warm pool', () => {
     });
     expect(webA.urls).toEqual(['/first']);
     await second.destroy();
+  });
+
+  it("brokers the claim's own secrets, which the pool's policy did not have, and no later claim's", async () => {
+    await pool!.whenFull();
+    const secrets = [
+      {
+        name: 'S_KEY',
+        from: { env: 'POOL_TEST_SECRET' },
+        hosts: ['s.test'],
+        header: 'x-api-key',
+      },
+    ];
+    const url = `https://s.test:${tlsPort}/v1`;
+    const first = await claim({ policy: policyWith({ secrets }, `s.test:${tlsPort}`) });
+    const r = await first.run([
+      'sh',
+      '-c',
+      `echo "$S_KEY"; curl -sS --max-time 10 ${url} -H "x-api-key: $S_KEY"`,
+    ]);
+    const placeholder = r.stdout.split('\n')[0]!;
+    expect(placeholder).toHaveLength(SECRET.length);
+    expect(placeholder).not.toBe(SECRET);
+    expect(r.stdout.split('\n')[1]).toBe('ok');
+    expect(keysSeen).toEqual([SECRET]);
+    await first.destroy();
+
+    // The next claim brings none: no placeholder, nothing put in for an old one.
+    await pool!.whenFull();
+    const second = await claim({ policy: policyWith({}, `s.test:${tlsPort}`) });
+    const r2 = await second.run([
+      'sh',
+      '-c',
+      `echo "key:\${S_KEY:-none}"; curl -sS --max-time 10 ${url} -H "x-api-key: ${placeholder}" 2>/dev/null; echo "curl=$?"`,
+    ]);
+    expect(r2.stdout).toMatch(/^key:none\n(curl=\d+\n)$/);
+    expect(r2.stdout).not.toBe('key:none\ncurl=0\n');
+    expect(keysSeen).toEqual([SECRET]);
+    await second.destroy();
+
+    // A secret bound to a host the claim does not allow is refused before the cell is used.
+    await pool!.whenFull();
+    await expect(pool!.claim({ policy: policyWith({ secrets }) })).rejects.toThrow(
+      /secret S_KEY is bound to s\.test, which network\.allow does not allow/,
+    );
+    expect(pool!.stats()).toMatchObject({ ready: 1 });
   });
 
   it('runs nothing in a warm cell before its claim: init refuses commands until Landlock is on', async () => {
