@@ -1,6 +1,6 @@
 // Bundles the CLI into one file, dist/cli/nanocell.mjs (the `nanocell` bin).
 // Why: every `nanocell run` pays Node's ESM loader for each module it imports, and the
-// dependency tree (zod, execa, commander, yaml, ...) is several hundred files. Resolving and
+// dependency tree (zod, commander, yaml, ...) is several hundred files. Resolving and
 // linking them was most of the CLI's start-up (about 0.7 s against 0.3 s bundled).
 // The library (dist/index.js) stays unbundled; helpers started as separate processes or
 // workers keep their own files under dist/, found through packageRoot(), which finds the

@@ -2,7 +2,7 @@
 // (an unprivileged mount namespace), its error line, and the disk-cap check after collection.
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
+import { runCommand } from '../util/run.js';
 import { packageRoot } from '../util/packageRoot.js';
 import { NanocellError } from '../util/errors.js';
 import { formatSize } from '../util/units.js';
@@ -59,7 +59,7 @@ export async function collectUnprivileged(
   if (signal?.aborted) throw collectionAborted();
   const main = path.join(packageRoot(), 'dist', 'workspace', 'collectMain.js');
   const outDirWasFree = !fs.existsSync(opts.outDir);
-  const r = await execa(
+  const r = await runCommand(
     'unshare',
     [
       ...['--user', '--map-root-user', '--mount', '--', process.execPath],
@@ -67,15 +67,15 @@ export async function collectUnprivileged(
       main,
       JSON.stringify(opts),
     ],
-    { reject: false, stdin: 'ignore', ...(signal ? { cancelSignal: signal } : {}) },
+    { maxBuffer: 256 * 1024 * 1024, ...(signal ? { signal } : {}) },
   );
-  if (r.isCanceled) {
+  if (r.aborted) {
     // The child's view mount died with its namespace; only its partial output is left.
     if (outDirWasFree) await removePartial(opts.outDir);
     throw collectionAborted();
   }
   if (r.exitCode !== 0) {
-    const last = String(r.stderr).trim().split('\n').pop() ?? '';
+    const last = (r.stderr.trim() || r.message).split('\n').pop() ?? '';
     const wire = parseCollectError(last);
     if (wire) throw fromWireError(wire);
     throw new NanocellError(
@@ -84,7 +84,7 @@ export async function collectUnprivileged(
       'HOST',
     );
   }
-  return JSON.parse(String(r.stdout)) as ChangeSummary;
+  return JSON.parse(r.stdout) as ChangeSummary;
 }
 
 function parseCollectError(line: string): WireError | undefined {

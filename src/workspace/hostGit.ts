@@ -4,7 +4,7 @@
 // optional locks (read-only commands must not write the index), no replace refs. Commands that
 // read a repository the cell wrote use a git dir nanocell made (gitHistory.ts), so the cell's
 // .git/config is never read at all.
-import { execa, execaSync } from 'execa';
+import { runCommand, runCommandSync, type RunOptions, type RunResult } from '../util/run.js';
 import { NanocellError } from '../util/errors.js';
 
 /** Settings given on the command line, which outrank every config file git reads. */
@@ -74,45 +74,35 @@ function gitEnv(o: HostGitOptions): Record<string, string> {
   return env;
 }
 
-function execOptions(o: HostGitOptions) {
+function execOptions(o: HostGitOptions): RunOptions {
   return {
     env: gitEnv(o),
-    extendEnv: false,
-    reject: false,
     cwd: o.cwd ?? '/',
-    input: o.input,
-    stdin: o.input === undefined ? ('ignore' as const) : ('pipe' as const),
+    ...(o.input !== undefined ? { input: o.input } : {}),
     maxBuffer: o.maxBuffer ?? 64 * 1024 * 1024,
-    stripFinalNewline: false,
   };
 }
 
-function result(r: {
-  failed: boolean;
-  exitCode?: number;
-  shortMessage?: string;
-  stdout: unknown;
-  stderr: unknown;
-}): HostGitResult {
-  if (r.failed && r.exitCode === undefined && /ENOENT/.test(r.shortMessage ?? '')) {
+function result(r: RunResult): HostGitResult {
+  if (r.notFound) {
     throw new NanocellError(
-      `cannot run git on the host: ${r.shortMessage ?? ''}`,
+      `cannot run git on the host: ${r.message}`,
       'install git (apt-get install git)',
       'HOST',
     );
   }
   const exitCode = r.exitCode ?? -1;
-  return { ok: exitCode === 0, exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+  return { ok: exitCode === 0, exitCode, stdout: r.stdout, stderr: r.stderr };
 }
 
 const argv = (args: string[]) => [...SAFE_CONFIG.flatMap((c) => ['-c', c]), '--no-pager', ...args];
 
 /** Runs `git args` with a fixed environment (nothing of the caller's is passed on). */
 export async function hostGit(args: string[], o: HostGitOptions): Promise<HostGitResult> {
-  return result(await execa('git', argv(args), execOptions(o)));
+  return result(await runCommand('git', argv(args), execOptions(o)));
 }
 
 /** The same, synchronously (the CLI's diff). */
 export function hostGitSync(args: string[], o: HostGitOptions): HostGitResult {
-  return result(execaSync('git', argv(args), execOptions(o)));
+  return result(runCommandSync('git', argv(args), execOptions(o)));
 }

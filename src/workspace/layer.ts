@@ -15,7 +15,7 @@ import {
   symlinkSync,
 } from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
+import { runCommand } from '../util/run.js';
 import { NanocellError } from '../util/errors.js';
 import type { ChangeSet } from './manifest.js';
 import { parentOf, relPathProblem, selfAndAncestors } from './paths.js';
@@ -104,10 +104,10 @@ async function writeLayer(
       parentDirs(e.path);
       if (lstatSync(dest, { throwIfNoEntry: false })) continue;
       if (!haveProto) {
-        const r = await execa('mknod', ['-m', '000', proto, 'c', '0', '0'], { reject: false });
+        const r = await runCommand('mknod', ['-m', '000', proto, 'c', '0', '0']);
         if (r.exitCode !== 0) {
           throw new NanocellError(
-            `cannot create an overlay whiteout for a session layer: ${String(r.stderr).trim()}`,
+            `cannot create an overlay whiteout for a session layer: ${r.stderr.trim() || r.message}`,
             'stacked tasks need Linux 5.8 or newer, or root',
             'HOST',
           );
