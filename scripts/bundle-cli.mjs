@@ -9,7 +9,25 @@
 // only argument parsing and a verb loads its own chunk (and the chunks it shares) from
 // dist/cli/chunks/; `nanocell --version` loads the entry alone.
 import fs from 'node:fs';
+import path from 'node:path';
 import { build } from 'esbuild';
+
+/**
+ * zod's `z` namespace re-exports every locale (`z.locales`), so none can be tree-shaken: half of
+ * its 750 KB bundled, parsed by every command that reads a policy (about 15 ms). nanocell's
+ * messages are English (zod's default, set by its own import of the `en` locale), so the
+ * locales index is bundled as `en` alone.
+ */
+const zodEnglishOnly = {
+  name: 'zod-english-only',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, (args) => ({
+      contents: 'export { default as en } from "./en.js";\n',
+      loader: 'js',
+      resolveDir: path.dirname(args.path),
+    }));
+  },
+};
 
 fs.rmSync('dist/cli/chunks', { recursive: true, force: true });
 await build({
@@ -29,6 +47,7 @@ await build({
   banner: {
     js: "import { createRequire as __nanocellRequire } from 'node:module'; const require = __nanocellRequire(import.meta.url);",
   },
+  plugins: [zodEnglishOnly],
   logLevel: 'warning',
 });
 
