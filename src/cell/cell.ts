@@ -47,6 +47,8 @@ export class Cell extends CellVerbs {
   session: string;
   readonly workspace: string;
   startedAt = Date.now();
+  /** The warm pool this cell was claimed from; undefined for a cell started for its task. */
+  warmPool?: string;
   private readonly cleanups = new Cleanups();
   private runtime!: RuntimeInfo;
   private host!: HostFacts;
@@ -251,6 +253,7 @@ export class Cell extends CellVerbs {
     );
     trace('claim: record', t);
     this.got.ws = await attachClaim(claim, rules);
+    this.warmPool = pool.name;
     this.begin();
   }
 

@@ -110,7 +110,10 @@ export function runOptions(cmd: Command): Command {
     )
     .option('--discard', 'discard the change set after the task')
     .option('--quiet', 'no live status line and no notes (the change-set id is still printed)')
-    .option('--verbose', 'say where the task runs: through `nanocell serve`, or in this process')
+    .option(
+      '--verbose',
+      'say where the task runs: through `nanocell serve` (and whether in a warm cell), or in this process',
+    )
     .option(
       '--raw-output',
       "pass the task's terminal escape sequences (title, clipboard, cursor) through to a terminal",

@@ -43,7 +43,10 @@ export async function runTaskServedOrHere(
   }
 }
 
-function runRemote(c: ServerConnection, o: TaskOptions): Promise<TaskReport> {
+function runRemote(
+  c: ServerConnection,
+  o: TaskOptions & { say?: (line: string) => void },
+): Promise<TaskReport> {
   const task = {
     policy: o.policy,
     workspace: o.workspace,
@@ -57,6 +60,11 @@ function runRemote(c: ServerConnection, o: TaskOptions): Promise<TaskReport> {
     if (m.type === 'stdout') o.stdout.write(Buffer.from(m.data, 'base64'));
     else if (m.type === 'stderr') o.stderr.write(Buffer.from(m.data, 'base64'));
     else if (m.type === 'event') o.onEvent?.(m.event as unknown as AuditEventInput);
+    else if (m.type === 'cell') {
+      const cell = { id: m.cell, ...(m.warmPool ? { warmPool: m.warmPool } : {}) };
+      if (o.onCell) o.onCell(cell);
+      else o.say?.(whichCell(cell));
+    }
   });
   const cancel = () => c.input(id, 'cancel');
   o.abort?.addEventListener('abort', cancel);
@@ -69,4 +77,11 @@ function runRemote(c: ServerConnection, o: TaskOptions): Promise<TaskReport> {
     o.abort?.removeEventListener('abort', cancel);
     o.abandonChanges?.removeEventListener('abort', cancel);
   });
+}
+
+/** `--verbose`: whether a served task got a warm cell. */
+function whichCell(cell: { id: string; warmPool?: string }): string {
+  return cell.warmPool
+    ? `the task got warm cell ${cell.id} of pool "${cell.warmPool}"`
+    : `the task's cell ${cell.id} was started for it (no warm pool fits its policy and project, or the pool had no ready cell)`;
 }

@@ -105,6 +105,8 @@ export function runStream(
     changes: t.changes ?? 'keep',
     ...(o.startCell ? { startCell: o.startCell } : {}),
     onEvent: (e) => conn.send({ id, type: 'event', event: e }),
+    onCell: (c) =>
+      conn.send({ id, type: 'cell', cell: c.id, ...(c.warmPool ? { warmPool: c.warmPool } : {}) }),
   }).finally(() => {
     o.running.delete(abort);
     conn.streams.delete(id);

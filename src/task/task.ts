@@ -39,6 +39,8 @@ export interface TaskOptions {
   onEvent?: (e: AuditEventInput) => void;
   /** How the task's cell starts: `Cell.create` unless the cell server claims one from a pool. */
   startCell?: (o: CellOptions) => Promise<Cell>;
+  /** Once the task's cell runs: its id, and the warm pool it was claimed from (if it was). */
+  onCell?: (c: { id: string; warmPool?: string }) => void;
 }
 
 /** A task's report: as every recorded task's, with the command's exit status. */
@@ -99,6 +101,7 @@ async function runInCell(o: TaskOptions, rec: TaskRecord): Promise<Ran> {
       record: false,
       onEvent: rec.cellEvent,
     });
+    o.onCell?.({ id: cell.id, ...(cell.warmPool ? { warmPool: cell.warmPool } : {}) });
     if (o.abort?.aborted) await cell.kill('killed');
     // `nanocell exec/stop/kill TASK` from another terminal reach the cell through this.
     control = await ControlServer.listen({

@@ -16,7 +16,7 @@ import {
 } from './protocol.js';
 
 /** The frames a streaming request (exec, run) gets before its answer. */
-export type StreamFrame = Extract<ServerMessage, { type: 'stdout' | 'stderr' | 'event' }>;
+export type StreamFrame = Extract<ServerMessage, { type: 'stdout' | 'stderr' | 'event' | 'cell' }>;
 
 interface Pending {
   resolve(result: unknown): void;
@@ -107,7 +107,12 @@ export class ServerConnection {
       if (this.pending.size === 0) this.socket.unref();
       if (m.type === 'result') p.resolve(m.result);
       else p.reject(fromWireError(m.error));
-    } else if (m.type === 'stdout' || m.type === 'stderr' || m.type === 'event') {
+    } else if (
+      m.type === 'stdout' ||
+      m.type === 'stderr' ||
+      m.type === 'event' ||
+      m.type === 'cell'
+    ) {
       p.onFrame?.(m);
     }
   }

@@ -27,7 +27,8 @@ export type ServerMessage =
   | { v: number; id: RequestId; type: 'result'; result: unknown }
   | { v: number; id: RequestId; type: 'started' }
   | { v: number; id: RequestId; type: 'stdout' | 'stderr'; data: string }
-  | { v: number; id: RequestId; type: 'event'; event: Record<string, unknown> };
+  | { v: number; id: RequestId; type: 'event'; event: Record<string, unknown> }
+  | { v: number; id: RequestId; type: 'cell'; cell: string; warmPool?: string };
 
 export type RequestId = number | string;
 

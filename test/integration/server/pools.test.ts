@@ -80,8 +80,10 @@ describe('nanocell serve --config (warm pools)', () => {
         sb.stateRoot,
       );
 
-    const warm = await run(['--memory', '300m']);
+    const warm = await run(['--memory', '300m', '--verbose']);
     expect(warm).toMatchObject({ status: 0, stdout: 'from the project\n' });
+    // --verbose says where the task ran, and in which cell.
+    expect(warm.stderr).toMatch(/^nanocell: the task got warm cell \S+ of pool "web"$/m);
     expect(log.filter((l) => l.includes('run for pid'))).toEqual([
       expect.stringContaining('(warm pool "web")'),
     ]);
@@ -90,8 +92,11 @@ describe('nanocell serve --config (warm pools)', () => {
     expect((await runCli(['diff', id!], sb.stateRoot)).stdout).toContain('+new');
 
     // The default memory limit is another fixed part: no warm cell fits, so the task starts cold.
-    const cold = await run([]);
+    const cold = await run(['--verbose']);
     expect(cold).toMatchObject({ status: 0, stdout: 'from the project\n' });
+    expect(cold.stderr).toMatch(
+      /^nanocell: the task's cell \S+ was started for it \(no warm pool fits/m,
+    );
     expect(log.filter((l) => l.includes('run for pid')).at(-1)).not.toContain('warm pool');
     expect(log.filter((l) => l.includes('did not start'))).toEqual([]);
     expect(pools.stats()[0]).toMatchObject({
