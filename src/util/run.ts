@@ -5,7 +5,7 @@
 // every CLI command.
 import { execFile, spawnSync } from 'node:child_process';
 
-export interface CommandResult {
+interface CommandResult {
   /** undefined when it could not start, or a signal (or the timeout) ended it. */
   exitCode: number | undefined;
   stdout: string;
@@ -55,7 +55,14 @@ export function runCommand(
   return new Promise((resolve) => {
     const child = execFile(cmd, args, options(o), (err, stdout, stderr) => {
       if (!err)
-        return resolve({ exitCode: 0, stdout, stderr, message: '', aborted: false, notFound: false });
+        return resolve({
+          exitCode: 0,
+          stdout,
+          stderr,
+          message: '',
+          aborted: false,
+          notFound: false,
+        });
       const code = (err as { code?: unknown }).code;
       resolve({
         exitCode: typeof code === 'number' ? code : undefined,
@@ -73,7 +80,11 @@ export function runCommand(
 }
 
 /** The same, synchronously (the CLI's diff). */
-export function runCommandSync(cmd: string, args: readonly string[], o: RunOptions = {}): RunResult {
+export function runCommandSync(
+  cmd: string,
+  args: readonly string[],
+  o: RunOptions = {},
+): RunResult {
   const r = spawnSync(cmd, args, { ...options(o, false), input: o.input ?? '' });
   const code = (r.error as { code?: unknown } | undefined)?.code;
   return {
