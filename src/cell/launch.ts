@@ -12,7 +12,7 @@ import type { CellPlan } from '../plan/plan.js';
 import { deleteContainer, runtimeRunArgv, type RuntimeInfo } from '../runtime/runtime.js';
 import { NanocellError } from '../util/errors.js';
 import { realpathOrSelf } from '../util/fs.js';
-import { delay, readPid, type Cleanups } from './cleanup.js';
+import { delay, readPid, trace, type Cleanups } from './cleanup.js';
 import { writeCaptureRules } from './captureFiles.js';
 import { receiveHandles } from './captureHandover.js';
 import { InitClient } from './initClient.js';
@@ -159,8 +159,13 @@ export class CellProcess {
       );
     });
     try {
+      const t0 = performance.now();
       await Promise.race([
-        Promise.all([client.ready(), checked, limits]),
+        Promise.all([
+          client.ready().then(() => trace('launch: init ready', t0)),
+          checked.then(() => trace('launch: start check', t0)),
+          limits?.then(() => trace('launch: namespace limits', t0)),
+        ]),
         runtime.failure,
         timeout,
       ]);
