@@ -281,14 +281,27 @@ async function brokerSecrets(
   const secrets = readSecrets(entries, process.env);
   const broker = new SecretBroker(secrets, (e) => o.onEvent({ ...e }));
   const ca = await CellCa.create(o.cellId ?? 'cell');
-  let roots = '';
-  try {
-    roots = fs.readFileSync(HOST_CA_BUNDLE, 'utf8');
-  } catch {
-    // A host without a bundle: the cell trusts its own CA only.
-  }
+  const roots = hostRoots();
   const caBundle = `${roots}${roots.endsWith('\n') || !roots ? '' : '\n'}${ca.certPem}`;
   return { broker, interceptor: new TlsInterceptor(ca, broker), caBundle };
+}
+
+let rootsSeen: { key: string; pem: string } | undefined;
+
+/**
+ * The host's CA bundle (about 200 KB), read again only when it changes: a warm pool's every
+ * cell carries it, and a long-lived server must follow an update of ca-certificates. A host
+ * without a bundle: the cell trusts its own CA only.
+ */
+function hostRoots(): string {
+  try {
+    const st = fs.statSync(HOST_CA_BUNDLE);
+    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+    if (rootsSeen?.key !== key) rootsSeen = { key, pem: fs.readFileSync(HOST_CA_BUNDLE, 'utf8') };
+    return rootsSeen.pem;
+  } catch {
+    return '';
+  }
 }
 
 function toCellEvent(e: ProxyEvent | TransparentEvent): CellEvent {
