@@ -9,7 +9,12 @@ import { canonicalJson } from './canonical.js';
 export const GENESIS_HASH = '0'.repeat(64);
 
 export function chainHash(prevHash: string, event: unknown): string {
-  return createHash('sha256').update(prevHash).update(canonicalJson(event)).digest('hex');
+  return chainHashOf(prevHash, canonicalJson(event));
+}
+
+/** The same, of an event already in its canonical form (the stored payload). */
+export function chainHashOf(prevHash: string, canonical: string): string {
+  return createHash('sha256').update(prevHash).update(canonical).digest('hex');
 }
 
 /** One stored events row, as verification sees it. */

@@ -4,7 +4,7 @@
 // store's caps a task's events are only counted per type (lifecycle events always stored).
 import { NanocellError } from '../util/errors.js';
 import { canonicalJson } from './canonical.js';
-import { chainHash, GENESIS_HASH, type ChainRow } from './chain.js';
+import { chainHashOf, GENESIS_HASH, type ChainRow } from './chain.js';
 import {
   AUDIT_EVENT_VERSION,
   auditEventInputSchema,
@@ -129,7 +129,7 @@ export class StoreWriter {
       this.drop(state, type, aggregateOf(e));
       return;
     }
-    const hash = chainHash(state.head, event);
+    const hash = chainHashOf(state.head, payload);
     this.queue.push({ taskId, seq: event.seq, time, type, payload, prevHash: state.head, hash });
     state.head = hash;
     state.nextSeq++;
