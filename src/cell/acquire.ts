@@ -31,6 +31,7 @@ import {
   cellDirs,
   defaultStateRoot,
   ensureStateRoot,
+  retireCellDir,
   type CellDirs,
   type StateLayout,
 } from './state.js';
@@ -175,7 +176,7 @@ async function acquireDirs(a: AcquireInput) {
   fs.mkdirSync(dirs.dir, { mode: 0o711 });
   a.cleanups.push('cell dir', () => {
     assertNothingMountedUnder(dirs.dir);
-    removeTree(dirs.dir);
+    removeTree(retireCellDir(dirs.dir));
   });
   fs.writeFileSync(dirs.owner, JSON.stringify(currentOwner(a.taskId)));
   if (a.host.rootless) return { layout, dirs, lease: undefined, gc };

@@ -8,7 +8,7 @@ import { NanocellError } from '../util/errors.js';
 import { ownerAlive, type OwnerRecord } from '../host/owner.js';
 import { deleteContainer, listRuntimeContainers, type RuntimeInfo } from '../runtime/runtime.js';
 import { releaseOrphanSlots } from '../host/slots.js';
-import type { StateLayout } from './state.js';
+import { RETIRED_CELL_PREFIX, retireCellDir, type StateLayout } from './state.js';
 
 /** A cell dir younger than this without an owner file is still being created. */
 const CREATION_GRACE_MS = 60_000;
@@ -84,6 +84,17 @@ export async function gcStaleCells(layout: StateLayout, rt: RuntimeInfo): Promis
   }
   for (const id of ids) {
     const dir = path.join(layout.cells, id);
+    if (id.startsWith(RETIRED_CELL_PREFIX)) {
+      // Its supervisor had released everything else and died while removing it.
+      try {
+        await unmountAllUnder(dir);
+        removeTree(dir);
+        result.cells.push(id.slice(RETIRED_CELL_PREFIX.length));
+      } catch (e) {
+        result.errors.push(`${id}: ${(e as Error).message}`);
+      }
+      continue;
+    }
     const owner = readOwner(dir);
     if (owner && ownerAlive(owner)) continue;
     if (!owner) {
@@ -96,7 +107,7 @@ export async function gcStaleCells(layout: StateLayout, rt: RuntimeInfo): Promis
         killPidFile(path.join(dir, 'init.pid')),
       );
       await unmountAllUnder(dir);
-      removeTree(dir);
+      removeTree(retireCellDir(dir));
       result.cells.push(id);
     } catch (e) {
       result.errors.push(`${id}: ${(e as Error).message}`);

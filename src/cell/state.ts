@@ -158,6 +158,25 @@ export function assertCellsReachable(layout: StateLayout): void {
   }
 }
 
+/**
+ * A cell dir being removed is first renamed to this prefix and its id, in one step: its
+ * removal takes a few milliseconds, and a supervisor killed meanwhile would leave a dir whose
+ * owner record may already be gone, which gc would take for a cell still being created and
+ * keep. A retired dir is garbage whoever made it.
+ */
+export const RETIRED_CELL_PREFIX = '.removing-';
+
+/** Renames a cell dir out of the way for its removal; the path to remove (see above). */
+export function retireCellDir(dir: string): string {
+  const retired = path.join(path.dirname(dir), `${RETIRED_CELL_PREFIX}${path.basename(dir)}`);
+  try {
+    fs.renameSync(dir, retired);
+    return retired;
+  } catch {
+    return dir; // gone already, or not renamable: removed where it is
+  }
+}
+
 export interface CellDirs {
   dir: string;
   bundle: string;
