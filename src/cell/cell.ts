@@ -7,7 +7,8 @@ import { CgroupReader, withCellFrozen } from '../host/cgroups.js';
 import type { HostFacts } from '../host/facts.js';
 import type { AppliedLimits, Degradation } from '../plan/plan.js';
 import type { ResolvedCell } from '../plan/resolve.js';
-import { attachClaim, checkClaim, claimParts } from './claim.js';
+import { attachClaim, claimParts } from './claim.js';
+import type { NetRules } from '../net/rules.js';
 import type { CellPool } from './pool.js';
 import type { RuntimeInfo } from '../runtime/runtime.js';
 import { NanocellError } from '../util/errors.js';
@@ -225,9 +226,14 @@ export class Cell extends CellVerbs {
 
   /**
    * A warm cell becomes the task `c` asks for (claim.ts attaches its workspace and rules);
-   * the events of its start are replayed into the task's record. Once only. @internal
+   * the events of its start are replayed into the task's record. Once only. The pool checked
+   * the claim (checkClaim) before it took this cell; `rules` are the claim's. @internal
    */
-  async bindClaim(c: ClaimRequest, pool: { name: string; policy: CellOptions['policy'] }) {
+  async bindClaim(
+    c: ClaimRequest,
+    pool: { name: string; policy: CellOptions['policy'] },
+    rules: NetRules,
+  ) {
     if (!this.events.holding || !this.got || !this.attacher || this.endReason)
       throw new NanocellError('this cell cannot be claimed', 'claim from a pool', 'STATE');
     const claim = {
@@ -242,9 +248,7 @@ export class Cell extends CellVerbs {
       emit: this.emitEvent,
       landlock: () => this.proc!.client!.applyLandlock(),
     };
-    // A refused claim leaves the cell warm, untouched, for the next one.
     const t = performance.now();
-    const rules = checkClaim(claim);
     this.opts = { ...this.opts, ...c, policy: claim.policy, workspace: this.workspace };
     this.taskId = claim.taskId;
     this.session = claim.session;

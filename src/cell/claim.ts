@@ -1,8 +1,9 @@
 // A warm cell's claim: what differs per task is attached to a cell that is already running
 // (pool.ts). In order, and why there:
 //  0. the task's options, with the pool's defaults for what the claim leaves out;
-//  1. checks, before anything acts: the claim's policy shares the pool's fixed parts
-//     (src/plan/poolKey.ts), its project is the pool's, and egress it wants has a proxy;
+//  1. checks, asked by the pool before it takes a cell: the claim's policy shares the pool's
+//     fixed parts (src/plan/poolKey.ts), its project is the pool's, its secrets' hosts are
+//     allowed, and egress it wants has a proxy;
 //  2. the workspace view, assembled on the host as a cold cell's is (scope, session layers,
 //     idmapped lower, overlay with the claim's disk cap);
 //  3. the view attached into the running cell's mount namespace (native/attach.c) over the
@@ -12,7 +13,7 @@
 // A failure anywhere leaves the cell to be destroyed by the caller; every step registered
 // its release with the cell's cleanups first.
 import type { HostFacts } from '../host/facts.js';
-import { compileNetRules } from '../net/rules.js';
+import { compileNetRules, hasEgress, type NetRules } from '../net/rules.js';
 import { checkSecretHosts } from '../net/secrets.js';
 import type { ResolvedCell } from '../plan/resolve.js';
 import type { Policy } from '../policy/defaults.js';
@@ -69,21 +70,35 @@ export function claimParts(
   };
 }
 
-/** Step 1: what makes a claim impossible, refused before anything is mounted. */
-export function checkClaim(c: ClaimInput): ReturnType<typeof compileNetRules> {
-  checkClaimPolicy(c.pool.policy, c.policy, c.pool.name);
-  if (c.workspace !== c.pool.resolved.project) {
+/** What a claim is checked against: the pool, as its warm cells were started. */
+export interface ClaimTarget {
+  name: string;
+  policy: Policy;
+  project: string;
+  /** Its cells have an egress proxy. */
+  egress: boolean;
+}
+
+/**
+ * Step 1, pure: what makes a claim impossible. The pool asks it before it takes a cell, so a
+ * refused claim costs no warm cell, and a drained pool refuses what a full one would.
+ */
+export function checkClaim(
+  pool: ClaimTarget,
+  c: { policy: Policy; workspace: string; extraAllowNet?: string[] },
+): NetRules {
+  checkClaimPolicy(pool.policy, c.policy, pool.name);
+  if (c.workspace !== pool.project) {
     throw new PolicyError(
-      `pool "${c.pool.name}" serves the project ${c.pool.resolved.project}, not ${c.workspace}`,
+      `pool "${pool.name}" serves the project ${pool.project}, not ${c.workspace}`,
       'claim from the pool made for this project, or start a cell without a pool',
     );
   }
   const rules = compileNetRules(c.policy.network, c.extraAllowNet ?? []);
   checkSecretHosts(c.policy.secrets, rules);
-  const wantsEgress = rules.allow.length > 0 || rules.cidrs.length > 0;
-  if (wantsEgress && !c.pool.resolved.egress) {
+  if (hasEgress(rules) && !pool.egress) {
     throw new PolicyError(
-      `pool "${c.pool.name}" starts its cells without an egress proxy (its policy allows no destination), so a claim cannot allow one`,
+      `pool "${pool.name}" starts its cells without an egress proxy (its policy allows no destination), so a claim cannot allow one`,
       "give the pool's policy a network.allow entry (claims then set their own rules), or start a cell without a pool",
     );
   }
@@ -91,10 +106,7 @@ export function checkClaim(c: ClaimInput): ReturnType<typeof compileNetRules> {
 }
 
 /** Steps 2–4; returns the attached workspace, which replaces the placeholder. */
-export async function attachClaim(
-  c: ClaimInput,
-  rules: ReturnType<typeof checkClaim>,
-): Promise<CellWorkspace> {
+export async function attachClaim(c: ClaimInput, rules: NetRules): Promise<CellWorkspace> {
   let t = performance.now();
   const { got } = c;
   const resolved: ResolvedCell = { ...c.pool.resolved, policy: c.policy };

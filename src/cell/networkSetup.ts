@@ -13,7 +13,7 @@ import { serveTransparent, type TransparentEvent } from '../net/transparent.js';
 import { startEgressProxy, type EgressProxy, type ProxyEvent } from '../net/proxy.js';
 import { proxyEnv } from '../net/env.js';
 import { withGrant, withoutGrant, type EgressDecision } from '../net/grants.js';
-import type { NetRules } from '../net/rules.js';
+import { hasEgress, type NetRules } from '../net/rules.js';
 import { checkSecretHosts, readSecrets, SecretBroker } from '../net/secrets.js';
 import { CellCa, TlsInterceptor } from '../net/tlsIntercept.js';
 import type { SecretEntry } from '../policy/secrets.js';
@@ -167,8 +167,7 @@ export class CellNetwork {
     cellId?: string;
   }): Promise<CellNetwork> {
     const { rules } = o;
-    // A cidrs entry alone allows IP-literal destinations in its range, so it needs the proxy too.
-    const egress = rules.allow.length > 0 || rules.cidrs.length > 0;
+    const egress = hasEgress(rules);
     const brokered =
       o.secrets?.length || (o.warm && egress)
         ? await brokerSecrets(o.secrets ?? [], rules, o)

@@ -4,13 +4,13 @@
 // other, so nothing of one task can reach the next: each task gets a cell no task has used.
 // The pool refills in the background, one cell at a time by default, so that refilling on a
 // small host does not take the CPU from the cells that are running tasks.
-import { NanocellError, PolicyError } from '../util/errors.js';
+import { NanocellError } from '../util/errors.js';
 import { resolveProjectDir } from '../plan/projectDir.js';
-import { checkClaimPolicy, checkPoolPlan } from '../plan/poolKey.js';
-import { compileNetRules } from '../net/rules.js';
-import { checkSecretHosts } from '../net/secrets.js';
+import { checkPoolPlan } from '../plan/poolKey.js';
+import { compileNetRules, hasEgress } from '../net/rules.js';
 import { probeHost } from '../host/probe.js';
 import { Cell } from './cell.js';
+import { checkClaim, type ClaimTarget } from './claim.js';
 import type { CellOptions, ClaimRequest } from './types.js';
 
 /** More warm cells than this per pool is a typo, not a plan. */
@@ -71,9 +71,18 @@ export class CellPool {
     this.name = o.name ?? 'default';
     this.size = checkSize(o.size, this.name);
     this.project = resolveProjectDir(o.workspace);
+    this.target = {
+      name: this.name,
+      policy: o.policy,
+      project: this.project,
+      // As the warm cells start: the pool's policy, no extra destinations.
+      egress: hasEgress(compileNetRules(o.policy.network, [])),
+    };
   }
 
   private readonly project: string;
+  /** What claims are checked against (claim.ts, checkClaim). */
+  private readonly target: ClaimTarget;
 
   /** Validates the options and starts filling; cells start in the background. */
   static open(o: PoolOptions): CellPool {
@@ -112,17 +121,11 @@ export class CellPool {
   async claim(c: ClaimRequest = {}): Promise<Cell> {
     if (this.closed)
       throw new NanocellError(`pool "${this.name}" is closed`, 'open a new pool', 'STATE');
-    if (c.policy) {
-      checkClaimPolicy(this.o.policy, c.policy, this.name);
-      // Pure, like the policy's check: a claim refused here leaves the warm cell unused.
-      checkSecretHosts(c.policy.secrets, compileNetRules(c.policy.network, c.extraAllowNet ?? []));
-    }
-    if (c.workspace !== undefined && resolveProjectDir(c.workspace) !== this.project) {
-      throw new PolicyError(
-        `pool "${this.name}" serves the project ${this.project}, not ${c.workspace}`,
-        'claim from the pool made for this project, or start a cell without a pool',
-      );
-    }
+    const rules = checkClaim(this.target, {
+      policy: c.policy ?? this.o.policy,
+      workspace: c.workspace === undefined ? this.project : resolveProjectDir(c.workspace),
+      ...(c.extraAllowNet ? { extraAllowNet: c.extraAllowNet } : {}),
+    });
     const cell = this.takeReady();
     // No warm cell (a pool of size 0, or drained): the task's cell starts now, as a cold one.
     if (!cell) {
@@ -131,7 +134,7 @@ export class CellPool {
       return Cell.create(this.coldOptions(c));
     }
     try {
-      await cell.bindClaim(c, { name: this.name, policy: this.o.policy });
+      await cell.bindClaim(c, { name: this.name, policy: this.o.policy }, rules);
     } catch (e) {
       await cell.destroy().catch(() => undefined);
       throw e;

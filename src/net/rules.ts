@@ -44,6 +44,17 @@ export interface NetRules {
   readonly pins: ReadonlyMap<string, string>;
 }
 
+/**
+ * Whether a cell with these rules needs its egress proxy. A cidrs entry alone allows
+ * IP-literal destinations in its range, so it needs the proxy too.
+ */
+export function hasEgress(rules: {
+  allow: readonly unknown[];
+  cidrs: readonly unknown[];
+}): boolean {
+  return rules.allow.length > 0 || rules.cidrs.length > 0;
+}
+
 export interface Decision {
   decision: 'allowed' | 'denied';
   /** What decided: `allow:<entry>`, `deny:<entry>`, `cidr:<entry>`, `special:<range>`, ... */

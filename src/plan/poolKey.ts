@@ -4,8 +4,8 @@
 // path, so a pool serves one project), the cgroup limits and tmpfs sizes, the host mounts and
 // whether the cell has an egress proxy (a warm cell with one has its CA mounted at start).
 // What a claim attaches is its own: the workspace view (scope, session layers, disk cap), the
-// env, the network rules, the brokered secrets, the timeout and the output cap. Pure: the pool and the server both
-// ask it before anything starts.
+// env, the network rules, the brokered secrets, the timeout and the output cap. Pure: the
+// pool and the server both ask it before anything starts.
 import { isDeepStrictEqual } from 'node:util';
 import type { Policy } from '../policy/defaults.js';
 import { PolicyError } from '../util/errors.js';

@@ -5,7 +5,7 @@
 // (stat, realpath), changes nothing.
 import { requireNft } from '../net/capture.js';
 import type { HostFacts } from '../host/facts.js';
-import { compileNetRules, type NetRules } from '../net/rules.js';
+import { compileNetRules, hasEgress, type NetRules } from '../net/rules.js';
 import type { HostMountRequest, Policy } from '../policy/defaults.js';
 import { invokingHome, probeHostPath } from '../host/hostPaths.js';
 import { findToolchains, toolchainPlaces } from '../host/toolchains.js';
@@ -109,8 +109,7 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
     seccomp: seccomp !== undefined,
     benchOff,
   });
-  // A cidrs entry alone allows IP-literal destinations in its range, so it needs the proxy too.
-  const egress = netRules.allow.length > 0 || netRules.cidrs.length > 0;
+  const egress = hasEgress(netRules);
   const proxyOnCellLoopback = seccomp?.monitor === true;
   // Frozen so that no later step (a bench switch, an acquire step) edits the plan it was given.
   return Object.freeze({

@@ -73,7 +73,7 @@ export function runCommand(
         notFound: code === 'ENOENT',
       });
     });
-    // Without a reader, a program that never reads its stdin must not block on a full pipe.
+    // A program that exits without reading its stdin makes this write fail (EPIPE): not a failure.
     child.stdin?.on('error', () => undefined);
     child.stdin?.end(o.input);
   });

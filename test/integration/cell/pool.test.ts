@@ -251,6 +251,17 @@ describe('warm pool', () => {
     expect((await cell.run(['cat', 'notes.txt'])).stdout).toBe('one\n');
     await cell.destroy();
     await empty.close();
+    // A drained pool refuses what a full one would: its cells have no proxy, so no egress.
+    const offline = CellPool.open({
+      policy: resolvePolicy(parsePolicy({ workspace: { protected: ['locked'] } })),
+      workspace: sb.project,
+      size: 0,
+      stateRoot: sb.stateRoot,
+    });
+    await expect(offline.claim({ policy: policyWith() })).rejects.toThrow(
+      /starts its cells without an egress proxy/,
+    );
+    await offline.close();
     expect(() => CellPool.open({ policy: policyWith(), workspace: sb.project, size: -1 })).toThrow(
       /size -1 is not a whole number/,
     );
