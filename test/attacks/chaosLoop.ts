@@ -142,6 +142,18 @@ export async function runChaos(o: {
   };
 }
 
+/** A leftover cell dir, for the failure message: its entries, owner record, age, gc's output. */
+function describeLeftover(dir: string, gcOut: string): string {
+  let owner = 'no owner.json';
+  try {
+    owner = fs.readFileSync(path.join(dir, 'owner.json'), 'utf8');
+  } catch {
+    // as said
+  }
+  const age = Date.now() - (fs.statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+  return `${path.basename(dir)} [entries: ${safeList(dir).join(',')}; owner: ${owner}; mtime ${age} ms ago; gc: ${gcOut.trim().split('\n').pop() ?? ''}]`;
+}
+
 function safeList(dir: string): string[] {
   try {
     return fs.readdirSync(dir);
@@ -178,7 +190,8 @@ export function gcAndInventory(stateRoot: string, r: ChaosResult): Record<string
     mounts: mountsUnder(stateRoot),
     cgroups,
     runtime: list('runc'),
-    cells: list('cells'),
+    // Each with what a failure needs to be understood: what is in it, its owner, its age, gc's word.
+    cells: list('cells').map((c) => describeLeftover(path.join(stateRoot, 'cells', c), gc.stdout)),
     overlays: list('cells').filter((c) => fs.existsSync(path.join(stateRoot, 'cells', c, 'upper'))),
     proxySockets: r.cellIds
       .map((id) => path.join(stateRoot, 'cells', id, 'proxy.sock'))
