@@ -29,6 +29,7 @@ import { CellNetwork, cellCaMount } from './networkSetup.js';
 import {
   assertCellsReachable,
   cellDirs,
+  createCellDir,
   defaultStateRoot,
   ensureStateRoot,
   retireCellDir,
@@ -173,12 +174,11 @@ async function acquireDirs(a: AcquireInput) {
     () => undefined,
   );
   const dirs = cellDirs(layout, a.id);
-  fs.mkdirSync(dirs.dir, { mode: 0o711 });
+  createCellDir(dirs, currentOwner(a.taskId));
   a.cleanups.push('cell dir', () => {
     assertNothingMountedUnder(dirs.dir);
     removeTree(retireCellDir(dirs.dir));
   });
-  fs.writeFileSync(dirs.owner, JSON.stringify(currentOwner(a.taskId)));
   if (a.host.rootless) return { layout, dirs, lease: undefined, gc };
   const lease = leaseSlot(layout.slots, dirs.dir);
   a.cleanups.push('uid slot', () => releaseSlot(lease));

@@ -5,12 +5,16 @@ import path from 'node:path';
 import { runCommand } from '../util/run.js';
 import { removeTree } from '../util/fs.js';
 import { NanocellError } from '../util/errors.js';
-import { ownerAlive, type OwnerRecord } from '../host/owner.js';
+import { isOwnerAlive, ownerAlive, type OwnerRecord } from '../host/owner.js';
 import { deleteContainer, listRuntimeContainers, type RuntimeInfo } from '../runtime/runtime.js';
 import { releaseOrphanSlots } from '../host/slots.js';
-import { RETIRED_CELL_PREFIX, retireCellDir, type StateLayout } from './state.js';
+import { cellDirMaker, RETIRED_CELL_PREFIX, retireCellDir, type StateLayout } from './state.js';
 
-/** A cell dir younger than this without an owner file is still being created. */
+/**
+ * A cell dir younger than this without an owner file may still be being created by an older
+ * nanocell, which made the dir before its owner record (this one never shows such a dir: see
+ * createCellDir).
+ */
 const CREATION_GRACE_MS = 60_000;
 
 export interface GcResult {
@@ -90,6 +94,19 @@ export async function gcStaleCells(layout: StateLayout, rt: RuntimeInfo): Promis
         await unmountAllUnder(dir);
         removeTree(dir);
         result.cells.push(id.slice(RETIRED_CELL_PREFIX.length));
+      } catch (e) {
+        result.errors.push(`${id}: ${(e as Error).message}`);
+      }
+      continue;
+    }
+    const maker = cellDirMaker(id);
+    if (maker) {
+      // Being made by createCellDir: its maker's pid and start time (if it could read its
+      // own) are in its name; while the maker lives it is not ours to touch.
+      const start = maker.startTime === '' ? null : Number(maker.startTime);
+      if (isOwnerAlive(maker.pid, start)) continue;
+      try {
+        removeTree(dir);
       } catch (e) {
         result.errors.push(`${id}: ${(e as Error).message}`);
       }

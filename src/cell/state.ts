@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { NanocellError } from '../util/errors.js';
 import { HOST_SLOTS_DIR } from '../host/slots.js';
+import type { OwnerRecord } from '../host/owner.js';
 
 export function defaultStateRoot(): string {
   if (process.env.NANOCELL_STATE_ROOT) return path.resolve(process.env.NANOCELL_STATE_ROOT);
@@ -175,6 +176,33 @@ export function retireCellDir(dir: string): string {
   } catch {
     return dir; // gone already, or not renamable: removed where it is
   }
+}
+
+/**
+ * A cell dir is made under this name, which says who makes it, and renamed to its id once its
+ * owner record is in it: under its id a cell dir always has an owner, so gc never has to guess
+ * whether an ownerless dir is still being made. A creating dir whose maker is gone is garbage.
+ */
+const CREATING_CELL_PREFIX = '.creating-';
+
+/** Makes `dirs.dir` holding `owner` as its owner record, in one visible step (see above). */
+export function createCellDir(dirs: CellDirs, owner: OwnerRecord): void {
+  const name = `${CREATING_CELL_PREFIX}${owner.pid}-${owner.startTime}-${path.basename(dirs.dir)}`;
+  const making = path.join(path.dirname(dirs.dir), name);
+  fs.mkdirSync(making, { mode: 0o711 });
+  try {
+    fs.writeFileSync(path.join(making, path.basename(dirs.owner)), JSON.stringify(owner));
+    fs.renameSync(making, dirs.dir);
+  } catch (e) {
+    fs.rmSync(making, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** Who is making a cell dir named by createCellDir; undefined for any other name. */
+export function cellDirMaker(name: string): Pick<OwnerRecord, 'pid' | 'startTime'> | undefined {
+  const m = /^\.creating-(\d+)-(\d*)-/.exec(name);
+  return m ? { pid: Number(m[1]), startTime: m[2]! } : undefined;
 }
 
 export interface CellDirs {

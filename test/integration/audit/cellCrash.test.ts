@@ -102,21 +102,31 @@ describe('crash recovery', () => {
   // A supervisor SIGKILLed while removing its cell dir (a few milliseconds, the owner record
   // possibly gone first) leaves it under its retired name. Such a dir is garbage at once: gc
   // does not wait the minute it gives an ownerless dir that may be still being created.
-  it('gc removes at once a cell dir whose removal was cut short', () => {
+  it('gc removes at once a cell dir whose removal or creation was cut short', () => {
     const cells = path.join(sb.stateRoot, 'cells');
     const retired = path.join(cells, '.removing-cutshort1');
     fs.mkdirSync(path.join(retired, 'bundle', 'rootfs'), { recursive: true });
     fs.writeFileSync(path.join(retired, 'bundle', 'config.json'), '{}');
     const unowned = path.join(cells, 'beingcreated1');
     fs.mkdirSync(unowned);
+    // A cell dir is made under a name that says who makes it: a dead maker's goes at once, a
+    // live one's stays (this process's pid and start time).
+    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+    const myStart = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const deadMaker = path.join(cells, '.creating-999999999-1-deadmaker1');
+    const liveMaker = path.join(cells, `.creating-${process.pid}-${myStart}-livemaker1`);
+    fs.mkdirSync(deadMaker);
+    fs.mkdirSync(liveMaker);
     try {
       const gc = cli(['gc']);
       expect(gc.status).toBe(0);
       expect(fs.existsSync(retired)).toBe(false);
-      // An ownerless dir younger than a minute may be a cell being created: kept.
+      expect(fs.existsSync(deadMaker)).toBe(false);
+      expect(fs.existsSync(liveMaker)).toBe(true);
+      // An ownerless dir younger than a minute may be an older nanocell's cell being created.
       expect(fs.existsSync(unowned)).toBe(true);
     } finally {
-      fs.rmSync(unowned, { recursive: true, force: true });
+      for (const d of [unowned, liveMaker]) fs.rmSync(d, { recursive: true, force: true });
     }
   });
 });
