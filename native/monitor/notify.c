@@ -122,18 +122,21 @@ static void emit_exec(pid_t pid, long ppid, long nspid, const struct exec_info *
 }
 
 /*
- * An exec the guard let through. What only the waiting task can tell (its argv, in the memory
- * the exec replaces) is read before the answer; the rest of the record after it, off the path
- * every exec waits on. `procdir` names this task and no other, so a pid reused meanwhile reads
- * as gone; the task cannot be reaped before the record either when the program is dynamically
- * linked, since its loader's first mmap(PROT_EXEC) waits on this same loop.
+ * An exec the guard let through. Everything the record needs is read while the task waits: its
+ * argv lives in the memory the exec replaces, and once answered the task may run, exit and be
+ * reaped before this loop looks again (a static program, or any program where the guard does
+ * not see the loader's mappings), taking its parent and cell pid with it. `procdir` names this
+ * task and no other, so a pid reused meanwhile reads as gone. Only the write is left for after.
  */
 static void handle_exec(uint64_t id, pid_t pid, uint32_t arch, int is_at, int procdir,
 			struct exec_info *info)
 {
 	int full = (long)execs_seen < max_exec_events;
-	if (full)
+	long ppid = -1, nspid = -1;
+	if (full) {
 		read_exec_argv(pid, arch, req->data.args, is_at, info);
+		read_ppid(procdir, &ppid, &nspid);
+	}
 	/* The pid may have died and been reused while we read: only trust data for a live id. */
 	int valid = ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
 	resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
@@ -146,8 +149,6 @@ static void handle_exec(uint64_t id, pid_t pid, uint32_t arch, int is_at, int pr
 		exec_summary_dirty = 1;
 		return;
 	}
-	long ppid = -1, nspid = -1;
-	read_ppid(procdir, &ppid, &nspid);
 	emit_exec(pid, ppid, nspid, info);
 }
 

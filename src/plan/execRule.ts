@@ -122,3 +122,32 @@ export function execGuardArgs(plan: CellPlan, realpath: (p: string) => string): 
   });
   return out;
 }
+
+/**
+ * Whether the monitor must see each mmap(PROT_EXEC) of a file (the exec guard's mapping check,
+ * one round trip per library the loader maps, per exec). It matters in two cases:
+ *   - a writable place is executable but the exec paths cover only part of it (an allowlist
+ *     finer than its mount): the guard refuses mapping the rest, which the kernel allows;
+ *   - a place code may sit in is noexec (the workspace or scratch places by the exec rule, a
+ *     host dir mounted without exec, a tool cache): the kernel refuses the mapping, and only
+ *     the guard records why.
+ * Otherwise (the default policy: workspace, /tmp, HOME and /dev/shm wholly executable) the kernel
+ * allows every mapping the guard would, except from a memfd or /dev: pages any task can get as
+ * anonymous executable memory anyway (docs/threat-model.md, R2). Pure.
+ */
+export function needsMapGuard(o: {
+  rule: { paths: readonly string[]; mounts: ExecMounts };
+  workspace: string;
+  /** A host dir mounted without exec, or a tool cache (always noexec), is in the cell. */
+  noexecCodeDirs: boolean;
+}): boolean {
+  if (o.noexecCodeDirs) return true;
+  const whole = (dir: string) => o.rule.paths.some((p) => within(dir, p));
+  const places: [boolean, string][] = [
+    [o.rule.mounts.workspace, o.workspace],
+    [o.rule.mounts.tmp, SCRATCH_PLACES.tmp],
+    [o.rule.mounts.home, SCRATCH_PLACES.home],
+    [o.rule.mounts.shm, SCRATCH_PLACES.shm],
+  ];
+  return places.some(([exec, dir]) => !exec || !whole(dir));
+}

@@ -12,7 +12,7 @@ import { findToolchains, toolchainPlaces } from '../host/toolchains.js';
 import { findHostConfig, readConfigFile } from '../host/hostConfigFiles.js';
 import { planHostConfig, type HostConfigPlan } from './hostConfig.js';
 import { resolveExecAllow } from './execAllow.js';
-import { planExecRule, type ExecMounts } from './execRule.js';
+import { needsMapGuard, planExecRule, type ExecMounts } from './execRule.js';
 import { checkHostMounts, expandMountPath, type HostMount } from './hostMounts.js';
 import { planDegradations, type BenchSwitches, type Degradation } from './plan.js';
 import { resolveProjectDir, type ProjectDir } from './projectDir.js';
@@ -100,7 +100,20 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
     project,
     policy.exec.scratch,
   );
-  const seccomp = CellSeccomp.plan({ policy, host, disabled: benchOff.seccomp === true });
+  const guardMappings = needsMapGuard({
+    rule: execRule,
+    workspace: project,
+    noexecCodeDirs:
+      hostMounts.some((m) => m.kind === 'dir' && !m.exec) ||
+      toolchains.caches.length > 0 ||
+      (agent?.caches.length ?? 0) > 0,
+  });
+  const seccomp = CellSeccomp.plan({
+    policy,
+    host,
+    guardMappings,
+    disabled: benchOff.seccomp === true,
+  });
   const { degradations } = planDegradations({
     policy,
     host,

@@ -21,7 +21,13 @@ export type CellSeccompPlan = Omit<SeccompPlan, 'profile'> & {
 const cache = new Map<string, { plan: SeccompPlan; bpf: string | undefined }>();
 
 export const CellSeccomp = {
-  plan(o: { policy: Policy; host: HostFacts; disabled?: boolean }): CellSeccompPlan | undefined {
+  plan(o: {
+    policy: Policy;
+    host: HostFacts;
+    /** The exec guard sees mmap(PROT_EXEC) of files (needsMapGuard); default true. */
+    guardMappings?: boolean;
+    disabled?: boolean;
+  }): CellSeccompPlan | undefined {
     if (o.disabled) return undefined;
     // gVisor implements its own syscall surface and does not pass notifications through: the
     // same rules then answer with their errno directly (plan.ts reports the lost audit).
@@ -32,6 +38,7 @@ export const CellSeccomp = {
       allow: o.policy.syscalls.allow,
       deny: o.policy.syscalls.deny,
       unsafeAllowForbidden: o.policy.syscalls.unsafeAllowForbidden,
+      guardMappings: o.guardMappings ?? true,
     };
     // Building the profile (and its BPF) walks every syscall table; it depends only on these
     // options, so cells with the same policy share both: nothing in them is per cell.

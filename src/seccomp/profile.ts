@@ -41,6 +41,12 @@ export interface SeccompOptions {
   deny: string[];
   /** policy `syscalls.unsafeAllowForbidden` */
   unsafeAllowForbidden: boolean;
+  /**
+   * With the monitor: send mmap(PROT_EXEC) of files to the exec guard (default true). The plan
+   * leaves it out where the guard could refuse and record nothing the kernel does not
+   * (src/plan/execRule.ts, needsMapGuard).
+   */
+  guardMappings?: boolean;
 }
 
 export interface SeccompPlan {
@@ -219,7 +225,7 @@ export function buildSeccompProfile(opts: SeccompOptions): SeccompPlan {
       .sort();
 
   // With the monitor on, the exec guard answers some allowed calls (see execGuard.ts).
-  const guarded = opts.monitor ? named('allow').filter((n) => EXEC_GUARDED.includes(n)) : [];
+  const guarded = opts.monitor ? named('allow').filter((n) => guardedBy(opts, n)) : [];
   rules.push({
     names: named('allow').filter((n) => !guarded.includes(n)),
     action: 'SCMP_ACT_ALLOW',
@@ -275,6 +281,11 @@ export function buildSeccompProfile(opts: SeccompOptions): SeccompPlan {
   };
 }
 
+/** Whether the exec guard answers this allowed call (EXEC_GUARDED, less mmap when not wanted). */
+function guardedBy(opts: Pick<SeccompOptions, 'guardMappings'>, name: string): boolean {
+  return EXEC_GUARDED.includes(name) && !(name === 'mmap' && opts.guardMappings === false);
+}
+
 /** The action fields of a denial; the monitor picks the errno of a NOTIFY rule from its table. */
 function denial(
   action: OciSeccompAction,
@@ -292,7 +303,7 @@ function denial(
  * name a call the monitor should never see.
  */
 function notifyTableFor(
-  opts: Pick<SeccompOptions, 'allow' | 'deny' | 'unsafeAllowForbidden'>,
+  opts: Pick<SeccompOptions, 'allow' | 'deny' | 'unsafeAllowForbidden' | 'guardMappings'>,
 ): string {
   const lines: string[] = [];
   const perArch: [SeccompArch, 'x86_64' | 'i386' | 'aarch64'][] = [
@@ -306,7 +317,7 @@ function notifyTableFor(
     for (const [name, d] of decisions) {
       const nr = syscallNumber(abi, name);
       if (nr === undefined) continue;
-      const guarded = d.kind === 'allow' && EXEC_GUARDED.includes(name);
+      const guarded = d.kind === 'allow' && guardedBy(opts, name);
       if (d.kind === 'allow' && !guarded) continue;
       if (d.kind === 'deny' && RUNC_NO_NOTIFY.includes(name)) continue;
       const errno =

@@ -14,20 +14,22 @@ const LOADER = '/lib64/ld-linux-x86-64.so.2';
 let noWs: AttackCell; // exec.allow: /usr only: the workspace and scratch places are noexec
 let noScratch: AttackCell; // the default allowlist with exec.scratch: deny
 let partial: AttackCell; // only $WORKSPACE/bin/** of the workspace
+let open: AttackCell; // the default policy: workspace and scratch places wholly executable
 let host: HostSentinels;
 
 beforeAll(async () => {
   host = new HostSentinels();
   const files = { 'hello.c': HELLO_C, 'lib.c': LIB_C, 'bin/.keep': '' };
-  [noWs, noScratch, partial] = await Promise.all([
+  [noWs, noScratch, partial, open] = await Promise.all([
     AttackCell.start({ files, policy: { exec: { allow: ['/usr/**'] } } }),
     AttackCell.start({ files, policy: { exec: { scratch: 'deny' } } }),
     AttackCell.start({ files, policy: { exec: { allow: ['/usr/**', '$WORKSPACE/bin/**'] } } }),
+    AttackCell.start({ files, policy: {} }),
   ]);
-  await Promise.all([noWs.sh(BUILD), noScratch.sh(BUILD), partial.sh(BUILD)]);
+  await Promise.all([noWs.sh(BUILD), noScratch.sh(BUILD), partial.sh(BUILD), open.sh(BUILD)]);
 }, 120_000);
 afterAll(async () => {
-  await Promise.all([noWs?.dispose(), noScratch?.dispose(), partial?.dispose()]);
+  await Promise.all([noWs?.dispose(), noScratch?.dispose(), partial?.dispose(), open?.dispose()]);
   host?.cleanup();
 });
 
@@ -82,6 +84,21 @@ describe('exec allowlist bypasses', () => {
     expect(r.stdout).toBe('refused\nrefused\n');
     await refused(noWs, /^mmap\(PROT_EXEC\) \S+\/lib\.so: its mount is noexec/);
     await refused(noWs, /^mmap\(PROT_EXEC\) \/memfd:lib .*never runs in a cell/);
+  });
+
+  it('EX-08 default policy: a memfd library loads as one in /tmp would, a memfd program still never runs', async () => {
+    // With every writable place wholly executable the guard does not see mappings (needsMapGuard):
+    // mapping a memfd as code gains nothing over a file in /tmp or anonymous executable memory.
+    const py = [
+      'import ctypes, os',
+      'fd = os.memfd_create("lib", 0); os.write(fd, open("lib.so", "rb").read())',
+      'print(ctypes.CDLL(f"/proc/self/fd/{fd}").f())',
+      'try: os.execve(fd, ["x"], {})',
+      'except OSError as e: print("fexecve", e.errno)',
+    ].join('\n');
+    const r = await open.cell.run(['python3', '-c', py]);
+    expect(r.stdout).toBe('42\nfexecve 13\n');
+    await refused(open, /^execveat\(AT_EMPTY_PATH\) \/memfd:lib .*never runs in a cell/);
   });
 
   it('EX-04 execveat(fd, "", AT_EMPTY_PATH) of a file outside exec.allow, and of an allowed one', async () => {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveExecAllow } from '../../../src/plan/execAllow.js';
-import { execGuardArgs, planExecRule } from '../../../src/plan/execRule.js';
+import { execGuardArgs, needsMapGuard, planExecRule } from '../../../src/plan/execRule.js';
 import type { CellPlan } from '../../../src/plan/plan.js';
 import { DEFAULT_EXEC_ALLOW } from '../../../src/policy/defaults.js';
 import { parsePolicy, resolvePolicy } from '../../../src/policy/load.js';
@@ -90,5 +90,31 @@ describe('planExecRule', () => {
       '/usr',
     ]);
     expect(execGuardArgs(plan(['/.nanocell/init', '--landlock', 'off']), (p) => p)).toEqual([]);
+  });
+});
+
+describe('needsMapGuard', () => {
+  const guard = (allow: string[], scratch: 'follow-workspace' | 'deny', noexecCodeDirs = false) =>
+    needsMapGuard({
+      rule: planExecRule(resolveExecAllow(allow, ws), ws, scratch),
+      workspace: ws,
+      noexecCodeDirs,
+    });
+
+  it('is off by default: every writable place is wholly executable', () => {
+    expect(guard([...DEFAULT_EXEC_ALLOW], 'follow-workspace')).toBe(false);
+  });
+
+  it('is on where the kernel refuses a mapping that only the guard can record', () => {
+    expect(guard([...DEFAULT_EXEC_ALLOW], 'deny')).toBe(true); // /tmp, HOME noexec
+    expect(guard(['/usr/**'], 'follow-workspace')).toBe(true); // the workspace noexec
+    expect(guard([...DEFAULT_EXEC_ALLOW], 'follow-workspace', true)).toBe(true); // a cache
+  });
+
+  it('is on where an allowlist is finer than its mount, which only the guard enforces', () => {
+    // Resolved paths, as resolveExecAllow makes them of "$WORKSPACE/bin/**".
+    const rule = planExecRule([...loaders, '/usr', `${ws}/bin`], ws, 'follow-workspace');
+    expect(rule.mounts.workspace).toBe(true);
+    expect(needsMapGuard({ rule, workspace: ws, noexecCodeDirs: false })).toBe(true);
   });
 });

@@ -303,6 +303,17 @@ describe('buildSeccompProfile', () => {
     expect(call(p, 'memfd_create', 0, 1)).toEqual(NOTIFY);
   });
 
+  it('leaves mappings to the kernel when the plan needs no mapping guard, memfds still guarded', () => {
+    const p = build({ guardMappings: false });
+    const [PROT_READ, PROT_EXEC, MAP_PRIVATE] = [1, 4, 2];
+    expect(call(p, 'mmap', 0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, 3, 0)).toEqual(ALLOW);
+    expect(call(p, 'memfd_create', 0, 1)).toEqual(NOTIFY);
+    expect(call(p, 'execve')).toEqual(NOTIFY);
+    // The monitor's table names only what it can be sent.
+    expect(p.notifyTable).not.toMatch(/ mmap /);
+    expect(build().notifyTable).toMatch(/^x86_64 9 mmap 0$/m);
+  });
+
   it('with monitor off answers by errno and notifies nothing', () => {
     const p = build({ monitor: false, listenerPath: undefined });
     expect(p.profile.listenerPath).toBeUndefined();
