@@ -8,7 +8,6 @@
  * namespace), so a raced request still fails, with ENOSPC from the kernel.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/audit.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,19 +39,14 @@ int is_clone3(uint32_t arch, int nr)
 	       (arch == AUDIT_ARCH_X86_64 || arch == AUDIT_ARCH_AARCH64 || arch == AUDIT_ARCH_I386);
 }
 
-/* clone_args.flags is its first field, a u64 at args[0]; args[1] is the struct's size. */
+/* clone_args.flags is its first field, a u64 at args[0]; args[1] is the struct's size. One
+ * process_vm_readv (taskmem.c): the kernel reads the struct the same way, so memory it could
+ * not read either fails here too, and the call is refused. */
 static int read_flags(pid_t pid, uint64_t addr, uint64_t size, uint64_t *flags)
 {
 	if (size < sizeof(*flags))
 		return -1;
-	char p[64];
-	snprintf(p, sizeof(p), "/proc/%d/mem", (int)pid);
-	int mem = open(p, O_RDONLY | O_CLOEXEC);
-	if (mem < 0)
-		return -1;
-	ssize_t n = pread(mem, flags, sizeof(*flags), (off_t)addr);
-	close(mem);
-	return n == (ssize_t)sizeof(*flags) ? 0 : -1;
+	return task_read(pid, addr, flags, sizeof(*flags)) == (ssize_t)sizeof(*flags) ? 0 : -1;
 }
 
 int clone3_check(const struct seccomp_notif *req, char *why, size_t why_len)
