@@ -56,11 +56,30 @@ void control_listen_prepare(const char *path)
 	struct stat st;
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(path);
+	/* Bound and listening under a name of its own, then renamed into place: whoever sees the
+	 * path can connect (a connect between bind and listen is refused, and the one session the
+	 * pod serves would be lost). A path too long for the temporary name binds directly. */
+	struct sockaddr_un t;
+	char tmp[sizeof(t.sun_path) + 32];
+	const char *slash = strrchr(path, '/');
+	snprintf(tmp, sizeof(tmp), "%.*s/.nanocell-listen-%d", (int)(slash - path), path,
+		 (int)getpid());
+	int staged = unix_addr(tmp, &t) == 0;
+	if (staged)
+		unlink(tmp);
 	mode_t old = umask(0077);
-	int r = bind(listen_fd, (struct sockaddr *)&a, sizeof(a));
+	int r = bind(listen_fd, (struct sockaddr *)(staged ? &t : &a), sizeof(a));
 	umask(old);
-	if (r < 0 || listen(listen_fd, 1) < 0)
-		fatal("listening on %s: %s", path, strerror(errno));
+	/* link, not rename: like bind, it refuses a path that exists (anything but a stale socket,
+	 * removed above), where rename would replace it. */
+	if (r < 0 || listen(listen_fd, 1) < 0 || (staged && link(tmp, path) < 0)) {
+		int e = errno;
+		if (staged)
+			unlink(tmp);
+		fatal("listening on %s: %s", path, strerror(e));
+	}
+	if (staged)
+		unlink(tmp);
 	listen_path = path;
 }
 

@@ -176,5 +176,14 @@ describe('nanocell-init --control-listen / --attach (the pod session)', () => {
     const bad = podInit('relative.sock');
     expect(await exited(bad.child)).toBe(125);
     expect(bad.stderr()).toMatch(/--control-listen relative\.sock: not an absolute socket path/);
+    // The socket is made under a name of its own and linked into place once it listens: a file
+    // already at the path is refused as bind would refuse it, never replaced.
+    const taken = path.join(dir, 'taken.sock');
+    fs.writeFileSync(taken, 'keep\n');
+    const busy = podInit(taken);
+    expect(await exited(busy.child)).toBe(125);
+    expect(busy.stderr()).toMatch(/listening on .*taken\.sock: File exists/);
+    expect(fs.readFileSync(taken, 'utf8')).toBe('keep\n');
+    expect(fs.readdirSync(dir).sort()).toEqual(['taken.sock']);
   });
 });
