@@ -40,9 +40,17 @@ async function buildProgram(argv: readonly string[]): Promise<Command> {
       return store.open(state.ensureStateRoot(stateRoot()).db);
     },
   };
-  program.hook('preAction', async () =>
-    (await import('./workspaceCommands.js')).recoverBeforeCommand(stateRoot()),
-  );
+  program.hook('preAction', async () => {
+    // The recovery code loads only when an interrupted apply left a journal; most commands find
+    // none, and a dir it cannot read is left to recoverBeforeCommand's own checks.
+    const { applyPaths, listJournals } = await import('../workspace/applyPaths.js');
+    try {
+      if (listJournals(applyPaths(stateRoot()).dir).length === 0) return;
+    } catch {
+      // fall through
+    }
+    (await import('./workspaceCommands.js')).recoverBeforeCommand(stateRoot());
+  });
   for (const register of await Promise.all(modules.map((m) => m.load()))) register(program, ctx);
   for (const c of program.commands)
     c.exitOverride().configureOutput({ outputError: () => undefined });

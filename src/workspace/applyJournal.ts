@@ -9,7 +9,6 @@ import {
   lstatSync,
   openSync,
   readFileSync,
-  readdirSync,
   renameSync,
   rmdirSync,
   rmSync,
@@ -213,16 +212,4 @@ export function rolledBackAt(changeDir: string): number | undefined {
 /** Removes the staging dir, which holds only nanocell's own copies by now. */
 export function removeStaging(j: Pick<Journal, 'staging'>): void {
   rmSync(j.staging, { recursive: true, force: true });
-}
-
-/** The journals under the apply dir (cheap when there are none: one readdir). */
-export function listJournals(dir: string): string[] {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw e;
-  }
-  return names.filter((n) => n.endsWith('.journal')).map((n) => path.join(dir, n));
 }

@@ -2,6 +2,7 @@
 // the state layout as a unit: the journal of an apply in progress, the per-project lock, and
 // the record of what became of each change set.
 import { createHash } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 
 export interface ApplyPaths {
@@ -27,6 +28,21 @@ export function projectKey(projectId: { dev: string; ino: string }): string {
     .update(`${projectId.dev}:${projectId.ino}`)
     .digest('hex')
     .slice(0, 24);
+}
+
+/**
+ * The journals under the apply dir (cheap when there are none: one readdir). Here, with the
+ * paths, so the CLI can ask before every command without loading the apply code.
+ */
+export function listJournals(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+  return names.filter((n) => n.endsWith('.journal')).map((n) => path.join(dir, n));
 }
 
 export function journalPath(p: ApplyPaths, key: string): string {

@@ -4,10 +4,9 @@
 // free is touched: a live apply is never recovered from under itself.
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { applyPaths, lockPath } from './applyPaths.js';
+import { applyPaths, listJournals, lockPath } from './applyPaths.js';
 import {
   killPoint,
-  listJournals,
   readJournal,
   removeJournal,
   removeStaging,
