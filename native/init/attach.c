@@ -65,8 +65,8 @@ void control_listen_prepare(const char *path)
 	snprintf(tmp, sizeof(tmp), "%.*s/.nanocell-listen-%d", (int)(slash - path), path,
 		 (int)getpid());
 	int staged = unix_addr(tmp, &t) == 0;
-	if (staged)
-		unlink(tmp);
+	if (staged && lstat(tmp, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(tmp); /* an earlier init's, killed between its bind and its link */
 	mode_t old = umask(0077);
 	int r = bind(listen_fd, (struct sockaddr *)(staged ? &t : &a), sizeof(a));
 	umask(old);
