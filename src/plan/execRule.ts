@@ -129,7 +129,7 @@ export function execGuardArgs(plan: CellPlan, realpath: (p: string) => string): 
  *   - a writable place is executable but the exec paths cover only part of it (an allowlist
  *     finer than its mount): the guard refuses mapping the rest, which the kernel allows;
  *   - a place code may sit in is noexec (the workspace or scratch places by the exec rule, a
- *     host dir mounted without exec, a tool cache): the kernel refuses the mapping, and only
+ *     host path mounted without exec, a tool cache): the kernel refuses the mapping, and only
  *     the guard records why.
  * Otherwise (the default policy: workspace, /tmp, HOME and /dev/shm wholly executable) the kernel
  * allows every mapping the guard would, except from a memfd or /dev: pages any task can get as
@@ -138,7 +138,7 @@ export function execGuardArgs(plan: CellPlan, realpath: (p: string) => string): 
 export function needsMapGuard(o: {
   rule: { paths: readonly string[]; mounts: ExecMounts };
   workspace: string;
-  /** A host dir mounted without exec, or a tool cache (always noexec), is in the cell. */
+  /** A host path mounted without exec, or a tool cache (always noexec), is in the cell. */
   noexecCodeDirs: boolean;
 }): boolean {
   if (o.noexecCodeDirs) return true;

@@ -104,7 +104,7 @@ export function resolveCell(i: ResolveInput): ResolvedCell {
     rule: execRule,
     workspace: project,
     noexecCodeDirs:
-      hostMounts.some((m) => m.kind === 'dir' && !m.exec) ||
+      hostMounts.some((m) => !m.exec) ||
       toolchains.caches.length > 0 ||
       (agent?.caches.length ?? 0) > 0,
   });

@@ -1,7 +1,11 @@
 // Code outside the exec allowlist: through the loader, memory files, dlopen, fexecve, scratch
 // places and #! lines. Each is refused by the kernel (Landlock, noexec mounts, the memfd seal)
 // and recorded by the monitor's exec guard with what was refused and why.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_ROOT } from '../helpers/cells.js';
 import type { AuditEvent } from '../../src/audit/events.js';
 import { AttackCell, HostSentinels } from './harness.js';
 
@@ -99,6 +103,40 @@ describe('exec allowlist bypasses', () => {
     const r = await open.cell.run(['python3', '-c', py]);
     expect(r.stdout).toBe('42\nfexecve 13\n');
     await refused(open, /^execveat\(AT_EMPTY_PATH\) \/memfd:lib .*never runs in a cell/);
+  });
+
+  it('EX-09 default policy with a host file mounted without exec: dlopen of it is refused and recorded', async () => {
+    // A noexec host path keeps the guard on mappings even where every writable place is
+    // executable (needsMapGuard): the kernel refuses, and only the guard says why.
+    fs.mkdirSync(TEST_ROOT, { recursive: true });
+    const dir = fs.mkdtempSync(path.join(TEST_ROOT, 'ex09-'));
+    fs.chmodSync(dir, 0o755);
+    let ac: AttackCell | undefined;
+    try {
+      fs.writeFileSync(path.join(dir, 'lib.c'), LIB_C);
+      execFileSync('gcc', [
+        '-shared',
+        '-fPIC',
+        '-o',
+        path.join(dir, 'hostlib.so'),
+        path.join(dir, 'lib.c'),
+      ]);
+      fs.chmodSync(path.join(dir, 'hostlib.so'), 0o644);
+      ac = await AttackCell.start({
+        policy: { mounts: [{ host: path.join(dir, 'hostlib.so'), cell: '/opt/hostlib.so' }] },
+      });
+      const py = [
+        'import ctypes',
+        'try: print(ctypes.CDLL("/opt/hostlib.so").f())',
+        'except OSError: print("refused")',
+      ].join('\n');
+      const r = await ac.cell.run(['python3', '-c', py]);
+      expect(r.stdout).toBe('refused\n');
+      await refused(ac, /^mmap\(PROT_EXEC\) \/opt\/hostlib\.so: its mount is noexec/);
+    } finally {
+      await ac?.dispose();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('EX-04 execveat(fd, "", AT_EMPTY_PATH) of a file outside exec.allow, and of an allowed one', async () => {
