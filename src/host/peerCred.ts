@@ -1,7 +1,9 @@
 // Who is on the other end of a control connection. Node cannot read SO_PEERCRED, so the
-// accepted socket is handed to the native helper as its stdin (the fd is duplicated into the
+// accepted socket is handed to the native helper as its fd 3 (the fd is duplicated into the
 // child; the server has not read from it yet) and the helper prints what the kernel recorded
-// at connect(): the connecting process's uid, gid and pid. The socket's 0600 mode and its
+// at connect(): the connecting process's uid, gid and pid. Not as its stdin: libuv makes a
+// child's fds 0-2 blocking, a flag of the open file the server shares, and a blocking socket
+// stalls the server's whole loop on the first client that reads slowly. The socket's 0600 mode and its
 // 0700 directory already keep other users out; this check holds even when they do not (a
 // state root on a file system that ignores modes, a directory opened up by mistake).
 import { spawn } from 'node:child_process';
@@ -19,7 +21,7 @@ const CHECK_TIMEOUT_MS = 5000;
 export function peerCredentials(socket: net.Socket): Promise<PeerCredentials> {
   const helper = nativeBinary('nanocell-peercred');
   return new Promise((resolve, reject) => {
-    const child = spawn(helper, [], { stdio: [socket, 'pipe', 'pipe'] });
+    const child = spawn(helper, [], { stdio: ['ignore', 'pipe', 'pipe', socket] });
     let out = '';
     let err = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d.slice(0, 256)));
