@@ -79,11 +79,14 @@ static int build_poll_set(void)
 		(short)((stdin_backlog_high() ? 0 : POLLIN) | (ctl_out.len ? POLLOUT : 0));
 	add_poll(NC_CTL_FD, ctl_events, P_CTL, NULL);
 	add_poll(sig_fd, POLLIN, P_SIG, NULL);
+	/* Without room a pipe is left out of the set, not polled for nothing: poll reports a
+	 * hang-up whatever the events asked, so an exited command's pipes would spin the loop
+	 * until the supervisor drained fd 3. */
 	for (struct exec *e = execs; e; e = e->next) {
-		if (e->out_fd >= 0)
-			add_poll(e->out_fd, room ? POLLIN : 0, P_OUT, e);
-		if (e->err_fd >= 0)
-			add_poll(e->err_fd, room ? POLLIN : 0, P_ERR, e);
+		if (e->out_fd >= 0 && room)
+			add_poll(e->out_fd, POLLIN, P_OUT, e);
+		if (e->err_fd >= 0 && room)
+			add_poll(e->err_fd, POLLIN, P_ERR, e);
 		if (e->in_fd >= 0 && e->in.len)
 			add_poll(e->in_fd, POLLOUT, P_IN, e);
 		if (e->reaped && room)
