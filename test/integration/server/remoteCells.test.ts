@@ -276,6 +276,37 @@ out({ taskId: c.taskId });`);
     expect(lastJson(ok.stdout)).toEqual({ n: 0 });
   });
 
+  it('keeps serving others while a client does not read its output', async () => {
+    const { resolvePolicy } = await import('../../../src/policy/load.js');
+    // A run whose output fills the socket: this client never reads a byte of it.
+    const hog = net.connect(socketOf());
+    hog.pause();
+    await new Promise<void>((resolve) => hog.once('connect', () => resolve()));
+    const task = {
+      policy: JSON.parse(JSON.stringify(resolvePolicy())),
+      workspace: sb.project,
+      command: ['head', '-c', '200000000', '/dev/zero'],
+      changes: 'discard',
+      stdin: false,
+    };
+    hog.write(`${JSON.stringify({ v: 2, id: 1, type: 'run', task })}\n`);
+    await sleep(3000);
+    // The server's writes to it wait for the socket; they never block its loop (a socket
+    // left blocking by the credential check once did: every other client then hung).
+    const hello = await new Promise<string>((resolve) => {
+      const c = net.connect(socketOf());
+      let got = '';
+      const timer = setTimeout(() => (c.destroy(), resolve(got)), 5000);
+      c.on('data', (d: Buffer) => {
+        got += d.toString();
+        if (got.endsWith('\n')) (clearTimeout(timer), c.destroy(), resolve(got));
+      });
+      c.on('connect', () => c.write('{"v":2,"id":1,"type":"hello"}\n'));
+    });
+    expect(hello).toMatch(/"type":"result"/);
+    hog.destroy();
+  });
+
   it('refuses a peer of another uid, even past the file mode (SO_PEERCRED)', async () => {
     fs.chmodSync(sb.stateRoot, 0o755);
     fs.chmodSync(socketOf(), 0o666);
