@@ -8,7 +8,8 @@ import { invokingHome } from '../host/hostPaths.js';
 import { loadPreset, presetNames } from '../policy/presets.js';
 import { NanocellError } from '../util/errors.js';
 import type { CliContext } from './context.js';
-import { runCommand, runOptions, type RunOpts } from './run.js';
+import { runCommand } from './run.js';
+import { runOptions, type RunOpts } from '../task/args/runInputs.js';
 
 interface AgentOpts extends RunOpts {
   list?: boolean;

@@ -4,7 +4,7 @@ import { runDoctor } from '../runtime/doctor.js';
 import { printChecks } from './printChecks.js';
 import { addK8sDoctorOptions, runK8sDoctorCommand } from './k8s.js';
 import type { RuntimeName } from '../policy/defaults.js';
-import { runtimeOption } from './runtimeOption.js';
+import { runtimeOption } from '../task/args/runtimeOption.js';
 
 export function registerDoctorCommand(program: Command): void {
   addK8sDoctorOptions(program.command('doctor'))

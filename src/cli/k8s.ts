@@ -11,10 +11,10 @@ import { K8S_DEGRADABLE_CONTROLS } from '../k8s/mapping.js';
 import { renderShape, type Rendered } from '../k8s/render.js';
 import { NanocellError } from '../util/errors.js';
 import type { CliContext } from './context.js';
-import type { K8sRunOpts } from './k8sOptions.js';
+import type { K8sRunOpts } from '../task/args/k8sOptions.js';
 import type { K8sDoctorOptions } from '../k8s/doctor.js';
 import { registerProxyCommand } from './proxyServe.js';
-import { policyFromFlags } from './policyFromFlags.js';
+import { policyFromFlags } from '../task/args/policyFromFlags.js';
 import { applyChangeSet } from '../workspace/apply.js';
 import { discardChangeSet } from '../workspace/discard.js';
 

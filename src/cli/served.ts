@@ -6,6 +6,7 @@ import { NanocellError } from '../util/errors.js';
 import { stateLayout } from '../cell/state.js';
 import { ServerConnection } from '../cell/remote/client.js';
 import type { TaskOptions, TaskReport } from '../task/task.js';
+import { whichCell } from '../task/args/runInputs.js';
 
 /** A connection to the server, or undefined when none is listening (or NANOCELL_NO_SERVER). */
 export function connectServer(socketPath: string): Promise<ServerConnection | undefined> {
@@ -77,11 +78,4 @@ function runRemote(
     o.abort?.removeEventListener('abort', cancel);
     o.abandonChanges?.removeEventListener('abort', cancel);
   });
-}
-
-/** `--verbose`: whether a served task got a warm cell. */
-function whichCell(cell: { id: string; warmPool?: string }): string {
-  return cell.warmPool
-    ? `the task got warm cell ${cell.id} of pool "${cell.warmPool}"`
-    : `the task's cell ${cell.id} was started for it (no warm pool fits its policy and project, or the pool had no ready cell)`;
 }

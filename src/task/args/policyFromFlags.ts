@@ -1,10 +1,11 @@
 // CLI flags become one more policy layer, validated by the same schema as files, so a bad
 // flag gets the same one-line error as a bad policy entry.
-import type { PolicyFile } from '../policy/schema.js';
-import { parsePolicy } from '../policy/load.js';
-import { NanocellError } from '../util/errors.js';
-import { parseEnvFlags, readEnvFile } from '../policy/envFile.js';
-import { parseSecretFlag } from '../policy/secrets.js';
+import path from 'node:path';
+import type { PolicyFile } from '../../policy/schema.js';
+import { parsePolicy } from '../../policy/load.js';
+import { NanocellError } from '../../util/errors.js';
+import { parseEnvFlags, readEnvFile } from '../../policy/envFile.js';
+import { parseSecretFlag } from '../../policy/secrets.js';
 
 export interface RunFlags {
   memory?: string;
@@ -36,7 +37,15 @@ function num(flag: string, v: string): number {
   return n;
 }
 
-export function policyFromFlags(f: RunFlags): PolicyFile {
+/**
+ * `at` is where the command line was typed: its environment gives `--env NAME` and the env
+ * files their values, and a relative `--env-file` is its cwd's (a served client's, not the
+ * server's).
+ */
+export function policyFromFlags(
+  f: RunFlags,
+  at: { cwd: string; env: NodeJS.ProcessEnv } = { cwd: process.cwd(), env: process.env },
+): PolicyFile {
   const limits: Record<string, unknown> = {};
   if (f.memory !== undefined) limits.memory = f.memory;
   if (f.pids !== undefined) limits.pids = num('--pids', f.pids);
@@ -49,8 +58,11 @@ export function policyFromFlags(f: RunFlags): PolicyFile {
   // The env file first, then --env on top, as in Docker. Values never come from argv alone:
   // `--env NAME` and the file keep secrets off the host's command lines.
   const env = {
-    ...Object.assign({}, ...(f.envFile ?? []).map((file) => readEnvFile(file, process.env))),
-    ...parseEnvFlags(f.env ?? [], process.env),
+    ...Object.assign(
+      {},
+      ...(f.envFile ?? []).map((file) => readEnvFile(path.resolve(at.cwd, file), at.env)),
+    ),
+    ...parseEnvFlags(f.env ?? [], at.env),
   } as Record<string, string>;
   if (Object.keys(env).length) doc.env = env;
   if (f.runtime || f.runtimePath) {

@@ -6,16 +6,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
-import { loadPolicyFile, resolvePolicy } from '../policy/load.js';
-import type { Policy } from '../policy/defaults.js';
-import type { PolicyFile } from '../policy/schema.js';
-import { degradableControls } from '../policy/schema.js';
-import type { TaskReport } from '../task/task.js';
-import { NanocellError } from '../util/errors.js';
-import { escapeText } from '../util/display.js';
+import { loadPolicyFile, resolvePolicy } from '../../policy/load.js';
+import type { Policy } from '../../policy/defaults.js';
+import type { PolicyFile } from '../../policy/schema.js';
+import { degradableControls } from '../../policy/schema.js';
+import type { TaskReport } from '../task.js';
+import { NanocellError } from '../../util/errors.js';
+import { escapeText } from '../../util/display.js';
 import { policyFromFlags, type RunFlags } from './policyFromFlags.js';
 import { runtimeOption } from './runtimeOption.js';
-import { K8S_DEGRADABLE_CONTROLS } from '../k8s/mapping.js';
+import { K8S_DEGRADABLE_CONTROLS } from '../../k8s/mapping.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
