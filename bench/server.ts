@@ -4,7 +4,8 @@
 //   CLI start-up:   `nanocell --version` against `node -e 0`
 //   MCP overhead:   the MCP `run` tool (SDK client, stdio) against `cell.run` in-process
 //   served run:     `nanocell run` through `nanocell serve` (with a warm pool for the project)
-//                   and in-process, each against srt's CLI, all three interleaved
+//                   from the native front (what `nanocell` on the PATH is) and from the node
+//                   CLI, and in-process, each against srt's CLI, all four interleaved
 //   remote cell:    `RemoteCell.run` in a cell of a `nanocell serve` process against `cell.run`
 //
 //   node --import ./bench/register.mjs bench/server.ts [--n 20]
@@ -27,6 +28,7 @@ import { round, stat } from './suite/stats.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(repo, 'dist', 'cli', 'nanocell.mjs');
+const FRONT = path.join(repo, 'native', 'build', 'nanocell');
 const nArg = process.argv.indexOf('--n');
 const N = nArg > 0 ? Number(process.argv[nArg + 1]) : 20;
 
@@ -62,12 +64,18 @@ function ratio(name: string, what: number[], base: number[]) {
 
 async function cliStartup() {
   const cli: number[] = [];
+  const front: number[] = [];
   const node: number[] = [];
   for (let i = 0; i < N * 2; i++) {
     node.push(timeSync([process.execPath, '-e', '0']));
     cli.push(timeSync([process.execPath, CLI, '--version']));
+    // `nanocell --version` from the PATH: the front hands it to the node CLI.
+    front.push(timeSync([FRONT, '--version']));
   }
-  return ratio('CLI --version vs node -e 0', cli, node);
+  return [
+    ratio('CLI --version vs node -e 0', cli, node),
+    ratio('nanocell --version (native front, then the CLI) vs node -e 0', front, node),
+  ];
 }
 
 async function mcpVsDirect(project: string, stateRoot: string) {
@@ -115,25 +123,19 @@ async function servedVsInProcess(project: string, stateRoot: string) {
     process.stderr.write(`${m}\n`),
   );
   const env = { ...process.env, NANOCELL_STATE_ROOT: stateRoot };
-  const args = [
-    process.execPath,
-    CLI,
-    'run',
-    '--quiet',
-    '--discard',
-    '--workspace',
-    project,
-    '--',
-    'true',
-  ];
+  const run = ['run', '--quiet', '--discard', '--workspace', project, '--', 'true'];
+  const front: number[] = [];
   const served: number[] = [];
   const here: number[] = [];
   const srtRuns: number[] = [];
   try {
     for (let i = 0; i < Math.ceil(N / 2); i++) {
       await pools.whenFull();
-      served.push(await timeAsync(args, env));
-      here.push(await timeAsync(args, { ...env, NANOCELL_NO_SERVER: '1' }));
+      front.push(await timeAsync([FRONT, ...run], env));
+      await pools.whenFull();
+      served.push(await timeAsync([process.execPath, CLI, ...run], env));
+      // What a user without a server gets: the front hands the run to the node CLI.
+      here.push(await timeAsync([FRONT, ...run], { ...env, NANOCELL_NO_SERVER: '1' }));
       if (!srt.unavailable) {
         const t0 = process.hrtime.bigint();
         await srt.run();
@@ -144,12 +146,20 @@ async function servedVsInProcess(project: string, stateRoot: string) {
     await server.close();
     await pools.close();
   }
-  const figures = [ratio('nanocell run served (warm pool) vs in-process', served, here)];
+  const figures = [
+    ratio('nanocell run served (warm pool): native front vs node CLI', front, served),
+    ratio('nanocell run served (warm pool, node CLI) vs in-process', served, here),
+  ];
   if (srt.unavailable) {
     process.stderr.write(`srt unavailable: ${srt.unavailable}\n`);
   } else {
     figures.push(
-      ratio('nanocell run served (warm pool) vs srt CLI (target ≤ 0.25)', served, srtRuns),
+      ratio(
+        'nanocell run served (warm pool, native front) vs srt CLI (target ≤ 0.25)',
+        front,
+        srtRuns,
+      ),
+      ratio('nanocell run served (warm pool, node CLI) vs srt CLI', served, srtRuns),
       ratio('nanocell run in-process vs srt CLI (target ≤ 0.5)', here, srtRuns),
     );
   }
@@ -202,7 +212,7 @@ try {
   fs.writeFileSync(path.join(project, 'README.md'), 'bench\n');
   const stateRoot = path.join(base, 'state');
   const figures = [
-    await cliStartup(),
+    ...(await cliStartup()),
     await mcpVsDirect(project, stateRoot),
     ...(await servedVsInProcess(project, stateRoot)),
     await remoteVsDirect(project, stateRoot),

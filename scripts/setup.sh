@@ -79,8 +79,10 @@ say "build"
 npm run -s build
 
 say "command"
-# The bin is this checkout's bundled CLI, so `nanocell` works from any directory.
-ln -sfn "$PWD/dist/cli/nanocell.mjs" /usr/local/bin/nanocell
+# The bin is this checkout's native front (native/front.c): it carries `nanocell run` to a
+# running `nanocell serve` without starting node, and runs the bundled CLI
+# (dist/cli/nanocell.mjs) for everything else, so `nanocell` works from any directory.
+ln -sfn "$PWD/native/build/nanocell" /usr/local/bin/nanocell
 echo "nanocell -> $(readlink /usr/local/bin/nanocell)"
 
 if [ "$mode" = install ]; then

@@ -57,6 +57,11 @@ export class Conn {
    * server's work for them.
    */
   send(m: object): boolean {
+    return this.sendRaw(encode(m));
+  }
+
+  /** Bytes as they are: the frames of a runCli reply (cliRun.ts), or an encoded message. */
+  sendRaw(data: string | Buffer): boolean {
     if (this.closed) return true;
     if (!this.corked) {
       this.corked = true;
@@ -66,7 +71,7 @@ export class Conn {
         this.socket.uncork();
       });
     }
-    return this.socket.write(encode(m));
+    return this.socket.write(data);
   }
 
   whenDrained(f: () => void): void {

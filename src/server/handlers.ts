@@ -7,7 +7,7 @@ import path from 'node:path';
 import { renderDiff } from '../workspace/diff.js';
 import type { CellServerState } from './server.js';
 import type { Conn } from './conn.js';
-import type { RequestId } from '../cell/remote/protocol.js';
+import { protocolError, type RequestId } from '../cell/remote/protocol.js';
 import type { Request, RequestType } from './requests.js';
 import { execStream, runStream } from './streams.js';
 import type { Policy } from '../policy/defaults.js';
@@ -30,6 +30,13 @@ export const handlers: Handlers = {
     const from = pool ? ` (warm pool "${pool.name}")` : '';
     server.log?.(`run for pid ${conn.peer.pid}: ${JSON.stringify(r.task.command)}${from}`);
     return runStream(conn, id, r.task, { ...server, startCell: server.pools?.starter(pool) });
+  },
+
+  // A runCli that opens its connection is served by cliRun.ts (server.ts sends it there).
+  runCli: () => {
+    throw protocolError(
+      "runCli must be a connection's first request: its answer is binary frames, not lines",
+    );
   },
 
   create: async (r, { conn, server }) => {

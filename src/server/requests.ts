@@ -48,6 +48,17 @@ const requestSchemas = {
       stdin: z.boolean(),
     }),
   }),
+  /**
+   * The native front's `nanocell run` (native/front.c): the arguments after `run` as typed,
+   * and the cwd and environment they were typed in. The server reads them as the CLI would
+   * (src/task/args/runInputs.ts). Only as a connection's first request: the answer is binary
+   * frames, and the connection carries nothing else after it (src/server/cliRun.ts).
+   */
+  runCli: req('runCli', {
+    args: z.array(z.string().max(128 * 1024)).max(4096),
+    cwd: path.min(1).refine((p) => p.startsWith('/'), 'cwd must be an absolute path'),
+    env,
+  }),
   create: req('create', {
     policy: wirePolicySchema,
     workspace: path.min(1),

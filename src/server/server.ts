@@ -13,6 +13,7 @@ import { peerCredentials, type PeerCredentials } from '../host/peerCred.js';
 import { ServerCells } from './cells.js';
 import { Conn } from './conn.js';
 import { handlers } from './handlers.js';
+import { serveCliRun } from './cliRun.js';
 import {
   encode,
   MAX_FILE_BYTES,
@@ -128,6 +129,9 @@ export class CellServer {
     let ended = false;
     /** A client of another protocol version: nothing more it sends is read. */
     let cutOff = false;
+    /** Whether a request came yet, and whether the first was the native front's runCli. */
+    let requested = false;
+    let cli = false;
     const maybeEnd = () => {
       if (ended && conn.open.size === 0) s.end();
     };
@@ -145,7 +149,14 @@ export class CellServer {
           // An input for a stream that has ended (or never was) is dropped: the client may
           // have typed while the command exited.
           conn.streams.get(p.msg.id)?.input(p.msg);
+        } else if (cli) {
+          // Its answers are binary frames: a request on it cannot be answered in lines.
+          log?.(`dropped a ${p.msg.type} request on a runCli connection (pid ${peer.pid})`);
+        } else if (p.msg.type === 'runCli' && !requested) {
+          requested = cli = true;
+          this.track(serveCliRun(conn, p.msg, this.state));
         } else {
+          requested = true;
           this.dispatch(conn, p.msg, maybeEnd);
         }
       },
@@ -163,8 +174,8 @@ export class CellServer {
       conn.abandonStreams();
       maybeEnd();
     });
-    // Handing the socket to the helper as its stdin paused it (Node does so for a stream it
-    // shares with a child); nothing was read meanwhile, so resuming loses nothing.
+    // Handing the socket to the helper paused it (Node does so for a stream it shares with a
+    // child); nothing was read meanwhile, so resuming loses nothing.
     s.resume();
   }
 
@@ -191,6 +202,11 @@ export class CellServer {
         done();
       });
     this.inFlight.add(p);
+  }
+
+  private track(p: Promise<unknown>): void {
+    const q = p.catch(() => undefined).finally(() => this.inFlight.delete(q));
+    this.inFlight.add(q);
   }
 }
 

@@ -55,6 +55,23 @@ export function execStream(
     });
 }
 
+/** How a run's output and news reach its client: JSON frames (`run`), or the native front's. */
+export interface RunEmitter {
+  /** False when the socket is full: the task's output waits for it to drain. */
+  output(type: 'stdout' | 'stderr', chunk: Buffer): boolean;
+  event?(e: object): void;
+  cell(c: { id: string; warmPool?: string }): void;
+  /** A second cancel gave the change set up. */
+  abandoned?(): void;
+}
+
+const jsonFrames = (conn: Conn, id: RequestId): RunEmitter => ({
+  output: (type, chunk) => conn.send({ id, type, data: chunk.toString('base64') }),
+  event: (e) => conn.send({ id, type: 'event', event: e }),
+  cell: (c) =>
+    conn.send({ id, type: 'cell', cell: c.id, ...(c.warmPool ? { warmPool: c.warmPool } : {}) }),
+});
+
 /** A whole task as `nanocell run` gives it; the answer is its report. */
 export function runStream(
   conn: Conn,
@@ -65,6 +82,7 @@ export function runStream(
     running: Set<AbortController>;
     startCell?: ((c: CellOptions) => Promise<Cell>) | undefined;
   },
+  emit: RunEmitter = jsonFrames(conn, id),
 ): Promise<TaskReport> {
   const abort = new AbortController();
   const abandon = new AbortController();
@@ -73,7 +91,7 @@ export function runStream(
   const frames = (type: 'stdout' | 'stderr') =>
     new Writable({
       write(chunk: Buffer, _enc, cb) {
-        if (conn.send({ id, type, data: chunk.toString('base64') })) cb();
+        if (emit.output(type, chunk)) cb();
         else conn.whenDrained(() => cb());
       },
     });
@@ -83,8 +101,11 @@ export function runStream(
         if (m.data) stdin.write(Buffer.from(m.data, 'base64'));
         if (m.end) stdin.end();
       } else if (m.type === 'cancel' || (m.type === 'signal' && m.signal === 2)) {
-        if (abort.signal.aborted) abandon.abort();
-        else abort.abort();
+        if (!abort.signal.aborted) abort.abort();
+        else if (!abandon.signal.aborted) {
+          abandon.abort();
+          emit.abandoned?.();
+        }
       }
     },
     // The client went away: stop its task as Ctrl-C would; the change set is still kept.
@@ -104,9 +125,8 @@ export function runStream(
     abandonChanges: abandon.signal,
     changes: t.changes ?? 'keep',
     ...(o.startCell ? { startCell: o.startCell } : {}),
-    onEvent: (e) => conn.send({ id, type: 'event', event: e }),
-    onCell: (c) =>
-      conn.send({ id, type: 'cell', cell: c.id, ...(c.warmPool ? { warmPool: c.warmPool } : {}) }),
+    ...(emit.event ? { onEvent: emit.event } : {}),
+    onCell: (c) => emit.cell(c),
   }).finally(() => {
     o.running.delete(abort);
     conn.streams.delete(id);

@@ -296,10 +296,15 @@ out({ taskId: c.taskId });`);
     const hello = await new Promise<string>((resolve) => {
       const c = net.connect(socketOf());
       let got = '';
-      const timer = setTimeout(() => (c.destroy(), resolve(got)), 5000);
+      const done = () => {
+        clearTimeout(timer);
+        c.destroy();
+        resolve(got);
+      };
+      const timer = setTimeout(done, 5000);
       c.on('data', (d: Buffer) => {
         got += d.toString();
-        if (got.endsWith('\n')) (clearTimeout(timer), c.destroy(), resolve(got));
+        if (got.endsWith('\n')) done();
       });
       c.on('connect', () => c.write('{"v":2,"id":1,"type":"hello"}\n'));
     });

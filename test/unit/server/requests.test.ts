@@ -65,4 +65,24 @@ describe('cell server requests', () => {
     expect(parseLine('[1]')).toMatchObject({ kind: 'bad', id: null });
     expect(parseLine('{"v":2,"id":-1,"type":"list"}')).toMatchObject({ kind: 'bad', id: null });
   });
+
+  it("take the native front's runCli with an absolute cwd, and refuse anything else", () => {
+    const runCli = (o: object) =>
+      parseLine(JSON.stringify({ v: 2, id: 1, type: 'runCli', args: ['--', 'true'], ...o }));
+    expect(runCli({ cwd: '/srv/p', env: { PATH: '/usr/bin' } })).toMatchObject({
+      kind: 'request',
+      msg: { type: 'runCli', args: ['--', 'true'], cwd: '/srv/p' },
+    });
+    expect(runCli({ cwd: 'p', env: {} })).toMatchObject({
+      kind: 'bad',
+      error: {
+        message: expect.stringMatching(/bad runCli request at cwd: cwd must be an absolute path/),
+      },
+    });
+    expect(runCli({ cwd: '/p', env: { A: 1 } })).toMatchObject({
+      kind: 'bad',
+      error: { message: expect.stringMatching(/at env\.A/) },
+    });
+    expect(runCli({ cwd: '/p', env: {}, shell: true })).toMatchObject({ kind: 'bad' });
+  });
 });
