@@ -162,20 +162,22 @@ static int socket_path(const char *flag, char *out, size_t size)
 	const char *xdg = getenv("XDG_STATE_HOME");
 	const char *home = getenv("HOME");
 	int n;
+	/* An empty value means something else to node (a relative root, or none): its call, so
+	 * the front finds no socket and the node CLI runs. */
 	if (flag)
-		n = snprintf(out, size, "%s/%s", flag, SOCKET_NAME);
-	else if (env && *env)
-		n = snprintf(out, size, "%s/%s", env, SOCKET_NAME);
+		n = *flag ? snprintf(out, size, "%s/%s", flag, SOCKET_NAME) : -1;
+	else if (env)
+		n = *env ? snprintf(out, size, "%s/%s", env, SOCKET_NAME) : -1;
 	else if (geteuid() == 0)
 		n = snprintf(out, size, "/var/lib/nanocell/%s", SOCKET_NAME);
 	else if (xdg && *xdg)
 		n = snprintf(out, size, "%s/nanocell/%s", xdg, SOCKET_NAME);
 	else {
-		if (!home || !*home) {
+		if (!home) {
 			struct passwd *pw = getpwuid(geteuid());
 			home = pw ? pw->pw_dir : NULL;
 		}
-		if (!home)
+		if (!home || !*home)
 			return -1;
 		n = snprintf(out, size, "%s/.local/state/nanocell/%s", home, SOCKET_NAME);
 	}
@@ -408,7 +410,8 @@ int main(int argc, char **argv)
 			node_cli();
 		i++;
 	}
-	if (i >= argc || strcmp(argv[i], "run") != 0 || getenv("NANOCELL_NO_SERVER"))
+	const char *no_server = getenv("NANOCELL_NO_SERVER");
+	if (i >= argc || strcmp(argv[i], "run") != 0 || (no_server && *no_server))
 		node_cli();
 	if (isatty(0) || isatty(1) || isatty(2))
 		node_cli();
