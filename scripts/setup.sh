@@ -79,7 +79,7 @@ say "build"
 npm run -s build
 
 say "command"
-# The bin is this checkout's native front (native/front.c): it carries `nanocell run` to a
+# The bin is this checkout's native front (native/front/): it carries `nanocell run` to a
 # running `nanocell serve` without starting node, and runs the bundled CLI
 # (dist/cli/nanocell.mjs) for everything else, so `nanocell` works from any directory.
 ln -sfn "$PWD/native/build/nanocell" /usr/local/bin/nanocell

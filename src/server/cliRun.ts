@@ -1,4 +1,4 @@
-// `nanocell run` for the native front (native/front.c), which starts in a millisecond where the
+// `nanocell run` for the native front (native/front/), which starts in a millisecond where the
 // node CLI takes most of a tenth of a second. The front sends what was typed (the arguments
 // after `run`, the cwd, the environment) and relays bytes; everything the CLI decides is
 // decided here by the CLI's own code (src/task/args/runInputs.ts): the flags, the policy they

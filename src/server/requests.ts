@@ -49,7 +49,7 @@ const requestSchemas = {
     }),
   }),
   /**
-   * The native front's `nanocell run` (native/front.c): the arguments after `run` as typed,
+   * The native front's `nanocell run` (native/front/): the arguments after `run` as typed,
    * and the cwd and environment they were typed in. The server reads them as the CLI would
    * (src/task/args/runInputs.ts). Only as a connection's first request: the answer is binary
    * frames, and the connection carries nothing else after it (src/server/cliRun.ts).

@@ -1,4 +1,4 @@
-// The native front (native/front.c), which `nanocell` on the PATH is: `nanocell run` carried to a
+// The native front (native/front/), which `nanocell` on the PATH is: `nanocell run` carried to a
 // running server as a runCli request, and every other invocation handed to the node CLI. Real
 // cells through a real server; the front as a real process with real pipes, terminals
 // (script(1)) and signals.
