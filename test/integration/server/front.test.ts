@@ -6,9 +6,9 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CellServer } from '../../../src/server/server.js';
-import { cliFor, leftovers, makeSandbox, REPO, type Sandbox } from '../../helpers/cells.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { inProcessServer } from '../../helpers/inProcessServer.js';
+import { cliFor, leftovers, REPO } from '../../helpers/cells.js';
 import { ROOTLESS_USER } from '../../helpers/rootless.js';
 
 const FRONT = path.join(REPO, 'native', 'build', 'nanocell');
@@ -37,28 +37,14 @@ function front(
   });
 }
 
-let sb: Sandbox;
-let server: CellServer | undefined;
-const log: string[] = [];
+const t = inProcessServer({ 'a.txt': 'from the project\n' });
 let env: NodeJS.ProcessEnv;
-beforeEach(async () => {
-  sb = makeSandbox({ 'a.txt': 'from the project\n' });
-  log.length = 0;
-  server = await CellServer.listen({
-    stateRoot: sb.stateRoot,
-    version: 'test',
-    log: (m) => log.push(m),
-  });
-  env = { ...process.env, NANOCELL_STATE_ROOT: sb.stateRoot };
+beforeEach(() => {
+  env = { ...process.env, NANOCELL_STATE_ROOT: t.sb.stateRoot };
   delete env.NANOCELL_NO_SERVER;
 });
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-  sb.cleanup();
-});
 
-const served = () => log.filter((l) => l.startsWith('run (native front)'));
+const served = () => t.log.filter((l) => l.startsWith('run (native front)'));
 
 describe('the native front', () => {
   it('carries `nanocell run` to the server: output, stdin, exit status, notes, change set', async () => {
@@ -71,13 +57,13 @@ describe('the native front', () => {
         '-c',
         'cat a.txt; cat; echo err >&2; echo new > b.txt; exit 3',
       ],
-      { cwd: sb.project, env, input: 'through stdin\n' },
+      { cwd: t.sb.project, env, input: 'through stdin\n' },
     );
     expect(r.stdout).toBe('from the project\nthrough stdin\n');
     expect(r.status).toBe(3);
     expect(r.stderr).toContain('err\n');
     expect(r.stderr).toContain(
-      `nanocell: running through nanocell serve on ${server!.socketPath} (native front)\n`,
+      `nanocell: running through nanocell serve on ${t.server!.socketPath} (native front)\n`,
     );
     expect(r.stderr).toMatch(/nanocell: the task's cell \S+ was started for it/);
     // The CLI's closing note, word for word: the server printed it with the CLI's code.
@@ -88,13 +74,16 @@ describe('the native front', () => {
     // `diff` is the node CLI's: the front hands it over.
     expect((await front(['diff', id!], { env })).stdout).toContain('+new');
     expect(served()).toHaveLength(1);
-    expect(leftovers(sb.stateRoot)).toMatchObject({ cells: [], mounts: [], slots: [] });
+    expect(leftovers(t.sb.stateRoot)).toMatchObject({ cells: [], mounts: [], slots: [] });
   });
 
   it("reads flags where they were typed: the client's cwd and environment, not the server's", async () => {
-    fs.mkdirSync(path.join(sb.project, 'sub'));
-    fs.writeFileSync(path.join(sb.project, 'sub', 'vars.env'), 'FROM_FILE=file-value\n');
-    fs.writeFileSync(path.join(sb.project, 'sub', 'p.yaml'), 'env:\n  FROM_POLICY: policy-value\n');
+    fs.mkdirSync(path.join(t.sb.project, 'sub'));
+    fs.writeFileSync(path.join(t.sb.project, 'sub', 'vars.env'), 'FROM_FILE=file-value\n');
+    fs.writeFileSync(
+      path.join(t.sb.project, 'sub', 'p.yaml'),
+      'env:\n  FROM_POLICY: policy-value\n',
+    );
     const r = await front(
       [
         'run',
@@ -115,35 +104,37 @@ describe('the native front', () => {
         '-c',
         'echo "$FROM_POLICY $FROM_FILE $ONLY_IN_CLIENT"; echo applied > c.txt',
       ],
-      { cwd: path.join(sb.project, 'sub'), env: { ...env, ONLY_IN_CLIENT: 'client-value' } },
+      { cwd: path.join(t.sb.project, 'sub'), env: { ...env, ONLY_IN_CLIENT: 'client-value' } },
     );
     expect(r).toMatchObject({ status: 0, stdout: 'policy-value file-value client-value\n' });
     expect(process.env.ONLY_IN_CLIENT).toBeUndefined();
     // --workspace .. is the project, --apply wrote to it, --report landed beside the cwd.
-    expect(fs.readFileSync(path.join(sb.project, 'c.txt'), 'utf8')).toBe('applied\n');
-    const report = JSON.parse(fs.readFileSync(path.join(sb.project, 'sub', 'report.json'), 'utf8'));
+    expect(fs.readFileSync(path.join(t.sb.project, 'c.txt'), 'utf8')).toBe('applied\n');
+    const report = JSON.parse(
+      fs.readFileSync(path.join(t.sb.project, 'sub', 'report.json'), 'utf8'),
+    );
     expect(report).toMatchObject({ exitCode: 0, changeSetFate: { action: 'applied' } });
     expect(served()).toHaveLength(1);
   });
 
   it('gives the CLI’s errors for bad input, before anything runs', async () => {
-    const bad = await front(['run', '--memory', 'lots', '--', 'true'], { cwd: sb.project, env });
+    const bad = await front(['run', '--memory', 'lots', '--', 'true'], { cwd: t.sb.project, env });
     expect(bad.status).toBe(125);
     expect(bad.stderr).toMatch(/^nanocell: .*memory.*\(fix: .*\)\n$/);
     const missing = await front(['run', '--policy', 'nope.yaml', '--', 'true'], {
-      cwd: sb.project,
+      cwd: t.sb.project,
       env,
     });
     expect(missing).toMatchObject({
       status: 125,
-      stderr: `nanocell: policy file ${sb.project}/nope.yaml does not exist (fix: pass an existing file to --policy)\n`,
+      stderr: `nanocell: policy file ${t.sb.project}/nope.yaml does not exist (fix: pass an existing file to --policy)\n`,
     });
-    expect(fs.readdirSync(path.join(sb.stateRoot, 'cells'))).toEqual([]);
+    expect(fs.readdirSync(path.join(t.sb.stateRoot, 'cells'))).toEqual([]);
   });
 
   it('hands every other invocation to the node CLI, which answers as it always does', async () => {
     // A flag the parser refuses, help, and a verb that is not run.
-    const unknown = await front(['run', '--bogus', '--', 'true'], { cwd: sb.project, env });
+    const unknown = await front(['run', '--bogus', '--', 'true'], { cwd: t.sb.project, env });
     expect(unknown).toMatchObject({
       status: 125,
       stderr: "nanocell: unknown option '--bogus' (fix: see `nanocell --help`)\n",
@@ -157,22 +148,21 @@ describe('the native front', () => {
       stdout: `${JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')).version}\n`,
     });
     // --from is the node CLI's (served runs do not carry it yet): its own error, word for word.
-    const from = await front(['run', '--from', 'last', '--', 'true'], { cwd: sb.project, env });
+    const from = await front(['run', '--from', 'last', '--', 'true'], { cwd: t.sb.project, env });
     expect(from.stderr).toMatch(/^nanocell: session default has no unapplied change set/);
     expect(served()).toEqual([]);
     // NANOCELL_NO_SERVER, and no server at all: the node CLI runs the task in its process.
     const here = await front(['run', '--quiet', '--verbose', '--', 'cat', 'a.txt'], {
-      cwd: sb.project,
+      cwd: t.sb.project,
       env: { ...env, NANOCELL_NO_SERVER: '1' },
     });
     expect(here).toMatchObject({ status: 0, stdout: 'from the project\n' });
     expect(here.stderr).toMatch(
       /^nanocell: running in this process \(NANOCELL_NO_SERVER is set\)$/m,
     );
-    await server!.close();
-    server = undefined;
+    await t.stop();
     const none = await front(['run', '--quiet', '--verbose', '--', 'cat', 'a.txt'], {
-      cwd: sb.project,
+      cwd: t.sb.project,
       env,
     });
     expect(none).toMatchObject({ status: 0, stdout: 'from the project\n' });
@@ -182,25 +172,25 @@ describe('the native front', () => {
   it('leaves a run at a terminal to the node CLI (its status line and raw mode)', async () => {
     // script(1) gives the front a terminal on stdin, stdout and stderr.
     const cmd = `${FRONT} run --quiet --verbose --discard -- cat a.txt`;
-    const r = await front(['-qec', cmd, '/dev/null'], { cwd: sb.project, env, file: 'script' });
+    const r = await front(['-qec', cmd, '/dev/null'], { cwd: t.sb.project, env, file: 'script' });
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('from the project');
     expect(r.stdout).toContain(
-      `nanocell: running through nanocell serve on ${server!.socketPath}\r\n`,
+      `nanocell: running through nanocell serve on ${t.server!.socketPath}\r\n`,
     );
     expect(served()).toEqual([]);
-    expect(log.some((l) => l.startsWith('run for pid'))).toBe(true);
+    expect(t.log.some((l) => l.startsWith('run for pid'))).toBe(true);
   });
 
   it('takes the state root from --state-root, then NANOCELL_STATE_ROOT, as the CLI does', async () => {
     const noRoot = { ...env };
     delete noRoot.NANOCELL_STATE_ROOT;
     for (const args of [
-      ['--state-root', sb.stateRoot, 'run'],
-      [`--state-root=${sb.stateRoot}`, 'run'],
+      ['--state-root', t.sb.stateRoot, 'run'],
+      [`--state-root=${t.sb.stateRoot}`, 'run'],
     ]) {
       const r = await front([...args, '--quiet', '--discard', '--', 'cat', 'a.txt'], {
-        cwd: sb.project,
+        cwd: t.sb.project,
         env: { ...noRoot, NANOCELL_STATE_ROOT: '/nonexistent/elsewhere' },
       });
       expect(r).toMatchObject({ status: 0, stdout: 'from the project\n' });
@@ -209,7 +199,7 @@ describe('the native front', () => {
   });
 
   it("looks for a user's server where the CLI does: XDG_STATE_HOME, else HOME (strace)", async () => {
-    const base = path.dirname(sb.project);
+    const base = path.dirname(t.sb.project);
     const front = path.join(
       path.dirname(cliFor(ROOTLESS_USER, base)),
       '..',
@@ -275,7 +265,7 @@ describe('the native front', () => {
       FRONT,
       ['run', '--quiet', '--', 'sh', '-c', 'echo kept > k.txt; echo up; sleep 60'],
       {
-        cwd: sb.project,
+        cwd: t.sb.project,
         env,
         stdio: ['pipe', 'pipe', 'pipe'],
       },
@@ -297,12 +287,12 @@ describe('the native front', () => {
     expect(err).toMatch(/^nanocell: change set \S+\n$/m);
     // `yes | head -1`: the task is stopped as SIGPIPE would stop it, and the front ends.
     const piped = await front(['-c', `${FRONT} run --quiet --discard -- yes | head -1`], {
-      cwd: sb.project,
+      cwd: t.sb.project,
       env,
       file: 'sh',
     });
     expect(piped).toMatchObject({ status: 0, stdout: 'y\n' });
-    expect(leftovers(sb.stateRoot)).toMatchObject({ cells: [], mounts: [], slots: [] });
+    expect(leftovers(t.sb.stateRoot)).toMatchObject({ cells: [], mounts: [], slots: [] });
   });
 
   it('carries a MiB of stdin and of stdout byte for byte', async () => {
@@ -310,7 +300,7 @@ describe('the native front', () => {
     for (let i = 0; i < data.length; i++) data[i] = (i * 7919) % 251;
     const r = await new Promise<Buffer>((resolve) => {
       const child = spawn(FRONT, ['run', '--quiet', '--discard', '--', 'cat'], {
-        cwd: sb.project,
+        cwd: t.sb.project,
         env,
       });
       const chunks: Buffer[] = [];
@@ -325,7 +315,7 @@ describe('the native front', () => {
 describe('the native front against a server that misbehaves', () => {
   /** A listener on its own state root that answers the runCli with `reply`, then closes. */
   async function fakeServer(reply: Buffer): Promise<{ root: string; close(): void }> {
-    const root = path.join(path.dirname(sb.project), 'fake');
+    const root = path.join(path.dirname(t.sb.project), 'fake');
     fs.mkdirSync(root);
     const srv = net.createServer((c) => {
       c.on('error', () => undefined);
@@ -374,7 +364,7 @@ describe('runCli on the wire', () => {
   /** Sends lines; returns the raw bytes until the server closes. */
   const raw = (lines: object[]): Promise<Buffer> =>
     new Promise((resolve, reject) => {
-      const c = net.connect(server!.socketPath);
+      const c = net.connect(t.server!.socketPath);
       const got: Buffer[] = [];
       c.on('data', (d: Buffer) => got.push(d));
       c.on('error', reject);
@@ -395,7 +385,7 @@ describe('runCli on the wire', () => {
     id: 1,
     type: 'runCli',
     args,
-    cwd: sb.project,
+    cwd: t.sb.project,
     env: { PATH: '/usr/bin:/bin' },
   });
 
@@ -421,7 +411,7 @@ describe('runCli on the wire', () => {
         .join(''),
     ).toBe('err');
     expect(b.includes('"type"')).toBe(false);
-    expect(log.some((l) => l.startsWith('dropped a hello request on a runCli connection'))).toBe(
+    expect(t.log.some((l) => l.startsWith('dropped a hello request on a runCli connection'))).toBe(
       true,
     );
   });
@@ -432,7 +422,7 @@ describe('runCli on the wire', () => {
       ['f', 'nanocell: --from runs from the node CLI\n'],
     ]);
     const later = await new Promise<string>((resolve) => {
-      const c = net.connect(server!.socketPath);
+      const c = net.connect(t.server!.socketPath);
       let got = '';
       c.on('data', (d: Buffer) => {
         got += d.toString();

@@ -3,10 +3,10 @@ import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CellServer } from '../../../src/server/server.js';
+import { describe, expect, it } from 'vitest';
+import { inProcessServer } from '../../helpers/inProcessServer.js';
 import { ROOTLESS_USER } from '../../helpers/rootless.js';
-import { CLI, leftovers, makeSandbox, nanocell, REPO, type Sandbox } from '../../helpers/cells.js';
+import { CLI, leftovers, nanocell, REPO } from '../../helpers/cells.js';
 
 // The server runs in this process, so every client runs asynchronously (a spawnSync would
 // block the event loop the server answers on).
@@ -31,28 +31,12 @@ function runAsync(
   });
 }
 
-let sb: Sandbox;
-let server: CellServer | undefined;
-const log: string[] = [];
-beforeEach(async () => {
-  sb = makeSandbox({ 'a.txt': 'from the project\n' });
-  log.length = 0;
-  server = await CellServer.listen({
-    stateRoot: sb.stateRoot,
-    version: 'test',
-    log: (m) => log.push(m),
-  });
-});
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-  sb.cleanup();
-});
+const t = inProcessServer({ 'a.txt': 'from the project\n' });
 
 /** One raw exchange: send lines and half-close; collect the answers until the server closes. */
 function exchange(lines: string[]): Promise<Array<Record<string, unknown>>> {
   return new Promise((resolve, reject) => {
-    const c = net.connect(server!.socketPath);
+    const c = net.connect(t.server!.socketPath);
     let buf = '';
     c.on('data', (d: Buffer) => (buf += d.toString()));
     c.on('error', reject);
@@ -76,7 +60,7 @@ const runCli = (args: string[], o: { stateRoot: string; input?: string }) =>
 
 describe('nanocell serve', () => {
   it('listens on a 0600 socket under the state root and answers hello', async () => {
-    const st = fs.statSync(path.join(sb.stateRoot, 'nanocell.sock'));
+    const st = fs.statSync(path.join(t.sb.stateRoot, 'nanocell.sock'));
     expect(st.isSocket()).toBe(true);
     expect(st.mode & 0o777).toBe(0o600);
     expect(await exchange([JSON.stringify({ v: 2, id: 1, type: 'hello' })])).toEqual([
@@ -115,9 +99,9 @@ describe('nanocell serve', () => {
   it("refuses a peer whose uid is not the server's, even past the file mode (SO_PEERCRED)", async () => {
     execFileSync('id', [ROOTLESS_USER]);
     // Open the way on purpose: only the credential check is left to refuse the peer.
-    fs.chmodSync(sb.stateRoot, 0o755);
-    fs.chmodSync(server!.socketPath, 0o666);
-    const script = `const c=require('net').connect(${JSON.stringify(server!.socketPath)});let b='';c.on('data',d=>b+=d);c.on('close',()=>process.stdout.write(b));c.on('connect',()=>c.write('{"v":2,"id":1,"type":"hello"}\\n'));`;
+    fs.chmodSync(t.sb.stateRoot, 0o755);
+    fs.chmodSync(t.server!.socketPath, 0o666);
+    const script = `const c=require('net').connect(${JSON.stringify(t.server!.socketPath)});let b='';c.on('data',d=>b+=d);c.on('close',()=>process.stdout.write(b));c.on('connect',()=>c.write('{"v":2,"id":1,"type":"hello"}\\n'));`;
     const r = await runAsync('runuser', [
       '-u',
       ROOTLESS_USER,
@@ -129,7 +113,7 @@ describe('nanocell serve', () => {
     const reply = JSON.parse(r.stdout.trim()) as { type: string; error: { message: string } };
     expect(reply.type).toBe('error');
     expect(reply.error.message).toMatch(/uid \d+ may not use this cell server/);
-    expect(log.some((l) => /^refused pid \d+ uid \d+/.test(l))).toBe(true);
+    expect(t.log.some((l) => /^refused pid \d+ uid \d+/.test(l))).toBe(true);
   });
 
   it('runs `nanocell run` through the server: output, stdin, exit status, change set', async () => {
@@ -139,14 +123,14 @@ describe('nanocell serve', () => {
         '--quiet',
         '--verbose',
         '--workspace',
-        sb.project,
+        t.sb.project,
         '--',
         'sh',
         '-c',
         'cat a.txt; cat; echo err >&2; echo new > b.txt; exit 3',
       ],
       {
-        stateRoot: sb.stateRoot,
+        stateRoot: t.sb.stateRoot,
         input: 'through stdin\n',
       },
     );
@@ -154,28 +138,27 @@ describe('nanocell serve', () => {
     expect(r.stderr).toContain('err\n');
     expect(r.status).toBe(3);
     expect(r.stderr).toContain(
-      `nanocell: running through nanocell serve on ${server!.socketPath}\n`,
+      `nanocell: running through nanocell serve on ${t.server!.socketPath}\n`,
     );
-    expect(log.some((l) => l.includes('run for pid') && l.includes('"sh"'))).toBe(true);
+    expect(t.log.some((l) => l.includes('run for pid') && l.includes('"sh"'))).toBe(true);
     const id = /change set (\S+)/.exec(r.stderr)?.[1];
     expect(id).toBeTruthy();
-    const diff = await runCli(['diff', id!], { stateRoot: sb.stateRoot });
+    const diff = await runCli(['diff', id!], { stateRoot: t.sb.stateRoot });
     expect(diff.stdout).toContain('+new');
-    expect(leftovers(sb.stateRoot)).toMatchObject({ cells: [], mounts: [], slots: [] });
+    expect(leftovers(t.sb.stateRoot)).toMatchObject({ cells: [], mounts: [], slots: [] });
   });
 
   it('leaves `nanocell run` in-process when no server listens', async () => {
-    await server!.close();
-    server = undefined;
-    expect(fs.existsSync(path.join(sb.stateRoot, 'nanocell.sock'))).toBe(false);
+    await t.stop();
+    expect(fs.existsSync(path.join(t.sb.stateRoot, 'nanocell.sock'))).toBe(false);
     const r = nanocell(
-      ['run', '--quiet', '--verbose', '--workspace', sb.project, '--', 'cat', 'a.txt'],
-      { stateRoot: sb.stateRoot },
+      ['run', '--quiet', '--verbose', '--workspace', t.sb.project, '--', 'cat', 'a.txt'],
+      { stateRoot: t.sb.stateRoot },
     );
     expect(r).toMatchObject({ status: 0, stdout: 'from the project\n' });
     expect(r.stderr).toMatch(
       /^nanocell: running in this process \(no nanocell serve listens on \S+nanocell\.sock\)$/m,
     );
-    expect(log.filter((l) => l.includes('run for pid'))).toEqual([]);
+    expect(t.log.filter((l) => l.includes('run for pid'))).toEqual([]);
   });
 });
