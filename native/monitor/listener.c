@@ -108,10 +108,19 @@ static int receive_state(int c, char *state, size_t cap)
 	return got_fd;
 }
 
-/* Before the event: the supervisor counts the cell as started only with its proxy socket.
- * Without it the cell must not run (fail closed). */
-static void make_proxy_port(void)
+/*
+ * The supervisor counts the cell as started only with its proxy socket; without it the cell
+ * must not run (fail closed). The socket needs the cell's namespaces, not its filter, so this
+ * runs as soon as init's pid is known: from the runtime's pid file when init installs the
+ * filter itself, which is milliseconds before the notify fd can be taken (initfd.c). The
+ * capture's nft run then overlaps init's own start instead of following it.
+ */
+void start_proxy_port(void)
 {
+	static int started;
+	if (proxy_port <= 0 || started)
+		return;
+	started = 1;
 	if (init_pid <= 0) {
 		emit_error("proxy listener: the runtime did not say which pid the cell has");
 		return;
@@ -157,8 +166,7 @@ void adopt_notify_fd(int fd)
 	/* The supervisor starts no task command before the child reports "limits" (nslimits.c). */
 	if (limit_cell_namespaces(init_pid) < 0 && init_pid > 0)
 		kill((pid_t)init_pid, SIGKILL);
-	if (proxy_port > 0)
-		make_proxy_port();
+	start_proxy_port();
 	struct out o = { 0 };
 	out_fmt(&o, "{\"type\":\"listener\",\"pid\":%ld,\"initPid\":%ld}", init_pid, init_pid);
 	emit(&o);

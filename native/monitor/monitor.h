@@ -87,6 +87,8 @@ extern long init_pid;
 int open_listener(const char *path);
 void accept_listener(void);
 void adopt_notify_fd(int fd);
+/* Hands the proxy's socket over once (a no-op without --proxy-port or when already started). */
+void start_proxy_port(void);
 void close_listener(void);
 
 /* ---------- initfd.c: the notify fd of the filter init installed ---------- */

@@ -81,6 +81,8 @@ void reap(int flags)
 			out_fmt(&o, "{\"type\":\"runtime.exited\",\"status\":%d}", runtime_status);
 			emit(&o);
 			read_pid_file();
+			if (init_pid > 0 && runtime_status == 0)
+				start_proxy_port();
 		} else if (init_pid > 0 && pid == init_pid && !init_reaped) {
 			on_init_exit(exit_code(status));
 		}
