@@ -27,7 +27,8 @@ say "system packages"
 # Go are what test/compat runs on the host and in a cell. Chromium runs the dashboard's
 # end-to-end tests (test/integration/ui, through playwright-core). nftables' nft loads the
 # cells' transparent egress capture; dig and nslookup (bind9-dnsutils) are clients its tests run.
-packages=(runc crun runsc bubblewrap uidmap gcc make libc6-dev clang-format git python3
+# strace shows a test which socket the native front looks for (server/front).
+packages=(runc crun runsc bubblewrap uidmap gcc make libc6-dev clang-format git python3 strace
   python3-venv sqlite3 libpython3.11-testsuite golang-go curl wget openssl ca-certificates iproute2 util-linux bsdutils procps psmisc
   chromium nftables bind9-dnsutils)
 missing=()
