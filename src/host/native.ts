@@ -2,14 +2,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { NanocellError } from '../util/errors.js';
-import { packageRoot } from '../util/packageRoot.js';
+import { nativeDir } from '../util/packageRoot.js';
 
 export type NativeHelper =
-  'nanocell-init' | 'nanocell-monitor' | 'nanocell-idmap' | 'nanocell-peercred' | 'nanocell-attach';
-
-function nativeDir(): string {
-  return process.env.NANOCELL_NATIVE_DIR ?? path.join(packageRoot(), 'native', 'build');
-}
+  | 'nanocell-init'
+  | 'nanocell-monitor'
+  | 'nanocell-idmap'
+  | 'nanocell-peercred'
+  | 'nanocell-attach'
+  | 'nanocell-forkserver';
 
 export function nativeBinary(name: NativeHelper): string {
   const p = path.join(nativeDir(), name);

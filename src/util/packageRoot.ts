@@ -33,3 +33,8 @@ export function packageRoot(): string {
     }
   }
 }
+
+/** Where the native helpers are: built at install time (native/build), or an override dir. */
+export function nativeDir(): string {
+  return process.env.NANOCELL_NATIVE_DIR ?? path.join(packageRoot(), 'native', 'build');
+}

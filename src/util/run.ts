@@ -2,8 +2,11 @@
 // how it ended. Why not execa: a cell's start and end run a few helpers (mount, umount, runc
 // delete, nanocell-idmap), and execa's own per-call work cost more than the spawn itself
 // (about 9 ms against 3 ms for /bin/true on a loaded 2-core host); its 250 KB also loaded with
-// every CLI command.
+// every CLI command. The children start from the fork server (forkServer.ts says why); Node's
+// own execFile only where this install has none.
 import { execFile, spawnSync } from 'node:child_process';
+import type { Socket } from 'node:net';
+import { forkServerSpawn, SpawnError, type Forked } from './forkServer.js';
 
 interface CommandResult {
   /** undefined when it could not start, or a signal (or the timeout) ended it. */
@@ -52,6 +55,9 @@ export function runCommand(
   args: readonly string[],
   o: RunOptions = {},
 ): Promise<RunResult> {
+  if (o.signal?.aborted) return Promise.resolve(abortedResult());
+  const forked = forkServerSpawn(cmd, args, o);
+  if (forked) return forked.then((f) => collect(f, cmd, args, o), startFailed);
   return new Promise((resolve) => {
     const child = execFile(cmd, args, options(o), (err, stdout, stderr) => {
       if (!err)
@@ -95,4 +101,92 @@ export function runCommandSync(
     aborted: false,
     notFound: code === 'ENOENT',
   };
+}
+
+const abortedResult = (): RunResult => ({
+  exitCode: undefined,
+  stdout: '',
+  stderr: '',
+  message: 'The operation was aborted',
+  aborted: true,
+  notFound: false,
+});
+
+function startFailed(e: unknown): RunResult {
+  const code = e instanceof SpawnError ? e.code : undefined;
+  return {
+    exitCode: undefined,
+    stdout: '',
+    stderr: '',
+    message: e instanceof Error ? e.message : String(e),
+    aborted: false,
+    notFound: code === 'ENOENT',
+  };
+}
+
+/** Reads a forked child's output and waits for its end, with execFile's options and results. */
+async function collect(
+  f: Forked,
+  cmd: string,
+  args: readonly string[],
+  o: RunOptions,
+): Promise<RunResult> {
+  const max = o.maxBuffer ?? MAX_BUFFER;
+  let stopped: 'timeout' | 'abort' | 'maxBuffer' | undefined;
+  const stop = (why: NonNullable<typeof stopped>) => {
+    stopped ??= why;
+    f.kill('SIGTERM');
+  };
+  const read = (s: Socket, closed: Promise<void>) =>
+    new Promise<string>((resolve) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      s.on('data', (d: Buffer) => {
+        if (size + d.length > max) {
+          chunks.push(d.subarray(0, max - size));
+          size = max;
+          stop('maxBuffer');
+          return;
+        }
+        chunks.push(d);
+        size += d.length;
+      });
+      void closed.then(() => resolve(Buffer.concat(chunks).toString('utf8')));
+    });
+  const timer = o.timeout ? setTimeout(() => stop('timeout'), o.timeout) : undefined;
+  const onAbort = () => stop('abort');
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  // A program that exits without reading its stdin makes this write fail (EPIPE): not a failure.
+  const [stdin, out, err] = f.stdio as [Socket, Socket, Socket];
+  stdin.on('error', () => undefined);
+  if (o.input !== undefined) stdin.end(o.input);
+  else stdin.end();
+  try {
+    const [stdout, stderr, exit] = await Promise.all([
+      read(out, f.closed[1]!),
+      read(err, f.closed[2]!),
+      f.exited,
+    ]);
+    stdin.destroy();
+    if (exit.code === 0 && !stopped) {
+      return { exitCode: 0, stdout, stderr, message: '', aborted: false, notFound: false };
+    }
+    const message =
+      stopped === 'abort'
+        ? 'The operation was aborted'
+        : stopped === 'maxBuffer'
+          ? 'stdout or stderr maxBuffer length exceeded'
+          : `Command failed: ${[cmd, ...args].join(' ')}\n${stderr}`;
+    return {
+      exitCode: stopped ? undefined : (exit.code ?? undefined),
+      stdout,
+      stderr,
+      message,
+      aborted: stopped === 'abort',
+      notFound: false,
+    };
+  } finally {
+    clearTimeout(timer);
+    o.signal?.removeEventListener('abort', onAbort);
+  }
 }
