@@ -6,20 +6,24 @@
 // nothing; a supervisor that dies ends it the same way.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { nativeBinary } from '../host/native.js';
+import { forkServerSpawn, ForkedProcess } from '../util/forkServer.js';
 
 export class AttachHelper {
   private used = false;
 
   private constructor(
-    private readonly p: ChildProcess,
+    private readonly p: ChildProcess | ForkedProcess,
     /** undefined on success, else the helper's one-line error. */
     private readonly done: Promise<string | undefined>,
   ) {}
 
-  static start(initPid: number): AttachHelper {
-    const p = spawn(nativeBinary('nanocell-attach'), ['--pid', String(initPid), '--wait'], {
-      stdio: ['pipe', 'ignore', 'pipe'],
-    });
+  static async start(initPid: number): Promise<AttachHelper> {
+    const bin = nativeBinary('nanocell-attach');
+    const args = ['--pid', String(initPid), '--wait'];
+    const forked = forkServerSpawn(bin, args, { stdio: 'pnp' });
+    const p = forked
+      ? new ForkedProcess(await forked)
+      : spawn(bin, args, { stdio: ['pipe', 'ignore', 'pipe'] });
     let err = '';
     p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     // An early exit (the cell already gone) must not throw EPIPE at the supervisor.

@@ -3,11 +3,11 @@
 // listener, a connection to it made in the cell (for the start check, selfCheck.ts) and, with capture, the transparent listeners and the DNS stub's UDP sockets. A
 // dgram handle is bound asynchronously by Node, so the messages may arrive in any order: the
 // cell starts once every expected one is here.
-import type { ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { CAPTURE_HANDLES, type CaptureHandle } from '../net/capture.js';
 import { NanocellError } from '../util/errors.js';
+import type { MonitorProcess } from './monitor.js';
 
 export interface HandedOver {
   proxy: net.Server;
@@ -22,7 +22,7 @@ export interface HandedOver {
   capture?: Record<CaptureHandle, net.Server | dgram.Socket>;
 }
 
-export function receiveHandles(monitor: ChildProcess, capture: boolean): Promise<HandedOver> {
+export function receiveHandles(monitor: MonitorProcess, capture: boolean): Promise<HandedOver> {
   const expected = new Set<string>([
     'proxy-listener',
     'proxy-probe',

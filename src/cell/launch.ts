@@ -1,7 +1,6 @@
 // Launching a cell: the native monitor, the runtime under it, init as pid 1, and (when the
 // proxy listens on the cell's own loopback) the listening socket the monitor hands over. The
 // running processes are a CellProcess: how to kill init, and how to stop the monitor.
-import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -21,6 +20,7 @@ import {
   runtimeFailureOf,
   spawnMonitor,
   type MonitorControlEvent,
+  type MonitorProcess,
 } from './monitor.js';
 import { MonitorSync } from './monitorSync.js';
 import type { CellNetwork } from './networkSetup.js';
@@ -68,7 +68,7 @@ export class CellProcess {
   private runtimeDeleted?: Promise<void>;
 
   private constructor(
-    private readonly monitor: ChildProcess,
+    private readonly monitor: MonitorProcess,
     private readonly dirs: CellDirs,
     /** The monitor hands over the capture's sockets too (captureHandover.ts). */
     private readonly capture: boolean,
@@ -94,7 +94,7 @@ export class CellProcess {
       pidFile: o.dirs.initPid,
       hostSocket: o.net.enabled,
     });
-    const monitor = spawnMonitor({
+    const monitor = await spawnMonitor({
       dirs: o.dirs,
       runtimeArgs,
       withListener: o.withListener,

@@ -2,6 +2,7 @@
 // lines on stdout. readMonitorEvents is the one place that parses them; the monitor relays
 // what the cell did (execs, denied syscalls), so every line is untrusted input.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { forkServerSpawn, ForkedProcess } from '../util/forkServer.js';
 import type { Readable } from 'node:stream';
 import { monitorAuditTypes, type MonitorAuditEvent } from '../audit/cellEvents.js';
 import { nativeBinary } from '../host/native.js';
@@ -10,7 +11,10 @@ import { CELL_PROXY_PORT } from '../plan/layout.js';
 import { NanocellError } from '../util/errors.js';
 import type { CellDirs } from './state.js';
 
-export function spawnMonitor(o: {
+/** The monitor as started: from the fork server, or by Node where this install has none. */
+export type MonitorProcess = ChildProcess | ForkedProcess;
+
+export async function spawnMonitor(o: {
   dirs: CellDirs;
   runtimeArgs: string[];
   withListener: boolean;
@@ -21,7 +25,7 @@ export function spawnMonitor(o: {
   capture: { rules: string; nft: string } | undefined;
   /** The exec guard's paths (execGuardArgs), given only with a listener. */
   execGuardArgs: string[];
-}): ChildProcess {
+}): Promise<MonitorProcess> {
   const { dirs } = o;
   // The monitor requires a listener; with seccomp off (benchmarks) nothing connects to it.
   const args = ['--pid-file', dirs.initPid, '--listener', dirs.seccompSocket];
@@ -29,13 +33,23 @@ export function spawnMonitor(o: {
   if (o.notifyFromInit) args.push('--notify-from-init');
   if (o.proxyOnCellLoopback) args.push('--proxy-port', String(CELL_PROXY_PORT));
   if (o.capture) args.push('--capture', o.capture.rules, '--nft', o.capture.nft);
-  return spawn(nativeBinary('nanocell-monitor'), [...args, '--', ...o.runtimeArgs], {
-    // fd 4: Node's IPC channel, the one way a child can hand this process a socket.
+  const bin = nativeBinary('nanocell-monitor');
+  const argv = [...args, '--', ...o.runtimeArgs];
+  const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
+  // fd 3: init's control socket; fd 4: the IPC channel, the one way a child can hand this
+  // process a socket (the fork server relays what comes on it).
+  const forked = forkServerSpawn(bin, argv, {
+    cwd: dirs.bundle,
+    env: o.proxyOnCellLoopback ? { ...env, NODE_CHANNEL_FD: '4' } : env,
+    stdio: o.proxyOnCellLoopback ? 'ppppi' : 'pppp',
+  });
+  if (forked) return new ForkedProcess(await forked);
+  return spawn(bin, argv, {
     stdio: o.proxyOnCellLoopback
       ? ['pipe', 'pipe', 'pipe', 'pipe', 'ipc']
       : ['pipe', 'pipe', 'pipe', 'pipe'],
     cwd: dirs.bundle,
-    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+    env,
   });
 }
 
@@ -106,7 +120,7 @@ export function readMonitorEvents(stream: Readable, h: MonitorHandlers): void {
  * monitor exits before the cell is up; disarm() once it is.
  */
 export function runtimeFailureOf(
-  monitor: ChildProcess,
+  monitor: MonitorProcess,
   runtimeName: string,
 ): {
   failure: Promise<never>;

@@ -101,7 +101,7 @@ export async function acquireAndLaunch(
   });
   trace('launch', t);
   if (!i.warm) return { got, proc };
-  const attacher = AttachHelper.start(proc.initPid!);
+  const attacher = await AttachHelper.start(proc.initPid!);
   i.cleanups.push('attach helper', () => attacher.close());
   return { got, proc, attacher };
 }
