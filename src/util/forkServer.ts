@@ -1,4 +1,4 @@
-// The supervisor's children start from nanocell-forkserver (native/forkserver.c), not from this
+// The supervisor's children start from nanocell-forkserver (native/forkserver/), not from this
 // process. Node forks itself for every spawn, and a fork copies the page tables of everything
 // the process touched: at the 150 MB a supervisor holds, each spawn stops the event loop for 4
 // to 5 ms (1.7 ms at 50 MB), while the fork server's own fork costs microseconds. A cold cell
@@ -64,7 +64,7 @@ interface Pending {
 
 interface Reply {
   fs?: unknown;
-  /** A relayed IPC message's child (native/forkserver.c, relay). */
+  /** A relayed IPC message's child (native/forkserver/wire.c, relay). */
   fsid?: unknown;
   id?: unknown;
   fd?: unknown;
@@ -72,6 +72,9 @@ interface Reply {
   errno?: unknown;
   status?: unknown;
 }
+
+/** Below the fork server's line buffer (MAX_LINE in native/forkserver/forkserver.h). */
+const MAX_REQUEST = 6 * 1024 * 1024;
 
 const nameOf = (table: Record<string, number>, n: number) =>
   Object.entries(table).find(([, v]) => v === n)?.[0];
@@ -140,7 +143,13 @@ class ForkServer {
     this.pending.set(id, p);
     if (this.pending.size === 1) this.child.channel?.ref();
     const started = new Promise<Forked>((resolve, reject) => (p.started = { resolve, reject }));
-    this.child.send(Buffer.from(fields.map((f) => `${f}\0`).join('')).toString('base64'));
+    const line = Buffer.from(fields.map((f) => `${f}\0`).join('')).toString('base64');
+    // The fork server drops longer lines unanswered; execve refuses far less (ARG_MAX).
+    if (line.length > MAX_REQUEST) {
+      this.done(id);
+      return Promise.reject(new SpawnError(file, 'E2BIG'));
+    }
+    this.child.send(line);
     return started;
   }
 

@@ -1,4 +1,4 @@
-// The fork server (native/forkserver.c, src/util/forkServer.ts): every helper the supervisor
+// The fork server (native/forkserver/, src/util/forkServer.ts): every helper the supervisor
 // runs through runCommand starts there. Real children, the real binary; what each test checks
 // is what execFile gave the callers before.
 import { spawnSync } from 'node:child_process';
@@ -47,6 +47,24 @@ describe('fork server', () => {
       notFound: false,
     });
     expect(r.message).toContain('Command failed: sh -c');
+  });
+
+  it("gives each child this process's umask at the time of the call", async () => {
+    const before = process.umask(0o077);
+    try {
+      expect((await runCommand('sh', ['-c', 'umask'])).stdout.trim()).toBe('0077');
+    } finally {
+      process.umask(before);
+    }
+    const again = await runCommand('sh', ['-c', 'umask']);
+    expect(Number.parseInt(again.stdout.trim(), 8)).toBe(before);
+  });
+
+  it('refuses a request too long for exec (E2BIG), and keeps serving', async () => {
+    const r = await runCommand('/bin/echo', ['x'.repeat(8 * 1024 * 1024)]);
+    expect(r.exitCode).toBeUndefined();
+    expect(r.message).toContain('E2BIG');
+    expect((await runCommand('/bin/echo', ['ok'])).stdout).toBe('ok\n');
   });
 
   it('reports a missing program as notFound and a bad cwd as a start failure', async () => {
