@@ -170,3 +170,22 @@ export function cliFor(user: string, base: string): string {
   execFileSync('chmod', ['-R', 'a+rX', copy]);
   return path.join(copy, 'dist', 'cli', 'nanocell.mjs');
 }
+
+/**
+ * The pids whose children are this process's helpers: this process and its fork server
+ * (src/util/forkServer.ts), which starts the monitors and attach helpers.
+ */
+export function helperParents(): Set<number> {
+  const parents = new Set([process.pid]);
+  for (const d of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (comm === 'nanocell-forkse' && ppid === process.pid) parents.add(Number(d));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return parents;
+}

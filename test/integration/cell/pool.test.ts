@@ -12,7 +12,7 @@ import type { CellEvent } from '../../../src/cell/types.js';
 import { parsePolicy, resolvePolicy } from '../../../src/policy/load.js';
 import { loadChangeSet } from '../../../src/workspace/manifest.js';
 import type { PolicyFile } from '../../../src/policy/schema.js';
-import { leftovers, makeSandbox, type Sandbox } from '../../helpers/cells.js';
+import { helperParents, leftovers, makeSandbox, type Sandbox } from '../../helpers/cells.js';
 import { startWebServer, type WebServer } from '../net/cellServers.js';
 import { Harness } from '../net/harness.js';
 
@@ -23,8 +23,9 @@ let webB: WebServer;
 let pool: CellPool | undefined;
 const cells: Cell[] = [];
 
-/** This process's nanocell-attach children (one waits in each warm cell). */
+/** This process's nanocell-attach helpers (one waits in each warm cell). */
 function attachHelpers(): number[] {
+  const parents = helperParents();
   return fs
     .readdirSync('/proc')
     .filter((d) => /^\d+$/.test(d))
@@ -33,7 +34,7 @@ function attachHelpers(): number[] {
         const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
         const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
         const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        return comm === 'nanocell-attach' && ppid === process.pid;
+        return comm === 'nanocell-attach' && parents.has(ppid);
       } catch {
         return false;
       }

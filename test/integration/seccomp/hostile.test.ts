@@ -5,6 +5,7 @@ import { describe, it } from 'vitest';
 import type { CellEvent } from '../../../src/cell/types.js';
 import { DenialSummaries, toAuditEvents } from '../../../src/audit/sink.js';
 import { denials, eventually, PROBE_PY, withCell } from './harness.js';
+import { helperParents } from '../../helpers/cells.js';
 
 const files = { 'probe.py': PROBE_PY };
 const FLOOD = 200_000;
@@ -12,13 +13,14 @@ const FLOOD = 200_000;
 const MAX_FULL_EVENTS = 200;
 const EPERM = 1;
 
-/** Live children of this process whose argv[0] ends in nanocell-monitor and names `cellId`. */
+/** Live monitors of this process (its fork server's children) that name `cellId`. */
 function monitorPids(cellId: string): number[] {
   const out: number[] = [];
+  const parents = helperParents();
   for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
       const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-      if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) !== process.pid) continue;
+      if (!parents.has(Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]))) continue;
       const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
       if (argv[0]?.endsWith('nanocell-monitor') && argv.some((a) => a.includes(cellId))) {
         out.push(Number(pid));
