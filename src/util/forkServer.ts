@@ -281,16 +281,44 @@ export class ForkedProcess extends EventEmitter {
   /** The channel is the fork server's, shared; nothing of it is this child's to release. */
   readonly channel = { unref: () => undefined };
 
+  private readonly queued: [unknown, unknown][] = [];
+  private scheduled = false;
+
+  /*
+   * Events go out from a later turn of the loop, and messages only to a listener: the fork
+   * server's replies can come in one read (a busy supervisor reads late), so its handles or
+   * its exit can be here before the caller that awaited this child has attached anything.
+   */
   constructor(private readonly f: Forked) {
     super();
     this.pid = f.pid;
     this.stdio = f.stdio;
-    f.onMessage((m, h) => this.emit('message', m, h));
-    void f.exited.then((e) => {
-      this.exitCode = e.code;
-      this.signalCode = e.signal;
-      this.emit('exit', e.code, e.signal);
-      void Promise.all(f.closed).then(() => this.emit('close', e.code, e.signal));
+    f.onMessage((m, h) => {
+      this.queued.push([m, h]);
+      this.deliverSoon();
+    });
+    this.on('newListener', (event) => {
+      if (event === 'message') this.deliverSoon();
+    });
+    void f.exited.then((e) =>
+      setImmediate(() => {
+        this.exitCode = e.code;
+        this.signalCode = e.signal;
+        this.emit('exit', e.code, e.signal);
+        void Promise.all(f.closed).then(() => this.emit('close', e.code, e.signal));
+      }),
+    );
+  }
+
+  private deliverSoon(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      while (this.queued.length && this.listenerCount('message') > 0) {
+        const [m, h] = this.queued.shift()!;
+        this.emit('message', m, h);
+      }
     });
   }
 

@@ -6,6 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { ForkedProcess, forkServerSpawn } from '../../../src/util/forkServer.js';
 import { runCommand } from '../../../src/util/run.js';
 import { BUILD_DIR, buildNative } from './nativeBuild.js';
 
@@ -121,6 +123,39 @@ describe('fork server', () => {
     const again = await runCommand('/bin/echo', ['back']);
     expect(again).toMatchObject({ exitCode: 0, stdout: 'back\n' });
     expect(forkServerPids()).not.toContain(server);
+  });
+
+  it("relays a child's IPC handles, and keeps them and its exit for a caller that listens late", async () => {
+    // The child sends one NODE_HANDLE message with a socket on its fd 4, as the monitor does.
+    const script = [
+      'import socket',
+      'ch = socket.socket(fileno=4)',
+      'a, b = socket.socketpair()',
+      'b.sendall(b"through the handle")',
+      `msg = b'{"cmd":"NODE_HANDLE","type":"net.Socket","msg":{"tag":"t1"}}\\n'`,
+      'socket.send_fds(ch, [msg], [a.fileno()])',
+    ].join('\n');
+    const started = forkServerSpawn('python3', ['-c', script], {
+      env: { PATH: process.env.PATH, NODE_CHANNEL_FD: '4' },
+      stdio: 'ppppi',
+    })!;
+    // A supervisor busy elsewhere: the reply, the handle and the exit arrive in one read.
+    const until = Date.now() + 1500;
+    while (Date.now() < until);
+    const child = new ForkedProcess(await started);
+    const exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    const [msg, handle] = await new Promise<[unknown, unknown]>((resolve, reject) => {
+      setTimeout(() => reject(new Error('no message within 10 s')), 10_000).unref();
+      child.once('message', (m, h) => resolve([m, h]));
+    });
+    expect(msg).toEqual({ tag: 't1' });
+    expect(handle).toBeInstanceOf(net.Socket);
+    const text = await new Promise<string>((resolve) =>
+      (handle as net.Socket).once('data', (d: Buffer) => resolve(d.toString())),
+    );
+    expect(text).toBe('through the handle');
+    (handle as net.Socket).destroy();
+    expect(await exit).toBe(0);
   });
 
   it('does not keep a process alive once its helpers are done', () => {
