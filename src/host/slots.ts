@@ -63,6 +63,10 @@ export function releaseOrphanSlots(slotsDir: string): number {
     return 0;
   }
   for (const name of names) {
+    if (staleLeaseTemp(slotsDir, name)) {
+      fs.rmSync(path.join(slotsDir, name), { force: true });
+      continue;
+    }
     if (!/^\d+$/.test(name)) continue;
     const file = path.join(slotsDir, name);
     let cellDir = '';
@@ -77,4 +81,23 @@ export function releaseOrphanSlots(slotsDir: string): number {
     }
   }
   return n;
+}
+
+/**
+ * A lease's temp file (`SLOT.PID.RANDOM`, leaseSlot) left by a supervisor killed between
+ * writing and removing it: its writer is gone, or it is older than any lease takes to write.
+ */
+function staleLeaseTemp(slotsDir: string, name: string): boolean {
+  const m = /^\d+\.(\d+)\.[a-z0-9]+$/.exec(name);
+  if (!m) return false;
+  try {
+    process.kill(Number(m[1]), 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return true;
+  }
+  try {
+    return Date.now() - fs.statSync(path.join(slotsDir, name)).mtimeMs > 60_000;
+  } catch {
+    return false;
+  }
 }
