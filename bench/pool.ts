@@ -15,7 +15,7 @@ import { Cell } from '../src/cell/cell.js';
 import { CellPool } from '../src/cell/pool.js';
 import { probeHost } from '../src/host/probe.js';
 import { parsePolicy, resolvePolicy } from '../src/policy/load.js';
-import { childrenOf, loadAvg, pssBytes, readNumber, toMiB } from './suite/host.js';
+import { helpersOf, loadAvg, pssBytes, readNumber, toMiB } from './suite/host.js';
 import { setupRunc } from './suite/peers.js';
 import { percentile, round, stat } from './suite/stats.js';
 
@@ -119,7 +119,10 @@ async function scaleFigure() {
   const runs = await Promise.all(cells.map((c) => c.run(['/bin/true'])));
   global.gc?.();
   const rss1 = process.memoryUsage().rss;
-  const monitors = childrenOf(process.pid).filter(([, c]) => c.startsWith('nanocell-moni'));
+  // The monitors, and the fork server they start from (its share per cell is tiny).
+  const monitors = helpersOf(process.pid).filter(
+    ([, c]) => c.startsWith('nanocell-moni') || c === 'nanocell-forkse',
+  );
   const monitorPss = monitors.reduce((s, [pid]) => s + pssBytes(pid), 0);
   const cgroupBytes = cells.reduce(
     (s, c) =>

@@ -83,7 +83,7 @@ export function pssBytes(pid: number): number {
 }
 
 /** Children of `ppid` by /proc scan: [pid, comm]. */
-export function childrenOf(ppid: number): [number, string][] {
+function childrenOf(ppid: number): [number, string][] {
   const out: [number, string][] = [];
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -98,6 +98,16 @@ export function childrenOf(ppid: number): [number, string][] {
     }
   }
   return out;
+}
+
+/**
+ * The helpers a supervisor started: its children and those of its fork server
+ * (src/util/forkServer.ts), which starts the monitors; the fork server itself is included.
+ */
+export function helpersOf(ppid: number): [number, string][] {
+  const direct = childrenOf(ppid);
+  const servers = direct.filter(([, c]) => c === 'nanocell-forkse');
+  return [...direct, ...servers.flatMap(([pid]) => childrenOf(pid))];
 }
 
 export function readNumber(file: string): number | null {

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Cell } from '../../src/cell/cell.js';
 import { probeHost } from '../../src/host/probe.js';
-import { childrenOf, hostUsedBytes, pssBytes, readNumber, toMiB } from './host.js';
+import { helpersOf, hostUsedBytes, pssBytes, readNumber, toMiB } from './host.js';
 import { FULL_POLICY, type Ctx } from './nanocell.js';
 import { runQuiet } from './peers.js';
 import type { Figure, Row } from './report.js';
@@ -144,7 +144,10 @@ export async function concurrencyFigures(
     const rss1 = process.memoryUsage().rss;
     const heap = process.memoryUsage().heapUsed;
     const host1 = hostUsedBytes();
-    const monitors = childrenOf(process.pid).filter(([, c]) => c.startsWith('nanocell-moni'));
+    // The monitors, and the fork server they start from (its share per cell is tiny).
+    const monitors = helpersOf(process.pid).filter(
+      ([, c]) => c.startsWith('nanocell-moni') || c === 'nanocell-forkse',
+    );
     const monitorPss = monitors.reduce((s, [pid]) => s + pssBytes(pid), 0);
     const cgroupBytes = cells.reduce(
       (s, c) =>
