@@ -13,7 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { nativeDir } from './packageRoot.js';
@@ -100,6 +100,13 @@ function resolveFile(file: string, env: NodeJS.ProcessEnv, cwd: string): string 
   return undefined;
 }
 
+/** Releases a handle nobody will take: a socket, or a server or dgram socket (they close). */
+function drop(handle: unknown): void {
+  const h = handle as { destroy?: () => void; close?: () => void } | undefined;
+  if (typeof h?.destroy === 'function') h.destroy();
+  else if (typeof h?.close === 'function') h.close();
+}
+
 function noNul(s: string): string {
   if (s.includes('\0')) throw new TypeError('an argument or environment entry contains NUL');
   return s;
@@ -111,7 +118,7 @@ class ForkServer {
   gone = false;
 
   constructor(private readonly child: ChildProcess) {
-    child.on('message', (m: Reply, handle?: Socket) =>
+    child.on('message', (m: Reply, handle?: unknown) =>
       typeof m?.fsid === 'number' ? this.onRelayed(m, handle) : this.onReply(m, handle),
     );
     child.once('exit', () => this.onGone());
@@ -158,13 +165,14 @@ class ForkServer {
     if (this.pending.size === 0) this.child.channel?.unref();
   }
 
-  private onReply(m: Reply, handle: Socket | undefined): void {
+  private onReply(m: Reply, received: unknown): void {
     const id = typeof m?.id === 'number' ? m.id : -1;
     const p = this.pending.get(id);
-    if (!p) {
-      handle?.destroy();
-      return;
+    if (!p || (received !== undefined && !(received instanceof net.Socket))) {
+      drop(received);
+      if (!p) return;
     }
+    const handle = received instanceof net.Socket ? received : undefined;
     if (m.fs === 'fd' && handle && typeof m.fd === 'number') {
       p.fds[m.fd] = handle;
       p.closed[m.fd] = new Promise((resolve) => handle.once('close', () => resolve()));
@@ -205,10 +213,10 @@ class ForkServer {
     }
   }
 
-  private onRelayed(m: Reply, handle: Socket | undefined): void {
+  private onRelayed(m: Reply, handle: unknown): void {
     const p = this.pending.get(m.fsid as number);
     if (!p) {
-      handle?.destroy();
+      drop(handle);
       return;
     }
     const { fsid: _, ...msg } = m;
