@@ -103,11 +103,14 @@ export function runCommandSync(
   };
 }
 
+/** Node's words for an aborted child, kept so that callers read the same either way. */
+const ABORTED = 'The operation was aborted';
+
 const abortedResult = (): RunResult => ({
   exitCode: undefined,
   stdout: '',
   stderr: '',
-  message: 'The operation was aborted',
+  message: ABORTED,
   aborted: true,
   notFound: false,
 });
@@ -173,7 +176,7 @@ async function collect(
     }
     const message =
       stopped === 'abort'
-        ? 'The operation was aborted'
+        ? ABORTED
         : stopped === 'maxBuffer'
           ? 'stdout or stderr maxBuffer length exceeded'
           : `Command failed: ${[cmd, ...args].join(' ')}\n${stderr}`;
